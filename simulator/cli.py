@@ -1,0 +1,101 @@
+"""The `trainsim` command line: parse arguments, call the library, print. No modelling here."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+
+from simulator.errors import ConfigError, TrainsimError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors exit with 2 through our own message format."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        raise ConfigError(message, source="command line")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="trainsim", description="Predict what it costs to train a large model on a GPU cluster.")
+    p.add_argument("--debug", action="store_true", help="show a traceback on internal errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    run = sub.add_parser("run", help="simulate one workload on one cluster")
+    run.add_argument("workload", help="workload YAML file")
+    run.add_argument("--cluster", help="cluster YAML file (default: the workload's `cluster:`)")
+    run.add_argument("--gpus", type=_positive_int, help="number of GPUs (overrides num_gpus)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a key, e.g. parallelism.micro_batch_size=2 or "
+                          "cluster.node.nic_bandwidth='200 Gb/s' (repeatable)")
+    run.add_argument("--json", action="store_true", help="print only the JSON result on stdout")
+    run.add_argument("--fast", action="store_true", help="closed-form estimate (the only engine so far)")
+
+    val = sub.add_parser("validate", help="compare predictions with published training runs")
+    val.add_argument("--json", action="store_true", help="print the table as JSON")
+    return p
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from simulator import load_scenario, simulate
+    from simulator.report.summary import summary
+
+    scenario = load_scenario(args.workload, cluster=args.cluster, overrides=args.overrides, gpus=args.gpus)
+    result = simulate(scenario)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2, default=str))
+    else:
+        print(summary(result))
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from simulator.validation.runner import format_table, run_all
+
+    rows = run_all()
+    if args.json:
+        print(json.dumps([r.to_json() for r in rows], indent=2))
+    else:
+        print(format_table(rows))
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "validate": _cmd_validate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except TrainsimError as exc:
+        kind = "infeasible" if exc.exit_code == 3 else "error"
+        print(f"{kind}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug: say so without a traceback unless asked
+        if debug:
+            traceback.print_exc()
+        print(f"internal error (a bug in trainsim, please report it): {type(exc).__name__}: {exc}"
+              " (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Schema of a GPU description: the catalog's entries and an inline `gpu:` table share it."""
+from __future__ import annotations
+
+from pydantic import Field
+
+from simulator.config.types import Bandwidth, Flops, Fraction, Power, Size, Strict
+
+
+class PeakFlops(Strict):
+    """Dense peak FLOP/s per data type (no structured sparsity)."""
+
+    fp32: Flops | None = None
+    tf32: Flops | None = None
+    fp16: Flops | None = None
+    bf16: Flops | None = None
+    fp8: Flops | None = None
+
+
+class GPUSpec(Strict):
+    name: str
+    vendor: str = "nvidia"
+    peak_flops: PeakFlops
+    # Best measured dense matmul throughput as a fraction of the bf16/fp16 peak: the ceiling an
+    # efficiency model must not exceed (e.g. Bekman, ml-engineering "maximum achievable matmul FLOPS").
+    max_gemm_fraction: Fraction = 0.8
+    hbm_capacity: Size
+    hbm_bandwidth: Bandwidth
+    tdp: Power
+    idle_power: Power
+    nvlink_bandwidth: Bandwidth | None = Field(default=None, description="per GPU, per direction")
+    sparsity_2to4_speedup: float = 1.0
+    source: str = ""
+
+    def peak(self, precision: str) -> float | None:
+        """Peak dense FLOP/s for a training precision; fp16 and bf16 fall back on each other."""
+        p = self.peak_flops
+        if precision == "fp8":
+            return p.fp8
+        if precision == "fp16":
+            return p.fp16 or p.bf16
+        if precision == "bf16":
+            return p.bf16 or p.fp16
+        return getattr(p, precision, None)

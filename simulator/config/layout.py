@@ -1,0 +1,178 @@
+"""Cross-key checks of a workload against its cluster and the derived parallel layout.
+
+Each failed check is a ConfigError naming where the offending value came from (the file, or the
+--set / --gpus that wrote it), the key path, the value and what would be valid.
+"""
+from __future__ import annotations
+
+from simulator.config.cluster import ClusterConfig
+from simulator.config.gpu import GPUSpec
+from simulator.config.workload import WorkloadConfig
+from simulator.errors import ConfigError
+from simulator.model.arch import resolve
+
+P = "parallelism."
+
+
+def _fail(where, path: str, message: str, value: object, expected: str) -> None:
+    loc = tuple(path.split("."))
+    raise ConfigError(message, source=where(loc), path=path, value=value, expected=expected)
+
+
+def _divisors(n: int) -> str:
+    ds = [d for d in range(1, n + 1) if n % d == 0]
+    return ", ".join(map(str, ds if len(ds) <= 12 else ds[:6] + ["..."] + ds[-3:]))
+
+
+def _stage_layers(w: WorkloadConfig, pp: int, where) -> tuple[int, ...]:
+    par, layers = w.parallelism, w.model.num_layers
+    first, last = par.decoder_first_pipeline_num_layers, par.decoder_last_pipeline_num_layers
+    if (first or last) and pp == 1:
+        key = "decoder_first_pipeline_num_layers" if first else "decoder_last_pipeline_num_layers"
+        _fail(where, P + key, "uneven stages need pipeline parallelism", first or last,
+              "pipeline_model_parallel_size > 1")
+    inner = pp - (first is not None) - (last is not None)
+    rest = layers - (first or 0) - (last or 0)
+    if inner == 0:
+        if rest != 0:
+            _fail(where, P + "decoder_first_pipeline_num_layers", "first + last stage layers must "
+                  "equal num_layers when there are two stages", (first, last), f"a sum of {layers}")
+        return (first, last)
+    if rest <= 0 or rest % inner:
+        if first is None and last is None:
+            _fail(where, P + "pipeline_model_parallel_size", f"does not divide num_layers={layers}",
+                  pp, f"a divisor of {layers} ({_divisors(layers)}), or set "
+                  "decoder_first/last_pipeline_num_layers for uneven stages")
+        _fail(where, P + "decoder_first_pipeline_num_layers", f"the remaining {rest} layers do not "
+              f"split evenly over the other {inner} stages", (first, last), "a split that divides")
+    mid = rest // inner
+    return tuple(([first] if first is not None else []) + [mid] * inner + ([last] if last is not None else []))
+
+
+def _zero_stage(w: WorkloadConfig, where) -> int:
+    par = w.parallelism
+    if par.zero_stage is None:
+        return 1 if par.distributed_optimizer else 0
+    if par.distributed_optimizer and par.zero_stage != 1:
+        _fail(where, P + "zero_stage", "conflicts with distributed_optimizer: true (which is ZeRO-1)",
+              par.zero_stage, "1, or distributed_optimizer: false")
+    return par.zero_stage
+
+
+def _check_model(w: WorkloadConfig, where) -> None:
+    m = w.model
+    if m.kv_channels is None and m.hidden_size % m.num_attention_heads:
+        _fail(where, "model.num_attention_heads", f"does not divide hidden_size={m.hidden_size}",
+              m.num_attention_heads, "a divisor of hidden_size, or set kv_channels")
+    groups = m.num_query_groups or m.num_attention_heads
+    if m.num_attention_heads % groups:
+        _fail(where, "model.num_query_groups", f"does not divide num_attention_heads={m.num_attention_heads}",
+              groups, "a divisor of num_attention_heads")
+    if m.moe and m.moe.moe_router_topk > m.moe.num_experts:
+        _fail(where, "model.moe.moe_router_topk", f"exceeds num_experts={m.moe.num_experts}",
+              m.moe.moe_router_topk, "at most num_experts")
+    t = w.training
+    if t.train_tokens is not None and t.train_iters is not None:
+        _fail(where, "training.train_iters", "give train_tokens or train_iters, not both",
+              t.train_iters, "only one of the two")
+
+
+def _check_parallel(w: WorkloadConfig, where) -> None:
+    m, par = w.model, w.parallelism
+    arch = resolve(m)
+    tp, cp, ep = par.tensor_model_parallel_size, par.context_parallel_size, par.expert_model_parallel_size
+    if arch.heads % tp:
+        _fail(where, P + "tensor_model_parallel_size", f"does not divide num_attention_heads={arch.heads}",
+              tp, f"a divisor of {arch.heads} ({_divisors(arch.heads)})")
+    if arch.query_groups % tp:
+        _fail(where, P + "tensor_model_parallel_size", f"does not divide num_query_groups={arch.query_groups}",
+              tp, f"a divisor of {arch.query_groups} ({_divisors(arch.query_groups)})")
+    if arch.ffn % tp or (arch.is_moe and arch.moe_ffn % tp):
+        _fail(where, P + "tensor_model_parallel_size", f"does not divide ffn_hidden_size={arch.ffn}",
+              tp, "a divisor of the MLP width")
+    if cp > 1 and arch.seq % (2 * cp):
+        _fail(where, P + "context_parallel_size", f"2 x context_parallel_size must divide seq_length={arch.seq} "
+              "(causal load balancing splits the sequence into 2 x CP chunks)", cp, "a CP with seq % (2*CP) == 0")
+    if ep > 1 and not arch.is_moe:
+        _fail(where, P + "expert_model_parallel_size", "expert parallelism needs an MoE model (model.moe)",
+              ep, "1 for a dense model")
+    if arch.is_moe and arch.num_experts % ep:
+        _fail(where, P + "expert_model_parallel_size", f"does not divide num_experts={arch.num_experts}",
+              ep, f"a divisor of {arch.num_experts} ({_divisors(arch.num_experts)})")
+
+
+def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhere):
+    from simulator.config.scenario import Layout
+
+    _check_model(w, where)
+    _check_parallel(w, where)
+    par, t = w.parallelism, w.training
+    tp, pp, cp, ep = (par.tensor_model_parallel_size, par.pipeline_model_parallel_size,
+                      par.context_parallel_size, par.expert_model_parallel_size)
+    mp = tp * pp * cp
+    capacity = c.num_nodes * c.node.gpus_per_node
+    if w.num_gpus is not None:
+        num_gpus = w.num_gpus
+        if num_gpus % mp:
+            _fail(where, "num_gpus", f"is not a multiple of TP x PP x CP = {tp} x {pp} x {cp} = {mp}",
+                  num_gpus, f"a multiple of {mp}")
+        dp = num_gpus // mp
+        if par.data_parallel_size != "auto" and par.data_parallel_size != dp:
+            _fail(where, P + "data_parallel_size", f"disagrees with num_gpus / (TP x PP x CP) = {dp}",
+                  par.data_parallel_size, f"{dp} or 'auto'")
+    elif par.data_parallel_size != "auto":
+        dp = par.data_parallel_size
+        num_gpus = dp * mp
+    else:
+        raise ConfigError("cannot size the job: num_gpus is not set and data_parallel_size is 'auto'",
+                          source=where(("num_gpus",)), path="num_gpus",
+                          expected="num_gpus in the workload, --gpus N, or a numeric data_parallel_size")
+    if num_gpus > capacity:
+        raise ConfigError(f"the job needs {num_gpus} GPUs but the cluster has {capacity} "
+                          f"({c.num_nodes} nodes x {c.node.gpus_per_node})", source=where(("num_gpus",)),
+                          path="num_gpus", value=num_gpus,
+                          expected=f"at most {capacity}, or a bigger cluster (--set cluster.num_nodes=...)")
+    if ep > 1 and (dp * cp) % ep:
+        _fail(where, P + "expert_model_parallel_size", f"does not divide DP x CP = {dp * cp}", ep,
+              "a divisor of data_parallel_size x context_parallel_size")
+    if t.global_batch_size % (par.micro_batch_size * dp):
+        _fail(where, "training.global_batch_size",
+              f"is not divisible by micro_batch_size x DP = {par.micro_batch_size} x {dp}",
+              t.global_batch_size, f"a multiple of {par.micro_batch_size * dp}")
+    m = t.global_batch_size // (par.micro_batch_size * dp)
+    stage_layers = _stage_layers(w, pp, where)
+    vpp = par.virtual_pipeline_model_parallel_size or 1
+    schedule = par.pipeline_schedule or ("interleaved_1f1b" if vpp > 1 else "1f1b")
+    if vpp > 1:
+        if pp == 1:
+            _fail(where, P + "virtual_pipeline_model_parallel_size", "needs pipeline parallelism", vpp,
+                  "pipeline_model_parallel_size > 1")
+        if any(n % vpp for n in stage_layers):
+            _fail(where, P + "virtual_pipeline_model_parallel_size",
+                  f"does not divide the layers per stage {sorted(set(stage_layers))}", vpp,
+                  "a divisor of the layers per pipeline stage")
+        if m % pp:
+            _fail(where, P + "virtual_pipeline_model_parallel_size", f"the interleaved schedule needs the "
+                  f"number of microbatches ({m}) to be a multiple of PP={pp}", vpp,
+                  "a global batch giving a multiple of PP microbatches, or no interleaving")
+        if schedule != "interleaved_1f1b":
+            _fail(where, P + "pipeline_schedule", "virtual stages need the interleaved schedule",
+                  schedule, "interleaved_1f1b")
+    elif schedule == "interleaved_1f1b":
+        _fail(where, P + "pipeline_schedule", "interleaved_1f1b needs virtual_pipeline_model_parallel_size > 1",
+              schedule, "1f1b or gpipe, or set virtual stages")
+    zero = _zero_stage(w, where)
+    if zero >= 2 and pp > 1:
+        _fail(where, P + "zero_stage", "ZeRO-2/3 shard gradients across microbatches and do not combine "
+              "with pipeline parallelism", zero, "0 or 1 when pipeline_model_parallel_size > 1")
+    if t.precision == "fp8" and gpu.peak("fp8") is None:
+        _fail(where, "training.precision", f"the cluster's GPU ({gpu.name}) has no FP8 tensor cores",
+              t.precision, "bf16 or fp16 on this GPU")
+    if t.precision != "fp8" and gpu.peak(t.precision) is None:
+        _fail(where, "training.precision", f"{gpu.name} lists no {t.precision} peak", t.precision,
+              "a precision the GPU supports")
+    layout = Layout(tp=tp, pp=pp, vpp=vpp, cp=cp, ep=ep, dp=dp, micro_batch_size=par.micro_batch_size,
+                    num_microbatches=m, sequence_parallel=par.sequence_parallel and tp > 1,
+                    zero_stage=zero, recompute=par.recompute_granularity, schedule=schedule,
+                    stage_layers=stage_layers)
+    return num_gpus, layout

@@ -1,0 +1,56 @@
+"""`--set a.b.c=value` overrides: parsed with YAML's safe loader and applied to the raw mapping."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import yaml
+
+from simulator.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Override:
+    path: tuple[str, ...]
+    value: object
+    text: str  # as the user wrote it, for error messages
+    label: str = ""  # how to name it in messages; default "--set TEXT"
+
+    @property
+    def source(self) -> str:
+        return self.label or f"--set {self.text}"
+
+
+def parse_override(text: str) -> Override:
+    if "=" not in text:
+        raise ConfigError("an override must look like key.path=value", source="--set", value=text,
+                          expected="e.g. parallelism.tensor_model_parallel_size=8")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    parts = tuple(key.split("."))
+    if not key or any(not p for p in parts):
+        raise ConfigError("empty key in override", source="--set", value=text,
+                          expected="e.g. parallelism.micro_batch_size=2")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw  # plain text such as "200 Gb/s"
+    return Override(parts, value, text)
+
+
+def apply(raw: dict, overrides: list[Override], source: str) -> dict:
+    """Return a copy of ``raw`` with each override set at its path (sections created as needed)."""
+    out = copy.deepcopy(raw)
+    for ov in overrides:
+        node = out
+        for i, part in enumerate(ov.path[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            elif not isinstance(nxt, dict):
+                raise ConfigError(f"cannot set a key below {'.'.join(ov.path[:i + 1])}, which is not a section",
+                                  source=ov.source, path=".".join(ov.path), value=nxt,
+                                  expected=f"a mapping in {source}")
+            node = nxt
+        node[ov.path[-1]] = ov.value
+    return out

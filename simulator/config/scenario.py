@@ -1,0 +1,146 @@
+"""Workload + cluster + overrides -> one frozen, validated Scenario with its derived layout."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from simulator import catalog
+from simulator.config.cluster import ClusterConfig
+from simulator.config.errors import raise_config_error, suggest
+from simulator.config.gpu import GPUSpec
+from simulator.config.loader import read_yaml, source_finder, validate
+from simulator.config.overrides import Override, parse_override
+from simulator.config.workload import WorkloadConfig
+from simulator.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The parallel layout after defaults and derivations (Megatron order: tp, cp, ep, dp, pp)."""
+
+    tp: int
+    pp: int
+    vpp: int
+    cp: int
+    ep: int
+    dp: int
+    micro_batch_size: int
+    num_microbatches: int
+    sequence_parallel: bool
+    zero_stage: int
+    recompute: str
+    schedule: str
+    stage_layers: tuple[int, ...]
+
+    @property
+    def model_parallel(self) -> int:
+        return self.tp * self.pp * self.cp
+
+    def describe(self) -> str:
+        parts = [f"TP{self.tp}", f"PP{self.pp}"]
+        if self.vpp > 1:
+            parts.append(f"VPP{self.vpp}")
+        if self.cp > 1:
+            parts.append(f"CP{self.cp}")
+        if self.ep > 1:
+            parts.append(f"EP{self.ep}")
+        parts.append(f"DP{self.dp}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    workload: WorkloadConfig
+    cluster: ClusterConfig
+    gpu: GPUSpec
+    layout: Layout
+    num_gpus: int
+    workload_source: str
+    cluster_source: str
+    assumptions: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.workload.name
+
+
+def defaults_used(model: BaseModel, prefix: str = "") -> dict:
+    """Every field left at its default, by key path (descending into sections that were given)."""
+    out: dict = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        path = f"{prefix}{name}"
+        if name not in model.model_fields_set:
+            if isinstance(value, BaseModel):
+                out.update({f"{path}.{k}": v for k, v in value.model_dump().items()})
+            else:
+                out[path] = value
+        elif isinstance(value, BaseModel):
+            out.update(defaults_used(value, path + "."))
+    return out
+
+
+def _split_overrides(texts: list[str], gpus: int | None) -> tuple[list[Override], list[Override]]:
+    wl, cl = [], []
+    for text in texts:
+        ov = parse_override(text)
+        if ov.path[0] == "cluster" and len(ov.path) > 1:
+            cl.append(Override(ov.path[1:], ov.value, ov.text))
+        else:
+            wl.append(ov)
+    if gpus is not None:
+        wl.append(Override(("num_gpus",), gpus, f"num_gpus={gpus}", label=f"--gpus {gpus}"))
+    return wl, cl
+
+
+def _resolve_gpu(cluster: ClusterConfig, where) -> GPUSpec:
+    spec = cluster.gpu
+    if isinstance(spec, str):
+        try:
+            return catalog.gpu(spec)
+        except KeyError:
+            close = catalog.close_matches(spec)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"unknown GPU{hint}", source=where(("gpu",)), path="gpu", value=spec,
+                              expected="one of " + ", ".join(catalog.gpu_names()) + " or an inline table")
+    try:
+        return GPUSpec.model_validate(spec)
+    except ValidationError as exc:
+        raise_config_error(exc, GPUSpec, where, prefix=("gpu",))
+        raise
+
+
+def load_scenario(workload: str | Path, *, cluster: str | Path | None = None,
+                  overrides: list[str] | None = None, gpus: int | None = None) -> Scenario:
+    """Read, merge and validate a workload, its cluster and overrides into a Scenario."""
+    from simulator.config.layout import derive_layout  # local: layout imports Scenario pieces
+
+    wpath = Path(workload)
+    wl_over, cl_over = _split_overrides(list(overrides or []), gpus)
+    wraw = read_yaml(wpath)
+    wcfg = validate(WorkloadConfig, wraw, str(wpath), wl_over)
+    wwhere = source_finder(str(wpath), wl_over)
+
+    if cluster is not None:
+        cpath = Path(cluster)
+    elif wcfg.cluster:
+        cpath = (wpath.parent / wcfg.cluster)
+    else:
+        raise ConfigError("no cluster given", source=str(wpath), path="cluster",
+                          expected="a `cluster:` path in the workload or --cluster FILE")
+    if cluster is None and not cpath.exists():
+        raise ConfigError("cluster file not found", source=wwhere(("cluster",)), path="cluster",
+                          value=wcfg.cluster, expected=f"a YAML file ({cpath} does not exist)")
+    craw = read_yaml(cpath)
+    ccfg = validate(ClusterConfig, craw, str(cpath), cl_over)
+    cwhere = source_finder(str(cpath), cl_over)
+    gpu = _resolve_gpu(ccfg, cwhere)
+
+    num_gpus, layout = derive_layout(wcfg, ccfg, gpu, wwhere, cwhere)
+    assumptions = {**defaults_used(wcfg), **{f"cluster.{k}": v for k, v in defaults_used(ccfg).items()}}
+    return Scenario(wcfg, ccfg, gpu, layout, num_gpus, str(wpath), str(cpath), assumptions)
+
+
+__all__ = ["Layout", "Scenario", "load_scenario", "defaults_used", "suggest"]

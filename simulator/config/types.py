@@ -1,0 +1,60 @@
+"""Annotated field types shared by the config models: quantities with units, bounded numbers."""
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from simulator import units
+
+
+class Strict(BaseModel):
+    """Base of every config section: unknown keys are errors, values are frozen, no lax coercion."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, validate_default=True)
+
+
+def _quantity(kind: str, **bounds: float) -> Any:
+    return Annotated[float, BeforeValidator(units.parser(kind)), Field(**bounds)]
+
+
+Bandwidth = _quantity("bandwidth", gt=0)
+Size = _quantity("size", gt=0)
+Power = _quantity("power", ge=0)
+Energy = _quantity("energy", ge=0)
+Flops = _quantity("flops", gt=0)
+Duration = _quantity("time", ge=0)
+PositiveDuration = _quantity("time", gt=0)
+Count = _quantity("count", gt=0)
+Money = _quantity("money", ge=0)
+EnergyPrice = _quantity("energy_price", ge=0)
+CarbonIntensity = _quantity("carbon_intensity", ge=0)
+Fraction = Annotated[float, BeforeValidator(units.parser("ratio")), Field(gt=0, le=1)]
+
+PosInt = Annotated[int, Field(gt=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PosFloat = Annotated[float, BeforeValidator(units.parser("ratio")), Field(gt=0)]
+NonNegFloat = Annotated[float, BeforeValidator(units.parser("ratio")), Field(ge=0)]
+
+
+def _int_or_auto(value: object) -> object:
+    if value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError("expected a positive integer or 'auto'")
+    return value
+
+
+IntOrAuto = Annotated[Any, BeforeValidator(_int_or_auto)]
+
+
+def _duration_or_auto(value: object) -> object:
+    if value == "auto":
+        return value
+    seconds = units.parse(value, "time")
+    if seconds <= 0:
+        raise ValueError("expected a positive duration such as '1 h', or 'auto'")
+    return seconds
+
+
+DurationOrAuto = Annotated[Any, BeforeValidator(_duration_or_auto)]

@@ -1,0 +1,92 @@
+"""Schema of a workload YAML: model architecture, training recipe, parallel layout, checkpointing.
+
+Key names follow Megatron-LM's command-line arguments where one exists (tensor_model_parallel_size,
+num_query_groups, ffn_hidden_size, ...). Defaults are Megatron-LM's defaults unless a comment says why.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from simulator.config.types import (
+    Bandwidth, Count, DurationOrAuto, IntOrAuto, NonNegInt, PosFloat, PosInt, Strict,
+)
+
+
+class MoEConfig(Strict):
+    num_experts: PosInt
+    moe_router_topk: PosInt = 2
+    moe_ffn_hidden_size: PosInt | None = None          # default: the model's ffn_hidden_size
+    moe_layer_freq: PosInt = 1                          # every k-th layer is an MoE layer
+    moe_shared_expert_intermediate_size: PosInt | None = None
+
+
+class ModelConfig(Strict):
+    num_layers: PosInt
+    hidden_size: PosInt
+    ffn_hidden_size: PosInt | None = None               # Megatron default: 4 x hidden_size
+    num_attention_heads: PosInt
+    num_query_groups: PosInt | None = None              # GQA; default: num_attention_heads (MHA)
+    kv_channels: PosInt | None = None                   # default: hidden_size / num_attention_heads
+    vocab_size: PosInt
+    seq_length: PosInt
+    activation: Literal["gelu", "swiglu", "relu", "squared_relu"] = "gelu"
+    normalization: Literal["layernorm", "rmsnorm"] = "layernorm"
+    position_embedding_type: Literal["learned_absolute", "rope", "alibi", "none"] = "learned_absolute"
+    untie_embeddings_and_output_weights: bool = False
+    add_bias_linear: bool = True
+    add_qkv_bias: bool | None = None                    # default: add_bias_linear
+    embedding_layernorm: bool = False                   # BLOOM normalises the embedding output
+    moe: MoEConfig | None = None
+
+
+class OptimizerConfig(Strict):
+    kind: Literal["adamw", "adam", "sgd", "adafactor", "lion", "sophia"] = "adamw"
+    steps_factor: PosFloat = 1.0                        # 0.5 = reaches the same loss in half the steps
+
+
+class TrainingConfig(Strict):
+    global_batch_size: PosInt                           # sequences per step
+    train_tokens: Count | None = None
+    train_iters: PosInt | None = None
+    precision: Literal["bf16", "fp16", "fp8"] = "bf16"
+    optimizer: OptimizerConfig = OptimizerConfig()
+    use_flash_attn: bool = True                         # fused attention: no s x s matrix in HBM
+
+
+class ParallelismConfig(Strict):
+    tensor_model_parallel_size: PosInt = 1
+    pipeline_model_parallel_size: PosInt = 1
+    virtual_pipeline_model_parallel_size: PosInt | None = None
+    context_parallel_size: PosInt = 1
+    expert_model_parallel_size: PosInt = 1
+    data_parallel_size: IntOrAuto = "auto"
+    sequence_parallel: bool = False
+    micro_batch_size: PosInt = 1
+    distributed_optimizer: bool = False                 # Megatron's ZeRO-1
+    zero_stage: NonNegInt | None = Field(default=None, le=3)   # DeepSpeed ZeRO 0-3
+    recompute_granularity: Literal["none", "selective", "full"] = "none"
+    pipeline_schedule: Literal["1f1b", "gpipe", "interleaved_1f1b"] | None = None
+    decoder_first_pipeline_num_layers: PosInt | None = None    # uneven first stage
+    decoder_last_pipeline_num_layers: PosInt | None = None     # uneven last stage
+    overlap_grad_reduce: bool = True                    # DP gradient reduce overlapped with backward
+    overlap_param_gather: bool = True                   # distributed-optimizer all-gather overlapped
+    tp_comm_overlap: bool = False                       # TP collectives overlapped with GEMMs
+
+
+class CheckpointConfig(Strict):
+    interval: DurationOrAuto = "auto"
+    strategy: Literal["sync", "async"] = "async"
+    storage_bandwidth: Bandwidth = "2 TB/s"             # Llama 3 paper: 2 TB/s sustained
+
+
+class WorkloadConfig(Strict):
+    name: str
+    description: str | None = None
+    cluster: str | None = None                          # path relative to the workload file
+    num_gpus: PosInt | None = None
+    model: ModelConfig
+    training: TrainingConfig
+    parallelism: ParallelismConfig = ParallelismConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()

@@ -1,0 +1,124 @@
+"""Collective communication times on a two-tier (scale-up domain, scale-out network) fabric.
+
+An alpha-beta model per tier: a ring moves (n-1)/n of the buffer per step over the slowest link of
+its tier, and pays one hop latency per step; a collective spanning several NVLink domains runs
+hierarchically (inside the domain first, then across domains on each GPU's own NIC rail), as NCCL
+does. Bus-bandwidth factors 2(n-1)/n (all-reduce) and (n-1)/n (reduce-scatter, all-gather,
+all-to-all) fall out of the ring algorithm (nccl-tests PERFORMANCE.md).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from simulator.config.cluster import ClusterConfig
+from simulator.config.gpu import GPUSpec
+from simulator.cost.efficiency import Efficiency
+
+
+@dataclass(frozen=True)
+class Tiers:
+    """Per-GPU bandwidths and hop latencies of the two tiers a collective can cross."""
+
+    domain_size: int          # GPUs per NVLink domain
+    nvlink_bw: float          # bytes/s per GPU per direction inside a domain
+    network_bw: float         # bytes/s per GPU per direction across domains (NIC share)
+    nvlink_hop: float         # s per ring step inside a domain
+    network_hop: float        # s per ring step across domains
+    base: float               # s per collective launch
+    oversubscription: float   # bandwidth divisor for traffic that leaves a scalable unit
+    unit_gpus: int            # GPUs in one scalable unit (leaf group) of the fabric
+
+
+def tiers_of(cluster: ClusterConfig, gpu: GPUSpec, eff: Efficiency) -> Tiers:
+    node = cluster.node
+    nvlink = node.nvlink.bandwidth or gpu.nvlink_bandwidth or 32e9   # PCIe Gen4 x16 as a last resort
+    nics = node.nics or node.gpus_per_node
+    nic_per_gpu = nics * node.nic_bandwidth / node.gpus_per_node
+    domain = node.nvlink.domain_size or node.gpus_per_node
+    return Tiers(domain, nvlink * eff.network, nic_per_gpu * eff.network,
+                 max(eff.hop_latency_nvlink, node.nvlink.latency),
+                 max(eff.hop_latency_network, cluster.fabric.link_latency),
+                 eff.collective_base_latency, cluster.fabric.oversubscription,
+                 cluster.fabric.nodes_per_unit * node.gpus_per_node)
+
+
+@dataclass(frozen=True)
+class Group:
+    """A communicator: ``size`` ranks spaced ``stride`` apart in the global rank order."""
+
+    size: int
+    stride: int
+
+    def per_domain(self, t: Tiers) -> int:
+        """Members of the group that share one NVLink domain."""
+        if self.stride >= t.domain_size:
+            return 1
+        return max(1, min(self.size, t.domain_size // self.stride))
+
+    def domains(self, t: Tiers) -> int:
+        return math.ceil(self.size / self.per_domain(t))
+
+    def network_bw(self, t: Tiers) -> float:
+        """Per-GPU scale-out bandwidth, reduced by oversubscription when the group leaves a unit."""
+        span = self.size * self.stride
+        return t.network_bw / (t.oversubscription if span > t.unit_gpus else 1.0)
+
+
+def _ring(n: int, nbytes: float, bw: float, hop: float, factor: float) -> float:
+    if n <= 1 or nbytes <= 0:
+        return 0.0
+    return factor * (n - 1) / n * nbytes / bw + factor * (n - 1) * hop
+
+
+def all_reduce(g: Group, nbytes: float, t: Tiers) -> float:
+    if g.size <= 1 or nbytes <= 0:
+        return 0.0
+    k, n_dom = g.per_domain(t), g.domains(t)
+    if n_dom == 1:
+        return t.base + _ring(k, nbytes, t.nvlink_bw, t.nvlink_hop, 2.0)
+    intra = 2 * _ring(k, nbytes, t.nvlink_bw, t.nvlink_hop, 1.0)     # reduce-scatter + all-gather
+    piece = nbytes / k
+    bw = g.network_bw(t)
+    steps = min(2 * (n_dom - 1), 2 * math.ceil(math.log2(n_dom)) + 2)  # ring, or tree latency
+    inter = 2.0 * (n_dom - 1) / n_dom * piece / bw + steps * t.network_hop
+    return t.base + intra + inter
+
+
+def _gather_like(g: Group, nbytes: float, t: Tiers) -> float:
+    """Reduce-scatter of an input of ``nbytes`` (or all-gather of an output of ``nbytes``)."""
+    if g.size <= 1 or nbytes <= 0:
+        return 0.0
+    k, n_dom = g.per_domain(t), g.domains(t)
+    intra = _ring(k, nbytes, t.nvlink_bw, t.nvlink_hop, 1.0)
+    inter = _ring(n_dom, nbytes / k, g.network_bw(t), t.network_hop, 1.0) if n_dom > 1 else 0.0
+    return t.base + intra + inter
+
+
+def reduce_scatter(g: Group, nbytes: float, t: Tiers) -> float:
+    return _gather_like(g, nbytes, t)
+
+
+def all_gather(g: Group, nbytes: float, t: Tiers) -> float:
+    return _gather_like(g, nbytes, t)
+
+
+def all_to_all(g: Group, nbytes: float, t: Tiers) -> float:
+    """Each rank sends ``nbytes`` in total, split evenly over the group's ranks."""
+    if g.size <= 1 or nbytes <= 0:
+        return 0.0
+    k = g.per_domain(t)
+    n = g.size
+    intra = nbytes * (k - 1) / n / t.nvlink_bw
+    inter = nbytes * (n - k) / n / g.network_bw(t) if n > k else 0.0
+    hop = t.network_hop if n > k else t.nvlink_hop
+    return t.base + max(intra, inter) + (n - 1) * hop
+
+
+def send_recv(stride: int, nbytes: float, t: Tiers) -> float:
+    """Point-to-point transfer between ranks ``stride`` apart (pipeline neighbours)."""
+    if nbytes <= 0:
+        return 0.0
+    if stride < t.domain_size:
+        return nbytes / t.nvlink_bw + t.nvlink_hop
+    return nbytes / t.network_bw + t.network_hop

@@ -1,0 +1,31 @@
+"""Time of a compute op on a GPU: a roofline of its FLOPs and HBM bytes with global efficiencies."""
+from __future__ import annotations
+
+from simulator.config.gpu import GPUSpec
+from simulator.cost.efficiency import Efficiency
+from simulator.model.ops import Op
+
+
+def gemm_rate(gpu: GPUSpec, precision: str, eff: Efficiency) -> float:
+    """Achievable FLOP/s of a large training GEMM at ``precision``."""
+    base = gpu.peak("bf16" if precision == "fp8" else precision)
+    rate = base * gpu.max_gemm_fraction * eff.gemm
+    if precision == "fp8":
+        rate *= (gpu.peak("fp8") / base) * eff.fp8_gemm
+    return rate
+
+
+def op_time(op: Op, gpu: GPUSpec, precision: str, eff: Efficiency, backward: bool = False) -> float:
+    """Seconds for one forward (or backward) execution of ``op`` and its identical copies."""
+    scale = op.bwd_factor if backward else 1.0
+    mem = op.bytes * scale / (gpu.hbm_bandwidth * eff.memory)
+    if op.kind == "memory":
+        return mem * op.count
+    comp = op.flops * scale / gemm_rate(gpu, precision, eff)
+    return max(comp, mem) * op.count
+
+
+def ops_time(ops: list[Op], gpu: GPUSpec, precision: str, eff: Efficiency, backward: bool = False,
+             only_attention_core: bool = False) -> float:
+    return sum(op_time(op, gpu, precision, eff, backward) for op in ops
+               if op.attention_core or not only_attention_core)

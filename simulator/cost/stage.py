@@ -1,0 +1,105 @@
+"""Per-microbatch time of each pipeline stage: compute, recomputation and exposed in-stage comm."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from simulator.config.scenario import Scenario
+from simulator.cost import comm
+from simulator.cost.compute import ops_time
+from simulator.cost.efficiency import Efficiency
+from simulator.model.arch import Arch, resolve
+from simulator.model.ops import Op, Shard, embedding_ops, layer_ops, output_ops
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """Seconds for one microbatch on one stage, forward + backward, split by cause."""
+
+    compute: float       # forward + backward kernels
+    recompute: float     # forward kernels (and their TP comm) re-run in the backward pass
+    tp: float            # exposed tensor-parallel collectives
+    cp: float            # exposed context-parallel ring exchange
+    ep: float            # expert-parallel all-to-all
+    fwd: float           # forward part of the total (for overlap windows)
+    bwd: float           # backward part of the total
+
+    @property
+    def total(self) -> float:
+        return self.compute + self.recompute + self.tp + self.cp + self.ep
+
+
+def shard_of(s: Scenario) -> Shard:
+    lay, t = s.layout, s.workload.training
+    return Shard(micro_batch=lay.micro_batch_size, tp=lay.tp, cp=lay.cp, ep=lay.ep,
+                 sequence_parallel=lay.sequence_parallel, flash_attention=t.use_flash_attn,
+                 act_bytes=2.0)
+
+
+def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, moe: bool) -> StageTimes:
+    lay, prec = s.layout, s.workload.training.precision
+    gpu = s.gpu
+    ops: list[Op] = layer_ops(a, sh, moe=moe)
+    f = ops_time(ops, gpu, prec, eff)
+    b = ops_time(ops, gpu, prec, eff, backward=True)
+    attn_f = ops_time(ops, gpu, prec, eff, only_attention_core=True)
+    attn_b = ops_time(ops, gpu, prec, eff, backward=True, only_attention_core=True)
+    tokens = sh.tokens(a)
+    act = tokens * a.hidden * sh.act_bytes
+    tp_group = comm.Group(lay.tp, 1)
+    # two all-reduces (or all-gather + reduce-scatter pairs under SP) per layer, each direction
+    tp_one = 2 * comm.all_reduce(tp_group, act, tiers)
+    if s.workload.parallelism.tp_comm_overlap:
+        gemm_f = sum(ops_time([o], gpu, prec, eff) for o in ops if o.kind == "gemm")
+        tp_f, tp_b = max(0.0, tp_one - gemm_f), max(0.0, tp_one - 2 * gemm_f)
+    else:
+        tp_f = tp_b = tp_one
+    cp_f = cp_b = 0.0
+    if lay.cp > 1:
+        kv = tokens * 2 * a.kv_width / lay.tp * sh.act_bytes
+        ring = (lay.cp - 1) * comm.send_recv(lay.tp, kv, tiers)
+        cp_f, cp_b = max(0.0, ring - attn_f), max(0.0, 2 * ring - attn_b)
+    ep_f = ep_b = 0.0
+    if moe and lay.ep > 1:
+        routed = tokens * a.topk * a.hidden * sh.act_bytes / (lay.tp if lay.sequence_parallel else 1)
+        ep_f = ep_b = 2 * comm.all_to_all(comm.Group(lay.ep, lay.tp * lay.cp), routed, tiers)
+    rec = 0.0
+    if lay.recompute == "full":
+        rec = f + tp_f + cp_f + ep_f
+    elif lay.recompute == "selective":
+        rec = attn_f
+    return StageTimes(f + b, rec, tp_f + tp_b, cp_f + cp_b, ep_f + ep_b,
+                      f + tp_f + cp_f + ep_f, b + rec + tp_b + cp_b + ep_b)
+
+
+def _scale(x: StageTimes, k: float) -> StageTimes:
+    return StageTimes(*(v * k for v in (x.compute, x.recompute, x.tp, x.cp, x.ep, x.fwd, x.bwd)))
+
+
+def _add(x: StageTimes, y: StageTimes) -> StageTimes:
+    return StageTimes(*(u + v for u, v in zip(
+        (x.compute, x.recompute, x.tp, x.cp, x.ep, x.fwd, x.bwd),
+        (y.compute, y.recompute, y.tp, y.cp, y.ep, y.fwd, y.bwd))))
+
+
+def stage_times(s: Scenario, eff: Efficiency, tiers: comm.Tiers) -> list[StageTimes]:
+    """Per-microbatch times of every pipeline stage (first holds the embedding, last the logits)."""
+    a = resolve(s.workload.model)
+    sh = shard_of(s)
+    prec = s.workload.training.precision
+    dense = _layer(a, s, sh, eff, tiers, moe=False)
+    moe = _layer(a, s, sh, eff, tiers, moe=True) if a.is_moe else dense
+    out = []
+    pp = len(s.layout.stage_layers)
+    for i, layers in enumerate(s.layout.stage_layers):
+        n_moe = layers // a.moe_layer_freq if a.is_moe else 0
+        st = _add(_scale(dense, layers - n_moe), _scale(moe, n_moe))
+        extra: list[Op] = []
+        if i == 0:
+            extra += embedding_ops(a, sh)
+        if i == pp - 1:
+            extra += output_ops(a, sh)
+        ef = ops_time(extra, s.gpu, prec, eff)
+        eb = ops_time(extra, s.gpu, prec, eff, backward=True)
+        st = _add(st, StageTimes(ef + eb, 0.0, 0.0, 0.0, 0.0, ef, eb))
+        out.append(st)
+    return out

@@ -1,0 +1,125 @@
+"""Closed-form step time: pipeline schedule over the stage times, plus exposed DP comm and optimizer.
+
+This is the fast analytical tier (used by `trainsim run --fast` and the search's first pass); the
+discrete-event engine builds the same step from the same cost functions and must agree with it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from simulator.config.scenario import Scenario
+from simulator.cost import comm
+from simulator.cost.efficiency import DEFAULT, Efficiency
+from simulator.cost.stage import StageTimes, stage_times
+from simulator.model.arch import resolve
+from simulator.model.memory import stage_params
+
+# Megatron-LM DDP bucket size: max(40M, 1M x DP) parameters (DistributedDataParallelConfig).
+BUCKET_PARAMS = 40e6
+# Optimizer HBM traffic per parameter of the local shard: read fp32 main grad (4), read + write
+# fp32 master (8) and each fp32 state (8 per state), write bf16 weights (2).
+OPTIMIZER_STATES = {"adamw": 2, "adam": 2, "sophia": 2, "lion": 1, "sgd": 1, "adafactor": 0.5}
+
+
+@dataclass(frozen=True)
+class StepEstimate:
+    step_time: float
+    breakdown: dict = field(default_factory=dict)   # seconds per cause, summing to step_time
+    stages: tuple[StageTimes, ...] = ()
+    bottleneck_stage: int = 0
+
+
+def pipeline_time(stages: list[StageTimes], m: int, schedule: str, vpp: int, p2p: float) -> tuple[float, float]:
+    """(time from first forward to last backward, of which point-to-point transfers).
+
+    1F1B and GPipe: (m-1) x slowest stage + sum of stages (= (m+p-1) x T for equal stages, bubble
+    (p-1)/(m+p-1)); interleaved with v chunks shrinks the fill/drain to (p-1)/v stage-times
+    (Narayanan et al. 2021). Transfers: fill and drain always; each steady-state microbatch also
+    waits for its blocking send/recv pair unless the schedule overlaps them (interleaved).
+    """
+    p = len(stages)
+    totals = [st.total for st in stages]
+    slow = max(totals)
+    if p == 1:
+        return m * slow, 0.0
+    if schedule == "interleaved_1f1b":
+        fill = (sum(totals) - slow) / vpp
+        comm_t = 2 * (p - 1) * p2p
+        return m * slow + fill + comm_t, comm_t
+    comm_t = 2 * (p - 1) * p2p + 2 * (m - 1) * p2p
+    return (m - 1) * slow + sum(totals) + comm_t, comm_t
+
+
+def _dp_times(s: Scenario, st: StageTimes, stage: int, tiers: comm.Tiers, m: int) -> tuple[float, float]:
+    """(exposed gradient-reduction time, exposed parameter all-gather time) of one stage."""
+    lay, par = s.layout, s.workload.parallelism
+    a = resolve(s.workload.model)
+    pp = len(lay.stage_layers)
+    dense, experts = stage_params(a, lay.stage_layers[stage], stage == 0, stage == pp - 1, pp)
+    dense_gpu, expert_gpu = dense / lay.tp, experts / (lay.tp * lay.ep)
+    dp_group = comm.Group(lay.dp * lay.cp, lay.tp)
+    ep_dp = max(lay.dp * lay.cp // lay.ep, 1)
+    exp_group = comm.Group(ep_dp, lay.tp * lay.ep)
+    g2 = 2.0   # bf16 gradients and parameters on the wire
+    if lay.zero_stage == 0:
+        grad = comm.all_reduce(dp_group, dense_gpu * g2, tiers) + comm.all_reduce(exp_group, expert_gpu * g2, tiers)
+        gather = 0.0
+    else:
+        grad = comm.reduce_scatter(dp_group, dense_gpu * g2, tiers) + comm.reduce_scatter(exp_group, expert_gpu * g2, tiers)
+        gather = comm.all_gather(dp_group, dense_gpu * g2, tiers) + comm.all_gather(exp_group, expert_gpu * g2, tiers)
+    buckets = max(1, math.ceil((dense_gpu + expert_gpu) / max(BUCKET_PARAMS, 1e6 * lay.dp)))
+    if lay.zero_stage >= 3:
+        # parameters gathered before every forward (and recomputed forward) and backward, per
+        # microbatch, gradients reduce-scattered per microbatch; prefetch overlaps compute.
+        passes = 2 + (lay.recompute == "full")
+        total = m * (passes * gather + grad)
+        return max(0.0, total - m * st.total) + total / (m * buckets * max(a.num_layers, 1)), 0.0
+    grad_exposed = max(grad - st.bwd, grad / buckets) if par.overlap_grad_reduce else grad
+    gather_exposed = (max(gather - st.fwd, gather / buckets) if par.overlap_param_gather else gather)
+    return grad_exposed, gather_exposed
+
+
+def _optimizer_time(s: Scenario, stage: int, eff: Efficiency) -> float:
+    lay = s.layout
+    a = resolve(s.workload.model)
+    pp = len(lay.stage_layers)
+    dense, experts = stage_params(a, lay.stage_layers[stage], stage == 0, stage == pp - 1, pp)
+    local = dense / lay.tp + experts / (lay.tp * lay.ep)
+    if lay.zero_stage >= 1:
+        local = dense / lay.tp / (lay.dp * lay.cp) + experts / (lay.tp * lay.ep) / max(lay.dp * lay.cp // lay.ep, 1)
+    states = OPTIMIZER_STATES[s.workload.training.optimizer.kind]
+    per_param = 4 + 8 + 8 * states + 2
+    return local * per_param / (s.gpu.hbm_bandwidth * eff.memory)
+
+
+def estimate_step(s: Scenario, eff: Efficiency = DEFAULT) -> StepEstimate:
+    lay = s.layout
+    tiers = comm.tiers_of(s.cluster, s.gpu, eff)
+    stages = stage_times(s, eff, tiers)
+    m = lay.num_microbatches
+    a = resolve(s.workload.model)
+    sh_tokens = lay.micro_batch_size * a.seq / lay.cp
+    act = sh_tokens * a.hidden * 2.0 / lay.tp   # scatter-gather: each TP rank sends 1/t
+    p2p = comm.send_recv(lay.tp * lay.cp * lay.dp, act, tiers) if lay.pp > 1 else 0.0
+    pipe, p2p_total = pipeline_time(stages, m, lay.schedule, lay.vpp, p2p)
+    b = max(range(len(stages)), key=lambda i: stages[i].total)
+    dp = [_dp_times(s, st, i, tiers, m) for i, st in enumerate(stages)]
+    grad_exposed = max(d[0] for d in dp)
+    gather_exposed = max(d[1] for d in dp)
+    opt = max(_optimizer_time(s, i, eff) for i in range(len(stages)))
+    slow = stages[b]
+    work = m * slow.total
+    breakdown = {
+        "compute": m * slow.compute,
+        "recompute": m * slow.recompute,
+        "tp_comm": m * slow.tp,
+        "cp_comm": m * slow.cp,
+        "ep_comm": m * slow.ep,
+        "pp_comm": p2p_total,
+        "bubble": pipe - work - p2p_total,
+        "dp_comm": grad_exposed + gather_exposed,
+        "optimizer": opt,
+    }
+    step = pipe + grad_exposed + gather_exposed + opt
+    return StepEstimate(step, breakdown, tuple(stages), b)

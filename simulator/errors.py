@@ -1,0 +1,43 @@
+"""The two kinds of user-facing failure, each with its own exit code.
+
+ConfigError (exit 2): the input is malformed (unknown key, bad unit, value out of range, a layout
+that does not divide). InfeasibleError (exit 3): the input is well formed but the layout cannot run
+(it does not fit in memory). Anything else that escapes is a bug (exit 1).
+"""
+from __future__ import annotations
+
+
+class TrainsimError(Exception):
+    exit_code = 1
+
+
+class ConfigError(TrainsimError):
+    """Malformed input: names the file, the key path, the value and what was expected."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, source: str | None = None, path: str | None = None,
+                 value: object = None, expected: str | None = None):
+        self.source, self.path, self.value, self.expected = source, path, value, expected
+        parts = []
+        if source:
+            parts.append(str(source))
+        if path:
+            parts.append(path)
+        head = ": ".join(parts)
+        text = message
+        if value is not None:
+            text += f" (got {value!r})"
+        if expected:
+            text += f"; expected {expected}"
+        super().__init__(f"{head}: {text}" if head else text)
+
+
+class InfeasibleError(TrainsimError):
+    """A valid layout that cannot run, e.g. it does not fit in GPU memory."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, details: dict | None = None):
+        self.details = details or {}
+        super().__init__(message)

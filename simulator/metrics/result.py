@@ -1,0 +1,56 @@
+"""The Result of a simulation and its JSON form (the output contract of design.md)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    cluster: str
+    gpu: str
+    layout: str
+    num_gpus: int
+    num_parameters: int
+    num_active_parameters: int
+    step_time_s: float
+    tokens_per_s: float
+    mfu: float
+    hfu: float
+    tflops_per_gpu: float
+    memory_per_gpu_gib: float
+    memory_capacity_gib: float
+    memory_breakdown_gib: dict
+    fits_in_memory: bool
+    global_batch_size: int
+    seq_length: int
+    micro_batch_size: int
+    num_microbatches: int
+    breakdown: dict
+    engine: str
+    train_steps: int | None = None
+    train_tokens: float | None = None
+    ideal_time_to_train_days: float | None = None
+    assumptions: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """The JSON contract: SI units unless a key's name says otherwise; absent = not modelled."""
+        out = {
+            "name": self.name, "cluster": self.cluster, "gpu": self.gpu, "layout": self.layout,
+            "num_gpus": self.num_gpus, "num_parameters": self.num_parameters,
+            "num_active_parameters": self.num_active_parameters,
+            "step_time_s": self.step_time_s, "tokens_per_s": self.tokens_per_s, "mfu": self.mfu,
+            "hfu": self.hfu, "tflops_per_gpu": self.tflops_per_gpu,
+            "memory_per_gpu_gib": self.memory_per_gpu_gib, "memory_capacity_gib": self.memory_capacity_gib,
+            "memory_breakdown_gib": self.memory_breakdown_gib, "fits_in_memory": self.fits_in_memory,
+            "global_batch_size": self.global_batch_size, "seq_length": self.seq_length,
+            "micro_batch_size": self.micro_batch_size, "num_microbatches": self.num_microbatches,
+            "engine": self.engine,
+            "breakdown": {k: v for k, v in self.breakdown.items()},
+        }
+        if self.train_steps is not None:
+            out["train_steps"] = self.train_steps
+            out["train_tokens"] = self.train_tokens
+            out["ideal_time_to_train_days"] = self.ideal_time_to_train_days
+        out["assumptions"] = self.assumptions
+        return out

@@ -1,0 +1,136 @@
+"""Memory per GPU: model states (weights, gradients, optimizer) and activations, per pipeline stage.
+
+Model states follow mixed-precision Adam accounting (Rajbhandari et al. 2020, ZeRO): 2 bytes of
+bf16 weights + 2 of gradients + K of optimizer state per parameter (Adam: fp32 master, m, v = 12);
+ZeRO-1 / the distributed optimizer shard the K bytes over the data-parallel ranks, ZeRO-2 also the
+gradients, ZeRO-3 everything. Activations follow Korthikanti et al. 2022 (Table 2), written per
+tensor so they generalise to GQA, SwiGLU and MoE: for a standard GPT layer they reduce to
+s*b*h*(34 + 5*a*s/h) bytes, /t with sequence parallelism, 2*s*b*h under full recomputation.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from simulator.model.arch import Arch
+from simulator.model.params import dense_layer_params, embedding_params, moe_layer_params, output_params
+
+GIB = 2.0**30
+# CUDA context, NCCL communicators and buffers, cuBLAS workspaces, allocator slack: an assumption
+# (typical PyTorch + NCCL jobs hold 2-4 GiB outside tensors), documented in docs/model.md.
+RUNTIME_RESERVE_BYTES = 3 * GIB
+
+# Optimizer state bytes per parameter, beyond the 2-byte weights and 2-byte gradients.
+OPTIMIZER_STATE_BYTES = {
+    "adamw": 12.0, "adam": 12.0,   # fp32 master weights, first and second moments
+    "sophia": 12.0,                # fp32 master, momentum, diagonal Hessian estimate
+    "lion": 8.0,                   # fp32 master, momentum
+    "sgd": 8.0,                    # fp32 master, momentum
+    "adafactor": 4.0,              # fp32 master; factored second moments are O(rows + cols)
+}
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+    runtime: float
+    stage: int
+
+    @property
+    def total(self) -> float:
+        return self.weights + self.gradients + self.optimizer + self.activations + self.runtime
+
+    def as_gib(self) -> dict:
+        d = {k: v / GIB for k, v in asdict(self).items() if k != "stage"}
+        d["total"] = self.total / GIB
+        return d
+
+
+def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequence_parallel: bool,
+                               recompute: str, flash_attention: bool, moe: bool = False) -> float:
+    """Activation bytes one layer keeps for the backward pass, for one microbatch, on one GPU."""
+    tokens = micro_batch * a.seq / cp
+    h, aw, kw = a.hidden, a.attn_width, a.kv_width
+    if recompute == "full":
+        return 2.0 * tokens * h / (tp if sequence_parallel else 1)
+    if moe:
+        ffn_tokens, ffn = tokens * a.topk, a.moe_ffn
+    else:
+        ffn_tokens, ffn = tokens, a.ffn
+    up = (2 if a.gated else 1) * ffn
+    # replicated over TP ranks unless sequence parallel: norm inputs, QKV and fc1 inputs, dropout masks
+    replicated = tokens * (2 * h + 2 * h + 2 * h + 2 * h + h + h)
+    # split over TP ranks: Q, K, V, attention output, activation input, fc2 input
+    split = tokens * (2 * aw + 2 * 2 * kw + 2 * aw) + ffn_tokens * (2 * up + 2 * ffn)
+    if moe:
+        split += tokens * a.num_experts * 4      # router logits (fp32)
+        replicated += tokens * a.topk * h * 2     # permuted tokens
+    core = 0.0
+    if recompute == "none" and not flash_attention:
+        core = 5.0 * micro_batch * a.heads * (a.seq / cp) * a.seq   # scores, softmax, dropout mask
+    elif flash_attention:
+        core = 4.0 * micro_batch * a.heads * (a.seq / cp)            # log-sum-exp statistics (fp32)
+    return replicated / (tp if sequence_parallel else 1) + (split + core) / tp
+
+
+def in_flight_microbatches(schedule: str, stage: int, pp: int, m: int, vpp: int) -> float:
+    """Microbatches whose activations a stage holds at its peak (Narayanan 2021; Korthikanti 2022)."""
+    if schedule == "gpipe":
+        return float(m)
+    warm = min(m, pp - stage)
+    if schedule == "interleaved_1f1b":
+        return min(float(m), warm * (1 + (pp - 1) / (pp * vpp)))
+    return float(warm)
+
+
+def stage_params(a: Arch, layers: int, first: bool, last: bool, pp: int) -> tuple[float, float]:
+    """(dense parameters, routed-expert parameters) held by a pipeline stage before TP/EP sharding."""
+    n_moe = layers // a.moe_layer_freq if a.is_moe else 0
+    shared, experts = moe_layer_params(a) if a.is_moe else (0, 0)
+    dense = (layers - n_moe) * dense_layer_params(a) + n_moe * shared
+    if first:
+        dense += embedding_params(a)
+    if last:
+        dense += output_params(a)
+        if a.tied_embeddings and pp > 1:
+            dense += a.vocab * a.hidden   # the last stage keeps its own copy of the tied embedding
+    return float(dense), float(n_moe * experts)
+
+
+def memory_per_gpu(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int, ep: int, dp: int,
+                   micro_batch: int, num_microbatches: int, schedule: str, vpp: int,
+                   sequence_parallel: bool, recompute: str, flash_attention: bool, zero_stage: int,
+                   optimizer: str) -> MemoryBreakdown:
+    """The breakdown of the stage that needs the most memory."""
+    pp = len(stage_layers)
+    opt_bytes = OPTIMIZER_STATE_BYTES[optimizer]
+    worst: MemoryBreakdown | None = None
+    for i, layers in enumerate(stage_layers):
+        dense, experts = stage_params(a, layers, i == 0, i == pp - 1, pp)
+        dense_gpu = dense / tp
+        expert_gpu = experts / (tp * ep)
+        shard_dense, shard_expert = dp * cp, max(dp * cp // ep, 1)
+        n = dense_gpu + expert_gpu
+        sharded = dense_gpu / shard_dense + expert_gpu / shard_expert
+        weights = 2.0 * (sharded if zero_stage >= 3 else n)
+        grads = 2.0 * (sharded if zero_stage >= 2 else n)
+        optim = opt_bytes * (sharded if zero_stage >= 1 else n)
+        n_moe = layers // a.moe_layer_freq if a.is_moe else 0
+        per_mb = sum(activation_bytes_per_layer(a, micro_batch, tp, cp, sequence_parallel, recompute,
+                                                flash_attention, moe=(j < n_moe)) for j in range(layers))
+        tokens = micro_batch * a.seq / cp
+        if i == 0:
+            per_mb += 2.0 * tokens * a.hidden / (tp if sequence_parallel else 1)
+        acts = per_mb * in_flight_microbatches(schedule, i, pp, num_microbatches, vpp)
+        if i == pp - 1:
+            acts += tokens * a.vocab / tp * (2 + 4)   # bf16 logits and their fp32 copy, one microbatch
+        runtime = RUNTIME_RESERVE_BYTES
+        if zero_stage >= 3:
+            runtime += 2 * 2.0 * (dense_gpu + expert_gpu) / max(layers, 1)   # two gathered layers
+        mb = MemoryBreakdown(weights, grads, optim, acts, runtime, i)
+        if worst is None or mb.total > worst.total:
+            worst = mb
+    assert worst is not None
+    return worst

@@ -1,0 +1,67 @@
+"""Parameter counts of a decoder-only transformer (dense or MoE), from its architecture alone."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from simulator.model.arch import Arch
+
+
+def attention_params(a: Arch) -> int:
+    qkv = a.hidden * (a.attn_width + 2 * a.kv_width) + (a.attn_width + 2 * a.kv_width) * a.qkv_bias
+    proj = a.attn_width * a.hidden + a.hidden * a.linear_bias
+    return qkv + proj
+
+
+def mlp_params(a: Arch, ffn: int) -> int:
+    """One MLP (or one expert): up (and gate) projection, down projection, their biases."""
+    if ffn == 0:
+        return 0
+    up = (2 if a.gated else 1) * ffn
+    return a.hidden * up + ffn * a.hidden + (up + a.hidden) * a.linear_bias
+
+
+def norm_params(a: Arch) -> int:
+    return a.hidden * (2 if a.layernorm else 1)
+
+
+def dense_layer_params(a: Arch) -> int:
+    return attention_params(a) + mlp_params(a, a.ffn) + 2 * norm_params(a)
+
+
+def moe_layer_params(a: Arch) -> tuple[int, int]:
+    """(parameters outside the routed experts, parameters of all routed experts) of one MoE layer."""
+    shared = attention_params(a) + 2 * norm_params(a) + a.hidden * a.num_experts  # + router
+    shared += mlp_params(a, a.shared_expert_ffn)
+    return shared, a.num_experts * mlp_params(a, a.moe_ffn)
+
+
+def embedding_params(a: Arch) -> int:
+    """Input embedding, learned positions, embedding norm."""
+    return a.vocab * a.hidden + a.seq * a.hidden * a.learned_positions + norm_params(a) * a.embedding_norm
+
+
+def output_params(a: Arch) -> int:
+    """Final norm plus the output projection when it is not tied to the input embedding."""
+    return norm_params(a) + (0 if a.tied_embeddings else a.vocab * a.hidden)
+
+
+@dataclass(frozen=True)
+class ParamCount:
+    total: int
+    active: int          # used per token (MoE: top-k experts only)
+    embedding: int       # input embedding + output projection
+    per_dense_layer: int
+    per_moe_layer_shared: int
+    per_moe_layer_experts: int
+
+
+def count(a: Arch) -> ParamCount:
+    n_moe = a.num_moe_layers
+    n_dense = a.num_layers - n_moe
+    shared, experts = moe_layer_params(a) if a.is_moe else (0, 0)
+    active_experts = a.topk * mlp_params(a, a.moe_ffn) if a.is_moe else 0
+    outer = embedding_params(a) + output_params(a)
+    total = n_dense * dense_layer_params(a) + n_moe * (shared + experts) + outer
+    active = n_dense * dense_layer_params(a) + n_moe * (shared + active_experts) + outer
+    emb = a.vocab * a.hidden * (1 if a.tied_embeddings else 2)
+    return ParamCount(total, active, emb, dense_layer_params(a), shared, experts)

@@ -1,0 +1,44 @@
+"""The human-readable summary `trainsim run` prints (plain text; no plotting here)."""
+from __future__ import annotations
+
+from simulator.metrics.result import Result
+from simulator.units import fmt_duration, fmt_si
+
+_LABELS = {
+    "compute": "compute", "recompute": "recompute", "tp_comm": "exposed TP comm",
+    "cp_comm": "exposed CP comm", "ep_comm": "EP all-to-all", "pp_comm": "PP send/recv",
+    "bubble": "bubble", "dp_comm": "exposed DP comm", "optimizer": "optimizer",
+}
+
+
+def breakdown_line(breakdown: dict, total: float) -> str:
+    parts = [(k, v) for k, v in breakdown.items() if v > 0.0005 * total]
+    parts.sort(key=lambda kv: -kv[1])
+    return " · ".join(f"{_LABELS.get(k, k)} {100 * v / total:.1f} %" for k, v in parts)
+
+
+def summary(r: Result) -> str:
+    mem = r.memory_breakdown_gib
+    lines = [
+        f"{r.name} on {r.num_gpus} × {r.gpu} ({r.cluster})   {r.layout}, micro batch "
+        f"{r.micro_batch_size} × {r.num_microbatches} microbatches, global batch "
+        f"{r.global_batch_size} × {r.seq_length}",
+        f"parameters       {fmt_si(r.num_parameters, billion='B')}"
+        + (f" ({fmt_si(r.num_active_parameters, billion='B')} active per token)"
+           if r.num_active_parameters != r.num_parameters else ""),
+        f"step time        {fmt_duration(r.step_time_s)}    tokens/s {fmt_si(r.tokens_per_s)}    "
+        f"MFU {100 * r.mfu:.1f} % (HFU {100 * r.hfu:.1f} %)    {r.tflops_per_gpu:.0f} model TFLOP/s per GPU",
+        f"memory/GPU       {r.memory_per_gpu_gib:.1f} of {r.memory_capacity_gib:.0f} GiB  (weights "
+        f"{mem['weights']:.1f}, gradients {mem['gradients']:.1f}, optimizer {mem['optimizer']:.1f}, "
+        f"activations {mem['activations']:.1f}, runtime {mem['runtime']:.1f})",
+    ]
+    if r.train_steps is not None:
+        lines.append(
+            f"time to train    {fmt_si(r.train_tokens, billion='B')} tokens in {r.train_steps:,} steps: "
+            f"{r.ideal_time_to_train_days:.1f} d ideal (no failures or checkpoints: not modelled yet)")
+    else:
+        lines.append("time to train    not computed: set training.train_tokens or training.train_iters")
+    lines.append(f"where the step goes: {breakdown_line(r.breakdown, r.step_time_s)}")
+    lines.append(f"assumptions: {len(r.assumptions)} defaults filled in (see --json \"assumptions\")"
+                 f" · engine: {r.engine}")
+    return "\n".join(lines)

@@ -1,0 +1,70 @@
+"""simulate(): Scenario -> Result, through the model maths and the cost model."""
+from __future__ import annotations
+
+from simulator.config.scenario import Scenario
+from simulator.cost.efficiency import DEFAULT, Efficiency
+from simulator.cost.step import estimate_step
+from simulator.errors import InfeasibleError
+from simulator.metrics.result import Result
+from simulator.model.arch import resolve
+from simulator.model.flops import model_flops_per_token, recompute_flops_per_token
+from simulator.model.memory import GIB, MemoryBreakdown, memory_per_gpu
+from simulator.model.params import count
+from simulator.model.training import plan
+
+_DERIVED = {"model.ffn_hidden_size": "ffn", "model.num_query_groups": "query_groups",
+            "model.kv_channels": "kv_channels"}
+
+
+def memory_of(s: Scenario) -> MemoryBreakdown:
+    lay, t = s.layout, s.workload.training
+    return memory_per_gpu(
+        resolve(s.workload.model), stage_layers=lay.stage_layers, tp=lay.tp, cp=lay.cp, ep=lay.ep,
+        dp=lay.dp, micro_batch=lay.micro_batch_size, num_microbatches=lay.num_microbatches,
+        schedule=lay.schedule, vpp=lay.vpp, sequence_parallel=lay.sequence_parallel,
+        recompute=lay.recompute, flash_attention=t.use_flash_attn, zero_stage=lay.zero_stage,
+        optimizer=t.optimizer.kind)
+
+
+def _infeasible(s: Scenario, mem: MemoryBreakdown) -> InfeasibleError:
+    cap = s.gpu.hbm_capacity / GIB
+    parts = ", ".join(f"{k} {v:.1f}" for k, v in mem.as_gib().items() if k != "total")
+    return InfeasibleError(
+        f"{s.name}: {s.layout.describe()} needs {mem.total / GIB:.1f} GiB per GPU on pipeline stage "
+        f"{mem.stage} but a {s.gpu.name} has {cap:.1f} GiB ({parts} GiB). Try more tensor/pipeline "
+        "parallelism, the distributed optimizer, activation recomputation or a smaller micro batch.",
+        details={"memory_breakdown_gib": mem.as_gib(), "capacity_gib": cap, "stage": mem.stage})
+
+
+def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: bool = True) -> Result:
+    """Predict one training step (closed form for now) and the failure-free time to train."""
+    a = resolve(s.workload.model)
+    t, lay = s.workload.training, s.layout
+    mem = memory_of(s)
+    fits = mem.total <= s.gpu.hbm_capacity
+    if check_memory and not fits:
+        raise _infeasible(s, mem)
+    est = estimate_step(s, efficiency)
+    tokens_per_step = t.global_batch_size * a.seq
+    peak = s.gpu.peak("bf16") or s.gpu.peak(t.precision)
+    model_flops = model_flops_per_token(a) * tokens_per_step
+    hw_flops = model_flops + recompute_flops_per_token(a, lay.recompute, t.use_flash_attn) * tokens_per_step
+    denom = est.step_time * s.num_gpus
+    pc = count(a)
+    tp = plan(t, a.seq)
+    assumptions = dict(s.assumptions)
+    for key, attr in _DERIVED.items():
+        if key in assumptions and assumptions[key] is None:
+            assumptions[key] = getattr(a, attr)
+    return Result(
+        name=s.name, cluster=s.cluster.name, gpu=s.gpu.name, layout=lay.describe(), num_gpus=s.num_gpus,
+        num_parameters=pc.total, num_active_parameters=pc.active, step_time_s=est.step_time,
+        tokens_per_s=tokens_per_step / est.step_time, mfu=model_flops / (denom * peak),
+        hfu=hw_flops / (denom * peak), tflops_per_gpu=model_flops / denom / 1e12,
+        memory_per_gpu_gib=mem.total / GIB, memory_capacity_gib=s.gpu.hbm_capacity / GIB,
+        memory_breakdown_gib=mem.as_gib(), fits_in_memory=fits,
+        global_batch_size=t.global_batch_size, seq_length=a.seq, micro_batch_size=lay.micro_batch_size,
+        num_microbatches=lay.num_microbatches, breakdown=est.breakdown, engine="analytical",
+        train_steps=tp.steps if tp else None, train_tokens=tp.tokens if tp else None,
+        ideal_time_to_train_days=tp.steps * est.step_time / 86400 if tp else None,
+        assumptions=assumptions)
