@@ -112,35 +112,46 @@ def _resolve_gpu(cluster: ClusterConfig, where) -> GPUSpec:
         raise
 
 
+def build_scenario(wraw: dict, craw: dict, *, workload_source: str, cluster_source: str,
+                   overrides: list[str] | None = None, gpus: int | None = None) -> Scenario:
+    """Validate raw workload and cluster mappings (as read from YAML) into a Scenario."""
+    from simulator.config.layout import derive_layout  # local: layout imports Scenario pieces
+
+    wl_over, cl_over = _split_overrides(list(overrides or []), gpus)
+    wcfg = validate(WorkloadConfig, wraw, workload_source, wl_over)
+    return _finish(wcfg, craw, workload_source, cluster_source, wl_over, cl_over, derive_layout)
+
+
+def _finish(wcfg, craw, workload_source, cluster_source, wl_over, cl_over, derive_layout) -> Scenario:
+    wwhere = source_finder(workload_source, wl_over)
+    ccfg = validate(ClusterConfig, craw, cluster_source, cl_over)
+    cwhere = source_finder(cluster_source, cl_over)
+    gpu = _resolve_gpu(ccfg, cwhere)
+    num_gpus, layout = derive_layout(wcfg, ccfg, gpu, wwhere, cwhere)
+    assumptions = {**defaults_used(wcfg), **{f"cluster.{k}": v for k, v in defaults_used(ccfg).items()}}
+    return Scenario(wcfg, ccfg, gpu, layout, num_gpus, workload_source, cluster_source, assumptions)
+
+
 def load_scenario(workload: str | Path, *, cluster: str | Path | None = None,
                   overrides: list[str] | None = None, gpus: int | None = None) -> Scenario:
     """Read, merge and validate a workload, its cluster and overrides into a Scenario."""
-    from simulator.config.layout import derive_layout  # local: layout imports Scenario pieces
+    from simulator.config.layout import derive_layout
 
     wpath = Path(workload)
     wl_over, cl_over = _split_overrides(list(overrides or []), gpus)
-    wraw = read_yaml(wpath)
-    wcfg = validate(WorkloadConfig, wraw, str(wpath), wl_over)
-    wwhere = source_finder(str(wpath), wl_over)
-
+    wcfg = validate(WorkloadConfig, read_yaml(wpath), str(wpath), wl_over)
     if cluster is not None:
         cpath = Path(cluster)
     elif wcfg.cluster:
-        cpath = (wpath.parent / wcfg.cluster)
+        cpath = wpath.parent / wcfg.cluster
+        if not cpath.exists():
+            raise ConfigError("cluster file not found", source=source_finder(str(wpath), wl_over)(("cluster",)),
+                              path="cluster", value=wcfg.cluster,
+                              expected=f"a YAML file ({cpath} does not exist)")
     else:
         raise ConfigError("no cluster given", source=str(wpath), path="cluster",
                           expected="a `cluster:` path in the workload or --cluster FILE")
-    if cluster is None and not cpath.exists():
-        raise ConfigError("cluster file not found", source=wwhere(("cluster",)), path="cluster",
-                          value=wcfg.cluster, expected=f"a YAML file ({cpath} does not exist)")
-    craw = read_yaml(cpath)
-    ccfg = validate(ClusterConfig, craw, str(cpath), cl_over)
-    cwhere = source_finder(str(cpath), cl_over)
-    gpu = _resolve_gpu(ccfg, cwhere)
-
-    num_gpus, layout = derive_layout(wcfg, ccfg, gpu, wwhere, cwhere)
-    assumptions = {**defaults_used(wcfg), **{f"cluster.{k}": v for k, v in defaults_used(ccfg).items()}}
-    return Scenario(wcfg, ccfg, gpu, layout, num_gpus, str(wpath), str(cpath), assumptions)
+    return _finish(wcfg, read_yaml(cpath), str(wpath), str(cpath), wl_over, cl_over, derive_layout)
 
 
-__all__ = ["Layout", "Scenario", "load_scenario", "defaults_used", "suggest"]
+__all__ = ["Layout", "Scenario", "build_scenario", "load_scenario", "defaults_used", "suggest"]

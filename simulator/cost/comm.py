@@ -86,13 +86,20 @@ def all_reduce(g: Group, nbytes: float, t: Tiers) -> float:
 
 
 def _gather_like(g: Group, nbytes: float, t: Tiers) -> float:
-    """Reduce-scatter of an input of ``nbytes`` (or all-gather of an output of ``nbytes``)."""
+    """Reduce-scatter of an input of ``nbytes`` (or all-gather of an output of ``nbytes``).
+
+    NCCL runs these as one flat ring (no tree): n-1 steps, and once the ring leaves the NVLink
+    domain every step waits for its network hop, so latency grows with n, not with the node count.
+    The bytes each NIC carries are those of a per-rail ring: (n_dom-1)/n_dom of nbytes/k.
+    """
     if g.size <= 1 or nbytes <= 0:
         return 0.0
     k, n_dom = g.per_domain(t), g.domains(t)
-    intra = _ring(k, nbytes, t.nvlink_bw, t.nvlink_hop, 1.0)
-    inter = _ring(n_dom, nbytes / k, g.network_bw(t), t.network_hop, 1.0) if n_dom > 1 else 0.0
-    return t.base + intra + inter
+    if n_dom == 1:
+        return t.base + _ring(k, nbytes, t.nvlink_bw, t.nvlink_hop, 1.0)
+    intra = (k - 1) / k * nbytes / t.nvlink_bw if k > 1 else 0.0
+    inter = (n_dom - 1) / n_dom * (nbytes / k) / g.network_bw(t)
+    return t.base + intra + inter + (g.size - 1) * t.network_hop
 
 
 def reduce_scatter(g: Group, nbytes: float, t: Tiers) -> float:

@@ -18,11 +18,14 @@ def gemm_rate(gpu: GPUSpec, precision: str, eff: Efficiency) -> float:
 def op_time(op: Op, gpu: GPUSpec, precision: str, eff: Efficiency, backward: bool = False) -> float:
     """Seconds for one forward (or backward) execution of ``op`` and its identical copies."""
     scale = op.bwd_factor if backward else 1.0
+    kernels = max(1.0, round(scale)) if op.kind == "gemm" else 1.0   # dgrad + wgrad in backward
     mem = op.bytes * scale / (gpu.hbm_bandwidth * eff.memory)
+    overhead = kernels * eff.kernel_overhead
     if op.kind == "memory":
-        return mem * op.count
-    comp = op.flops * scale / gemm_rate(gpu, precision, eff)
-    return max(comp, mem) * op.count
+        return (mem + overhead) * op.count
+    rate = gemm_rate(gpu, precision, eff) * (eff.attention if op.attention_core else 1.0)
+    comp = op.flops * scale / rate
+    return (max(comp, mem) + overhead) * op.count
 
 
 def ops_time(ops: list[Op], gpu: GPUSpec, precision: str, eff: Efficiency, backward: bool = False,

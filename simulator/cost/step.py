@@ -14,6 +14,7 @@ from simulator.cost.efficiency import DEFAULT, Efficiency
 from simulator.cost.stage import StageTimes, stage_times
 from simulator.model.arch import resolve
 from simulator.model.memory import stage_params
+from simulator.model.params import tensors_per_layer
 
 # Megatron-LM DDP bucket size: max(40M, 1M x DP) parameters (DistributedDataParallelConfig).
 BUCKET_PARAMS = 40e6
@@ -70,14 +71,27 @@ def _dp_times(s: Scenario, st: StageTimes, stage: int, tiers: comm.Tiers, m: int
         gather = comm.all_gather(dp_group, dense_gpu * g2, tiers) + comm.all_gather(exp_group, expert_gpu * g2, tiers)
     buckets = max(1, math.ceil((dense_gpu + expert_gpu) / max(BUCKET_PARAMS, 1e6 * lay.dp)))
     if lay.zero_stage >= 3:
-        # parameters gathered before every forward (and recomputed forward) and backward, per
-        # microbatch, gradients reduce-scattered per microbatch; prefetch overlaps compute.
-        passes = 2 + (lay.recompute == "full")
-        total = m * (passes * gather + grad)
-        return max(0.0, total - m * st.total) + total / (m * buckets * max(a.num_layers, 1)), 0.0
+        return _zero3_exposed(a, lay, dp_group, dense_gpu * g2, st, m, tiers), 0.0
     grad_exposed = max(grad - st.bwd, grad / buckets) if par.overlap_grad_reduce else grad
     gather_exposed = (max(gather - st.fwd, gather / buckets) if par.overlap_param_gather else gather)
     return grad_exposed, gather_exposed
+
+
+def _zero3_exposed(a, lay, group: comm.Group, nbytes: float, st: StageTimes, m: int,
+                   tiers: comm.Tiers) -> float:
+    """ZeRO-3: every parameter tensor is all-gathered before each forward, recomputed forward and
+    backward, and its gradient reduce-scattered, per microbatch (DeepSpeed fetches tensor by tensor).
+    Prefetching hides the bandwidth part behind compute; the per-collective latency is paid in line.
+    """
+    passes = 2 + (lay.recompute == "full")
+    tensors = tensors_per_layer(a) * a.num_layers + 2
+    per = nbytes / tensors
+    one_ag, one_rs = comm.all_gather(group, per, tiers), comm.reduce_scatter(group, per, tiers)
+    latency = comm.all_gather(group, 1.0, tiers)
+    collectives = tensors * (passes + 1)
+    total = m * tensors * (passes * one_ag + one_rs)
+    in_line = m * collectives * latency
+    return in_line + max(0.0, (total - in_line) - m * st.total)
 
 
 def _optimizer_time(s: Scenario, stage: int, eff: Efficiency) -> float:

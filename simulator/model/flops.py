@@ -31,11 +31,12 @@ def model_flops_per_token(a: Arch) -> float:
     return 6.0 * matmul_weights_per_token(a) + 3.0 * attention_fwd_flops_per_token(a)
 
 
-def recompute_flops_per_token(a: Arch, granularity: str, flash_attention: bool) -> float:
+def recompute_flops_per_token(a: Arch, granularity: str) -> float:
     """Extra forward FLOPs per token spent recomputing activations in the backward pass."""
     if granularity == "full":
         layer_weights = matmul_weights_per_token(a) - a.vocab * a.hidden
         return 2.0 * layer_weights + attention_fwd_flops_per_token(a)
-    if granularity == "selective" and not flash_attention:
+    if granularity == "selective":
+        # Megatron-LM checkpoints the core-attention module, flash kernel or not
         return attention_fwd_flops_per_token(a)
     return 0.0

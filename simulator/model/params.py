@@ -35,6 +35,12 @@ def moe_layer_params(a: Arch) -> tuple[int, int]:
     return shared, a.num_experts * mlp_params(a, a.moe_ffn)
 
 
+def tensors_per_layer(a: Arch) -> int:
+    """Separate parameter tensors in one dense layer (weights, biases, norm scales and shifts)."""
+    linear = 4 * (1 + a.linear_bias) + (a.qkv_bias and not a.linear_bias) - (a.linear_bias and not a.qkv_bias)
+    return linear + 2 * (2 if a.layernorm else 1)
+
+
 def embedding_params(a: Arch) -> int:
     """Input embedding, learned positions, embedding norm."""
     return a.vocab * a.hidden + a.seq * a.hidden * a.learned_positions + norm_params(a) * a.embedding_norm

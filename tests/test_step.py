@@ -1,0 +1,106 @@
+"""Closed-form step: pipeline bubble formulas, collective costs, monotonicity, breakdown."""
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator import simulate
+from simulator.cost import comm
+from simulator.cost.stage import StageTimes
+from simulator.cost.step import estimate_step, pipeline_time
+
+
+def _stage(t):
+    return StageTimes(t, 0, 0, 0, 0, t / 3, 2 * t / 3)
+
+
+@given(p=st.integers(1, 32), m=st.integers(1, 128), t=st.floats(0.01, 10))
+def test_1f1b_bubble_fraction(p, m, t):
+    total, comm_t = pipeline_time([_stage(t)] * p, m, "1f1b", 1, 0.0)
+    bubble = (total - m * t) / total
+    assert bubble == pytest.approx((p - 1) / (m + p - 1), abs=1e-12)
+    assert comm_t == 0
+
+
+@given(p=st.integers(2, 16), k=st.integers(1, 8), v=st.integers(2, 6), t=st.floats(0.01, 10))
+def test_interleaved_bubble_fraction(p, k, v, t):
+    m = p * k
+    total, _ = pipeline_time([_stage(t)] * p, m, "interleaved_1f1b", v, 0.0)
+    assert (total - m * t) / total == pytest.approx((p - 1) / (v * m + p - 1), abs=1e-12)
+
+
+def test_gpipe_and_1f1b_take_the_same_time():
+    stages = [_stage(1.0)] * 4
+    assert pipeline_time(stages, 16, "gpipe", 1, 0.01) == pipeline_time(stages, 16, "1f1b", 1, 0.01)
+
+
+def test_slowest_stage_sets_the_pace():
+    total, _ = pipeline_time([_stage(1.0), _stage(2.0), _stage(1.0)], 10, "1f1b", 1, 0.0)
+    assert total == pytest.approx(9 * 2.0 + 4.0)
+
+
+TIERS = comm.Tiers(domain_size=8, nvlink_bw=400e9, network_bw=50e9, nvlink_hop=1e-6, network_hop=5e-6,
+                   base=0.0, oversubscription=1.0, unit_gpus=256)
+
+
+def test_ring_all_reduce_inside_a_node_by_hand():
+    S = 1e9
+    expected = 2 * 7 / 8 * S / 400e9 + 2 * 7 * 1e-6
+    assert comm.all_reduce(comm.Group(8, 1), S, TIERS) == pytest.approx(expected, rel=1e-12)
+
+
+def test_all_gather_is_half_an_all_reduce_in_bandwidth():
+    S = 8e9
+    big = dataclasses.replace(TIERS, nvlink_hop=0.0)
+    assert comm.all_reduce(comm.Group(8, 1), S, big) == pytest.approx(2 * comm.all_gather(comm.Group(8, 1), S, big))
+
+
+def test_intra_node_collective_ignores_nic_speed():
+    slow = dataclasses.replace(TIERS, network_bw=1e9)
+    assert comm.all_reduce(comm.Group(8, 1), 1e9, slow) == comm.all_reduce(comm.Group(8, 1), 1e9, TIERS)
+
+
+def test_oversubscription_slows_groups_that_leave_the_unit():
+    over = dataclasses.replace(TIERS, oversubscription=4.0, network_hop=0.0, nvlink_hop=0.0)
+    flat = dataclasses.replace(over, oversubscription=1.0)
+    wide = comm.Group(64, 8)     # 512 GPUs: leaves a 256-GPU unit
+    narrow = comm.Group(16, 8)   # 128 GPUs: stays inside
+    assert comm.all_reduce(narrow, 1e9, over) == comm.all_reduce(narrow, 1e9, flat)
+    assert comm.all_reduce(wide, 1e9, over) > comm.all_reduce(wide, 1e9, flat)
+
+
+@settings(max_examples=30, deadline=None)
+@given(bw1=st.floats(25, 800), bw2=st.floats(25, 800))
+def test_more_nic_bandwidth_is_never_slower(scenario, bw1, bw2):
+    lo, hi = sorted((bw1, bw2))
+    t_lo = simulate(scenario("llama3-8b", f"cluster.node.nic_bandwidth={lo} Gb/s")).step_time_s
+    t_hi = simulate(scenario("llama3-8b", f"cluster.node.nic_bandwidth={hi} Gb/s")).step_time_s
+    assert t_hi <= t_lo
+
+
+def test_halving_nic_bandwidth_hurts_dp_heavy_but_not_nvlink_only(scenario):
+    dp_heavy = [simulate(scenario("llama3-8b", "parallelism.tensor_model_parallel_size=1",
+                                  "parallelism.sequence_parallel=false", "training.global_batch_size=512",
+                                  *x)).step_time_s
+                for x in ([], ["cluster.node.nic_bandwidth=50 Gb/s"])]
+    assert dp_heavy[1] > dp_heavy[0]
+    inside = [simulate(scenario("llama3-8b", *x, gpus=8)).step_time_s
+              for x in (["parallelism.tensor_model_parallel_size=8", "training.global_batch_size=8"],
+                        ["parallelism.tensor_model_parallel_size=8", "training.global_batch_size=8",
+                         "cluster.node.nic_bandwidth=50 Gb/s"])]
+    assert inside[0] == inside[1]
+
+
+@pytest.mark.parametrize("name", ["llama3-8b", "llama3-70b", "llama3-405b", "gpt3-175b", "bloom-176b",
+                                  "mixtral-8x7b"])
+def test_breakdown_sums_to_step_time(scenario, name):
+    est = estimate_step(scenario(name))
+    assert sum(est.breakdown.values()) == pytest.approx(est.step_time, rel=1e-9)
+    assert all(v >= 0 for v in est.breakdown.values())
+
+
+def test_same_inputs_same_numbers(scenario):
+    a = simulate(scenario("mixtral-8x7b")).to_json()
+    b = simulate(scenario("mixtral-8x7b")).to_json()
+    assert a == b
