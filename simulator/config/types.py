@@ -1,6 +1,7 @@
 """Annotated field types shared by the config models: quantities with units, bounded numbers."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -14,8 +15,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, validate_default=True)
 
 
+@dataclass(frozen=True)
+class Unit:
+    """Marks a field as a quantity of a unit kind (read by the YAML reference generator)."""
+
+    kind: str
+
+
 def _quantity(kind: str, **bounds: float) -> Any:
-    return Annotated[float, BeforeValidator(units.parser(kind)), Field(**bounds)]
+    return Annotated[float, BeforeValidator(units.parser(kind)), Field(**bounds), Unit(kind)]
 
 
 Bandwidth = _quantity("bandwidth", gt=0)
