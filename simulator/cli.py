@@ -41,10 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a key, e.g. parallelism.micro_batch_size=2 or "
                           "cluster.node.nic_bandwidth='200 Gb/s' (repeatable)")
     run.add_argument("--json", action="store_true", help="print only the JSON result on stdout")
-    run.add_argument("--fast", action="store_true", help="closed-form estimate (the only engine so far)")
+    run.add_argument("--fast", action="store_true",
+                     help="closed-form estimate instead of the discrete-event step simulation")
+    run.add_argument("--trace", metavar="FILE", help="write the simulated step as a Chrome trace (Perfetto)")
 
     val = sub.add_parser("validate", help="compare predictions with published training runs")
     val.add_argument("--json", action="store_true", help="print the table as JSON")
+    val.add_argument("--fast", action="store_true", help="use the closed-form tier instead of the step DES")
     return p
 
 
@@ -53,7 +56,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from simulator.report.summary import summary
 
     scenario = load_scenario(args.workload, cluster=args.cluster, overrides=args.overrides, gpus=args.gpus)
-    result = simulate(scenario)
+    if args.fast and args.trace:
+        raise ConfigError("--trace needs the discrete-event engine", source="command line",
+                          value="--fast", expected="either --fast or --trace, not both")
+    result = simulate(scenario, engine="analytical" if args.fast else "des", trace=bool(args.trace))
+    if args.trace:
+        from simulator.report.trace import write_chrome_trace
+
+        write_chrome_trace(result.trace, args.trace, {"workload": scenario.name, "layout": result.layout,
+                                                      "step_time_s": result.step_time_s})
+        print(f"wrote {args.trace} ({len(result.trace)} events; open it in https://ui.perfetto.dev)",
+              file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_json(), indent=2, default=str))
     else:
@@ -64,7 +77,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from simulator.validation.runner import format_table, run_all
 
-    rows = run_all()
+    rows = run_all(engine="analytical" if args.fast else "des")
     if args.json:
         print(json.dumps([r.to_json() for r in rows], indent=2))
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from simulator.config.scenario import Scenario
 from simulator.cost.efficiency import DEFAULT, Efficiency
 from simulator.cost.step import estimate_step
+from simulator.engine.iteration import simulate_step
 from simulator.errors import InfeasibleError
 from simulator.metrics.result import Result
 from simulator.model.arch import resolve
@@ -36,20 +37,34 @@ def _infeasible(s: Scenario, mem: MemoryBreakdown) -> InfeasibleError:
         details={"memory_breakdown_gib": mem.as_gib(), "capacity_gib": cap, "stage": mem.stage})
 
 
-def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: bool = True) -> Result:
-    """Predict one training step (closed form for now) and the failure-free time to train."""
+def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: bool = True,
+             engine: str = "des", trace: bool = False) -> Result:
+    """Predict one training step and the failure-free time to train.
+
+    ``engine="des"`` simulates the step event by event (engine/iteration.py); ``"analytical"`` is the
+    closed form (cost/step.py). ``trace`` keeps the step's Chrome-trace events (DES only).
+    """
     a = resolve(s.workload.model)
     t, lay = s.workload.training, s.layout
     mem = memory_of(s)
     fits = mem.total <= s.gpu.hbm_capacity
     if check_memory and not fits:
         raise _infeasible(s, mem)
-    est = estimate_step(s, efficiency)
+    if engine == "des":
+        it = simulate_step(s, efficiency, trace=trace)
+        step_time, breakdown, events = it.step_time, it.breakdown, it.trace
+        utilization = list(it.stage_utilization)
+    elif engine == "analytical":
+        est = estimate_step(s, efficiency)
+        step_time, breakdown, events = est.step_time, est.breakdown, []
+        utilization = [st.total * s.layout.num_microbatches / est.step_time for st in est.stages]
+    else:
+        raise ValueError(f"unknown engine {engine!r}")
     tokens_per_step = t.global_batch_size * a.seq
     peak = s.gpu.peak("bf16") or s.gpu.peak(t.precision)
     model_flops = model_flops_per_token(a) * tokens_per_step
     hw_flops = model_flops + recompute_flops_per_token(a, lay.recompute) * tokens_per_step
-    denom = est.step_time * s.num_gpus
+    denom = step_time * s.num_gpus
     pc = count(a)
     tp = plan(t, a.seq)
     assumptions = dict(s.assumptions)
@@ -58,13 +73,13 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
             assumptions[key] = getattr(a, attr)
     return Result(
         name=s.name, cluster=s.cluster.name, gpu=s.gpu.name, layout=lay.describe(), num_gpus=s.num_gpus,
-        num_parameters=pc.total, num_active_parameters=pc.active, step_time_s=est.step_time,
-        tokens_per_s=tokens_per_step / est.step_time, mfu=model_flops / (denom * peak),
+        num_parameters=pc.total, num_active_parameters=pc.active, step_time_s=step_time,
+        tokens_per_s=tokens_per_step / step_time, mfu=model_flops / (denom * peak),
         hfu=hw_flops / (denom * peak), tflops_per_gpu=model_flops / denom / 1e12,
         memory_per_gpu_gib=mem.total / GIB, memory_capacity_gib=s.gpu.hbm_capacity / GIB,
         memory_breakdown_gib=mem.as_gib(), fits_in_memory=fits,
         global_batch_size=t.global_batch_size, seq_length=a.seq, micro_batch_size=lay.micro_batch_size,
-        num_microbatches=lay.num_microbatches, breakdown=est.breakdown, engine="analytical",
+        num_microbatches=lay.num_microbatches, breakdown=breakdown, engine=engine,
         train_steps=tp.steps if tp else None, train_tokens=tp.tokens if tp else None,
-        ideal_time_to_train_days=tp.steps * est.step_time / 86400 if tp else None,
-        assumptions=assumptions)
+        ideal_time_to_train_days=tp.steps * step_time / 86400 if tp else None,
+        stage_utilization=utilization, assumptions=assumptions, trace=events)

@@ -67,7 +67,7 @@ class ParallelismConfig(Strict):
     distributed_optimizer: bool = False                 # Megatron's ZeRO-1
     zero_stage: NonNegInt | None = Field(default=None, le=3)   # DeepSpeed ZeRO 0-3
     recompute_granularity: Literal["none", "selective", "full"] = "none"
-    pipeline_schedule: Literal["1f1b", "gpipe", "interleaved_1f1b"] | None = None
+    pipeline_schedule: Literal["1f1b", "gpipe", "interleaved_1f1b", "zb_h1"] | None = None
     decoder_first_pipeline_num_layers: PosInt | None = None    # uneven first stage
     decoder_last_pipeline_num_layers: PosInt | None = None     # uneven last stage
     overlap_grad_reduce: bool = True                    # DP gradient reduce overlapped with backward

@@ -22,6 +22,7 @@ class StageTimes:
     ep: float            # expert-parallel all-to-all
     fwd: float           # forward part of the total (for overlap windows)
     bwd: float           # backward part of the total
+    wgrad: float = 0.0   # weight-gradient GEMMs inside bwd (split off by zero-bubble schedules)
 
     @property
     def total(self) -> float:
@@ -62,44 +63,65 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
     if moe and lay.ep > 1:
         routed = tokens * a.topk * a.hidden * sh.act_bytes / (lay.tp if lay.sequence_parallel else 1)
         ep_f = ep_b = 2 * comm.all_to_all(comm.Group(lay.ep, lay.tp * lay.cp), routed, tiers)
+    wgrad = 0.5 * sum(ops_time([o], gpu, prec, eff, backward=True) for o in ops
+                      if o.kind == "gemm" and not o.attention_core)
     rec = 0.0
     if lay.recompute == "full":
         rec = f + tp_f + cp_f + ep_f
     elif lay.recompute == "selective":
         rec = attn_f
     return StageTimes(f + b, rec, tp_f + tp_b, cp_f + cp_b, ep_f + ep_b,
-                      f + tp_f + cp_f + ep_f, b + rec + tp_b + cp_b + ep_b)
+                      f + tp_f + cp_f + ep_f, b + rec + tp_b + cp_b + ep_b, wgrad)
 
 
-def _scale(x: StageTimes, k: float) -> StageTimes:
-    return StageTimes(*(v * k for v in (x.compute, x.recompute, x.tp, x.cp, x.ep, x.fwd, x.bwd)))
+_FIELDS = ("compute", "recompute", "tp", "cp", "ep", "fwd", "bwd", "wgrad")
 
 
-def _add(x: StageTimes, y: StageTimes) -> StageTimes:
-    return StageTimes(*(u + v for u, v in zip(
-        (x.compute, x.recompute, x.tp, x.cp, x.ep, x.fwd, x.bwd),
-        (y.compute, y.recompute, y.tp, y.cp, y.ep, y.fwd, y.bwd))))
+def scale(x: StageTimes, k: float) -> StageTimes:
+    return StageTimes(*(getattr(x, f) * k for f in _FIELDS))
+
+
+def add(x: StageTimes, y: StageTimes) -> StageTimes:
+    return StageTimes(*(getattr(x, f) + getattr(y, f) for f in _FIELDS))
+
+
+@dataclass(frozen=True)
+class StageParts:
+    """A stage's per-microbatch time as its layers plus the embedding / output-layer extras."""
+
+    layers: StageTimes      # all transformer layers of the stage
+    head: StageTimes        # embedding (first stage) — runs in the first model chunk
+    tail: StageTimes        # final norm, logits, loss (last stage) — runs in the last chunk
+
+    @property
+    def total(self) -> StageTimes:
+        return add(add(self.layers, self.head), self.tail)
+
+
+def _extra(ops: list[Op], s: Scenario, eff: Efficiency) -> StageTimes:
+    prec = s.workload.training.precision
+    ef = ops_time(ops, s.gpu, prec, eff)
+    eb = ops_time(ops, s.gpu, prec, eff, backward=True)
+    return StageTimes(ef + eb, 0.0, 0.0, 0.0, 0.0, ef, eb)
+
+
+def stage_parts(s: Scenario, eff: Efficiency, tiers: comm.Tiers) -> list[StageParts]:
+    """Per-microbatch work of every pipeline stage, split into layers, head and tail."""
+    a = resolve(s.workload.model)
+    sh = shard_of(s)
+    dense = _layer(a, s, sh, eff, tiers, moe=False)
+    moe = _layer(a, s, sh, eff, tiers, moe=True) if a.is_moe else dense
+    pp = len(s.layout.stage_layers)
+    out = []
+    for i, layers in enumerate(s.layout.stage_layers):
+        n_moe = layers // a.moe_layer_freq if a.is_moe else 0
+        body = add(scale(dense, layers - n_moe), scale(moe, n_moe))
+        head = _extra(embedding_ops(a, sh) if i == 0 else [], s, eff)
+        tail = _extra(output_ops(a, sh) if i == pp - 1 else [], s, eff)
+        out.append(StageParts(body, head, tail))
+    return out
 
 
 def stage_times(s: Scenario, eff: Efficiency, tiers: comm.Tiers) -> list[StageTimes]:
     """Per-microbatch times of every pipeline stage (first holds the embedding, last the logits)."""
-    a = resolve(s.workload.model)
-    sh = shard_of(s)
-    prec = s.workload.training.precision
-    dense = _layer(a, s, sh, eff, tiers, moe=False)
-    moe = _layer(a, s, sh, eff, tiers, moe=True) if a.is_moe else dense
-    out = []
-    pp = len(s.layout.stage_layers)
-    for i, layers in enumerate(s.layout.stage_layers):
-        n_moe = layers // a.moe_layer_freq if a.is_moe else 0
-        st = _add(_scale(dense, layers - n_moe), _scale(moe, n_moe))
-        extra: list[Op] = []
-        if i == 0:
-            extra += embedding_ops(a, sh)
-        if i == pp - 1:
-            extra += output_ops(a, sh)
-        ef = ops_time(extra, s.gpu, prec, eff)
-        eb = ops_time(extra, s.gpu, prec, eff, backward=True)
-        st = _add(st, StageTimes(ef + eb, 0.0, 0.0, 0.0, 0.0, ef, eb))
-        out.append(st)
-    return out
+    return [p.total for p in stage_parts(s, eff, tiers)]

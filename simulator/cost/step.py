@@ -52,37 +52,58 @@ def pipeline_time(stages: list[StageTimes], m: int, schedule: str, vpp: int, p2p
     return (m - 1) * slow + sum(totals) + comm_t, comm_t
 
 
-def _dp_times(s: Scenario, st: StageTimes, stage: int, tiers: comm.Tiers, m: int) -> tuple[float, float]:
-    """(exposed gradient-reduction time, exposed parameter all-gather time) of one stage."""
-    lay, par = s.layout, s.workload.parallelism
+@dataclass(frozen=True)
+class DPCost:
+    """Data-parallel communication of one stage per step, before any overlap."""
+
+    grad: float          # gradient all-reduce (ZeRO-0) or reduce-scatter (ZeRO-1+)
+    gather: float        # parameter all-gather after the optimizer (ZeRO-1/2), else 0
+    buckets: int         # DDP buckets the stage's parameters fall into
+    params: float        # parameters on this GPU (dense + local experts)
+
+
+def dp_cost(s: Scenario, stage: int, tiers: comm.Tiers) -> DPCost:
+    lay = s.layout
     a = resolve(s.workload.model)
     pp = len(lay.stage_layers)
     dense, experts = stage_params(a, lay.stage_layers[stage], stage == 0, stage == pp - 1, pp)
     dense_gpu, expert_gpu = dense / lay.tp, experts / (lay.tp * lay.ep)
     dp_group = comm.Group(lay.dp * lay.cp, lay.tp)
-    ep_dp = max(lay.dp * lay.cp // lay.ep, 1)
-    exp_group = comm.Group(ep_dp, lay.tp * lay.ep)
+    exp_group = comm.Group(max(lay.dp * lay.cp // lay.ep, 1), lay.tp * lay.ep)
     g2 = 2.0   # bf16 gradients and parameters on the wire
     if lay.zero_stage == 0:
         grad = comm.all_reduce(dp_group, dense_gpu * g2, tiers) + comm.all_reduce(exp_group, expert_gpu * g2, tiers)
         gather = 0.0
     else:
-        grad = comm.reduce_scatter(dp_group, dense_gpu * g2, tiers) + comm.reduce_scatter(exp_group, expert_gpu * g2, tiers)
+        grad = (comm.reduce_scatter(dp_group, dense_gpu * g2, tiers)
+                + comm.reduce_scatter(exp_group, expert_gpu * g2, tiers))
         gather = comm.all_gather(dp_group, dense_gpu * g2, tiers) + comm.all_gather(exp_group, expert_gpu * g2, tiers)
+        if lay.zero_stage >= 3:
+            gather = 0.0   # ZeRO-3 gathers inside the step (zero3_exposed), not after the optimizer
     buckets = max(1, math.ceil((dense_gpu + expert_gpu) / max(BUCKET_PARAMS, 1e6 * lay.dp)))
+    return DPCost(grad, gather, buckets, dense_gpu + expert_gpu)
+
+
+def _dp_times(s: Scenario, st: StageTimes, stage: int, tiers: comm.Tiers, m: int) -> tuple[float, float]:
+    """(exposed gradient-reduction time, exposed parameter all-gather time) of one stage."""
+    lay, par = s.layout, s.workload.parallelism
     if lay.zero_stage >= 3:
-        return _zero3_exposed(a, lay, dp_group, dense_gpu * g2, st, m, tiers), 0.0
-    grad_exposed = max(grad - st.bwd, grad / buckets) if par.overlap_grad_reduce else grad
-    gather_exposed = (max(gather - st.fwd, gather / buckets) if par.overlap_param_gather else gather)
+        return zero3_exposed(s, stage, st, tiers), 0.0
+    c = dp_cost(s, stage, tiers)
+    grad_exposed = max(c.grad - st.bwd, c.grad / c.buckets) if par.overlap_grad_reduce else c.grad
+    gather_exposed = max(c.gather - st.fwd, c.gather / c.buckets) if par.overlap_param_gather else c.gather
     return grad_exposed, gather_exposed
 
 
-def _zero3_exposed(a, lay, group: comm.Group, nbytes: float, st: StageTimes, m: int,
-                   tiers: comm.Tiers) -> float:
+def zero3_exposed(s: Scenario, stage: int, st: StageTimes, tiers: comm.Tiers) -> float:
     """ZeRO-3: every parameter tensor is all-gathered before each forward, recomputed forward and
     backward, and its gradient reduce-scattered, per microbatch (DeepSpeed fetches tensor by tensor).
     Prefetching hides the bandwidth part behind compute; the per-collective latency is paid in line.
     """
+    lay, m = s.layout, s.layout.num_microbatches
+    a = resolve(s.workload.model)
+    c = dp_cost(s, stage, tiers)
+    group, nbytes = comm.Group(lay.dp * lay.cp, lay.tp), 2.0 * c.params
     passes = 2 + (lay.recompute == "full")
     tensors = tensors_per_layer(a) * a.num_layers + 2
     per = nbytes / tensors
@@ -94,7 +115,7 @@ def _zero3_exposed(a, lay, group: comm.Group, nbytes: float, st: StageTimes, m: 
     return in_line + max(0.0, (total - in_line) - m * st.total)
 
 
-def _optimizer_time(s: Scenario, stage: int, eff: Efficiency) -> float:
+def optimizer_time(s: Scenario, stage: int, eff: Efficiency) -> float:
     lay = s.layout
     a = resolve(s.workload.model)
     pp = len(lay.stage_layers)
@@ -107,21 +128,28 @@ def _optimizer_time(s: Scenario, stage: int, eff: Efficiency) -> float:
     return local * per_param / (s.gpu.hbm_bandwidth * eff.memory)
 
 
+def p2p_time(s: Scenario, tiers: comm.Tiers) -> float:
+    """One activation (or gradient) transfer between neighbouring pipeline stages."""
+    lay = s.layout
+    if lay.pp == 1:
+        return 0.0
+    a = resolve(s.workload.model)
+    act = lay.micro_batch_size * a.seq / lay.cp * a.hidden * 2.0 / lay.tp   # scatter-gather: 1/t per rank
+    return comm.send_recv(lay.tp * lay.cp * lay.dp, act, tiers)
+
+
 def estimate_step(s: Scenario, eff: Efficiency = DEFAULT) -> StepEstimate:
     lay = s.layout
     tiers = comm.tiers_of(s.cluster, s.gpu, eff)
     stages = stage_times(s, eff, tiers)
     m = lay.num_microbatches
-    a = resolve(s.workload.model)
-    sh_tokens = lay.micro_batch_size * a.seq / lay.cp
-    act = sh_tokens * a.hidden * 2.0 / lay.tp   # scatter-gather: each TP rank sends 1/t
-    p2p = comm.send_recv(lay.tp * lay.cp * lay.dp, act, tiers) if lay.pp > 1 else 0.0
+    p2p = p2p_time(s, tiers)
     pipe, p2p_total = pipeline_time(stages, m, lay.schedule, lay.vpp, p2p)
     b = max(range(len(stages)), key=lambda i: stages[i].total)
     dp = [_dp_times(s, st, i, tiers, m) for i, st in enumerate(stages)]
     grad_exposed = max(d[0] for d in dp)
     gather_exposed = max(d[1] for d in dp)
-    opt = max(_optimizer_time(s, i, eff) for i in range(len(stages)))
+    opt = max(optimizer_time(s, i, eff) for i in range(len(stages)))
     slow = stages[b]
     work = m * slow.total
     breakdown = {

@@ -31,7 +31,9 @@ class Result:
     train_steps: int | None = None
     train_tokens: float | None = None
     ideal_time_to_train_days: float | None = None
+    stage_utilization: list = field(default_factory=list)
     assumptions: dict = field(default_factory=dict)
+    trace: list = field(default_factory=list, repr=False)   # Chrome trace events (not in JSON)
 
     def to_json(self) -> dict:
         """The JSON contract: SI units unless a key's name says otherwise; absent = not modelled."""
@@ -45,7 +47,7 @@ class Result:
             "memory_breakdown_gib": self.memory_breakdown_gib, "fits_in_memory": self.fits_in_memory,
             "global_batch_size": self.global_batch_size, "seq_length": self.seq_length,
             "micro_batch_size": self.micro_batch_size, "num_microbatches": self.num_microbatches,
-            "engine": self.engine,
+            "engine": self.engine, "stage_utilization": self.stage_utilization,
             "breakdown": {k: v for k, v in self.breakdown.items()},
         }
         if self.train_steps is not None:

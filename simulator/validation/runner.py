@@ -111,9 +111,9 @@ def narayanan_flops(s: Scenario) -> float:
     return 96.0 * B * sq * l * h * h * (1 + sq / (6 * h) + V / (16 * l * h))
 
 
-def predict(row: dict, eff: Efficiency = DEFAULT) -> Row:
+def predict(row: dict, eff: Efficiency = DEFAULT, engine: str = "des") -> Row:
     s = scenario_of(row)
-    r = simulate(s, efficiency=eff, check_memory=False)
+    r = simulate(s, efficiency=eff, check_memory=False, engine=engine)
     metric = row["metric"]
     if metric == "tflops_per_gpu_incl_recompute":
         pred = narayanan_flops(s) / (r.step_time_s * s.num_gpus) / 1e12
@@ -128,8 +128,8 @@ def predict(row: dict, eff: Efficiency = DEFAULT) -> Row:
     return Row(row["source"], row["run"], s.num_gpus, metric, float(row["value"]), pred, r.step_time_s)
 
 
-def run_all(eff: Efficiency = DEFAULT) -> list[Row]:
-    return [predict(row, eff) for row in load_rows()]
+def run_all(eff: Efficiency = DEFAULT, engine: str = "des") -> list[Row]:
+    return [predict(row, eff, engine) for row in load_rows()]
 
 
 def mape(rows: list[Row]) -> float:

@@ -1,0 +1,107 @@
+"""Pipeline schedules as pure op lists: for each stage, the order of its compute tasks.
+
+A task is (kind, microbatch, chunk): kind "F" (forward), "B" (backward; with the weight gradient
+unless the schedule splits it off) or "W" (weight gradient alone, zero-bubble schedules). ``chunk``
+is the model chunk on that stage (virtual stage = chunk * p + stage); 0 unless interleaved.
+No simpy here: the iteration engine executes these lists.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Task(NamedTuple):
+    kind: str
+    microbatch: int
+    chunk: int
+
+
+def gpipe(p: int, m: int, stage: int) -> list[Task]:
+    """All forwards, then all backwards (Huang et al. 2019)."""
+    return [Task("F", j, 0) for j in range(m)] + [Task("B", j, 0) for j in range(m)]
+
+
+def one_f_one_b(p: int, m: int, stage: int) -> list[Task]:
+    """PipeDream-Flush / Megatron 1F1B: p-stage-1 warm-up forwards, then alternate, then drain."""
+    warm = min(p - stage - 1, m)
+    tasks = [Task("F", j, 0) for j in range(warm)]
+    f, b = warm, 0
+    while f < m:
+        tasks.append(Task("F", f, 0))
+        f += 1
+        tasks.append(Task("B", b, 0))
+        b += 1
+    tasks += [Task("B", j, 0) for j in range(b, m)]
+    return tasks
+
+
+def _interleaved_ids(p: int, m: int, v: int, k: int, forward: bool) -> tuple[int, int]:
+    """Microbatch and chunk of the k-th forward (or backward) of a stage under interleaving."""
+    group = k // (p * v)
+    within = k % (p * v)
+    chunk = within // p
+    if not forward:
+        chunk = v - 1 - chunk
+    return group * p + within % p, chunk
+
+
+def interleaved(p: int, m: int, stage: int, v: int) -> list[Task]:
+    """Megatron-LM interleaved 1F1B with v model chunks per stage (Narayanan et al. 2021).
+
+    Needs m to be a multiple of p. Warm-up: (p - stage - 1) * 2 + (v - 1) * p forwards.
+    """
+    total = m * v
+    warm = min((p - stage - 1) * 2 + (v - 1) * p, total)
+    tasks = [Task("F", *_interleaved_ids(p, m, v, k, True)) for k in range(warm)]
+    f, b = warm, 0
+    while f < total:
+        tasks.append(Task("F", *_interleaved_ids(p, m, v, f, True)))
+        f += 1
+        tasks.append(Task("B", *_interleaved_ids(p, m, v, b, False)))
+        b += 1
+    tasks += [Task("B", *_interleaved_ids(p, m, v, k, False)) for k in range(b, total)]
+    return tasks
+
+
+def zero_bubble_h1(p: int, m: int, stage: int) -> list[Task]:
+    """ZB-H1 (Qi et al. 2024): 1F1B with backward split into B (input grad) and W (weight grad);
+    each stage defers up to p - stage - 1 weight-gradient tasks into its drain, filling the bubble."""
+    base = one_f_one_b(p, m, stage)
+    defer = p - stage - 1
+    out: list[Task] = []
+    pending: list[Task] = []
+    b_done = 0
+    for t in base:
+        out.append(t)
+        if t.kind == "B":
+            b_done += 1
+            pending.append(Task("W", t.microbatch, 0))
+            # in steady state run W right away, except the last `defer` ones, saved for the drain
+            if b_done <= m - defer:
+                out.append(pending.pop(0))
+    out += pending
+    return out
+
+
+def schedule(name: str, p: int, m: int, stage: int, v: int = 1) -> list[Task]:
+    if name == "gpipe":
+        return gpipe(p, m, stage)
+    if name == "1f1b":
+        return one_f_one_b(p, m, stage)
+    if name == "interleaved_1f1b":
+        return interleaved(p, m, stage, v)
+    if name == "zb_h1":
+        return zero_bubble_h1(p, m, stage)
+    raise ValueError(f"unknown pipeline schedule {name!r}")
+
+
+def peak_in_flight(tasks: list[Task]) -> int:
+    """Most forwards whose backward has not run yet: the activations a stage holds at its peak."""
+    live = peak = 0
+    for t in tasks:
+        if t.kind == "F":
+            live += 1
+            peak = max(peak, live)
+        elif t.kind == "B":
+            live -= 1
+    return peak
