@@ -31,7 +31,7 @@ def _infeasible(s: Scenario, mem: MemoryBreakdown) -> InfeasibleError:
     cap = s.gpu.hbm_capacity / GIB
     parts = ", ".join(f"{k} {v:.1f}" for k, v in mem.as_gib().items() if k != "total")
     return InfeasibleError(
-        f"{s.name}: {s.layout.describe()} needs {mem.total / GIB:.1f} GiB per GPU on pipeline stage "
+        f"{s.workload_source}: {s.layout.describe()} needs {mem.total / GIB:.1f} GiB per GPU on pipeline stage "
         f"{mem.stage} but a {s.gpu.name} has {cap:.1f} GiB ({parts} GiB). Try more tensor/pipeline "
         "parallelism, the distributed optimizer, activation recomputation or a smaller micro batch.",
         details={"memory_breakdown_gib": mem.as_gib(), "capacity_gib": cap, "stage": mem.stage})

@@ -7,6 +7,7 @@ that shows an example, because "400" could be Gb/s or GB/s and the two differ by
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import Callable
 
@@ -74,6 +75,8 @@ def parse(value: object, kind: str) -> float:
     table = _TABLES[kind]
     if isinstance(value, bool):
         raise ValueError(f"expected a {kind.replace('_', ' ')} such as {_EXAMPLES[kind]}, not a boolean")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
     if isinstance(value, (int, float)):
         if kind in _BARE_OK:
             return float(value)
@@ -91,7 +94,10 @@ def parse(value: object, kind: str) -> float:
         if not unit and kind not in _BARE_OK:
             raise ValueError(f"{value!r} has no unit; write it with one, e.g. {_EXAMPLES[kind]}")
         raise ValueError(f"unknown unit {unit!r} for a {kind.replace('_', ' ')}; write e.g. {_EXAMPLES[kind]}")
-    return number * table[unit]
+    result = number * table[unit]
+    if not math.isfinite(result):
+        raise ValueError(f"{value!r} is not a finite {kind.replace('_', ' ')}")
+    return result
 
 
 def parser(kind: str) -> Callable[[object], float]:

@@ -33,6 +33,11 @@ def _stage_layers(w: WorkloadConfig, pp: int, where) -> tuple[int, ...]:
               "pipeline_model_parallel_size > 1")
     inner = pp - (first is not None) - (last is not None)
     rest = layers - (first or 0) - (last or 0)
+    if rest < inner or rest < 0:
+        key = "decoder_first_pipeline_num_layers" if first is not None else "decoder_last_pipeline_num_layers"
+        _fail(where, P + key, f"first + last stage layers ({(first or 0) + (last or 0)}) leave fewer than "
+              f"one layer for each of the other {inner} stages of num_layers={layers}", first or last,
+              f"first + last at most {layers - inner}")
     if inner == 0:
         if rest != 0:
             _fail(where, P + "decoder_first_pipeline_num_layers", "first + last stage layers must "
@@ -147,10 +152,12 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
         if pp == 1:
             _fail(where, P + "virtual_pipeline_model_parallel_size", "needs pipeline parallelism", vpp,
                   "pipeline_model_parallel_size > 1")
-        if any(n % vpp for n in stage_layers):
+        uneven = (par.decoder_first_pipeline_num_layers or par.decoder_last_pipeline_num_layers)
+        if min(stage_layers) < vpp or (not uneven and any(n % vpp for n in stage_layers)):
             _fail(where, P + "virtual_pipeline_model_parallel_size",
                   f"does not divide the layers per stage {sorted(set(stage_layers))}", vpp,
-                  "a divisor of the layers per pipeline stage")
+                  "a divisor of the layers per pipeline stage (with uneven first/last stages: at most "
+                  "the smallest stage's layers)")
         if m % pp:
             _fail(where, P + "virtual_pipeline_model_parallel_size", f"the interleaved schedule needs the "
                   f"number of microbatches ({m}) to be a multiple of PP={pp}", vpp,

@@ -34,6 +34,11 @@ class Layout:
     schedule: str
     stage_layers: tuple[int, ...]
 
+    def chunk_layers(self, stage: int) -> tuple[int, ...]:
+        """Layers of each model chunk on ``stage`` (balanced when vpp does not divide them)."""
+        n, v = self.stage_layers[stage], self.vpp
+        return tuple(n // v + (1 if c < n % v else 0) for c in range(v))
+
     @property
     def model_parallel(self) -> int:
         return self.tp * self.pp * self.cp
@@ -119,13 +124,13 @@ def build_scenario(wraw: dict, craw: dict, *, workload_source: str, cluster_sour
 
     wl_over, cl_over = _split_overrides(list(overrides or []), gpus)
     wcfg = validate(WorkloadConfig, wraw, workload_source, wl_over)
-    return _finish(wcfg, craw, workload_source, cluster_source, wl_over, cl_over, derive_layout)
+    return _finish(wcfg, wraw, craw, workload_source, cluster_source, wl_over, cl_over, derive_layout)
 
 
-def _finish(wcfg, craw, workload_source, cluster_source, wl_over, cl_over, derive_layout) -> Scenario:
-    wwhere = source_finder(workload_source, wl_over)
+def _finish(wcfg, wraw, craw, workload_source, cluster_source, wl_over, cl_over, derive_layout) -> Scenario:
+    wwhere = source_finder(workload_source, wl_over, wraw)
     ccfg = validate(ClusterConfig, craw, cluster_source, cl_over)
-    cwhere = source_finder(cluster_source, cl_over)
+    cwhere = source_finder(cluster_source, cl_over, craw)
     gpu = _resolve_gpu(ccfg, cwhere)
     num_gpus, layout = derive_layout(wcfg, ccfg, gpu, wwhere, cwhere)
     assumptions = {**defaults_used(wcfg), **{f"cluster.{k}": v for k, v in defaults_used(ccfg).items()}}
@@ -139,19 +144,20 @@ def load_scenario(workload: str | Path, *, cluster: str | Path | None = None,
 
     wpath = Path(workload)
     wl_over, cl_over = _split_overrides(list(overrides or []), gpus)
-    wcfg = validate(WorkloadConfig, read_yaml(wpath), str(wpath), wl_over)
+    wraw = read_yaml(wpath)
+    wcfg = validate(WorkloadConfig, wraw, str(wpath), wl_over)
     if cluster is not None:
         cpath = Path(cluster)
     elif wcfg.cluster:
         cpath = wpath.parent / wcfg.cluster
         if not cpath.exists():
-            raise ConfigError("cluster file not found", source=source_finder(str(wpath), wl_over)(("cluster",)),
+            raise ConfigError("cluster file not found", source=source_finder(str(wpath), wl_over, wraw)(("cluster",)),
                               path="cluster", value=wcfg.cluster,
                               expected=f"a YAML file ({cpath} does not exist)")
     else:
         raise ConfigError("no cluster given", source=str(wpath), path="cluster",
                           expected="a `cluster:` path in the workload or --cluster FILE")
-    return _finish(wcfg, read_yaml(cpath), str(wpath), str(cpath), wl_over, cl_over, derive_layout)
+    return _finish(wcfg, wraw, read_yaml(cpath), str(wpath), str(cpath), wl_over, cl_over, derive_layout)
 
 
 __all__ = ["Layout", "Scenario", "build_scenario", "load_scenario", "defaults_used", "suggest"]

@@ -12,7 +12,8 @@ from simulator import units
 class Strict(BaseModel):
     """Base of every config section: unknown keys are errors, values are frozen, no lax coercion."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, validate_default=True,
+                              allow_inf_nan=False)
 
 
 @dataclass(frozen=True)

@@ -76,11 +76,13 @@ class _Stage:
     dp_jobs: list = field(default_factory=list)
 
 
-def _chunk_work(part: StageParts, v: int) -> list[StageTimes]:
-    """Split a stage's per-microbatch work over its v model chunks (head in the first, tail in the last)."""
+def _chunk_work(part: StageParts, layers: tuple[int, ...]) -> list[StageTimes]:
+    """Split a stage's per-microbatch work over its model chunks by their layer counts (head in the
+    first chunk, tail in the last)."""
     from simulator.cost.stage import add, scale
 
-    chunks = [scale(part.layers, 1.0 / v) for _ in range(v)]
+    total = sum(layers)
+    chunks = [scale(part.layers, n / total) for n in layers]
     chunks[0] = add(chunks[0], part.head)
     chunks[-1] = add(chunks[-1], part.tail)
     return chunks
@@ -272,7 +274,7 @@ def step_inputs(s: Scenario, eff: Efficiency = DEFAULT,
     par = s.workload.parallelism
     return StepInputs(
         schedule=lay.schedule, p=lay.pp, m=lay.num_microbatches, v=lay.vpp,
-        chunk_work=tuple(tuple(_chunk_work(pt, lay.vpp)) for pt in parts), p2p=p2p_time(s, tiers),
+        chunk_work=tuple(tuple(_chunk_work(pt, lay.chunk_layers(i))) for i, pt in enumerate(parts)), p2p=p2p_time(s, tiers),
         dp=tuple(dp), overlap_grad=par.overlap_grad_reduce, overlap_gather=par.overlap_param_gather,
         optimizer=tuple(optimizer_time(s, i, eff) for i in range(lay.pp)), zero3=tuple(zero3),
         slowdown=tuple(slowdown or (1.0,) * lay.pp))

@@ -118,8 +118,9 @@ def memory_per_gpu(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int, 
         grads = 2.0 * (sharded if zero_stage >= 2 else n)
         optim = opt_bytes * (sharded if zero_stage >= 1 else n)
         n_moe = layers // a.moe_layer_freq if a.is_moe else 0
-        per_mb = sum(activation_bytes_per_layer(a, micro_batch, tp, cp, sequence_parallel, recompute,
-                                                flash_attention, moe=(j < n_moe)) for j in range(layers))
+        per_mb = sum(n * activation_bytes_per_layer(a, micro_batch, tp, cp, sequence_parallel, recompute,
+                                                    flash_attention, moe=moe)
+                     for n, moe in ((layers - n_moe, False), (n_moe, True)) if n)
         tokens = micro_batch * a.seq / cp
         if i == 0:
             per_mb += 2.0 * tokens * a.hidden / (tp if sequence_parallel else 1)

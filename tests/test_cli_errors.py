@@ -1,0 +1,453 @@
+"""Bad input through the real CLI: every failure is one clear message, the right exit code, no traceback.
+
+Each case runs ``simulator.cli.main(argv)`` in-process (a few also ``python -m simulator``) and
+checks: the exit code (2 malformed, 3 infeasible), that stderr names where the bad value came from
+(the file, or the ``--set``/``--gpus`` that wrote it), the key path, something about the offending
+value or what was expected, and that no Python traceback leaks out.
+
+Each case once was, or could easily become, a bug: the test asserts the correct behaviour.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from simulator.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+WORKLOADS = REPO / "workloads"
+TOPOLOGIES = REPO / "topologies"
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _walk(data: dict, path: str) -> tuple[dict, str]:
+    *parents, last = path.split(".")
+    for part in parents:
+        data = data.setdefault(part, {})
+    return data, last
+
+
+def set_key(data: dict, path: str, value: object) -> None:
+    node, last = _walk(data, path)
+    node[last] = value
+
+
+def del_key(data: dict, path: str) -> None:
+    node, last = _walk(data, path)
+    del node[last]
+
+
+def rename_key(data: dict, path: str, new_name: str) -> None:
+    node, last = _walk(data, path)
+    node[new_name] = node.pop(last)
+
+
+def load_workload(name: str) -> dict:
+    """A bundled workload as a mapping, its `cluster:` made absolute so a copy can live anywhere."""
+    data = yaml.safe_load((WORKLOADS / name).read_text())
+    data["cluster"] = str((WORKLOADS / data["cluster"]).resolve())
+    return data
+
+
+def write_yaml(path: Path, data: object) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def workload_file(tmp_path: Path, name: str = "llama3-8b.yaml", edit=None) -> Path:
+    data = load_workload(name)
+    if edit:
+        edit(data)
+    return write_yaml(tmp_path / f"wl-{name}", data)
+
+
+def cluster_file(tmp_path: Path, edit, name: str = "dgx-h100-superpod.yaml") -> Path:
+    data = yaml.safe_load((TOPOLOGIES / name).read_text())
+    edit(data)
+    return write_yaml(tmp_path / f"cl-{name}", data)
+
+
+def run_cli(capsys, argv: list[str]) -> tuple[int, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert out == "", f"nothing should go to stdout on failure, got {out!r}"
+    return code, err
+
+
+def check(code: int, err: str, expected_code: int, *needles: str) -> None:
+    assert "Traceback" not in err, err
+    assert code == expected_code, f"exit code {code}, expected {expected_code}; stderr:\n{err}"
+    prefix = "infeasible: " if expected_code == 3 else "error: "
+    assert any(line.startswith(prefix) for line in err.splitlines()), err
+    for needle in needles:
+        assert needle in err, f"{needle!r} missing from stderr:\n{err}"
+
+
+# --------------------------------------------------------------------------- workload file edits
+
+def _s(path, value):
+    return lambda d: set_key(d, path, value)
+
+
+def _d(path):
+    return lambda d: del_key(d, path)
+
+
+def _r(path, new):
+    return lambda d: rename_key(d, path, new)
+
+
+def _all(*edits):
+    def edit(d):
+        for e in edits:
+            e(d)
+    return edit
+
+
+# id, bundled workload, edit, extra argv, needles (besides the file's path)
+WORKLOAD_CASES = [
+    ("misspelt-key", "llama3-8b.yaml",
+     _r("parallelism.tensor_model_parallel_size", "tensor_model_paralel_size"), [],
+     ["parallelism.tensor_model_paralel_size", "unknown key", "did you mean tensor_model_parallel_size"]),
+    ("unknown-top-level-key", "llama3-8b.yaml", _s("optimiser", {"kind": "adamw"}), [],
+     ["optimiser", "unknown key", "expected one of", "training", "parallelism"]),
+    ("misspelt-top-level-section", "llama3-8b.yaml", _r("parallelism", "paralelism"), [],
+     ["paralelism", "unknown key", "did you mean parallelism"]),
+    ("missing-required-key", "llama3-8b.yaml", _d("model.hidden_size"), [],
+     ["model.hidden_size", "required key is missing"]),
+    ("missing-required-section", "llama3-8b.yaml", _d("training"), [],
+     ["training", "required key is missing"]),
+    ("string-for-int", "llama3-8b.yaml", _s("model.num_layers", "thirty-two"), [],
+     ["model.num_layers", "valid integer", "'thirty-two'"]),
+    ("quoted-number-for-int", "llama3-8b.yaml", _s("model.num_layers", "32"), [],
+     ["model.num_layers", "valid integer", "'32'"]),
+    ("float-for-int", "llama3-8b.yaml", _s("model.num_layers", 32.5), [],
+     ["model.num_layers", "valid integer", "32.5"]),
+    ("bool-for-int", "llama3-8b.yaml", _s("parallelism.micro_batch_size", True), [],
+     ["parallelism.micro_batch_size", "valid integer", "True"]),
+    ("negative-int", "llama3-8b.yaml", _s("training.global_batch_size", -4), [],
+     ["training.global_batch_size", "greater than 0", "-4"]),
+    ("zero-int", "llama3-8b.yaml", _s("parallelism.tensor_model_parallel_size", 0), [],
+     ["parallelism.tensor_model_parallel_size", "greater than 0", "got 0"]),
+    ("zero-count-with-suffix", "llama3-8b.yaml", _s("training.train_tokens", "0T"), [],
+     ["training.train_tokens", "greater than 0", "'0T'"]),
+    ("bad-enum", "llama3-8b.yaml", _s("training.precision", "fp4"), [],
+     ["training.precision", "'bf16', 'fp16' or 'fp8'", "'fp4'"]),
+    ("list-for-section", "llama3-8b.yaml", _s("model", [1, 2]), [],
+     ["model", "valid dictionary", "[1, 2]"]),
+    ("bare-number-for-duration", "llama3-8b.yaml", _s("checkpoint.interval", 3600), [],
+     ["checkpoint.interval", "bare number", "1 h", "3600"]),
+    ("tp-not-dividing-heads", "llama3-8b.yaml", _s("parallelism.tensor_model_parallel_size", 3), [],
+     ["parallelism.tensor_model_parallel_size", "num_attention_heads=32", "got 3", "divisor of 32"]),
+    ("tp-not-dividing-query-groups", "llama3-8b.yaml", _s("parallelism.tensor_model_parallel_size", 16), [],
+     ["parallelism.tensor_model_parallel_size", "num_query_groups=8", "got 16", "divisor of 8"]),
+    ("query-groups-not-dividing-heads", "llama3-8b.yaml",
+     _all(_s("model.num_query_groups", 5), _s("parallelism.tensor_model_parallel_size", 1)), [],
+     ["model.num_query_groups", "num_attention_heads=32", "got 5"]),
+    ("pp-not-dividing-layers", "llama3-8b.yaml", _s("parallelism.pipeline_model_parallel_size", 3),
+     ["--gpus", "96"],
+     ["parallelism.pipeline_model_parallel_size", "num_layers=32", "got 3", "divisor of 32"]),
+    ("global-batch-not-divisible", "llama3-8b.yaml", _s("training.global_batch_size", 100), [],
+     ["training.global_batch_size", "micro_batch_size x DP = 1 x 256", "got 100", "multiple of 256"]),
+    ("num-gpus-not-multiple-of-model-parallel", "llama3-8b.yaml", _s("num_gpus", 511), [],
+     ["num_gpus", "TP x PP x CP", "got 511", "multiple of 2"]),
+    ("cp-not-dividing-sequence", "llama3-8b.yaml", _s("parallelism.context_parallel_size", 3),
+     ["--gpus", "1536"],
+     ["parallelism.context_parallel_size", "seq_length=8192", "got 3"]),
+    ("ep-not-dividing-experts", "mixtral-8x7b.yaml", _s("parallelism.expert_model_parallel_size", 3), [],
+     ["parallelism.expert_model_parallel_size", "num_experts=8", "got 3", "divisor of 8"]),
+    ("ep-on-dense-model", "llama3-8b.yaml", _s("parallelism.expert_model_parallel_size", 2), [],
+     ["parallelism.expert_model_parallel_size", "MoE", "got 2", "1 for a dense model"]),
+    ("topk-above-num-experts", "mixtral-8x7b.yaml", _s("model.moe.moe_router_topk", 9), [],
+     ["model.moe.moe_router_topk", "num_experts=8", "got 9"]),
+    ("train-tokens-and-iters", "llama3-8b.yaml", _s("training.train_iters", 1000), [],
+     ["training.train_iters", "train_tokens or train_iters, not both", "1000"]),
+    ("zero-stage-vs-distributed-optimizer", "llama3-8b.yaml", _s("parallelism.zero_stage", 3), [],
+     ["parallelism.zero_stage", "distributed_optimizer", "got 3"]),
+    ("uneven-stages-without-pp", "llama3-8b.yaml", _s("parallelism.decoder_first_pipeline_num_layers", 3), [],
+     ["parallelism.decoder_first_pipeline_num_layers", "pipeline parallelism", "got 3"]),
+    ("interleaved-without-virtual-stages", "llama3-8b.yaml",
+     _s("parallelism.pipeline_schedule", "interleaved_1f1b"), [],
+     ["parallelism.pipeline_schedule", "virtual_pipeline_model_parallel_size", "'interleaved_1f1b'"]),
+    ("cluster-file-missing", "llama3-8b.yaml", _s("cluster", "no-such-cluster.yaml"), [],
+     ["cluster", "cluster file not found", "'no-such-cluster.yaml'"]),
+]
+
+
+@pytest.mark.parametrize("base, edit, extra, needles",
+                         [c[1:] for c in WORKLOAD_CASES], ids=[c[0] for c in WORKLOAD_CASES])
+def test_bad_workload_file(tmp_path, capsys, base, edit, extra, needles):
+    wl = workload_file(tmp_path, base, edit)
+    code, err = run_cli(capsys, ["run", wl, *extra])
+    check(code, err, 2, str(wl), *needles)
+
+
+# --------------------------------------------------------------------------- cluster file edits
+
+CLUSTER_CASES = [
+    ("bad-unit-lowercase-bits", _s("node.nic_bandwidth", "400 gb/s"),
+     ["node.nic_bandwidth", "unknown unit 'gb/s'", "'400 Gb/s'", "'400 gb/s'"]),
+    ("bare-number-needs-unit", _s("node.nic_bandwidth", 400),
+     ["node.nic_bandwidth", "bare number", "'400 Gb/s'", "got 400"]),
+    ("unreadable-quantity", _s("node.nic_bandwidth", "fast"),
+     ["node.nic_bandwidth", "cannot read 'fast'", "Gb/s"]),
+    ("negative-quantity", _s("node.nic_bandwidth", "-400 Gb/s"),
+     ["node.nic_bandwidth", "greater than 0", "'-400 Gb/s'"]),
+    ("unknown-gpu-close", _s("gpu", "h100-sxn"),
+     ["gpu", "unknown GPU", "did you mean h100-sxm", "'h100-sxn'"]),
+    ("unknown-gpu-far", _s("gpu", "tpu-v5"),
+     ["gpu", "unknown GPU", "'tpu-v5'", "h100-sxm"]),
+    ("misspelt-cluster-key", _r("fabric.oversubscription", "oversubscripton"),
+     ["fabric.oversubscripton", "unknown key", "did you mean oversubscription"]),
+    ("missing-cluster-key", _d("num_nodes"), ["num_nodes", "required key is missing"]),
+    ("oversubscription-below-one", _s("fabric.oversubscription", 0.5),
+     ["fabric.oversubscription", "greater than or equal to 1", "0.5"]),
+    ("bad-fabric-kind", _s("fabric.kind", "torus"),
+     ["fabric.kind", "'torus3d'", "'torus'"]),
+    ("inline-gpu-bare-flops", _s("gpu", {"name": "x", "peak_flops": {"bf16": 100}, "hbm_capacity": "80 GiB",
+                                        "hbm_bandwidth": "3 TB/s", "tdp": "700 W", "idle_power": "70 W"}),
+     ["gpu.peak_flops.bf16", "bare number", "TFLOP/s"]),
+]
+
+
+@pytest.mark.parametrize("edit, needles", [c[1:] for c in CLUSTER_CASES], ids=[c[0] for c in CLUSTER_CASES])
+def test_bad_cluster_file(tmp_path, capsys, edit, needles):
+    cl = cluster_file(tmp_path, edit)
+    wl = workload_file(tmp_path, edit=_s("cluster", str(cl)))
+    code, err = run_cli(capsys, ["run", wl])
+    check(code, err, 2, str(cl), *needles)
+
+
+def test_bad_cluster_via_cluster_flag(tmp_path, capsys):
+    cl = cluster_file(tmp_path, _s("num_nodes", -1))
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path), "--cluster", cl])
+    check(code, err, 2, str(cl), "num_nodes", "greater than 0", "-1")
+
+
+# --------------------------------------------------------------------------- unreadable files
+
+FILE_CASES = [
+    ("invalid-yaml-syntax", "name: x\nmodel: [1, 2\n", ["not valid YAML", "line 3"]),
+    ("invalid-yaml-indent", "name: x\n  model: 1\n", ["not valid YAML", "line 2", "mapping values"]),
+    ("yaml-tab", "name: x\n\tmodel: 1\n", ["not valid YAML", "'\\t'"]),
+    ("two-documents", "name: x\n---\nname: y\n", ["not valid YAML", "another document"]),
+    ("empty-file", "", ["file is empty", "YAML mapping"]),
+    ("comments-only", "# nothing here\n", ["file is empty", "YAML mapping"]),
+    ("top-level-list", "- name: x\n- model: y\n", ["top level must be a mapping", "'list'"]),
+    ("top-level-scalar", "just words\n", ["top level must be a mapping", "'str'"]),
+]
+
+
+@pytest.mark.parametrize("text, needles", [c[1:] for c in FILE_CASES], ids=[c[0] for c in FILE_CASES])
+def test_unreadable_workload_file(tmp_path, capsys, text, needles):
+    wl = tmp_path / "bad.yaml"
+    wl.write_text(text)
+    code, err = run_cli(capsys, ["run", wl])
+    check(code, err, 2, str(wl), *needles)
+
+
+def test_binary_file(tmp_path, capsys):
+    wl = tmp_path / "binary.yaml"
+    wl.write_bytes(b"\xff\xfe\x00\x81name: x\n")
+    code, err = run_cli(capsys, ["run", wl])
+    check(code, err, 2, str(wl), "not a text file")
+
+
+def test_file_not_found(tmp_path, capsys):
+    wl = tmp_path / "missing.yaml"
+    code, err = run_cli(capsys, ["run", wl])
+    check(code, err, 2, str(wl), "file not found")
+
+
+def test_directory_instead_of_file(tmp_path, capsys):
+    code, err = run_cli(capsys, ["run", tmp_path])
+    check(code, err, 2, str(tmp_path), "is a directory")
+
+
+def test_cluster_flag_file_not_found(tmp_path, capsys):
+    cl = tmp_path / "nope-cluster.yaml"
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path), "--cluster", cl])
+    check(code, err, 2, str(cl), "file not found")
+
+
+# --------------------------------------------------------------------------- command-line values
+
+# argv after `run WORKLOAD`, needles (the --set/--gpus text is part of them)
+CLI_CASES = [
+    ("set-without-equals", ["--set", "parallelism.micro_batch_size"],
+     ["--set", "key.path=value", "'parallelism.micro_batch_size'"]),
+    ("set-empty-key", ["--set", "=3"], ["--set", "empty key", "'=3'"]),
+    ("set-unknown-key", ["--set", "parallelism.micro_bach_size=2"],
+     ["--set parallelism.micro_bach_size=2", "parallelism.micro_bach_size", "unknown key",
+      "did you mean micro_batch_size"]),
+    ("set-unknown-top-level-key", ["--set", "foo=2"],
+     ["--set foo=2", "foo", "unknown key", "expected one of"]),
+    ("set-below-a-scalar", ["--set", "parallelism.tensor_model_parallel_size.x=1"],
+     ["--set parallelism.tensor_model_parallel_size.x=1", "parallelism.tensor_model_parallel_size",
+      "not a section"]),
+    ("set-wrong-type", ["--set", "model.hidden_size=big"],
+     ["--set model.hidden_size=big", "model.hidden_size", "valid integer", "'big'"]),
+    ("set-layout-check", ["--set", "parallelism.tensor_model_parallel_size=3"],
+     ["--set parallelism.tensor_model_parallel_size=3", "parallelism.tensor_model_parallel_size",
+      "num_attention_heads=32", "got 3"]),
+    ("set-data-parallel-disagrees", ["--set", "parallelism.data_parallel_size=128"],
+     ["--set parallelism.data_parallel_size=128", "parallelism.data_parallel_size", "got 128",
+      "256 or 'auto'"]),
+    ("set-cluster-oversubscription-below-one", ["--set", "cluster.fabric.oversubscription=0.5"],
+     ["--set cluster.fabric.oversubscription=0.5", "fabric.oversubscription", "greater than or equal to 1",
+      "0.5"]),
+    ("set-cluster-unknown-key", ["--set", "cluster.fabric.oversubscriptoin=2"],
+     ["--set cluster.fabric.oversubscriptoin=2", "fabric.oversubscriptoin", "unknown key",
+      "did you mean oversubscription"]),
+    ("set-cluster-bare-bandwidth", ["--set", "cluster.node.nic_bandwidth=400"],
+     ["--set cluster.node.nic_bandwidth=400", "node.nic_bandwidth", "bare number", "'400 Gb/s'"]),
+    ("set-cluster-unknown-gpu", ["--set", "cluster.gpu=h100"],
+     ["--set cluster.gpu=h100", "gpu", "unknown GPU", "'h100'", "h100-sxm"]),
+    ("set-cluster-path-missing", ["--set", "cluster=nope.yaml"],
+     ["--set cluster=nope.yaml", "cluster", "cluster file not found", "'nope.yaml'"]),
+    ("gpus-more-than-cluster", ["--gpus", "32768"],
+     ["--gpus 32768", "num_gpus", "needs 32768 GPUs", "cluster has 16384", "at most 16384"]),
+    ("gpus-not-multiple-of-model-parallel", ["--gpus", "511"],
+     ["--gpus 511", "num_gpus", "got 511", "multiple of 2"]),
+    ("gpus-zero", ["--gpus", "0"], ["--gpus", "positive integer", "'0'"]),
+    ("gpus-not-a-number", ["--gpus", "abc"], ["--gpus", "positive integer", "'abc'"]),
+    ("unknown-flag", ["--bogus"], ["command line", "unrecognized arguments", "--bogus"]),
+]
+
+
+@pytest.mark.parametrize("extra, needles", [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES])
+def test_bad_command_line_value(tmp_path, capsys, extra, needles):
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path), *extra])
+    check(code, err, 2, *needles)
+
+
+def test_fp8_on_a100(tmp_path, capsys):
+    wl = workload_file(tmp_path, "gpt3-175b.yaml")
+    code, err = run_cli(capsys, ["run", wl, "--set", "training.precision=fp8"])
+    check(code, err, 2, "--set training.precision=fp8", "training.precision", "A100", "FP8", "'fp8'",
+          "bf16 or fp16")
+
+
+def test_fp8_on_a100_from_file(tmp_path, capsys):
+    wl = workload_file(tmp_path, "gpt3-175b.yaml", _s("training.precision", "fp8"))
+    code, err = run_cli(capsys, ["run", wl])
+    check(code, err, 2, str(wl), "training.precision", "FP8", "'fp8'")
+
+
+def test_unknown_subcommand(capsys):
+    code, err = run_cli(capsys, ["runn", str(WORKLOADS / "llama3-8b.yaml")])
+    check(code, err, 2, "command line", "invalid choice", "'runn'", "run")
+
+
+def test_missing_workload_argument(capsys):
+    code, err = run_cli(capsys, ["run"])
+    check(code, err, 2, "command line", "required", "workload")
+
+
+# --------------------------------------------------------------------------- infeasible (exit 3)
+
+OOM = ["--set", "parallelism.tensor_model_parallel_size=1", "--set", "parallelism.pipeline_model_parallel_size=1",
+       "--set", "parallelism.decoder_first_pipeline_num_layers=null",
+       "--set", "parallelism.decoder_last_pipeline_num_layers=null", "--gpus", "64"]
+
+
+def test_model_too_large_for_memory(tmp_path, capsys):
+    wl = workload_file(tmp_path, "llama3-405b.yaml")
+    code, err = run_cli(capsys, ["run", wl, *OOM])
+    check(code, err, 3, "llama3-405b", "TP1 PP1 DP64", "GiB per GPU", "80.0 GiB",
+          "weights", "gradients", "optimizer", "activations")
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_model_too_large_names_the_file(tmp_path, capsys):
+    wl = workload_file(tmp_path, "llama3-405b.yaml")
+    code, err = run_cli(capsys, ["run", wl, *OOM])
+    check(code, err, 3, str(wl))
+
+
+# --------------------------------------------------------------------------- through `python -m simulator`
+
+def _subprocess(argv: list) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "simulator", *map(str, argv)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_subprocess_file_not_found(tmp_path):
+    wl = tmp_path / "missing.yaml"
+    proc = _subprocess(["run", wl])
+    check(proc.returncode, proc.stderr, 2, str(wl), "file not found")
+    assert proc.stdout == ""
+
+
+def test_subprocess_bad_set_and_misspelt_key(tmp_path):
+    wl = workload_file(tmp_path, edit=_r("parallelism.tensor_model_parallel_size", "tensor_model_paralel_size"))
+    proc = _subprocess(["run", wl])
+    check(proc.returncode, proc.stderr, 2, str(wl), "parallelism.tensor_model_paralel_size",
+          "did you mean tensor_model_parallel_size")
+    proc = _subprocess(["run", workload_file(tmp_path), "--set", "cluster.fabric.oversubscription=0.5"])
+    check(proc.returncode, proc.stderr, 2, "--set cluster.fabric.oversubscription=0.5",
+          "fabric.oversubscription", "0.5")
+
+
+def test_subprocess_infeasible(tmp_path):
+    proc = _subprocess(["run", workload_file(tmp_path, "llama3-405b.yaml"), *OOM])
+    check(proc.returncode, proc.stderr, 3, "llama3-405b", "GiB per GPU", "weights", "activations")
+    assert proc.stdout == ""
+
+
+# --------------------------------------------------------------------------- bugs found and fixed
+
+def test_infinite_oversubscription(tmp_path, capsys):
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path), "--set", "cluster.fabric.oversubscription=.inf"])
+    check(code, err, 2, "--set cluster.fabric.oversubscription=.inf", "fabric.oversubscription", "inf")
+
+
+@pytest.mark.parametrize("value", [".inf", "1e400"])
+def test_infinite_train_tokens(tmp_path, capsys, value):
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path), "--set", f"training.train_tokens={value}"])
+    check(code, err, 2, f"--set training.train_tokens={value}", "training.train_tokens")
+
+
+def test_infinite_steps_factor(tmp_path, capsys):
+    wl = workload_file(tmp_path, edit=_s("training.optimizer.steps_factor", float("inf")))
+    code, err = run_cli(capsys, ["run", wl])
+    check(code, err, 2, str(wl), "training.optimizer.steps_factor")
+
+
+def test_gpu_wrong_type_key_path(tmp_path, capsys):
+    cl = cluster_file(tmp_path, _s("gpu", 5))
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path, edit=_s("cluster", str(cl)))])
+    check(code, err, 2, str(cl), ": gpu: ", "got 5")
+    assert "gpu.str" not in err and "gpu.dict" not in err, err
+
+
+def test_first_stage_larger_than_model(tmp_path, capsys):
+    wl = workload_file(tmp_path, edit=_all(_s("parallelism.pipeline_model_parallel_size", 2),
+                                           _s("parallelism.decoder_first_pipeline_num_layers", 40)))
+    code, err = run_cli(capsys, ["run", wl])
+    check(code, err, 2, str(wl), "parallelism.decoder_first_pipeline_num_layers", "40", "num_layers=32")
+    assert "remaining -8" not in err, err
+
+
+def test_missing_key_in_section_created_by_set(tmp_path, capsys):
+    wl = workload_file(tmp_path)
+    code, err = run_cli(capsys, ["run", wl, "--set", "model.moe.moe_router_topk=4"])
+    check(code, err, 2, "--set model.moe.moe_router_topk=4", "model.moe.num_experts", "required key is missing")
+    assert str(wl) not in err, err
+
+
+def test_duplicate_key(tmp_path, capsys):
+    text = (WORKLOADS / "llama3-8b.yaml").read_text()
+    text = text.replace("cluster: ../topologies/", f"cluster: {TOPOLOGIES}/")
+    text = text.replace("  tensor_model_parallel_size: 2\n",
+                        "  tensor_model_parallel_size: 8\n  tensor_model_parallel_size: 2\n")
+    wl = tmp_path / "dup.yaml"
+    wl.write_text(text)
+    code = main(["run", str(wl)])
+    err = capsys.readouterr().err
+    check(code, err, 2, str(wl), "tensor_model_parallel_size", "duplicate")
