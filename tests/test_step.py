@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator import simulate
-from simulator.cost import comm
+from simulator.cost import comm, contention
 from simulator.cost.stage import StageTimes
 from simulator.cost.step import estimate_step, pipeline_time
 
@@ -41,7 +41,12 @@ def test_slowest_stage_sets_the_pace():
 
 
 TIERS = comm.Tiers(domain_size=8, nvlink_bw=400e9, network_bw=50e9, nvlink_hop=1e-6, network_hop=5e-6,
-                   base=0.0, oversubscription=1.0, unit_gpus=256)
+                   base=0.0)
+
+
+def _fabric(oversubscription, job_gpus=512):
+    return dataclasses.replace(TIERS, nvlink_hop=0.0, network_hop=0.0, job_gpus=job_gpus,
+                               scaleout=contention.tiers_for(32, 8, 50e9, oversubscription, job_gpus))
 
 
 def test_ring_all_reduce_inside_a_node_by_hand():
@@ -61,13 +66,19 @@ def test_intra_node_collective_ignores_nic_speed():
     assert comm.all_reduce(comm.Group(8, 1), 1e9, slow) == comm.all_reduce(comm.Group(8, 1), 1e9, TIERS)
 
 
-def test_oversubscription_slows_groups_that_leave_the_unit():
-    over = dataclasses.replace(TIERS, oversubscription=4.0, network_hop=0.0, nvlink_hop=0.0)
-    flat = dataclasses.replace(over, oversubscription=1.0)
-    wide = comm.Group(64, 8)     # 512 GPUs: leaves a 256-GPU unit
-    narrow = comm.Group(16, 8)   # 128 GPUs: stays inside
+def test_oversubscription_slows_groups_by_the_ratio_their_flows_imply():
+    over, flat = _fabric(4.0), _fabric(1.0)
+    narrow = comm.Group(16, 8)   # 128 GPUs: stays inside a 256-GPU unit
     assert comm.all_reduce(narrow, 1e9, over) == comm.all_reduce(narrow, 1e9, flat)
-    assert comm.all_reduce(wide, 1e9, over) > comm.all_reduce(wide, 1e9, flat)
+    # a ring over all 512 GPUs leaves its unit on only 2 of its 64 edges: the spine is not its bottleneck
+    wide = comm.Group(64, 8)
+    assert comm.all_reduce(wide, 1e9, over) == pytest.approx(comm.all_reduce(wide, 1e9, flat))
+    # pairs 256 ranks apart: every flow crosses the 4:1 spine, so the network phase is 4x slower
+    across = comm.Group(2, 256)
+    assert comm.all_gather(across, 1e9, over) == pytest.approx(4 * comm.all_gather(across, 1e9, flat))
+    # all-to-all over 64 ranks, 32 per unit: half of each rank's bytes cross the 4:1 spine
+    a2a = [comm.all_to_all(comm.Group(64, 8), 1e9, t) for t in (over, flat)]
+    assert a2a[0] / a2a[1] == pytest.approx((0.5 * 4) / (63 / 64), rel=1e-3)
 
 
 @settings(max_examples=30, deadline=None)

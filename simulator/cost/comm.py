@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 from simulator.config.cluster import ClusterConfig
 from simulator.config.gpu import GPUSpec
+from simulator.cost import contention
 from simulator.cost.efficiency import Efficiency
 
 
 @dataclass(frozen=True)
 class Tiers:
-    """Per-GPU bandwidths and hop latencies of the two tiers a collective can cross."""
+    """Per-GPU bandwidths and hop latencies of the scale-up domain and the scale-out fabric."""
 
     domain_size: int          # GPUs per NVLink domain
     nvlink_bw: float          # bytes/s per GPU per direction inside a domain
@@ -26,21 +27,23 @@ class Tiers:
     nvlink_hop: float         # s per ring step inside a domain
     network_hop: float        # s per ring step across domains
     base: float               # s per collective launch
-    oversubscription: float   # bandwidth divisor for traffic that leaves a scalable unit
-    unit_gpus: int            # GPUs in one scalable unit (leaf group) of the fabric
+    scaleout: tuple = ()      # FabricTier levels above the NICs (cost/contention.py)
+    job_gpus: int = 0         # GPUs of the job: every group of a kind runs at once over them
 
 
-def tiers_of(cluster: ClusterConfig, gpu: GPUSpec, eff: Efficiency) -> Tiers:
+def tiers_of(cluster: ClusterConfig, gpu: GPUSpec, eff: Efficiency, job_gpus: int) -> Tiers:
     node = cluster.node
     nvlink = node.nvlink.bandwidth or gpu.nvlink_bandwidth or 32e9   # PCIe Gen4 x16 as a last resort
     nics = node.nics or node.gpus_per_node
-    nic_per_gpu = nics * node.nic_bandwidth / node.gpus_per_node
+    nic_per_gpu = nics * node.nic_bandwidth / node.gpus_per_node * eff.network
     domain = node.nvlink.domain_size or node.gpus_per_node
-    return Tiers(domain, nvlink * eff.network, nic_per_gpu * eff.network,
+    fabric = cluster.fabric
+    scaleout = contention.tiers_for(fabric.nodes_per_unit, node.gpus_per_node, nic_per_gpu,
+                                    fabric.oversubscription, job_gpus)
+    return Tiers(domain, nvlink * eff.network, nic_per_gpu,
                  max(eff.hop_latency_nvlink, node.nvlink.latency),
-                 max(eff.hop_latency_network, cluster.fabric.link_latency),
-                 eff.collective_base_latency, cluster.fabric.oversubscription,
-                 cluster.fabric.nodes_per_unit * node.gpus_per_node)
+                 max(eff.hop_latency_network, fabric.link_latency),
+                 eff.collective_base_latency, scaleout, job_gpus)
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,11 @@ class Group:
         return math.ceil(self.size / self.per_domain(t))
 
     def network_bw(self, t: Tiers) -> float:
-        """Per-GPU scale-out bandwidth, reduced by oversubscription when the group leaves a unit."""
-        span = self.size * self.stride
-        return t.network_bw / (t.oversubscription if span > t.unit_gpus else 1.0)
+        """Bytes/s of each flow of this group's cross-domain ring, with every group of its kind
+        active at once, shared max-min over the fabric's tiers (cost/contention.py)."""
+        k = self.per_domain(t)
+        jobs = t.job_gpus or self.size * self.stride
+        return contention.ring_bandwidth(self.domains(t), self.stride * k, t.scaleout, jobs, t.network_bw)
 
 
 def _ring(n: int, nbytes: float, bw: float, hop: float, factor: float) -> float:
@@ -117,15 +122,17 @@ def all_to_all(g: Group, nbytes: float, t: Tiers) -> float:
     k = g.per_domain(t)
     n = g.size
     intra = nbytes * (k - 1) / n / t.nvlink_bw
-    inter = nbytes * (n - k) / n / g.network_bw(t) if n > k else 0.0
+    inter = contention.all_to_all_time(n, g.stride, nbytes, t.scaleout, t.network_bw, t.domain_size)
     hop = t.network_hop if n > k else t.nvlink_hop
     return t.base + max(intra, inter) + (n - 1) * hop
 
 
-def send_recv(stride: int, nbytes: float, t: Tiers) -> float:
-    """Point-to-point transfer between ranks ``stride`` apart (pipeline neighbours)."""
+def send_recv(stride: int, nbytes: float, t: Tiers, peers: int = 2) -> float:
+    """Point-to-point transfer between ranks ``stride`` apart (pipeline neighbours); every chain of
+    ``peers`` ranks of this kind sends at once."""
     if nbytes <= 0:
         return 0.0
     if stride < t.domain_size:
         return nbytes / t.nvlink_bw + t.nvlink_hop
-    return nbytes / t.network_bw + t.network_hop
+    jobs = t.job_gpus or peers * stride
+    return nbytes / contention.ring_bandwidth(peers, stride, t.scaleout, jobs, t.network_bw) + t.network_hop

@@ -57,7 +57,7 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
     cp_f = cp_b = 0.0
     if lay.cp > 1:
         kv = tokens * 2 * a.kv_width / lay.tp * sh.act_bytes
-        ring = (lay.cp - 1) * comm.send_recv(lay.tp, kv, tiers)
+        ring = (lay.cp - 1) * comm.send_recv(lay.tp, kv, tiers, peers=lay.cp)
         cp_f, cp_b = max(0.0, ring - attn_f), max(0.0, 2 * ring - attn_b)
     ep_f = ep_b = 0.0
     if moe and lay.ep > 1:

@@ -135,12 +135,12 @@ def p2p_time(s: Scenario, tiers: comm.Tiers) -> float:
         return 0.0
     a = resolve(s.workload.model)
     act = lay.micro_batch_size * a.seq / lay.cp * a.hidden * 2.0 / lay.tp   # scatter-gather: 1/t per rank
-    return comm.send_recv(lay.tp * lay.cp * lay.dp, act, tiers)
+    return comm.send_recv(lay.tp * lay.cp * lay.dp, act, tiers, peers=lay.pp)
 
 
 def estimate_step(s: Scenario, eff: Efficiency = DEFAULT) -> StepEstimate:
     lay = s.layout
-    tiers = comm.tiers_of(s.cluster, s.gpu, eff)
+    tiers = comm.tiers_of(s.cluster, s.gpu, eff, s.num_gpus)
     stages = stage_times(s, eff, tiers)
     m = lay.num_microbatches
     p2p = p2p_time(s, tiers)

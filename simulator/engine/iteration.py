@@ -264,7 +264,7 @@ def step_inputs(s: Scenario, eff: Efficiency = DEFAULT,
     from dataclasses import replace
 
     lay = s.layout
-    tiers = comm.tiers_of(s.cluster, s.gpu, eff)
+    tiers = comm.tiers_of(s.cluster, s.gpu, eff, s.num_gpus)
     parts = stage_parts(s, eff, tiers)
     dp = [dp_cost(s, i, tiers) for i in range(lay.pp)]
     zero3 = [0.0] * lay.pp
