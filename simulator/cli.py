@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="closed-form estimate instead of the discrete-event step simulation")
     run.add_argument("--trace", metavar="FILE", help="write the simulated step as a Chrome trace (Perfetto)")
 
+    topo = sub.add_parser("topology", help="describe a cluster's fabric: counts, bisection, tiers")
+    topo.add_argument("cluster", help="cluster YAML file")
+    topo.add_argument("--json", action="store_true", help="print only the JSON report")
+    topo.add_argument("--nodes", type=_positive_int, help="describe a smaller build with this many nodes")
+    topo.add_argument("--draw", metavar="FILE", help="draw the fabric (PNG); big fabrics are drawn at a small size")
+
     val = sub.add_parser("validate", help="compare predictions with published training runs")
     val.add_argument("--json", action="store_true", help="print the table as JSON")
     val.add_argument("--fast", action="store_true", help="use the closed-form tier instead of the step DES")
@@ -85,7 +91,21 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "validate": _cmd_validate}
+def _cmd_topology(args: argparse.Namespace) -> int:
+    from simulator.report.topology_text import topology_text
+    from simulator.topology import topology_report
+
+    report = topology_report(args.cluster, num_nodes=args.nodes)
+    if args.draw:
+        from simulator.report.topology_plot import draw_cluster
+
+        nodes = draw_cluster(args.cluster, args.draw, args.nodes)
+        print(f"wrote {args.draw} ({nodes} nodes drawn)", file=sys.stderr)
+    print(json.dumps(report, indent=2, default=str) if args.json else topology_text(report))
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "topology": _cmd_topology}
 
 
 def main(argv: list[str] | None = None) -> int:

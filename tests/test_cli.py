@@ -77,3 +77,17 @@ def test_validate_prints_every_row(capsys):
     out = capsys.readouterr().out
     assert out.count("narayanan2021") >= 22 and out.count("megatron-core-h100") >= 9
     assert "mean absolute error all" in out and "worst" in out
+
+
+def test_topology_command(capsys, tmp_path):
+    from tests.conftest import TOPOLOGIES
+
+    assert main(["topology", str(TOPOLOGIES / "meta-h100-roce-24k.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "24,576 × H100" in out and "6.98:1" in out and "bisection" in out
+    assert main(["topology", str(TOPOLOGIES / "dgx-h100-superpod.yaml"), "--json", "--nodes", "4",
+                 "--draw", str(tmp_path / "f.png")]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["gpus"] == 32 and data["bisection_method"] == "min_cut"
+    assert data["bisection_bandwidth"] == pytest.approx(16 * 50e9)   # 16 NICs of 400 Gb/s cross the cut
+    assert (tmp_path / "f.png").stat().st_size > 1000

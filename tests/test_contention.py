@@ -66,10 +66,10 @@ def test_spine_oversubscription_hits_all_to_all_and_cross_unit_pipelines_not_nvl
     def step(name, *sets):
         return simulate(scenario(name, *sets)).step_time_s
 
-    moe = ["cluster.fabric.nodes_per_unit=4"]
+    moe = ["cluster.fabric.nodes_per_unit=4", "cluster.num_nodes=32"]
     assert step("mixtral-8x7b", *moe, "cluster.fabric.oversubscription=4") > \
         step("mixtral-8x7b", *moe, "cluster.fabric.oversubscription=1")
-    pp = ["parallelism.pipeline_model_parallel_size=4", "cluster.fabric.nodes_per_unit=4",
+    pp = ["parallelism.pipeline_model_parallel_size=4", "cluster.fabric.nodes_per_unit=4", "cluster.num_nodes=256",
           "parallelism.virtual_pipeline_model_parallel_size=null"]
     assert step("llama3-70b", *pp, "cluster.fabric.oversubscription=4") > \
         step("llama3-70b", *pp, "cluster.fabric.oversubscription=1")

@@ -32,6 +32,14 @@ class FabricConfig(Strict):
     tiers: PosInt = Field(default=2, le=4)
     oversubscription: float = Field(default=1.0, ge=1.0)
     link_latency: Duration = "1 us"
+    # Ports per switch (NVIDIA Quantum-2 QM9700: 64 x NDR 400 Gb/s; Spectrum-4 SN5600: 64 x 800 GbE)
+    switch_radix: PosInt = Field(default=64, ge=2)
+    # Downlink / uplink capacity per switch tier, leaf first. null: `oversubscription` where traffic
+    # leaves a scalable unit (the spines of a 3-tier fat_tree, the leaves otherwise), 1 elsewhere.
+    tier_oversubscription: Annotated[list[Annotated[float, Field(ge=1.0)]],
+                                     Field(min_length=1, max_length=2)] | None = None
+    # torus3d: GPUs along x, y, z (product = the cluster's GPUs); null: the most cube-like
+    torus_dims: Annotated[list[PosInt], Field(min_length=3, max_length=3)] | None = None
 
 
 class ReliabilityConfig(Strict):

@@ -87,6 +87,17 @@ def defaults_used(model: BaseModel, prefix: str = "") -> dict:
     return out
 
 
+def _check_fabric(cluster: ClusterConfig, gpu: GPUSpec, where) -> None:
+    """The fabric the cluster describes must be buildable (switch radix, tiers, unit sizes)."""
+    from simulator.topology import tier_view
+
+    try:
+        tier_view(cluster, gpu)
+    except ConfigError as exc:
+        loc = tuple((exc.path or "fabric").split("."))
+        raise ConfigError(str(exc).split(": ", 1)[-1], source=where(loc), path=".".join(loc)) from None
+
+
 def _split_overrides(texts: list[str], gpus: int | None) -> tuple[list[Override], list[Override]]:
     wl, cl = [], []
     for text in texts:
@@ -100,7 +111,7 @@ def _split_overrides(texts: list[str], gpus: int | None) -> tuple[list[Override]
     return wl, cl
 
 
-def _resolve_gpu(cluster: ClusterConfig, where) -> GPUSpec:
+def resolve_gpu(cluster: ClusterConfig, where) -> GPUSpec:
     spec = cluster.gpu
     if isinstance(spec, str):
         try:
@@ -131,7 +142,8 @@ def _finish(wcfg, wraw, craw, workload_source, cluster_source, wl_over, cl_over,
     wwhere = source_finder(workload_source, wl_over, wraw)
     ccfg = validate(ClusterConfig, craw, cluster_source, cl_over)
     cwhere = source_finder(cluster_source, cl_over, craw)
-    gpu = _resolve_gpu(ccfg, cwhere)
+    gpu = resolve_gpu(ccfg, cwhere)
+    _check_fabric(ccfg, gpu, cwhere)
     num_gpus, layout = derive_layout(wcfg, ccfg, gpu, wwhere, cwhere)
     assumptions = {**defaults_used(wcfg), **{f"cluster.{k}": v for k, v in defaults_used(ccfg).items()}}
     return Scenario(wcfg, ccfg, gpu, layout, num_gpus, workload_source, cluster_source, assumptions)

@@ -38,12 +38,19 @@ def tiers_of(cluster: ClusterConfig, gpu: GPUSpec, eff: Efficiency, job_gpus: in
     nic_per_gpu = nics * node.nic_bandwidth / node.gpus_per_node * eff.network
     domain = node.nvlink.domain_size or node.gpus_per_node
     fabric = cluster.fabric
-    scaleout = contention.tiers_for(fabric.nodes_per_unit, node.gpus_per_node, nic_per_gpu,
-                                    fabric.oversubscription, job_gpus)
+    view = _tier_view(cluster, gpu)
+    scaleout = contention.from_tier_view(view, fabric.kind, node.gpus_per_node,
+                                         cluster.num_nodes * node.gpus_per_node, eff.network)
     return Tiers(domain, nvlink * eff.network, nic_per_gpu,
                  max(eff.hop_latency_nvlink, node.nvlink.latency),
                  max(eff.hop_latency_network, fabric.link_latency),
                  eff.collective_base_latency, scaleout, job_gpus)
+
+
+def _tier_view(cluster: ClusterConfig, gpu: GPUSpec) -> tuple:
+    from simulator.topology import tier_view
+
+    return tuple(tier_view(cluster, gpu))
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,23 @@ def _members_within(n: int, stride: int, span: float) -> int:
     return int(min(n, max(1, span // stride)))
 
 
+RAIL_FABRICS = ("rail_optimized_fat_tree", "rail_only")
+
+
+def from_tier_view(view, kind: str, gpus_per_node: int, num_gpus: int, efficiency: float) -> tuple[FabricTier, ...]:
+    """FabricTiers from topology.tier_view: each network tier's span (in ranks: rail fabrics hold one
+    rail of many nodes under a switch, and NCCL reaches the other rails over NVLink first, PXN) and
+    the per-GPU capacity of the links above it."""
+    net = [t for t in view if t.kind == "network"]
+    out = []
+    for lower, upper in zip(net, net[1:]):
+        if lower.span is None:
+            continue
+        span = lower.span * (gpus_per_node if kind in RAIL_FABRICS else 1)
+        out.append(FabricTier(lower.name, span, upper.total_capacity * efficiency / num_gpus))
+    return tuple(out)
+
+
 def tiers_for(nodes_per_unit: int, gpus_per_node: int, nic_per_gpu: float, oversubscription: float,
               job_gpus: int) -> tuple[FabricTier, ...]:
     """The scale-out hierarchy the cluster YAML describes: scalable units of ``nodes_per_unit`` nodes
