@@ -65,7 +65,7 @@ class ReliabilityConfig(Strict):
     # Llama 3: 47 planned interruptions in 54 days on 2,048 nodes -> 47 / 2.654M node-hours
     planned_maintenance_per_node_hour: NonNegFloat = 1.77e-5
     weibull_shape: PosFloat | None = None               # null: exponential inter-arrival times
-    repair_time: Duration = "1 d"                       # mean; assumption (docs/campaign.md)
+    repair_time: Duration = "1 d"      # mean; assumption (HPC: < 1 h to > 1 d, Schroeder & Gibson 2006)
     # MegaScale (NSDI'24): communicator init on 2,048 GPUs 1,047 s -> < 5 s after optimisation;
     # modelled linear in the GPU count: 5 s / 2,048 GPUs = 2.44 ms per GPU
     communicator_init_per_gpu: Duration = "2.44 ms"

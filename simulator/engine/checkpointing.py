@@ -1,0 +1,200 @@
+"""Checkpoint cost, the Young/Daly interval, and progress between events in closed form.
+
+A run of training between two events (failure, planned stop, straggler) is deterministic: compute
+at a rate of 1/f work-seconds per wall-second (f = slowdown), with a checkpoint block every Δ
+work-seconds of progress. ``RunPlan`` answers "when does this run finish?" and "what is the state
+after x seconds?" with a few divisions, so the campaign never steps through training steps or
+checkpoints one by one.
+
+Checkpoints sit on a fixed grid of progress (every K steps, Δ = K × step time), never at the very
+end. Sync: the job stops for the whole write w = size / storage bandwidth and the checkpoint is
+durable when the write ends. Async: the job stops only for the snapshot b (copy to host memory);
+the write to storage runs behind training and the checkpoint is durable w later. The next snapshot
+waits for the previous write (a stall of max(0, w − Δ·f)), so at most one write is in flight.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+_NEVER = -math.inf
+
+
+@dataclass(frozen=True)
+class CheckpointModel:
+    """What one checkpoint costs and where the checkpoints sit on the progress axis."""
+
+    size_bytes: float
+    write_s: float           # w: size / storage bandwidth
+    blocking_s: float        # b: the part that stops training (sync: = w)
+    is_async: bool
+    interval_steps: int      # K
+    step_time_s: float       # s
+    train_steps: int         # N
+
+    @property
+    def interval_s(self) -> float:
+        """Δ: work-seconds of training between two checkpoints."""
+        return self.interval_steps * self.step_time_s
+
+    @property
+    def work_s(self) -> float:
+        """W: work-seconds of the whole run (no failures, no checkpoints)."""
+        return self.train_steps * self.step_time_s
+
+    @property
+    def last_index(self) -> int:
+        """Index of the last checkpoint on the grid: checkpoints at j·K steps with j·K < N."""
+        return (self.train_steps - 1) // self.interval_steps
+
+    def grid(self, index: int) -> float:
+        return index * self.interval_s
+
+    def index_of(self, progress: float) -> int:
+        """Grid index at or just below ``progress`` (tolerant of float round-off)."""
+        return int(math.floor(progress / self.interval_s + 1e-9))
+
+    def block_s(self, f: float) -> float:
+        """Wall time of a checkpoint block between two checkpoints of the same run."""
+        if not self.is_async:
+            return self.write_s
+        return self.blocking_s + max(0.0, self.write_s - self.interval_s * f)
+
+    def lag_s(self) -> float:
+        """From the end of a block until the checkpoint is durable."""
+        return self.write_s if self.is_async else 0.0
+
+
+def young_interval(delta_s: float, mtbf_s: float) -> float:
+    """Young (1974): τ = √(2·δ·M), δ checkpoint cost, M mean time between failures."""
+    return math.sqrt(2.0 * delta_s * mtbf_s)
+
+
+def daly_interval(delta_s: float, mtbf_s: float) -> float:
+    """Daly (2006), higher order: √(2δM)·[1 + ⅓√(δ/2M) + δ/(18M)] − δ for δ < 2M, else M."""
+    if delta_s >= 2.0 * mtbf_s:
+        return mtbf_s
+    x = delta_s / (2.0 * mtbf_s)
+    return math.sqrt(2.0 * delta_s * mtbf_s) * (1.0 + math.sqrt(x) / 3.0 + x / 9.0) - delta_s
+
+
+@dataclass(frozen=True)
+class RunState:
+    """The state of a run ``elapsed`` seconds after it started (see RunPlan.at)."""
+
+    progress: float                       # work-seconds done (run start + gained)
+    committed: float                      # progress of the newest durable checkpoint
+    pending: tuple[float, float] | None   # (progress, absolute time it becomes durable)
+    block_left: float                     # > 0: inside a checkpoint block, this much left
+    checkpoints: int                      # checkpoint blocks finished in this run
+
+
+class RunPlan:
+    """One uninterrupted run of training from (t0, progress p0) at slowdown f, in closed form.
+
+    ``lead`` is the remainder of a checkpoint block that an event interrupted without ending the
+    run (a straggler appearing): it checkpoints p0 and is finished first. ``committed``/``pending``
+    carry the durable and the in-flight checkpoint over from before the run.
+    """
+
+    def __init__(self, ck: CheckpointModel, t0: float, p0: float, f: float, *, committed: float,
+                 pending: tuple[float, float] | None = None, lead: float = 0.0):
+        self.ck, self.t0, self.p0, self.f = ck, t0, p0, f
+        self.committed, self.pending, self.lead = committed, pending, lead
+        self.i0 = ck.index_of(p0)
+        self.n = max(0, ck.last_index - self.i0)             # regular blocks ahead
+        self.lead_done_at = t0 + lead + ck.lag_s() if lead > 0 else _NEVER
+        self.g1 = ck.grid(self.i0 + 1)
+        self.a1 = (self.g1 - p0) * f                          # compute before block 1
+        if ck.is_async:
+            prev_done = self.lead_done_at if lead > 0 else (pending[1] if pending else _NEVER)
+            start1 = t0 + lead + self.a1
+            self.c1 = ck.blocking_s + max(0.0, prev_done - start1)
+        else:
+            self.c1 = ck.write_s
+        self.c = ck.block_s(f)
+        self.cycle = ck.interval_s * f + self.c
+
+    def duration(self) -> float:
+        """Wall seconds from t0 until the last step is done."""
+        ck, f = self.ck, self.f
+        if self.n == 0:
+            return self.lead + (ck.work_s - self.p0) * f
+        g_n = ck.grid(self.i0 + self.n)
+        return self.lead + self.a1 + self.c1 + (self.n - 1) * self.cycle + (ck.work_s - g_n) * f
+
+    def _block_end(self, m: int) -> float:
+        """Absolute end of regular block m (1-based)."""
+        return self.t0 + self.lead + self.a1 + self.c1 + (m - 1) * self.cycle
+
+    def _where(self, x: float) -> tuple[float, float, int]:
+        """(progress, block time left, blocks finished) at elapsed x."""
+        ck, f = self.ck, self.f
+        if x < self.lead:
+            return self.p0, self.lead - x, 0
+        y = x - self.lead
+        if self.n == 0 or y < self.a1:
+            return min(self.p0 + y / f, ck.work_s), 0.0, 0
+        y -= self.a1
+        if y < self.c1:
+            return self.g1, self.c1 - y, 0
+        y -= self.c1
+        k = min(int(y // self.cycle), self.n - 1) if self.n > 1 else 0
+        y = max(0.0, y - k * self.cycle)
+        m = 1 + k
+        g_m = ck.grid(self.i0 + m)
+        compute = ck.interval_s * f
+        if m == self.n or y < compute:
+            return min(g_m + y / f, ck.work_s), 0.0, m
+        return ck.grid(self.i0 + m + 1), max(0.0, self.c - (y - compute)), m
+
+    def at(self, x: float) -> RunState:
+        """State after x wall seconds (0 <= x <= duration())."""
+        progress, left, m = self._where(x)
+        now, lag = self.t0 + x, self.ck.lag_s()
+        cands = []                                            # (progress, durable at), newest first
+        for j in (m, m - 1):
+            if j >= 1:
+                cands.append((self.ck.grid(self.i0 + j), self._block_end(j) + lag))
+        if self.lead > 0 and x >= self.lead:
+            cands.append((self.p0, self.lead_done_at))
+        if self.pending is not None:
+            cands.append(self.pending)
+        committed, pending = self.committed, None
+        for grid, done in cands:
+            if done <= now:
+                committed = max(committed, grid)
+                break
+            if pending is None and grid > committed:
+                pending = (grid, done)
+        if pending is not None and pending[0] <= committed:
+            pending = None
+        return RunState(progress, committed, pending, left, m)
+
+    def segments(self, x: float) -> list[tuple[float, float, str]]:
+        """Timeline of [t0, t0 + x] as (start, end, "up" | "checkpoint") pieces."""
+        out: list[tuple[float, float, str]] = []
+
+        def add(a: float, b: float, state: str) -> bool:
+            b = min(b, x)
+            if b > a:
+                out.append((self.t0 + a, self.t0 + b, state))
+            return b >= x
+
+        t = 0.0
+        if self.lead > 0 and add(0.0, self.lead, "checkpoint"):
+            return out
+        t = self.lead
+        if self.n == 0:
+            add(t, x, "up")
+            return out
+        if add(t, t + self.a1, "up") or add(t + self.a1, t + self.a1 + self.c1, "checkpoint"):
+            return out
+        t += self.a1 + self.c1
+        compute = self.ck.interval_s * self.f
+        for _ in range(self.n - 1):
+            if add(t, t + compute, "up") or add(t + compute, t + compute + self.c, "checkpoint"):
+                return out
+            t += self.cycle
+        add(t, x, "up")
+        return out
