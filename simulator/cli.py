@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fast", action="store_true",
                      help="closed-form estimate instead of the discrete-event step simulation")
     run.add_argument("--trace", metavar="FILE", help="write the simulated step as a Chrome trace (Perfetto)")
+    run.add_argument("--replicas", type=_positive_int, default=32,
+                     help="Monte Carlo replicas of the training campaign (default 32)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the campaign's random streams (default 0)")
 
     topo = sub.add_parser("topology", help="describe a cluster's fabric: counts, bisection, tiers")
     topo.add_argument("cluster", help="cluster YAML file")
@@ -65,7 +68,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.fast and args.trace:
         raise ConfigError("--trace needs the discrete-event engine", source="command line",
                           value="--fast", expected="either --fast or --trace, not both")
-    result = simulate(scenario, engine="analytical" if args.fast else "des", trace=bool(args.trace))
+    result = simulate(scenario, engine="analytical" if args.fast else "des", trace=bool(args.trace),
+                      replicas=args.replicas, seed=args.seed)
     if args.trace:
         from simulator.report.trace import write_chrome_trace
 

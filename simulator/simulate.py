@@ -4,6 +4,7 @@ from __future__ import annotations
 from simulator.config.scenario import Scenario
 from simulator.cost.efficiency import DEFAULT, Efficiency
 from simulator.cost.step import estimate_step
+from simulator.engine.campaign import run_campaign
 from simulator.engine.iteration import simulate_step
 from simulator.errors import InfeasibleError
 from simulator.metrics.result import Result
@@ -38,11 +39,14 @@ def _infeasible(s: Scenario, mem: MemoryBreakdown) -> InfeasibleError:
 
 
 def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: bool = True,
-             engine: str = "des", trace: bool = False) -> Result:
-    """Predict one training step and the failure-free time to train.
+             engine: str = "des", trace: bool = False, replicas: int = 32, seed: int = 0,
+             campaign: bool = True, executor=None) -> Result:
+    """Predict one training step, then the whole training campaign with failures.
 
     ``engine="des"`` simulates the step event by event (engine/iteration.py); ``"analytical"`` is the
-    closed form (cost/step.py). ``trace`` keeps the step's Chrome-trace events (DES only).
+    closed form (cost/step.py). ``trace`` keeps the step's Chrome-trace events (DES only). The
+    campaign (engine/campaign.py) runs ``replicas`` Monte Carlo replicas from ``seed`` when the
+    workload says how long to train and ``campaign`` is true; ``executor`` runs them in parallel.
     """
     a = resolve(s.workload.model)
     t, lay = s.workload.training, s.layout
@@ -67,6 +71,10 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     denom = step_time * s.num_gpus
     pc = count(a)
     tp = plan(t, a.seq)
+    camp = None
+    if campaign and tp is not None:
+        camp = run_campaign(s, step_time, replicas=replicas, seed=seed, executor=executor,
+                            train_steps=tp.steps, num_parameters=count(a).total)
     assumptions = dict(s.assumptions)
     for key, attr in _DERIVED.items():
         if key in assumptions and assumptions[key] is None:
@@ -82,4 +90,4 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
         num_microbatches=lay.num_microbatches, breakdown=breakdown, engine=engine,
         train_steps=tp.steps if tp else None, train_tokens=tp.tokens if tp else None,
         ideal_time_to_train_days=tp.steps * step_time / 86400 if tp else None,
-        stage_utilization=utilization, assumptions=assumptions, trace=events)
+        stage_utilization=utilization, assumptions=assumptions, trace=events, campaign=camp)

@@ -12,12 +12,13 @@ from tests.conftest import BUNDLED, ROOT, WORKLOADS
 GOLDEN = ROOT / "tests" / "golden"
 CONTRACT = ["num_parameters", "step_time_s", "tokens_per_s", "mfu", "hfu", "tflops_per_gpu",
             "memory_per_gpu_gib", "fits_in_memory", "num_gpus", "train_steps", "ideal_time_to_train_days",
-            "breakdown", "assumptions"]
-# keys of the output contract that later engines add: never emitted before they are modelled
-NOT_YET = ["time_to_train_days", "time_to_train_days_p50", "ettr", "failures", "energy_mwh", "cost_usd",
-           "co2_tonnes"]
+            "time_to_train_days", "time_to_train_days_p10", "time_to_train_days_p50", "time_to_train_days_p90",
+            "ettr", "failures", "checkpoint_interval_s", "breakdown", "assumptions"]
+# keys of the output contract that later work adds: never emitted before they are modelled
+NOT_YET = ["energy_mwh", "cost_usd", "co2_tonnes"]
 GOLDEN_KEYS = ["num_parameters", "step_time_s", "mfu", "hfu", "memory_per_gpu_gib", "train_steps",
-               "ideal_time_to_train_days", "breakdown"]
+               "ideal_time_to_train_days", "breakdown", "time_to_train_days_p50", "time_to_train_days_p90",
+               "ettr", "failures", "checkpoint_interval_s"]
 
 
 def run_json(capsys, *argv):
@@ -43,6 +44,9 @@ def test_json_contract(capsys, name):
     assert 0 < data["mfu"] <= data["hfu"] < 1
     assert data["fits_in_memory"] is True
     assert data["step_time_s"] == pytest.approx(sum(data["breakdown"].values()), rel=1e-9)
+    ideal = data["ideal_time_to_train_days"]
+    assert ideal <= data["time_to_train_days_p10"] <= data["time_to_train_days_p50"] <= data["time_to_train_days_p90"]
+    assert 0 < data["ettr"] <= 1 and data["failures"]["total"] >= 0
 
 
 @pytest.mark.parametrize("name", BUNDLED)

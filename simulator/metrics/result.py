@@ -34,6 +34,7 @@ class Result:
     stage_utilization: list = field(default_factory=list)
     assumptions: dict = field(default_factory=dict)
     trace: list = field(default_factory=list, repr=False)   # Chrome trace events (not in JSON)
+    campaign: object = None                                   # engine.campaign.CampaignResult
 
     def to_json(self) -> dict:
         """The JSON contract: SI units unless a key's name says otherwise; absent = not modelled."""
@@ -54,5 +55,30 @@ class Result:
             out["train_steps"] = self.train_steps
             out["train_tokens"] = self.train_tokens
             out["ideal_time_to_train_days"] = self.ideal_time_to_train_days
+        if self.campaign is not None:
+            out.update(campaign_json(self.campaign))
         out["assumptions"] = self.assumptions
         return out
+
+
+def campaign_json(c) -> dict:
+    """The campaign's part of the JSON contract."""
+    days = 86400.0
+    return {
+        "time_to_train_days": c.time_to_train_days,
+        "time_to_train_days_p10": c.time_to_train_days_p10,
+        "time_to_train_days_p50": c.time_to_train_days_p50,
+        "time_to_train_days_p90": c.time_to_train_days_p90,
+        "ettr": c.ettr,
+        "failures": dict(c.failures),
+        "checkpoint_interval_s": c.checkpoint_interval_s,
+        "campaign": {
+            "replicas": c.replicas, "seed": c.seed, "finished_fraction": c.finished_fraction,
+            "wall_days": c.wall_days, "mtbf_hours": c.mtbf_s / 3600.0,
+            "planned_interruptions": c.planned_interruptions, "stragglers": c.stragglers,
+            "checkpoints": c.checkpoints, "checkpoint_size_bytes": c.checkpoint_size_bytes,
+            "checkpoint_write_s": c.checkpoint_write_s, "checkpoint_blocking_s": c.checkpoint_blocking_s,
+            "restart_s": c.restart_s,
+            "time_lost_days": {k: v / days for k, v in c.time_lost_s.items()},
+        },
+    }

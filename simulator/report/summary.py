@@ -32,10 +32,23 @@ def summary(r: Result) -> str:
         f"{mem['weights']:.1f}, gradients {mem['gradients']:.1f}, optimizer {mem['optimizer']:.1f}, "
         f"activations {mem['activations']:.1f}, runtime {mem['runtime']:.1f})",
     ]
-    if r.train_steps is not None:
+    c = r.campaign
+    if r.train_steps is not None and c is not None:
+        lost = c.time_lost_s
+        top = sorted(((v, k) for k, v in lost.items() if v > 0), reverse=True)[:3]
         lines.append(
             f"time to train    {fmt_si(r.train_tokens, billion='B')} tokens in {r.train_steps:,} steps: "
-            f"{r.ideal_time_to_train_days:.1f} d ideal (no failures or checkpoints: not modelled yet)")
+            f"{r.ideal_time_to_train_days:.1f} d ideal · {c.time_to_train_days_p50:.1f} d P50 · "
+            f"{c.time_to_train_days_p90:.1f} d P90 (ETTR {c.ettr:.2f}, {c.failures['total']:.0f} failures)")
+        lines.append(
+            f"campaign         checkpoint every {fmt_duration(c.checkpoint_interval_s)}, restart "
+            f"{fmt_duration(c.restart_s)}, job MTBF {fmt_duration(c.mtbf_s)}; time lost: "
+            + (", ".join(f"{k.replace('_', ' ')} {v / 86400:.1f} d" for v, k in top) or "none")
+            + f" ({c.replicas} replicas)")
+    elif r.train_steps is not None:
+        lines.append(
+            f"time to train    {fmt_si(r.train_tokens, billion='B')} tokens in {r.train_steps:,} steps: "
+            f"{r.ideal_time_to_train_days:.1f} d ideal (campaign not simulated)")
     else:
         lines.append("time to train    not computed: set training.train_tokens or training.train_iters")
     lines.append(f"where the step goes: {breakdown_line(r.breakdown, r.step_time_s)}")
