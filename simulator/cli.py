@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     topo.add_argument("--nodes", type=_positive_int, help="describe a smaller build with this many nodes")
     topo.add_argument("--draw", metavar="FILE", help="draw the fabric (PNG); big fabrics are drawn at a small size")
 
+    for register in _extensions():
+        register(sub)
+
     val = sub.add_parser("validate", help="compare predictions with published training runs")
     val.add_argument("--json", action="store_true", help="print the table as JSON")
     val.add_argument("--fast", action="store_true", help="use the closed-form tier instead of the step DES")
@@ -112,10 +115,21 @@ def _cmd_topology(args: argparse.Namespace) -> int:
 COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "topology": _cmd_topology}
 
 
+def _extensions():
+    """Subcommand modules: each exposes register(subparsers), which adds its parsers and sets
+    ``func`` (a function of the parsed args returning an exit code) as their default."""
+    from simulator.explore import commands as explore_commands
+    from simulator.explore import lever_commands
+
+    return [explore_commands.register, lever_commands.register]
+
+
 def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "func", None) is not None:
+            return args.func(args)
         return COMMANDS[args.command](args)
     except TrainsimError as exc:
         kind = "infeasible" if exc.exit_code == 3 else "error"
