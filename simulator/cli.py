@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--replicas", type=_positive_int, default=32,
                      help="Monte Carlo replicas of the training campaign (default 32)")
     run.add_argument("--seed", type=int, default=0, help="seed of the campaign's random streams (default 0)")
+    run.add_argument("--plot", metavar="DIR", help="write plots: campaign timeline, time-to-train "
+                     "distribution, power over a step and over the campaign")
 
     topo = sub.add_parser("topology", help="describe a cluster's fabric: counts, bisection, tiers")
     topo.add_argument("cluster", help="cluster YAML file")
@@ -80,6 +82,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                                       "step_time_s": result.step_time_s})
         print(f"wrote {args.trace} ({len(result.trace)} events; open it in https://ui.perfetto.dev)",
               file=sys.stderr)
+    if args.plot:
+        from simulator.metrics.power import power_model_of
+        from simulator.report.plots import write_run_plots
+
+        files = write_run_plots(result, power_model_of(scenario), args.plot)
+        print(f"wrote {len(files)} plots to {args.plot}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_json(), indent=2, default=str))
     else:

@@ -6,6 +6,8 @@ from simulator.cost.efficiency import DEFAULT, Efficiency
 from simulator.cost.step import estimate_step
 from simulator.engine.campaign import run_campaign
 from simulator.engine.iteration import simulate_step
+from simulator.metrics.energy import account
+from simulator.metrics.power import average_step_power, power_model_of, step_power
 from simulator.errors import InfeasibleError
 from simulator.metrics.result import Result
 from simulator.model.arch import resolve
@@ -54,14 +56,19 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     fits = mem.total <= s.gpu.hbm_capacity
     if check_memory and not fits:
         raise _infeasible(s, mem)
+    power = power_model_of(s)
     if engine == "des":
         it = simulate_step(s, efficiency, trace=trace)
         step_time, breakdown, events = it.step_time, it.breakdown, it.trace
         utilization = list(it.stage_utilization)
+        sp = step_power(it.activity, step_time, power)
+        step_w, step_min, step_max = sp.avg_w, sp.min_w, sp.max_w
     elif engine == "analytical":
         est = estimate_step(s, efficiency)
         step_time, breakdown, events = est.step_time, est.breakdown, []
         utilization = [st.total * s.layout.num_microbatches / est.step_time for st in est.stages]
+        step_w = step_min = step_max = average_step_power(utilization, power)
+        sp = None
     else:
         raise ValueError(f"unknown engine {engine!r}")
     tokens_per_step = t.global_batch_size * a.seq
@@ -71,10 +78,11 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     denom = step_time * s.num_gpus
     pc = count(a)
     tp = plan(t, a.seq)
-    camp = None
+    camp = energy = None
     if campaign and tp is not None:
         camp = run_campaign(s, step_time, replicas=replicas, seed=seed, executor=executor,
                             train_steps=tp.steps, num_parameters=count(a).total)
+        energy = account(s, step_w, step_min, step_max, step_time, camp, power)
     assumptions = dict(s.assumptions)
     for key, attr in _DERIVED.items():
         if key in assumptions and assumptions[key] is None:
@@ -90,4 +98,5 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
         num_microbatches=lay.num_microbatches, breakdown=breakdown, engine=engine,
         train_steps=tp.steps if tp else None, train_tokens=tp.tokens if tp else None,
         ideal_time_to_train_days=tp.steps * step_time / 86400 if tp else None,
-        stage_utilization=utilization, assumptions=assumptions, trace=events, campaign=camp)
+        stage_utilization=utilization, assumptions=assumptions, trace=events, campaign=camp,
+        energy=energy, step_power=sp)

@@ -7,7 +7,7 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from simulator.config.types import (
     Bandwidth, CarbonIntensity, Duration, EnergyPrice, Money, NonNegFloat, NonNegInt, PosFloat,
-    PosInt, Power, Strict,
+    PosInt, PositiveDuration, Power, Strict,
 )
 
 
@@ -92,9 +92,13 @@ class PowerConfig(Strict):
 
 
 class PricesConfig(Strict):
-    gpu_hour: Money = "2.5 USD"
-    energy: EnergyPrice = "0.08 USD/kWh"
-    carbon_intensity: CarbonIntensity = "0.4 kg/kWh"
+    model: Literal["cloud", "owned"] = "cloud"         # rent GPU-hours, or own: capex + energy
+    gpu_hour: Money = "2.5 USD"                        # cloud price per GPU-hour (energy included)
+    capex_per_gpu: Money = "40000 USD"                 # owned: GPU + its share of server and network
+    amortization: PositiveDuration = "4 y"             # owned: write-off period of the capex
+    energy: EnergyPrice = "0.08 USD/kWh"               # owned: paid per facility kWh
+    carbon_intensity: CarbonIntensity = "0.4 kg/kWh"   # grid average, location based
+    carbon_intensity_profile: str | None = None        # CSV of hourly kg/kWh, relative to this file
 
 
 def _gpu_choice(value: object) -> object:

@@ -31,6 +31,9 @@ class IterationResult:
     peak_in_flight: tuple[int, ...]       # microbatches whose activations a stage holds at once
     critical_stage: int
     trace: list = field(default_factory=list, repr=False)
+    # per stage: (start, end, level) with level 2 = computing, 1 = communicating (exposed in-stage
+    # collectives, pipeline waits excluded, or data-parallel traffic); gaps are idle waiting
+    activity: tuple = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class _Stage:
     done: float = 0.0
     split: dict = field(default_factory=dict)   # cause -> seconds of busy time
     dp_jobs: list = field(default_factory=list)
+    activity: list = field(default_factory=list)
 
 
 def _chunk_work(part: StageParts, layers: tuple[int, ...]) -> list[StageTimes]:
@@ -150,6 +154,7 @@ class _Step:
             yield req
             start = self.env.now
             yield self.env.timeout(seconds)
+            st.activity.append((start, self.env.now, 1))
             if self.tracer:
                 self.tracer.slice(st.index, "dp comm", name, start, self.env.now)
         st.dp_end = max(st.dp_end, self.env.now)
@@ -179,6 +184,10 @@ class _Step:
                 st.wait_gather += self.env.now - t0
             start = self.env.now
             yield self.env.timeout(total / pieces)
+            busy = (d["compute"] + d["recompute"]) * st.slowdown / pieces
+            st.activity.append((start, start + busy, 2))
+            if self.env.now > start + busy:
+                st.activity.append((start + busy, self.env.now, 1))
             if self.tracer:
                 self._trace_task(st, task, start, d, st.slowdown / pieces)
             if after_piece:
@@ -239,6 +248,8 @@ class _Step:
         z3, opt = self.inp.zero3[st.index], self.inp.optimizer[st.index]
         start = self.env.now
         yield self.env.timeout(z3 + opt)
+        st.activity.append((start, start + z3, 1))
+        st.activity.append((start + z3, self.env.now, 2))
         if self.tracer and z3 + opt > 0:
             self.tracer.slice(st.index, "compute", "optimizer step", start + z3, self.env.now)
         st.done = self.env.now
@@ -299,7 +310,7 @@ def run_step(inp: StepInputs, trace: bool = False) -> IterationResult:
     busy = tuple(st.busy for st in stages)
     return IterationResult(step, breakdown, busy, tuple(x / step for x in busy),
                            tuple(peak_in_flight(st.tasks) for st in stages), busiest,
-                           tracer.events if tracer else [])
+                           tracer.events if tracer else [], tuple(tuple(st.activity) for st in stages))
 
 
 def simulate_step(s: Scenario, eff: Efficiency = DEFAULT, *, slowdown: tuple[float, ...] | None = None,

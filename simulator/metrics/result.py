@@ -35,6 +35,8 @@ class Result:
     assumptions: dict = field(default_factory=dict)
     trace: list = field(default_factory=list, repr=False)   # Chrome trace events (not in JSON)
     campaign: object = None                                   # engine.campaign.CampaignResult
+    energy: object = None                                     # metrics.energy.CampaignEnergy
+    step_power: object = field(default=None, repr=False)      # metrics.power.StepPower (DES)
 
     def to_json(self) -> dict:
         """The JSON contract: SI units unless a key's name says otherwise; absent = not modelled."""
@@ -57,6 +59,8 @@ class Result:
             out["ideal_time_to_train_days"] = self.ideal_time_to_train_days
         if self.campaign is not None:
             out.update(campaign_json(self.campaign))
+        if self.energy is not None:
+            out.update(energy_json(self.energy))
         out["assumptions"] = self.assumptions
         return out
 
@@ -81,4 +85,22 @@ def campaign_json(c) -> dict:
             "restart_s": c.restart_s,
             "time_lost_days": {k: v / days for k, v in c.time_lost_s.items()},
         },
+    }
+
+
+def energy_json(e) -> dict:
+    """Energy, power, carbon and money (SI-derived units named in the keys)."""
+    mwh = 3.6e9
+    return {
+        "gpu_hours": e.gpu_hours,
+        "energy_mwh": e.energy_j / mwh,
+        "it_energy_mwh": e.energy_j / e.pue / mwh,
+        "avg_power_mw": e.avg_power_w / 1e6,
+        "peak_power_mw": e.peak_power_w / 1e6,
+        "step_power_mw": {k: v / 1e6 for k, v in e.step_power_w.items()},
+        "step_energy_kwh": e.step_energy_j / 3.6e6,
+        "energy_breakdown_mwh": {k: v / mwh for k, v in e.energy_by_use_j.items()},
+        "co2_tonnes": e.co2_kg / 1000.0,
+        "cost_usd": e.cost_usd,
+        "cost_breakdown_usd": dict(e.cost_by_use_usd),
     }

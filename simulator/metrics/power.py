@@ -1,0 +1,112 @@
+"""Power of the job: GPUs by activity state, node overhead, switches, PUE; per step and over time.
+
+GPU power by state, as fractions between the GPU's idle power and its TDP (documented in
+docs/model.md; assumptions checked against one published measurement: a DGX H100 under training
+load draws about 76% of its 10.2 kW rating, i.e. ~7.8 kW, which with ~2.5 kW for CPUs, memory,
+NICs and fans leaves ~0.94 x TDP per GPU averaged over a step):
+- computing (tensor-core bound kernels dominate): at the power limit, TDP;
+- communicating (exposed collectives, element-wise work): idle + 0.5 x (TDP - idle);
+- waiting inside a step (pipeline bubble, waiting for data): idle + 0.1 x (TDP - idle);
+- idle (restart, detection, spare): idle power; down for repair: 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+COMPUTE, COMM, WAIT = 1.0, 0.5, 0.1      # share of (TDP - idle) above idle power, per state
+
+
+@dataclass(frozen=True)
+class PowerModel:
+    tdp: float                 # W per GPU
+    idle: float                # W per GPU
+    node_overhead: float       # W per node while powered (CPUs, DRAM, NICs, fans)
+    switches: float            # W of the job's share of the fabric's switches
+    pue: float
+    gpus: int
+    nodes: int
+
+    def gpu_watts(self, level: float) -> float:
+        """Per-GPU power at an activity level: 2 computing, 1 communicating, 0 waiting."""
+        share = {2: COMPUTE, 1: COMM, 0: WAIT}[level]
+        return self.idle + share * (self.tdp - self.idle)
+
+    @property
+    def fixed_it(self) -> float:
+        """IT power that does not depend on GPU activity (nodes and switches), W."""
+        return self.nodes * self.node_overhead + self.switches
+
+    def facility(self, gpu_watts_total: float | np.ndarray) -> float | np.ndarray:
+        return self.pue * (gpu_watts_total + self.fixed_it)
+
+    def idle_facility(self, gpus: int | None = None) -> float:
+        """Facility power with the job's GPUs idle (restart, detection, waiting for spares)."""
+        return self.facility((self.gpus if gpus is None else gpus) * self.idle)
+
+
+def stage_levels(activity, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """Breakpoints and the activity level on each segment [t_i, t_i+1) of one stage's step."""
+    pts = np.array(sorted({0.0, step, *(a for a, _, _ in activity), *(b for _, b, _ in activity)}))
+    level = np.zeros(len(pts) - 1)
+    for lvl in (1, 2):
+        diff = np.zeros(len(pts))
+        for a, b, l in activity:
+            if l == lvl and b > a:
+                diff[np.searchsorted(pts, a)] += 1
+                diff[np.searchsorted(pts, b)] -= 1
+        covered = np.cumsum(diff)[:-1] > 0
+        level[covered] = lvl
+    return pts, level
+
+
+@dataclass(frozen=True)
+class StepPower:
+    times: np.ndarray          # breakpoints, s
+    watts: np.ndarray          # facility power on each segment, W (len(times) - 1)
+    energy_j: float            # facility energy of one step
+    avg_w: float
+    min_w: float
+    max_w: float
+
+
+def step_power(activity: tuple, step: float, model: PowerModel) -> StepPower:
+    """Facility power over one step from the DES's per-stage activity (every stage stands for
+    gpus / stages identical GPUs: its tensor- and data-parallel peers do the same thing)."""
+    per_stage = model.gpus / len(activity)
+    stages = [stage_levels(a, step) for a in activity]
+    grid = np.unique(np.concatenate([p for p, _ in stages]))
+    mids = (grid[:-1] + grid[1:]) / 2
+    gpu_w = np.zeros(len(mids))
+    watts_of = np.vectorize(model.gpu_watts)
+    for pts, level in stages:
+        idx = np.clip(np.searchsorted(pts, mids, side="right") - 1, 0, len(level) - 1)
+        gpu_w += per_stage * watts_of(level[idx])
+    fac = model.facility(gpu_w)
+    dt = np.diff(grid)
+    energy = float(np.sum(fac * dt))
+    return StepPower(grid, fac, energy, energy / step, float(fac.min()), float(fac.max()))
+
+
+def average_step_power(utilization: list[float], model: PowerModel) -> float:
+    """Facility power of a step from busy fractions alone (closed-form engine): busy time computing,
+    the rest waiting."""
+    per_stage = model.gpus / len(utilization)
+    gpu_w = sum(per_stage * (u * model.gpu_watts(2) + (1 - u) * model.gpu_watts(0)) for u in utilization)
+    return float(model.facility(gpu_w))
+
+
+def power_model_of(s) -> PowerModel:
+    """The job's PowerModel from its Scenario: its GPUs, its nodes and its share of the switches."""
+    import math
+
+    from simulator.topology import tier_view
+
+    c = s.cluster
+    gpn = c.node.gpus_per_node
+    switches = sum(t.switches for t in tier_view(c, s.gpu) if t.kind == "network")
+    share = s.num_gpus / (c.num_nodes * gpn)
+    return PowerModel(tdp=s.gpu.tdp, idle=s.gpu.idle_power, node_overhead=c.power.node_overhead,
+                      switches=switches * c.power.switch_power * share, pue=c.power.pue,
+                      gpus=s.num_gpus, nodes=math.ceil(s.num_gpus / gpn))
