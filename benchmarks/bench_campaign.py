@@ -36,7 +36,7 @@ def main() -> None:
     step = simulate(s).step_time_s
     window = 54 * DAY
     print(f"llama3-405b on {s.num_gpus} GPUs, step {step:.2f} s, cpus here: {os.cpu_count()}")
-    cases = (("interval 1 h (YAML)", []), ("interval auto", ["checkpoint.interval=auto"]))
+    cases = (("interval 1 h", ["checkpoint.interval=1 h"]), ("interval auto (YAML)", []))
     for label, overrides in cases:
         sc = load_scenario(ROOT / "workloads" / "llama3-405b.yaml", overrides=overrides)
         p = campaign_params(sc, step, horizon_s=window)

@@ -96,13 +96,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from simulator.validation.runner import format_table, run_all
+    from simulator.validation.runner import format_table, run_all, whole_run_rows
 
     rows = run_all(engine="analytical" if args.fast else "des")
+    whole = whole_run_rows()
     if args.json:
-        print(json.dumps([r.to_json() for r in rows], indent=2))
+        print(json.dumps({"iteration": [r.to_json() for r in rows], "whole_runs": [r.to_json() for r in whole]},
+                         indent=2))
     else:
         print(format_table(rows))
+        print("\nwhole runs, end to end from the bundled workload (step, campaign, energy):")
+        print(format_table(whole))
     return 0
 
 

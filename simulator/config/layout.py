@@ -178,6 +178,13 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
     if t.precision != "fp8" and gpu.peak(t.precision) is None:
         _fail(where, "training.precision", f"{gpu.name} lists no {t.precision} peak", t.precision,
               "a precision the GPU supports")
+    if t.sparsity_2to4 and gpu.sparsity_2to4_speedup <= 1.0:
+        _fail(where, "training.sparsity_2to4", f"the cluster's GPU ({gpu.name}) has no 2:4 sparse tensor "
+              "cores (its sparsity_2to4_speedup is not above 1)", t.sparsity_2to4,
+              "false on this GPU, or a GPU with sparse tensor cores (A100, H100, ...)")
+    if t.optimizer.hessian_interval is not None and t.optimizer.kind != "sophia":
+        _fail(where, "training.optimizer.hessian_interval", f"optimizer {t.optimizer.kind} estimates no "
+              "Hessian", t.optimizer.hessian_interval, "no hessian_interval, or kind: sophia")
     layout = Layout(tp=tp, pp=pp, vpp=vpp, cp=cp, ep=ep, dp=dp, micro_batch_size=par.micro_batch_size,
                     num_microbatches=m, sequence_parallel=par.sequence_parallel and tp > 1,
                     zero_stage=zero, recompute=par.recompute_granularity, schedule=schedule,

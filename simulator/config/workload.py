@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 from simulator.config.types import (
-    Bandwidth, Count, DurationOrAuto, IntOrAuto, NonNegInt, PosFloat, PosInt, Strict,
+    Bandwidth, Count, DurationOrAuto, IntOrAuto, NonNegFloat, NonNegInt, PosFloat, PosInt, Strict,
 )
 
 
@@ -43,7 +43,13 @@ class ModelConfig(Strict):
 
 class OptimizerConfig(Strict):
     kind: Literal["adamw", "adam", "sgd", "adafactor", "lion", "sophia"] = "adamw"
-    steps_factor: PosFloat = 1.0                        # 0.5 = reaches the same loss in half the steps
+    # 0.5 = reaches the same loss in half the steps; default: the preset's published figure
+    # (1.0, except sophia 0.5: Liu et al. 2023), see simulator/model/optimizers.py and docs/levers.md
+    steps_factor: PosFloat | None = None
+    hessian_interval: PosInt | None = None              # sophia: steps between Hessian estimates (10)
+    # extra FLOPs per step as a fraction of the step's forward + backward (e.g. the Hessian estimate);
+    # default: the preset's (sophia 0.5 / hessian_interval = 0.05, others 0)
+    overhead_flops_fraction: NonNegFloat | None = None
 
 
 class TrainingConfig(Strict):
@@ -53,6 +59,7 @@ class TrainingConfig(Strict):
     precision: Literal["bf16", "fp16", "fp8"] = "bf16"
     optimizer: OptimizerConfig = OptimizerConfig()
     use_flash_attn: bool = True                         # fused attention: no s x s matrix in HBM
+    sparsity_2to4: bool = False                         # 2:4-sparse MLP weights (sparse tensor cores)
 
 
 class ParallelismConfig(Strict):

@@ -27,6 +27,12 @@ class Efficiency:
     # amax bookkeeping). Not fittable on the public set (no FP8 runs); published end-to-end FP8
     # gains are 1.3-1.5x, documented in docs/model.md.
     fp8_gemm: float = 0.70
+    # 2:4-sparse MLP GEMMs reach this fraction of the catalog's sparse speedup (2x on A100/H100):
+    # PyTorch's SemiSparseLinear runs the forward + backward of ViT-L's MLP linear layers 1.3x faster
+    # on A100, including the per-step re-sparsification (Cai, Haziza, Rao 2024, "Accelerating Neural
+    # Network Training with Semi-Structured (2:4) Sparsity", pytorch.org blog) -> 1.3 / 2 = 0.65.
+    # Not fitted (no sparse run in the public set); docs/levers.md.
+    sparse_2to4: float = 0.65
     # NCCL per-step latencies (nccl-tests PERFORMANCE.md / NCCL tuning model): per ring hop inside a
     # NVLink domain and across the network, and a base launch latency per collective.
     hop_latency_nvlink: float = 1.0e-6

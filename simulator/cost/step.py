@@ -14,6 +14,7 @@ from simulator.cost.efficiency import DEFAULT, Efficiency
 from simulator.cost.stage import StageTimes, stage_times
 from simulator.model.arch import resolve
 from simulator.model.memory import stage_params
+from simulator.model.optimizers import overhead_flops_fraction
 from simulator.model.params import tensors_per_layer
 
 # Megatron-LM DDP bucket size: max(40M, 1M x DP) parameters (DistributedDataParallelConfig).
@@ -115,7 +116,10 @@ def zero3_exposed(s: Scenario, stage: int, st: StageTimes, tiers: comm.Tiers) ->
     return in_line + max(0.0, (total - in_line) - m * st.total)
 
 
-def optimizer_time(s: Scenario, stage: int, eff: Efficiency) -> float:
+def optimizer_time(s: Scenario, stage: int, eff: Efficiency, compute_s: float = 0.0) -> float:
+    """The optimizer step of one stage: a memory-bound pass over its local parameter shard, plus the
+    optimizer's extra work (Sophia's Hessian estimate, model/optimizers.py) charged as its FLOP
+    fraction of ``compute_s``, the stage's forward + backward (+ recompute) seconds per step."""
     lay = s.layout
     a = resolve(s.workload.model)
     pp = len(lay.stage_layers)
@@ -125,7 +129,8 @@ def optimizer_time(s: Scenario, stage: int, eff: Efficiency) -> float:
         local = dense / lay.tp / (lay.dp * lay.cp) + experts / (lay.tp * lay.ep) / max(lay.dp * lay.cp // lay.ep, 1)
     states = OPTIMIZER_STATES[s.workload.training.optimizer.kind]
     per_param = 4 + 8 + 8 * states + 2
-    return local * per_param / (s.gpu.hbm_bandwidth * eff.memory)
+    extra = overhead_flops_fraction(s.workload.training.optimizer) * compute_s
+    return local * per_param / (s.gpu.hbm_bandwidth * eff.memory) + extra
 
 
 def p2p_time(s: Scenario, tiers: comm.Tiers) -> float:
@@ -149,7 +154,7 @@ def estimate_step(s: Scenario, eff: Efficiency = DEFAULT) -> StepEstimate:
     dp = [_dp_times(s, st, i, tiers, m) for i, st in enumerate(stages)]
     grad_exposed = max(d[0] for d in dp)
     gather_exposed = max(d[1] for d in dp)
-    opt = max(optimizer_time(s, i, eff) for i in range(len(stages)))
+    opt = max(optimizer_time(s, i, eff, m * (st.compute + st.recompute)) for i, st in enumerate(stages))
     slow = stages[b]
     work = m * slow.total
     breakdown = {

@@ -287,7 +287,8 @@ def step_inputs(s: Scenario, eff: Efficiency = DEFAULT,
         schedule=lay.schedule, p=lay.pp, m=lay.num_microbatches, v=lay.vpp,
         chunk_work=tuple(tuple(_chunk_work(pt, lay.chunk_layers(i))) for i, pt in enumerate(parts)), p2p=p2p_time(s, tiers),
         dp=tuple(dp), overlap_grad=par.overlap_grad_reduce, overlap_gather=par.overlap_param_gather,
-        optimizer=tuple(optimizer_time(s, i, eff) for i in range(lay.pp)), zero3=tuple(zero3),
+        optimizer=tuple(optimizer_time(s, i, eff, lay.num_microbatches * (pt.total.compute + pt.total.recompute))
+                        for i, pt in enumerate(parts)), zero3=tuple(zero3),
         slowdown=tuple(slowdown or (1.0,) * lay.pp))
 
 

@@ -34,6 +34,7 @@ class CampaignEnergy:
     step_energy_j: float
     step_power_w: dict = field(default_factory=dict)   # avg, min, max over one step
     pue: float = 1.0
+    gpu_energy_j: float = 0.0                # the job's GPUs alone (no nodes, switches or PUE)
 
 
 def energy_by_use(wall_s: float, lost_s: dict, step_w: float, wait_w: float, idle_w: float,
@@ -113,6 +114,11 @@ def account(s, step_w: float, step_min_w: float, step_max_w: float, step_time: f
     uses = energy_by_use(wall, lost, step_w, power.facility(power.gpus * power.gpu_watts(0)),
                          power.idle_facility(), spares_w)
     energy = sum(uses.values())
+    gpu_step_w = step_w / power.pue - power.fixed_it
+    idle_s = sum(lost.get(k, 0.0) for k in IDLE_CAUSES)
+    ckpt_s = lost.get("checkpoint", 0.0)
+    gpu_energy = ((wall - idle_s - ckpt_s) * gpu_step_w + ckpt_s * power.gpus * power.gpu_watts(0)
+                  + idle_s * power.gpus * power.idle)
     prices = c.prices
     profile = None
     if prices.carbon_intensity_profile:
@@ -125,4 +131,5 @@ def account(s, step_w: float, step_min_w: float, step_max_w: float, step_time: f
         avg_power_w=energy / wall if wall else 0.0, peak_power_w=max(step_max_w, spares_w + step_max_w),
         co2_kg=co2, cost_usd=sum(costs.values()), cost_by_use_usd=costs,
         step_energy_j=step_w * step_time,
-        step_power_w={"avg": step_w, "min": step_min_w, "max": step_max_w}, pue=power.pue)
+        step_power_w={"avg": step_w, "min": step_min_w, "max": step_max_w}, pue=power.pue,
+        gpu_energy_j=gpu_energy)

@@ -49,8 +49,13 @@ class MemoryBreakdown:
 
 
 def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequence_parallel: bool,
-                               recompute: str, flash_attention: bool, moe: bool = False) -> float:
-    """Activation bytes one layer keeps for the backward pass, for one microbatch, on one GPU."""
+                               recompute: str, flash_attention: bool, moe: bool = False,
+                               fp8: bool = False) -> float:
+    """Activation bytes one layer keeps for the backward pass, for one microbatch, on one GPU.
+
+    ``fp8``: the linear layers keep their inputs for the backward pass as the FP8 copies they
+    multiplied (Transformer Engine), 1 byte instead of 2: the QKV, output-projection, fc1 and fc2 inputs.
+    """
     tokens = micro_batch * a.seq / cp
     h, aw, kw = a.hidden, a.attn_width, a.kv_width
     if recompute == "full":
@@ -60,10 +65,11 @@ def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequ
     else:
         ffn_tokens, ffn = tokens, a.ffn
     up = (2 if a.gated else 1) * ffn
+    g = 1.0 if fp8 else 2.0   # bytes of a saved linear-layer input
     # replicated over TP ranks unless sequence parallel: norm inputs, QKV and fc1 inputs, dropout masks
-    replicated = tokens * (2 * h + 2 * h + 2 * h + 2 * h + h + h)
-    # split over TP ranks: Q, K, V, attention output, activation input, fc2 input
-    split = tokens * (2 * aw + 2 * 2 * kw + 2 * aw) + ffn_tokens * (2 * up + 2 * ffn)
+    replicated = tokens * (2 * h + g * h + 2 * h + g * h + h + h)
+    # split over TP ranks: Q, K, V, attention output (projection input), activation input, fc2 input
+    split = tokens * (2 * aw + 2 * 2 * kw + g * aw) + ffn_tokens * (2 * up + g * ffn)
     if moe:
         split += tokens * a.num_experts * 4      # router logits (fp32)
         replicated += tokens * a.topk * h * 2     # permuted tokens
@@ -102,8 +108,14 @@ def stage_params(a: Arch, layers: int, first: bool, last: bool, pp: int) -> tupl
 def memory_per_gpu(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int, ep: int, dp: int,
                    micro_batch: int, num_microbatches: int, schedule: str, vpp: int,
                    sequence_parallel: bool, recompute: str, flash_attention: bool, zero_stage: int,
-                   optimizer: str) -> MemoryBreakdown:
-    """The breakdown of the stage that needs the most memory."""
+                   optimizer: str, precision: str = "bf16") -> MemoryBreakdown:
+    """The breakdown of the stage that needs the most memory.
+
+    ``precision="fp8"`` adds the FP8 copies of the transformer layers' weights (1 byte per parameter,
+    cached across microbatches by Transformer Engine; the transposed copy Hopper's backward uses is
+    not counted) and stores the linear layers' saved inputs in FP8 (``activation_bytes_per_layer``).
+    """
+    fp8 = precision == "fp8"
     pp = len(stage_layers)
     opt_bytes = OPTIMIZER_STATE_BYTES[optimizer]
     worst: MemoryBreakdown | None = None
@@ -115,11 +127,15 @@ def memory_per_gpu(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int, 
         n = dense_gpu + expert_gpu
         sharded = dense_gpu / shard_dense + expert_gpu / shard_expert
         weights = 2.0 * (sharded if zero_stage >= 3 else n)
+        if fp8:   # FP8 copies of the layers' weights (not the embedding or output layer)
+            n_moe_w = layers // a.moe_layer_freq if a.is_moe else 0
+            body = ((layers - n_moe_w) * dense_layer_params(a) + n_moe_w * moe_layer_params(a)[0]) / tp
+            weights += (body / shard_dense + expert_gpu / shard_expert) if zero_stage >= 3 else body + expert_gpu
         grads = 2.0 * (sharded if zero_stage >= 2 else n)
         optim = opt_bytes * (sharded if zero_stage >= 1 else n)
         n_moe = layers // a.moe_layer_freq if a.is_moe else 0
         per_mb = sum(n * activation_bytes_per_layer(a, micro_batch, tp, cp, sequence_parallel, recompute,
-                                                    flash_attention, moe=moe)
+                                                    flash_attention, moe=moe, fp8=fp8)
                      for n, moe in ((layers - n_moe, False), (n_moe, True)) if n)
         tokens = micro_batch * a.seq / cp
         if i == 0:

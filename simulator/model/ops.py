@@ -21,6 +21,8 @@ class Op:
     bwd_factor: float = 2.0    # backward work / forward work
     attention_core: bool = False   # recomputed under selective recomputation
     count: int = 1         # identical kernels (e.g. one GEMM per local expert)
+    linear: bool = False   # a transformer block's linear layer: FP8 under precision fp8 (Transformer Engine)
+    sparse: bool = False   # 2:4-sparse weights on sparse tensor cores (training.sparsity_2to4)
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class Shard:
     sequence_parallel: bool
     flash_attention: bool
     act_bytes: float = 2.0     # bytes per activation element (bf16/fp16)
+    sparse_2to4: bool = False  # MLP weights 2:4-sparse (training.sparsity_2to4)
 
     def tokens(self, a: Arch) -> float:
         return self.micro_batch * a.seq / self.cp
@@ -43,9 +46,11 @@ class Shard:
         return self.tokens(a) / (self.tp if self.sequence_parallel else 1)
 
 
-def gemm(name: str, m: float, k: float, n: float, e: float, count: int = 1) -> Op:
+def gemm(name: str, m: float, k: float, n: float, e: float, count: int = 1, linear: bool = False,
+         sparse: bool = False) -> Op:
     """A (m x k) @ (k x n) matrix multiply reading both operands and writing the result once."""
-    return Op(name, "gemm", 2.0 * m * k * n, e * (m * k + k * n + m * n), count=count)
+    return Op(name, "gemm", 2.0 * m * k * n, e * (m * k + k * n + m * n), count=count, linear=linear,
+              sparse=sparse)
 
 
 def memory_op(name: str, elements: float, e: float, bwd_factor: float = 2.0) -> Op:
@@ -77,9 +82,9 @@ def mlp_ops(a: Arch, sh: Shard, tokens: float, ffn: int, prefix: str, count: int
     up = (2 if a.gated else 1) * ffn / t
     act_elems = tokens * (3 if a.gated else 2) * ffn / t  # SwiGLU reads 2 inputs, writes 1
     return [
-        gemm(f"{prefix}fc1", tokens, a.hidden, up, e, count),
+        gemm(f"{prefix}fc1", tokens, a.hidden, up, e, count, linear=True, sparse=sh.sparse_2to4),
         Op(f"{prefix}activation", "memory", 0.0, act_elems * e * count),
-        gemm(f"{prefix}fc2", tokens, ffn / t, a.hidden, e, count),
+        gemm(f"{prefix}fc2", tokens, ffn / t, a.hidden, e, count, linear=True, sparse=sh.sparse_2to4),
     ]
 
 
@@ -89,9 +94,9 @@ def layer_ops(a: Arch, sh: Shard, moe: bool = False) -> list[Op]:
     T, Tn = sh.tokens(a), sh.norm_tokens(a)
     ops = [
         memory_op("input_norm", 2 * Tn * a.hidden, e),
-        gemm("qkv", T, a.hidden, (a.attn_width + 2 * a.kv_width) / t, e),
+        gemm("qkv", T, a.hidden, (a.attn_width + 2 * a.kv_width) / t, e, linear=True),
         *attention_ops(a, sh),
-        gemm("attn_proj", T, a.attn_width / t, a.hidden, e),
+        gemm("attn_proj", T, a.attn_width / t, a.hidden, e, linear=True),
         memory_op("attn_residual", 3 * Tn * a.hidden, e),   # bias + dropout + add, fused
         memory_op("post_attn_norm", 2 * Tn * a.hidden, e),
     ]

@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass
 
 from simulator.config.workload import TrainingConfig
+from simulator.model.optimizers import steps_factor
 
 
 @dataclass(frozen=True)
@@ -15,7 +16,8 @@ class TrainingPlan:
 
 
 def plan(t: TrainingConfig, seq_length: int) -> TrainingPlan | None:
-    """Steps to train (scaled by the optimizer's steps_factor), or None if no length was given."""
+    """Steps to train (scaled by the optimizer's steps_factor, model/optimizers.py), or None if no
+    length was given."""
     per_step = t.global_batch_size * seq_length
     if t.train_iters is not None:
         base = t.train_iters
@@ -23,5 +25,5 @@ def plan(t: TrainingConfig, seq_length: int) -> TrainingPlan | None:
         base = math.ceil(t.train_tokens / per_step)
     else:
         return None
-    steps = max(1, math.ceil(base * t.optimizer.steps_factor))
+    steps = max(1, math.ceil(base * steps_factor(t.optimizer)))
     return TrainingPlan(steps, per_step, float(steps * per_step))

@@ -1,0 +1,140 @@
+"""A study's unit of work: one Case (overrides, GPU count, efficiencies) simulated into one flat row.
+
+Workers receive the raw YAML mappings (Inputs), never file paths, so a Dask worker on another
+machine needs no shared file system. Every case is simulated from the same seed: two cases differ
+only by what the case changes (common random numbers), and a row never depends on which process,
+batch or executor computed it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from simulator.config.loader import read_yaml
+from simulator.config.scenario import Scenario, build_scenario, load_scenario
+from simulator.cost.efficiency import DEFAULT
+from simulator.errors import ConfigError, InfeasibleError
+
+# Result.to_json() keys copied into a row, in column order (absent keys stay empty, never made up)
+METRICS = ("layout", "num_gpus", "step_time_s", "mfu", "tokens_per_s", "memory_per_gpu_gib",
+           "fits_in_memory", "ideal_time_to_train_days", "time_to_train_days", "time_to_train_days_p10",
+           "time_to_train_days_p50", "time_to_train_days_p90", "ettr", "failures_total", "gpu_hours",
+           "energy_mwh", "avg_power_mw", "peak_power_mw", "co2_tonnes", "cost_usd")
+BREAKDOWN = ("compute", "recompute", "tp_comm", "cp_comm", "ep_comm", "pp_comm", "bubble", "dp_comm",
+             "optimizer")
+LOST = ("lost_work", "detection", "waiting_for_spares", "restart", "checkpoint", "stragglers",
+        "fewer_replicas", "planned_maintenance")
+RESULT_COLUMNS = (("status", "error") + METRICS + tuple(f"breakdown_{k}_s" for k in BREAKDOWN)
+                  + tuple(f"lost_{k}_days" for k in LOST))
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """One workload and its cluster as raw YAML mappings, with the names used in messages."""
+
+    wraw: dict
+    craw: dict
+    workload_source: str
+    cluster_source: str
+
+
+@dataclass(frozen=True)
+class Case:
+    """What one simulation of a study changes with respect to its Inputs."""
+
+    label: str
+    params: tuple[tuple[str, str], ...] = ()       # (column, value text) shown in tables and files
+    source: int = 0                                # index into the study's tuple of Inputs
+    overrides: tuple[str, ...] = ()                # `--set` texts, applied in order
+    gpus: int | None = None
+    efficiency: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    """How each case is simulated (see simulator.simulate)."""
+
+    engine: str = "des"
+    replicas: int = 32
+    seed: int = 0
+    campaign: bool = True
+
+
+@dataclass(frozen=True)
+class Study:
+    """Everything a worker needs besides the cases: the inputs and the simulation options."""
+
+    inputs: tuple[Inputs, ...]
+    options: SimOptions = field(default_factory=SimOptions)
+
+
+def read_inputs(workload: str | Path, cluster: str | Path | None = None, overrides: list[str] | None = None,
+                gpus: int | None = None) -> tuple[Inputs, Scenario]:
+    """Validate a workload (as `trainsim run` would) and return its raw Inputs and the Scenario."""
+    s = load_scenario(workload, cluster=cluster, overrides=overrides, gpus=gpus)
+    return Inputs(read_yaml(Path(workload)), read_yaml(Path(s.cluster_source)), str(workload),
+                  s.cluster_source), s
+
+
+def with_cluster(inputs: Inputs, cluster: str | Path) -> Inputs:
+    """The same workload on another cluster file."""
+    return Inputs(inputs.wraw, read_yaml(Path(cluster)), inputs.workload_source, str(cluster))
+
+
+def scenario_of(inputs: Inputs, case: Case) -> Scenario:
+    return build_scenario(inputs.wraw, inputs.craw, workload_source=inputs.workload_source,
+                          cluster_source=inputs.cluster_source, overrides=list(case.overrides), gpus=case.gpus)
+
+
+def flatten(data: dict) -> dict:
+    """A Result.to_json() as one flat row of RESULT_COLUMNS (absent keys: None)."""
+    row = {k: data.get(k) for k in METRICS}
+    failures = data.get("failures")
+    row["failures_total"] = failures.get("total") if isinstance(failures, dict) else None
+    breakdown = data.get("breakdown") or {}
+    row.update({f"breakdown_{k}_s": breakdown.get(k) for k in BREAKDOWN})
+    lost = (data.get("campaign") or {}).get("time_lost_days") or {}
+    row.update({f"lost_{k}_days": lost.get(k) for k in LOST})
+    return row
+
+
+def _blank(case: Case, status: str, error: str, extra: dict | None = None) -> dict:
+    row = {"case": case.label, **dict(case.params), **{k: None for k in RESULT_COLUMNS}}
+    row.update(extra or {})
+    row["status"], row["error"] = status, error
+    return row
+
+
+def evaluate(study: Study, case: Case) -> dict:
+    """Simulate one case into a row: ``status`` ok, invalid (exit-2 error) or infeasible (exit 3)."""
+    from simulator import simulate
+
+    opts = study.options
+    try:
+        s = scenario_of(study.inputs[case.source], case)
+        eff = DEFAULT.with_(**dict(case.efficiency)) if case.efficiency else DEFAULT
+        result = simulate(s, efficiency=eff, engine=opts.engine, replicas=opts.replicas, seed=opts.seed,
+                          campaign=opts.campaign)
+    except InfeasibleError as exc:
+        mem = exc.details.get("memory_breakdown_gib", {}).get("total")
+        return _blank(case, "infeasible", str(exc), {"memory_per_gpu_gib": mem, "fits_in_memory": False})
+    except ConfigError as exc:
+        return _blank(case, "invalid", str(exc))
+    row = {"case": case.label, **dict(case.params), **flatten(result.to_json())}
+    row["status"], row["error"] = "ok", None
+    return {k: row.get(k) for k in ("case", *dict(case.params), *RESULT_COLUMNS)}
+
+
+def evaluate_batch(study: Study, cases: list[Case]) -> list[dict]:
+    """Rows of several cases, in order (one executor task)."""
+    return [evaluate(study, c) for c in cases]
+
+
+def time_at(row: dict, confidence: str) -> float | None:
+    """Days to train at ``confidence`` (p10, p50, p90 or mean); failure-free days without a campaign."""
+    key = "time_to_train_days" if confidence == "mean" else f"time_to_train_days_{confidence}"
+    value = row.get(key)
+    if value is None:
+        value = row.get("ideal_time_to_train_days")
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value

@@ -1,0 +1,172 @@
+"""The space of parallel layouts for a model on N GPUs, enumerated by integer arithmetic alone.
+
+A Structure fixes the shape (TP, PP and its stage split, virtual stages, CP, EP, DP, micro batch);
+a Layout adds the memory-saving choices (ZeRO stage, activation recomputation). The rules mirror
+simulator/config/layout.py, which stays the judge: the search re-checks every candidate with it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from simulator.model.arch import Arch
+
+RECOMPUTE = ("none", "selective", "full")     # in order of cost: each re-runs more of the forward
+P = "parallelism."
+
+
+def divisors(n: int) -> list[int]:
+    small = [d for d in range(1, int(n ** 0.5) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
+@dataclass(frozen=True)
+class Space:
+    """Restrictions of the search space (None: every valid value)."""
+
+    tp: tuple[int, ...] | None = None
+    pp: tuple[int, ...] | None = None
+    vpp: tuple[int, ...] | None = None
+    cp: tuple[int, ...] | None = None
+    ep: tuple[int, ...] | None = None
+    micro_batch: tuple[int, ...] | None = None
+    zero: tuple[int, ...] = (0, 1, 2, 3)
+    recompute: tuple[str, ...] = RECOMPUTE
+    schedule: str | None = None          # the workload's non-interleaved schedule, if it names one
+
+    def allows(self, dim: str, value: int) -> bool:
+        allowed = getattr(self, dim)
+        return allowed is None or value in allowed
+
+
+@dataclass(frozen=True, order=True)
+class Structure:
+    tp: int
+    pp: int
+    first: int | None       # layers of the first / last stage when the split is uneven
+    last: int | None
+    cp: int
+    ep: int
+    dp: int
+    micro_batch: int
+    vpp: int
+
+
+@dataclass(frozen=True, order=True)
+class Layout:
+    """One candidate layout: a Structure plus ZeRO stage and recomputation."""
+
+    structure: Structure
+    zero: int
+    recompute: str
+    schedule: str | None = field(default=None, compare=False)
+
+    def overrides(self) -> tuple[str, ...]:
+        """`--set` texts that give a workload this layout (all parallelism keys, none left over)."""
+        s = self.structure
+        vpp = s.vpp if s.vpp > 1 else None
+        schedule = "interleaved_1f1b" if vpp else self.schedule
+        return (f"{P}tensor_model_parallel_size={s.tp}", f"{P}pipeline_model_parallel_size={s.pp}",
+                f"{P}virtual_pipeline_model_parallel_size={_yaml(vpp)}", f"{P}context_parallel_size={s.cp}",
+                f"{P}expert_model_parallel_size={s.ep}", f"{P}data_parallel_size=auto",
+                f"{P}micro_batch_size={s.micro_batch}", f"{P}sequence_parallel={_yaml(s.tp > 1)}",
+                f"{P}distributed_optimizer={_yaml(self.zero == 1)}",
+                f"{P}zero_stage={_yaml(self.zero if self.zero != 1 else None)}",
+                f"{P}recompute_granularity={self.recompute}", f"{P}pipeline_schedule={_yaml(schedule)}",
+                f"{P}decoder_first_pipeline_num_layers={_yaml(s.first)}",
+                f"{P}decoder_last_pipeline_num_layers={_yaml(s.last)}")
+
+    def parallelism(self) -> dict:
+        """The same choices as parallelism-section fields (for building configs in memory)."""
+        return {k.split(".", 1)[1].split("=")[0]: _value(k.split("=", 1)[1]) for k in self.overrides()}
+
+    def describe(self) -> str:
+        s = self.structure
+        parts = [f"TP{s.tp}", f"PP{s.pp}"]
+        if s.first is not None:
+            parts[-1] += f"({s.first}/{s.last})"
+        parts += [f"VPP{s.vpp}"] * (s.vpp > 1) + [f"CP{s.cp}"] * (s.cp > 1) + [f"EP{s.ep}"] * (s.ep > 1)
+        parts += [f"DP{s.dp}", f"mb{s.micro_batch}", f"ZeRO-{self.zero}"]
+        if self.recompute != "none":
+            parts.append(f"recompute={self.recompute}")
+        return " ".join(parts)
+
+
+def _yaml(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _value(text: str) -> object:
+    return {"null": None, "true": True, "false": False}.get(text, int(text) if text.isdigit() else text)
+
+
+def stage_splits(num_layers: int, pp: int) -> list[tuple[int | None, int | None, tuple[int, ...]]]:
+    """(first, last, layers per stage) for PP stages: the even split when PP divides the layers,
+    else Llama-3's split (first and last stages one layer lighter: PP divides layers + 2)."""
+    if num_layers % pp == 0:
+        return [(None, None, (num_layers // pp,) * pp)]
+    if pp >= 3 and (num_layers + 2) % pp == 0 and (num_layers + 2) // pp >= 2:
+        mid = (num_layers + 2) // pp
+        return [(mid - 1, mid - 1, (mid - 1,) + (mid,) * (pp - 2) + (mid - 1,))]
+    return []
+
+
+def _tp_values(a: Arch, n: int) -> list[int]:
+    return [t for t in divisors(n) if a.heads % t == 0 and a.query_groups % t == 0 and a.ffn % t == 0
+            and (not a.is_moe or a.moe_ffn % t == 0)]
+
+
+def _vpp_values(stages: tuple[int, ...], uneven: bool, pp: int, m: int) -> list[int]:
+    if pp == 1 or m % pp:
+        return [1]
+    smallest = min(stages)
+    if uneven:
+        return [1] + list(range(2, smallest + 1))
+    return [1] + [v for v in divisors(stages[0]) if v > 1]
+
+
+def structures(a: Arch, global_batch: int, num_gpus: int, space: Space = Space()) -> list[Structure]:
+    """Every layout shape that divides: TP | heads, groups, FFN; PP splits the layers; 2·CP | seq;
+    EP | experts and DP·CP; TP·PP·CP | N; micro batch · DP | global batch; VPP splits each stage."""
+    out = []
+    for tp in (t for t in _tp_values(a, num_gpus) if space.allows("tp", t)):
+        for pp in (p for p in divisors(num_gpus // tp) if space.allows("pp", p)):
+            for first, last, stages in stage_splits(a.num_layers, pp):
+                for cp in divisors(num_gpus // (tp * pp)):
+                    if (cp > 1 and a.seq % (2 * cp)) or not space.allows("cp", cp):
+                        continue
+                    dp = num_gpus // (tp * pp * cp)
+                    if global_batch % dp:
+                        continue
+                    for ep in _ep_values(a, dp * cp):
+                        if not space.allows("ep", ep):
+                            continue
+                        for mb in divisors(global_batch // dp):
+                            if not space.allows("micro_batch", mb):
+                                continue
+                            m = global_batch // (mb * dp)
+                            for v in _vpp_values(stages, first is not None, pp, m):
+                                if space.allows("vpp", v):
+                                    out.append(Structure(tp, pp, first, last, cp, ep, dp, mb, v))
+    return out
+
+
+def _ep_values(a: Arch, dp_cp: int) -> list[int]:
+    if not a.is_moe:
+        return [1]
+    return [e for e in divisors(a.num_experts) if dp_cp % e == 0]
+
+
+def zero_stages(st: Structure, space: Space) -> list[int]:
+    """ZeRO-2/3 shard gradients per microbatch and do not combine with pipelining."""
+    return [z for z in space.zero if z <= 1 or st.pp == 1]
+
+
+def layouts(structs: Sequence[Structure], space: Space = Space()) -> list[Layout]:
+    """Every Layout of the given shapes (ZeRO stage x recomputation), in a fixed order."""
+    return [Layout(st, z, r, space.schedule) for st in structs for z in zero_stages(st, space)
+            for r in space.recompute]

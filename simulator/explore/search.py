@@ -1,0 +1,149 @@
+"""`trainsim search`: the best parallel layouts for a workload on N GPUs.
+
+1. Enumerate every layout shape that divides (explore/layouts.py).
+2. Rank: check each against config/layout.py and memory, time the fitting ones with the closed
+   form, prune heavier recomputation (explore/ranking.py). Runs in batches on the executor.
+3. Shortlist the best by the objective's closed-form proxy (step time; step energy for energy and
+   carbon) plus the closed-form Pareto front of step time vs step energy.
+4. Re-simulate the shortlist with the full engines (step DES + campaign with failures + energy and
+   cost) and rank by the objective: time to train at a confidence, cost, energy or carbon.
+"""
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+from simulator.errors import ConfigError, InfeasibleError
+from simulator.explore.cases import Case, Inputs, SimOptions, Study, time_at
+from simulator.explore.executors import batch_size, map_ordered, timed, worker_count
+from simulator.explore.layouts import Layout, Space, structures
+from simulator.explore.pareto import pareto_front
+from simulator.explore.progress import progress_bar
+from simulator.explore.ranking import Ranked, SearchTask, base_scenario, rank_batch
+from simulator.explore.sweep import run_cases
+from simulator.model.arch import resolve
+
+OBJECTIVES = ("time", "cost", "energy", "carbon")
+OBJECTIVE_KEYS = {"cost": "cost_usd", "energy": "energy_mwh", "carbon": "co2_tonnes"}
+FRONT_KEYS = ("time", "cost_usd", "energy_mwh")     # the Pareto front: time vs cost vs energy
+_MIX = 97        # batches take every 97th shape, so each batch mixes cheap and costly shapes
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    gpus: int
+    objective: str = "time"
+    confidence: str = "p50"
+    top: int = 8                       # layouts re-simulated with the full engines (plus the front)
+    space: Space = field(default_factory=Space)
+
+
+@dataclass
+class SearchResult:
+    settings: SearchSettings
+    shapes: int                        # layout shapes that divide
+    layouts: int                       # valid layouts (shapes x ZeRO x recomputation)
+    ranked: list[Ranked]               # every fitting layout kept, best closed-form proxy first
+    shortlist: list[Ranked]            # those re-simulated, in the order of ``rows``
+    rows: list[dict]                   # full simulations
+    best: int | None                   # index into rows
+    front: list[int]                   # indices into rows: non-dominated on time, cost, energy
+
+    @property
+    def best_layout(self) -> Layout | None:
+        return None if self.best is None else self.shortlist[self.best].layout
+
+
+def proxy(r: Ranked, objective: str) -> float:
+    """Closed-form stand-in for an objective at a fixed GPU count: GPU-hours (time, cost) grow
+    with the step time; energy and carbon with the step's energy."""
+    if objective in ("energy", "carbon") and r.step_energy_j is not None:
+        return r.step_energy_j
+    return r.step_time_s
+
+
+def objective_value(row: dict, objective: str, confidence: str) -> float | None:
+    if objective == "time":
+        return time_at(row, confidence)
+    value = row.get(OBJECTIVE_KEYS[objective])
+    return None if value in (None, "") else float(value)
+
+
+def front_point(row: dict, confidence: str) -> tuple[float, ...]:
+    """(days at the confidence, cost, energy) with the keys this build reports."""
+    values = [time_at(row, confidence)] + [row.get(k) for k in FRONT_KEYS[1:]]
+    return tuple(float(v) for v in values if v not in (None, ""))
+
+
+def _shuffled(shapes: list) -> list[tuple[int, object]]:
+    return sorted(enumerate(shapes), key=lambda p: (p[0] % _MIX, p[0]))
+
+
+def rank_all(task: SearchTask, executor: Executor, progress: bool = True) -> tuple[int, int, list[Ranked]]:
+    """(shapes, valid layouts, fitting layouts ranked) over the whole space."""
+    base = base_scenario(task)
+    a = resolve(base.workload.model)
+    shapes = structures(a, base.workload.training.global_batch_size, task.gpus, task.space)
+    items = _shuffled(shapes)
+    out: list[tuple[int, int, list[Ranked]]] = []
+    with progress_bar(len(items), 0, "ranking layouts", enabled=progress) as advance:
+        head = items[:32]
+        if head:
+            first, seconds = timed(rank_batch, task, head)
+            out += first
+            advance(len(head))
+            size = batch_size(seconds / len(head), len(items) - len(head), 4 * worker_count(executor))
+            out += list(map_ordered(executor, rank_batch, task, items[len(head):], size, advance))
+    valid = sum(v for _, v, _ in out)
+    ranked = [r for _, _, rs in out for r in rs]
+    return len(shapes), valid, ranked
+
+
+def shortlist(ranked: list[Ranked], objective: str, top: int) -> list[Ranked]:
+    """The ``top`` best by the objective's proxy, then the closed-form time/energy front (at most
+    ``top`` more, spread along it), without repeats."""
+    best = sorted(ranked, key=lambda r: (proxy(r, objective), r.order))[:top]
+    if all(r.step_energy_j is not None for r in ranked):
+        pts = [(r.step_time_s, r.step_energy_j) for r in ranked]
+        front = sorted((ranked[i] for i in pareto_front(pts)), key=lambda r: (r.step_time_s, r.order))
+        if len(front) > top:
+            front = [front[round(i * (len(front) - 1) / max(top - 1, 1))] for i in range(top)]
+        seen = {r.order for r in best}
+        best += [r for r in front if r.order not in seen and not seen.add(r.order)]
+    return best
+
+
+def _check_size(task: SearchTask) -> None:
+    base = base_scenario(task)
+    capacity = base.cluster.num_nodes * base.cluster.node.gpus_per_node
+    if task.gpus > capacity:
+        raise ConfigError(f"the cluster has {capacity} GPUs", source="--gpus", value=task.gpus,
+                          expected=f"at most {capacity}, or a bigger cluster (--set cluster.num_nodes=...)")
+
+
+def search(inputs: Inputs, overrides: tuple[str, ...], settings: SearchSettings, executor: Executor,
+           options: SimOptions = SimOptions(), progress: bool = True) -> SearchResult:
+    """Enumerate, rank, shortlist and re-simulate (see the module docstring)."""
+    if settings.objective not in OBJECTIVES:
+        raise ConfigError("unknown objective", source="--objective", value=settings.objective,
+                          expected=" | ".join(OBJECTIVES))
+    task = SearchTask(inputs, tuple(overrides), settings.gpus, settings.space)
+    _check_size(task)
+    shapes, valid, ranked = rank_all(task, executor, progress)
+    ranked.sort(key=lambda r: (proxy(r, settings.objective), r.order))
+    if not ranked:
+        raise InfeasibleError(f"no layout of {inputs.workload_source} on {settings.gpus} GPUs both divides and "
+                              f"fits in memory ({shapes} shapes, {valid} layouts tried). Try more GPUs, "
+                              "a smaller global batch or sequence, or a GPU with more memory.")
+    short = shortlist(ranked, settings.objective, settings.top)
+    cases = [Case(r.layout.describe(), (("search_layout", r.layout.describe()),),
+                  overrides=tuple(overrides) + r.layout.overrides(), gpus=settings.gpus) for r in short]
+    rows = run_cases(Study((inputs,), options), cases, executor, progress=progress, label="re-simulating")
+    ok = [i for i, row in enumerate(rows) if row["status"] == "ok"
+          and objective_value(row, settings.objective, settings.confidence) is not None]
+    best = min(ok, key=lambda i: (objective_value(rows[i], settings.objective, settings.confidence),
+                                  time_at(rows[i], settings.confidence), short[i].order), default=None)
+    points = [front_point(rows[i], settings.confidence) for i in ok]
+    front = [ok[j] for j in pareto_front(points)] if points and len({len(p) for p in points}) == 1 else []
+    return SearchResult(settings, shapes, valid, ranked, short, rows, best, front)
+

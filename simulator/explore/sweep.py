@@ -1,0 +1,94 @@
+"""Studies of many cases: the cross product of axes (sweep, compare --vary), run through an executor,
+streamed in order to a results file that an interrupted run can resume.
+"""
+from __future__ import annotations
+
+import itertools
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Sequence
+
+from simulator.errors import ConfigError
+from simulator.explore.cases import RESULT_COLUMNS, Case, Inputs, Study, evaluate_batch, with_cluster
+from simulator.explore.executors import batch_size, map_ordered, timed, worker_count
+from simulator.explore.progress import progress_bar
+from simulator.explore.results import ResultsFile, check_prefix, read_rows
+from simulator.explore.values import Axis, Setting, resolve
+
+
+def _label(combo: Sequence[Setting]) -> str:
+    return ", ".join(f"{s.key}={s.label}" for s in combo) or "base"
+
+
+def axis_cases(axes: Sequence[Axis], scenario, inputs: Inputs, base_overrides: Sequence[str] = (),
+               gpus: int | None = None, option: str = "--grid") -> tuple[tuple[Inputs, ...], list[Case]]:
+    """The cross product of ``axes`` (first axis outermost) as Cases, and the Inputs they refer to.
+
+    Multipliers (``x2``) apply to ``scenario``'s values; a ``cluster`` axis adds one Inputs per file.
+    """
+    keys = [a.key for a in axes]
+    if len(set(keys)) != len(keys):
+        raise ConfigError("the same key is given twice", source=option, value=keys,
+                          expected="each key in one --grid/--vary")
+    settings = [resolve(a, scenario, option) for a in axes]
+    sources: list[Inputs] = [inputs]
+    files: dict[str, int] = {}
+    cases = []
+    for combo in itertools.product(*settings):
+        source = 0
+        for s in combo:
+            if s.cluster_file is not None:
+                if s.cluster_file not in files:
+                    files[s.cluster_file] = len(sources)
+                    sources.append(with_cluster(inputs, s.cluster_file))
+                source = files[s.cluster_file]
+        cases.append(Case(
+            label=_label(combo), params=tuple((s.key, s.label) for s in combo), source=source,
+            overrides=tuple(base_overrides) + tuple(s.override for s in combo if s.override),
+            gpus=gpus, efficiency=tuple(s.efficiency for s in combo if s.efficiency)))
+    return tuple(sources), cases
+
+
+def columns_of(cases: Sequence[Case]) -> tuple[str, ...]:
+    params = list(dict.fromkeys(k for c in cases for k, _ in c.params))
+    return ("case", *params, *RESULT_COLUMNS)
+
+
+def run_cases(study: Study, cases: Sequence[Case], executor: Executor, *, out: str | Path | None = None,
+              resume: bool = False, progress: bool = True, stop_after: int | None = None,
+              label: str = "simulating") -> list[dict]:
+    """Rows of every case, in order. With ``out``, each row is appended as soon as it and every row
+    before it are done; ``resume`` keeps the rows already in ``out`` and runs only the rest.
+    ``stop_after`` ends the run after that many new rows (a deterministic stand-in for Ctrl-C)."""
+    rows: list[dict] = []
+    sink = None
+    if out is not None:
+        sink = ResultsFile(out, columns_of(cases))
+        if resume and Path(out).exists():
+            rows = read_rows(out)
+            check_prefix(rows, [c.label for c in cases], out)
+        elif Path(out).exists() and not resume:
+            raise ConfigError("results file exists", source="--out", value=str(out),
+                              expected="--resume to continue it, --force to overwrite it, or another name")
+        sink.start(resume=resume)
+    todo = list(cases[len(rows):])
+    if stop_after is not None:
+        todo = todo[:stop_after]
+    with progress_bar(len(cases), len(rows), label, enabled=progress) as advance:
+        if not todo:
+            return rows
+        first, seconds = timed(evaluate_batch, study, todo[:1])
+        for row in _emit(first, sink, rows):
+            advance(1)
+        size = batch_size(seconds, len(todo) - 1, worker_count(executor))
+        for row in map_ordered(executor, evaluate_batch, study, todo[1:], size, advance):
+            _emit([row], sink, rows)
+    return rows
+
+
+def _emit(new: list[dict], sink: ResultsFile | None, rows: list[dict]) -> list[dict]:
+    for row in new:
+        if sink is not None:
+            sink.append(row)
+        rows.append(row)
+    return new

@@ -1,0 +1,163 @@
+"""`--vary` / `--grid` axes: ``key=v1,v2,...`` parsed like `--set` values, with ``xF`` multipliers.
+
+A value is YAML text, exactly as after `--set key=` (``200 Gb/s``, ``8``, ``null``). A value written
+``x2`` or ``x0.5`` multiplies the key's value in the base scenario (its file value or its default),
+so ``cluster.reliability.gpu_failures_per_gpu_hour=x1,x2,x4`` needs no number copied from a YAML.
+Keys ``efficiency.<field>`` set the cost model's global efficiencies (simulator.cost.efficiency),
+and the key ``cluster`` (alone) picks a cluster YAML file, relative to the current directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from simulator.config.types import Unit
+from simulator.cost.efficiency import DEFAULT, Efficiency
+from simulator.errors import ConfigError
+
+_MULTIPLIER = re.compile(r"^\s*[x×]\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*$")
+# SI unit text that simulator.units reads back exactly, per unit kind (bare: a plain number)
+_SI_UNIT = {"bandwidth": "B/s", "size": "B", "power": "W", "energy": "J", "flops": "FLOP/s",
+            "time": "s", "count": "", "money": "USD", "energy_price": "USD/J",
+            "carbon_intensity": "kg/J", "ratio": ""}
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One key and the values it takes, as written on the command line."""
+
+    key: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One resolved value of an axis: what it changes, and how it is labelled in tables."""
+
+    key: str
+    label: str                                  # the value as the user wrote it (``x2``, ``200 Gb/s``)
+    override: str | None = None                 # ``key=value`` for load_scenario's overrides
+    efficiency: tuple[str, float] | None = None  # (Efficiency field, value)
+    cluster_file: str | None = None             # a cluster YAML path (key ``cluster``)
+
+
+def split_values(text: str) -> list[str]:
+    """Split on commas outside brackets and quotes: ``[1,2],3`` -> ``["[1,2]", "3"]``."""
+    out, depth, quote, cur = [], 0, "", []
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append("".join(cur).strip())
+            cur = []
+            continue
+        cur.append(ch)
+    out.append("".join(cur).strip())
+    return out
+
+
+def parse_axis(spec: str, option: str = "--vary") -> Axis:
+    """``key=v1,v2`` -> Axis; a ConfigError (exit 2) names the option when it is malformed."""
+    if "=" not in spec:
+        raise ConfigError("expected key=value1,value2,...", source=option, value=spec,
+                          expected="e.g. cluster.node.nic_bandwidth=200 Gb/s,400 Gb/s")
+    key, raw = spec.split("=", 1)
+    key = key.strip()
+    values = split_values(raw)
+    if not key or any(not p for p in key.split(".")):
+        raise ConfigError("empty key", source=option, value=spec, expected="a dotted key path")
+    if any(v == "" for v in values):
+        raise ConfigError("empty value in the list", source=option, value=spec,
+                          expected="comma-separated values, e.g. 1,2,4")
+    return Axis(key, tuple(values))
+
+
+def multiplier(text: str) -> float | None:
+    """The factor of an ``xF`` value, or None when the value is not a multiplier."""
+    m = _MULTIPLIER.match(text)
+    return float(m.group(1)) if m else None
+
+
+def _field_value(root: BaseModel, parts: list[str], key: str, option: str) -> tuple[object, str | None]:
+    """(value, unit kind) of the field at ``parts`` below ``root``."""
+    node: object = root
+    kind = None
+    for part in parts:
+        if not isinstance(node, BaseModel) or part not in type(node).model_fields:
+            raise ConfigError("a multiplier needs a key with a base value", source=option, path=key,
+                              expected="an existing numeric key of the workload or cluster")
+        info = type(node).model_fields[part]
+        kind = next((m.kind for m in info.metadata if isinstance(m, Unit)), None)
+        node = getattr(node, part)
+    return node, kind
+
+
+def base_value(scenario, key: str, option: str = "--vary") -> tuple[float, str | None]:
+    """The base scenario's value of ``key`` in SI units, and its unit kind (None: a plain number)."""
+    parts = key.split(".")
+    if parts[0] == "efficiency":
+        if len(parts) != 2 or parts[1] not in {f.name for f in dataclasses.fields(Efficiency)}:
+            raise ConfigError("unknown efficiency", source=option, path=key,
+                              expected="efficiency." + ", efficiency.".join(f.name for f in dataclasses.fields(Efficiency)))
+        return getattr(DEFAULT, parts[1]), None
+    root = scenario.cluster if parts[0] == "cluster" else scenario.workload
+    value, kind = _field_value(root, parts[1:] if parts[0] == "cluster" else parts, key, option)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError("a multiplier needs a numeric base value", source=option, path=key,
+                          value=value, expected="a key whose value is a number or a quantity")
+    return value, kind
+
+
+def scaled_text(value: float, kind: str | None, integer: bool) -> str:
+    """YAML text for ``value`` (SI) that the config reads back exactly."""
+    if integer:
+        return str(int(round(value)))
+    unit = _SI_UNIT.get(kind or "", "")
+    return f"{value!r} {unit}".strip()
+
+
+def resolve(axis: Axis, scenario, option: str = "--vary") -> list[Setting]:
+    """The Settings of an axis; multipliers are applied to ``scenario``'s value of the key."""
+    out = []
+    for text in axis.values:
+        factor = multiplier(text)
+        if axis.key == "cluster":
+            if factor is not None:
+                raise ConfigError("a cluster file cannot be multiplied", source=option, value=text)
+            out.append(Setting(axis.key, text, cluster_file=text))
+            continue
+        if axis.key.startswith("efficiency."):
+            base, _ = base_value(scenario, axis.key, option)
+            value = base * factor if factor is not None else _efficiency_number(axis.key, text, option)
+            out.append(Setting(axis.key, text, efficiency=(axis.key.split(".", 1)[1], value)))
+            continue
+        if factor is None:
+            out.append(Setting(axis.key, text, override=f"{axis.key}={text}"))
+            continue
+        base, kind = base_value(scenario, axis.key, option)
+        integer = isinstance(base, int)
+        if integer and abs(base * factor - round(base * factor)) > 1e-9:
+            raise ConfigError(f"x{factor:g} of {base} is not a whole number", source=option,
+                              path=axis.key, value=text, expected="a factor giving an integer")
+        out.append(Setting(axis.key, text, override=f"{axis.key}={scaled_text(base * factor, kind, integer)}"))
+    return out
+
+
+def _efficiency_number(key: str, text: str, option: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError("expected a number", source=option, path=key, value=text,
+                          expected="e.g. 0.7, or a multiplier such as x0.9") from None
+    if not value > 0:
+        raise ConfigError("must be positive", source=option, path=key, value=text, expected="> 0")
+    return value
