@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--replicas", type=_positive_int, default=32,
                      help="Monte Carlo replicas of the training campaign (default 32)")
     run.add_argument("--seed", type=int, default=0, help="seed of the campaign's random streams (default 0)")
+    run.add_argument("--workers", type=_positive_int, default=1,
+                     help="processes for the campaign replicas (default 1: in this process)")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="run the campaign replicas on a Dask cluster, e.g. tcp://head:8786")
     run.add_argument("--plot", metavar="DIR", help="write plots: campaign timeline, time-to-train "
                      "distribution, power over a step and over the campaign")
 
@@ -73,8 +77,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.fast and args.trace:
         raise ConfigError("--trace needs the discrete-event engine", source="command line",
                           value="--fast", expected="either --fast or --trace, not both")
-    result = simulate(scenario, engine="analytical" if args.fast else "des", trace=bool(args.trace),
-                      replicas=args.replicas, seed=args.seed)
+    if args.workers > 1 or args.scheduler:
+        from simulator.explore.executors import executor_for
+
+        with executor_for(args.workers, args.scheduler) as pool:
+            result = simulate(scenario, engine="analytical" if args.fast else "des", trace=bool(args.trace),
+                              replicas=args.replicas, seed=args.seed, executor=pool)
+    else:
+        result = simulate(scenario, engine="analytical" if args.fast else "des", trace=bool(args.trace),
+                          replicas=args.replicas, seed=args.seed)
     if args.trace:
         from simulator.report.trace import write_chrome_trace
 

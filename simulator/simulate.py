@@ -14,6 +14,7 @@ from simulator.model.arch import resolve
 from simulator.model.flops import model_flops_per_token, recompute_flops_per_token
 from simulator.model.memory import GIB, MemoryBreakdown, memory_per_gpu
 from simulator.model.params import count
+from simulator.model.optimizers import overhead_flops_fraction, steps_factor
 from simulator.model.training import plan
 
 _DERIVED = {"model.ffn_hidden_size": "ffn", "model.num_query_groups": "query_groups",
@@ -27,7 +28,7 @@ def memory_of(s: Scenario) -> MemoryBreakdown:
         dp=lay.dp, micro_batch=lay.micro_batch_size, num_microbatches=lay.num_microbatches,
         schedule=lay.schedule, vpp=lay.vpp, sequence_parallel=lay.sequence_parallel,
         recompute=lay.recompute, flash_attention=t.use_flash_attn, zero_stage=lay.zero_stage,
-        optimizer=t.optimizer.kind)
+        optimizer=t.optimizer.kind, precision=t.precision)
 
 
 def _infeasible(s: Scenario, mem: MemoryBreakdown) -> InfeasibleError:
@@ -87,6 +88,10 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     for key, attr in _DERIVED.items():
         if key in assumptions and assumptions[key] is None:
             assumptions[key] = getattr(a, attr)
+    for key, value in (("training.optimizer.steps_factor", steps_factor(t.optimizer)),
+                       ("training.optimizer.overhead_flops_fraction", overhead_flops_fraction(t.optimizer))):
+        if key in assumptions and assumptions[key] is None:
+            assumptions[key] = value
     return Result(
         name=s.name, cluster=s.cluster.name, gpu=s.gpu.name, layout=lay.describe(), num_gpus=s.num_gpus,
         num_parameters=pc.total, num_active_parameters=pc.active, step_time_s=step_time,

@@ -93,3 +93,12 @@ def test_topology_command(capsys, tmp_path):
     assert data["gpus"] == 32 and data["bisection_method"] == "min_cut"
     assert data["bisection_bandwidth"] == pytest.approx(16 * 50e9)   # 16 NICs of 400 Gb/s cross the cut
     assert (tmp_path / "f.png").stat().st_size > 1000
+
+
+def test_campaign_through_a_process_pool_gives_the_same_numbers(capsys):
+    wl = str(WORKLOADS / "llama3-70b.yaml")
+    one = run_json(capsys, wl, "--replicas", "8", "--seed", "7")
+    two = run_json(capsys, wl, "--replicas", "8", "--seed", "7", "--workers", "2")
+    assert one == two
+    other = run_json(capsys, wl, "--replicas", "8", "--seed", "8")
+    assert other["time_to_train_days"] != one["time_to_train_days"]

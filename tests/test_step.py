@@ -115,3 +115,11 @@ def test_same_inputs_same_numbers(scenario):
     a = simulate(scenario("mixtral-8x7b")).to_json()
     b = simulate(scenario("mixtral-8x7b")).to_json()
     assert a == b
+
+
+def test_broadcast_moves_the_buffer_once():
+    S = 4e9
+    t = dataclasses.replace(TIERS, nvlink_hop=0.0, network_hop=0.0)
+    assert comm.broadcast(comm.Group(8, 1), S, t) == pytest.approx(S / 400e9)
+    assert comm.broadcast(comm.Group(16, 8), S, t) == pytest.approx(S / 50e9)     # across nodes: the NIC
+    assert comm.broadcast(comm.Group(1, 1), S, t) == 0

@@ -122,6 +122,16 @@ def all_gather(g: Group, nbytes: float, t: Tiers) -> float:
     return _gather_like(g, nbytes, t)
 
 
+def broadcast(g: Group, nbytes: float, t: Tiers) -> float:
+    """One rank sends ``nbytes`` to all: NCCL pipelines it in chunks along a ring, so every link
+    carries the buffer once (S / B) and the last rank waits n-1 hops for the first chunk."""
+    if g.size <= 1 or nbytes <= 0:
+        return 0.0
+    if g.domains(t) == 1:
+        return t.base + nbytes / t.nvlink_bw + (g.size - 1) * t.nvlink_hop
+    return t.base + nbytes / min(t.nvlink_bw, g.network_bw(t)) + (g.size - 1) * t.network_hop
+
+
 def all_to_all(g: Group, nbytes: float, t: Tiers) -> float:
     """Each rank sends ``nbytes`` in total, split evenly over the group's ranks."""
     if g.size <= 1 or nbytes <= 0:

@@ -1,6 +1,168 @@
-"""CLI commands for cost levers: levers, plan (issue 9)."""
+"""CLI commands for cost levers: levers, plan (issue 9). Parsing and printing only; the logic is in
+explore/levers.py, explore/plan.py and model/scaling.py."""
 from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from simulator import units
+from simulator.errors import ConfigError
+
+
+def _count(text: str) -> float:
+    """'3.8e25', '8B', '15T' -> float (a ConfigError, exit 2, otherwise)."""
+    try:
+        return units.parse(text, "count")
+    except (ValueError, ConfigError):
+        raise argparse.ArgumentTypeError(f"expected a number such as 3.8e25 or 8B, got {text!r}") from None
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _common(p: argparse.ArgumentParser, replicas: int) -> None:
+    p.add_argument("--cluster", help="cluster YAML file (default: the workload's `cluster:`)")
+    p.add_argument("--gpus", type=_positive_int, help="number of GPUs (overrides num_gpus)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a workload or cluster key of the baseline (repeatable)")
+    p.add_argument("--replicas", type=_positive_int, default=replicas,
+                   help=f"Monte Carlo replicas of each training campaign (default {replicas})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the campaign's random streams (default 0)")
+    p.add_argument("--fast", action="store_true", help="closed-form step time instead of the step DES")
+    p.add_argument("--json", action="store_true", help="print only the JSON result on stdout")
 
 
 def register(sub) -> None:
-    """Add this module's subcommands to the `trainsim` parser (none yet)."""
+    """Add `levers` and `plan` to the `trainsim` parser."""
+    from simulator.explore.levers import ALL_LEVERS, PRUNE_WIDTH, RETRAIN_FRACTION
+    from simulator.model.optimizers import PRESETS
+
+    lv = sub.add_parser("levers", help="price cost levers (optimizer, FP8, 2:4 sparsity, compute-optimal "
+                                       "size, pruning) against a workload's baseline")
+    lv.add_argument("workload", help="workload YAML file (the baseline)")
+    _common(lv, replicas=32)
+    lv.add_argument("--optimizer", choices=sorted(PRESETS), default="sophia",
+                    help="optimizer preset of the optimizer lever (default sophia)")
+    lv.add_argument("--only", metavar="LEVER,...", help=f"levers to price (default all: {','.join(ALL_LEVERS)})")
+    lv.add_argument("--prune-width", type=_fraction, default=PRUNE_WIDTH,
+                    help=f"pruned model's fraction of heads, hidden and MLP width (default {PRUNE_WIDTH})")
+    lv.add_argument("--prune-depth", type=_fraction, default=1.0,
+                    help="pruned model's fraction of layers (default 1)")
+    lv.add_argument("--retrain-fraction", type=_fraction, default=RETRAIN_FRACTION,
+                    help=f"pruned model's retraining tokens / baseline tokens (default {RETRAIN_FRACTION:g}, Minitron)")
+    lv.add_argument("--no-distill", action="store_true", help="retrain the pruned model without a teacher")
+    lv.add_argument("--plot", metavar="FILE", help="write a chart of the levers (PNG)")
+    lv.set_defaults(func=cmd_levers)
+
+    pl = sub.add_parser("plan", help="model size and tokens from the Chinchilla fit, priced against a workload")
+    pl.add_argument("--compute-budget", type=_count, metavar="FLOPS", help="training compute, e.g. 3.8e25")
+    pl.add_argument("--target-loss", type=float, metavar="L", help="predicted final loss (nats/token)")
+    pl.add_argument("--params", type=_count, metavar="N", help="use this model size instead of the "
+                                                                "compute-optimal one, e.g. 8B")
+    pl.add_argument("--workload", help="price the proposal against this workload (without a budget or "
+                                       "target: the workload's own predicted loss)")
+    _common(pl, replicas=32)
+    pl.set_defaults(func=cmd_plan)
+
+
+def _levers(text: str | None) -> tuple[str, ...]:
+    from simulator.explore.levers import ALL_LEVERS
+
+    if not text:
+        return ALL_LEVERS
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    bad = [n for n in names if n not in ALL_LEVERS]
+    if bad or not names:
+        raise ConfigError("unknown lever", source="--only", value=",".join(bad) or text,
+                          expected="a comma-separated list of " + ", ".join(ALL_LEVERS))
+    return names
+
+
+def cmd_levers(args: argparse.Namespace) -> int:
+    from simulator.explore.levers import LeverOptions, evaluate
+    from simulator.report.lever_table import format_table
+
+    opts = LeverOptions(optimizer=args.optimizer, prune_width=args.prune_width, prune_depth=args.prune_depth,
+                        retrain_fraction=args.retrain_fraction, distill=not args.no_distill,
+                        levers=_levers(args.only))
+    rows = evaluate(Path(args.workload), cluster=Path(args.cluster) if args.cluster else None, gpus=args.gpus,
+                    overrides=args.overrides, opts=opts, engine="analytical" if args.fast else "des",
+                    replicas=args.replicas, seed=args.seed)
+    data = [r.to_json() for r in rows]
+    if args.plot:
+        from simulator.report.lever_plots import plot_levers
+
+        plot_levers(data, args.plot, title=f"cost levers: {Path(args.workload).stem}")
+        print(f"wrote {args.plot}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"workload": args.workload, "levers": data}, indent=2, default=str))
+    else:
+        print(format_table(data))
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from simulator.config.scenario import load_scenario
+    from simulator.explore.levers import Lever, run_lever, row_metrics
+    from simulator.explore.plan import PlanQuestion, check, plan_lever, proposal_json, propose, workload_point
+    from simulator.model.scaling import CHINCHILLA
+    from simulator.simulate import simulate
+
+    q = PlanQuestion(args.compute_budget, args.target_loss, args.params)
+    check(q, args.workload is not None)
+    out: dict = {"fit": {k: getattr(CHINCHILLA, k) for k in ("E", "A", "B", "alpha", "beta", "source")}}
+    lines = [f"Chinchilla fit ({CHINCHILLA.source}): L(N, D) = {CHINCHILLA.E} + {CHINCHILLA.A} / N^{CHINCHILLA.alpha}"
+             f" + {CHINCHILLA.B} / D^{CHINCHILLA.beta}, C = 6 N D"]
+    base = point = None
+    if args.workload:
+        cluster = Path(args.cluster) if args.cluster else None
+        base = load_scenario(args.workload, cluster=cluster, overrides=args.overrides, gpus=args.gpus)
+        point = workload_point(base)
+        out["workload"] = proposal_json(point)
+        lines.append(f"workload  {_point(point)}")
+    prop = propose(q, point)
+    out["proposal"] = proposal_json(prop)
+    lines.append(f"proposal  {_point(prop)}")
+    if base is not None:
+        from simulator.report.lever_table import format_table
+
+        sim = dict(engine="analytical" if args.fast else "des", replicas=args.replicas, seed=args.seed)
+        baseline = {"key": "baseline", "label": f"{base.name} (baseline)", "note": "", "error": "",
+                    "overrides": [], "metrics": row_metrics(simulate(base, **sim))}
+        lever = plan_lever(base, prop, q)
+        row = run_lever(Lever("plan", "proposal", lever.overrides, True, lever.note), base, Path(args.workload),
+                        cluster, args.gpus, list(args.overrides), **sim).to_json()
+        out["rows"] = [baseline, row]
+        lines += ["", format_table([baseline, row])]
+    from simulator.model.scaling import extrapolated
+
+    points = [x for x in (point, prop) if x is not None]
+    out["extrapolated"] = any(extrapolated(x.params, x.tokens) for x in points)
+    if out["extrapolated"]:
+        lines.append("note: outside the fit's runs (70M-16B parameters, 5B-500B tokens): an extrapolation; "
+                     "losses are MassiveText nats/token (docs/levers.md)")
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+    else:
+        print("\n".join(lines))
+    return 0
+
+
+def _point(p) -> str:
+    return (f"N {units.fmt_si(p.params, billion='B')} parameters, D {units.fmt_si(p.tokens, billion='B')} tokens "
+            f"({p.tokens_per_param:.0f} tokens/param), C {p.compute:.3g} FLOPs, predicted loss {p.loss:.3f}")

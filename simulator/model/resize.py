@@ -2,17 +2,20 @@
 
 Scaling rule (documented in docs/levers.md): keep everything that defines the model family —
 vocabulary, sequence length, activation, normalization, positions, head dimension (kv_channels),
-query heads per KV group (GQA), MLP width / hidden width — and its aspect ratio hidden / layers
-(Llama 3 8B: 4096 / 32 = 128); choose the number of attention heads (a multiple of the heads per KV
-group) whose model comes closest to the target parameter count. Kaplan et al. 2020 (Fig. 5) found
-the loss nearly flat in the aspect ratio over a wide range, so keeping it is a neutral choice.
+the KV group count under GQA (MHA stays MHA), MLP width / hidden width — and its aspect ratio hidden / layers
+(Llama 3 8B: 4096 / 32 = 128) as closely as the target size allows: among head counts (multiples of
+the KV group count) and layer counts within 5% of the target parameter count, take the one
+nearest the workload's aspect ratio. Kaplan et al. 2020 (Fig. 5) found the loss nearly flat in the
+aspect ratio over a wide range, so keeping it roughly is a neutral choice.
 
-Pruning rule: Minitron-style structured pruning (Muralidharan et al. 2024) removes attention heads,
-MLP neurons and hidden channels (width) and/or whole layers (depth); ``width`` scales heads (hence
-hidden) and the MLP width, ``depth`` the layer count. Which channels survive does not matter here:
-only the shape of the pruned model is priced.
+Pruning rule: Minitron-style structured pruning (Muralidharan et al. 2024) removes hidden channels
+and MLP neurons (width) and/or whole layers (depth); ``width`` scales the hidden and MLP widths and
+keeps the attention heads, as Llama-3.1-Minitron-4B-Width does, ``depth`` the layer count. Which
+channels survive does not matter here: only the shape of the pruned model is priced.
 """
 from __future__ import annotations
+
+import math
 
 from simulator.config.workload import ModelConfig
 from simulator.model.arch import resolve
@@ -27,19 +30,24 @@ def _round(x: float, multiple: int) -> int:
 
 
 def _layers(n: float) -> int:
-    """Round a layer count; above 8 layers to a multiple of 4 so pipeline stages can divide it."""
-    return max(1, round(n)) if n <= 8 else _round(n, 4)
+    """Round a layer count; above 8 layers to an even number (pipeline stages can divide it)."""
+    return max(1, round(n)) if n <= 8 else _round(n, 2)
 
 
-def _with_heads(m: ModelConfig, heads: int, layers: int, ffn_scale: float = 1.0) -> ModelConfig:
+def _groups(a, heads: int) -> int:
+    """KV groups for ``heads`` heads: MHA stays MHA; GQA keeps the workload's KV group count, as the
+    Llama 3 family does (8 KV heads at 8B, 70B and 405B; Meta 2024, Table 3)."""
+    return heads if a.query_groups == a.heads else a.query_groups
+
+
+def _with_heads(m: ModelConfig, heads: int, layers: int) -> ModelConfig:
     """``m`` with ``heads`` attention heads, hidden and MLP widths in proportion, and ``layers``."""
     a = resolve(m)
-    per_group = a.heads // a.query_groups
     d = a.kv_channels
     hidden = round(m.hidden_size * heads / a.heads)
-    ffn = _round(a.ffn * hidden / a.hidden * ffn_scale, 128)
+    ffn = _round(a.ffn * hidden / a.hidden, 128)
     update = {"num_layers": layers, "hidden_size": hidden, "ffn_hidden_size": ffn,
-              "num_attention_heads": heads, "num_query_groups": heads // per_group,
+              "num_attention_heads": heads, "num_query_groups": _groups(a, heads),
               "kv_channels": d if hidden != heads * d or m.kv_channels is not None else None}
     if m.moe is not None and m.moe.moe_ffn_hidden_size is not None:
         moe = m.moe.model_copy(update={"moe_ffn_hidden_size": _round(m.moe.moe_ffn_hidden_size * ffn / a.ffn, 128)})
@@ -47,35 +55,62 @@ def _with_heads(m: ModelConfig, heads: int, layers: int, ffn_scale: float = 1.0)
     return m.model_copy(update=update)
 
 
-def scaled_model(m: ModelConfig, target_params: float, multiple: int = 1) -> ModelConfig:
-    """The model of ``m``'s family and aspect ratio whose parameter count is closest to the target,
-    with a number of KV groups that is a multiple of ``multiple`` (e.g. the tensor-parallel size)."""
-    a = resolve(m)
-    per_group = a.heads // a.query_groups
-    aspect = a.hidden / a.num_layers
-    best, best_err = m, float("inf")
+def _candidates(m: ModelConfig, target: float, step: int):
+    """(model, parameters) per head count (a multiple of ``step``), with the layer count that comes
+    closest to ``target`` at that width; stops once one layer at that width is already too big."""
     k = 1
     while True:
-        heads = k * per_group * multiple
-        hidden = m.hidden_size * heads / a.heads
-        cand = _with_heads(m, heads, _layers(hidden / aspect))
-        n = count(resolve(cand)).total
-        err = abs(n - target_params)
-        if err < best_err:
-            best, best_err = cand, err
-        if n > target_params and err > best_err:
-            return best
+        heads = k * step
+        one, two = (count(resolve(_with_heads(m, heads, n))).total for n in (1, 2))
+        per_layer, outer = two - one, 2 * one - two
+        exact = (target - outer) / per_layer
+        if exact < 1 and k > 1:
+            return
+        for layers in {_layers(exact), max(1, _layers(exact) - (2 if exact > 8 else 1)),
+                       _layers(exact) + (2 if exact > 8 else 1)}:
+            yield _with_heads(m, heads, layers), outer + layers * per_layer
         k += 1
 
 
+def scaled_model(m: ModelConfig, target_params: float, multiple: int = 1, tolerance: float = 0.05) -> ModelConfig:
+    """The model of ``m``'s family with about ``target_params`` parameters.
+
+    Among (heads, layers) within ``tolerance`` of the target, prefer those whose heads and KV groups
+    are multiples of ``multiple`` (e.g. the workload's tensor-parallel size) and whose aspect ratio
+    is within 25% of ``m``'s; then take the one nearest ``m``'s aspect ratio hidden / layers. GQA
+    heads come in multiples of the KV group count; layers above 8 are even.
+    """
+    a = resolve(m)
+    aspect = a.hidden / a.num_layers
+    step = 1 if a.query_groups == a.heads else a.query_groups
+    cands = list(_candidates(m, target_params, step))
+    if not cands:
+        return _with_heads(m, step, 1)
+
+    def skew(c: ModelConfig) -> float:
+        return abs(math.log(c.hidden_size / c.num_layers / aspect))
+
+    close = [c for c, n in cands if abs(n - target_params) <= tolerance * target_params]
+    good = [c for c in close if c.num_attention_heads % multiple == 0 and c.num_query_groups % multiple == 0
+            and skew(c) <= math.log(1.25)]
+    if good or close:
+        return min(good or close, key=skew)
+    return min(cands, key=lambda cn: abs(cn[1] - target_params))[0]
+
+
 def pruned_model(m: ModelConfig, width: float = 1.0, depth: float = 1.0) -> ModelConfig:
-    """``m`` with ``width`` of its attention heads (and hidden and MLP widths) and ``depth`` of its layers."""
+    """``m`` with ``width`` of its hidden and MLP channels and ``depth`` of its layers; attention heads,
+    KV groups and head dimension are kept (Llama-3.1-Minitron-4B-Width: hidden 4096 -> 3072, MLP
+    14336 -> 9216, 32 heads and 8 KV heads of 128 channels kept; Sreenivas et al. 2024)."""
     if not (0 < width <= 1 and 0 < depth <= 1):
         raise ValueError(f"width and depth fractions must be in (0, 1], got {width}, {depth}")
     a = resolve(m)
-    per_group = a.heads // a.query_groups
-    heads = max(per_group, int(round(a.heads * width / per_group)) * per_group)
-    return _with_heads(m, heads, max(1, round(a.num_layers * depth)))
+    update = {"num_layers": max(1, round(a.num_layers * depth)), "hidden_size": _round(a.hidden * width, 128),
+              "ffn_hidden_size": _round(a.ffn * width, 128), "kv_channels": a.kv_channels,
+              "num_query_groups": a.query_groups}
+    if m.moe is not None and m.moe.moe_ffn_hidden_size is not None:
+        update["moe"] = m.moe.model_copy(update={"moe_ffn_hidden_size": _round(m.moe.moe_ffn_hidden_size * width, 128)})
+    return m.model_copy(update=update)
 
 
 def model_overrides(old: ModelConfig, new: ModelConfig) -> list[str]:

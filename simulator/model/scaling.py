@@ -32,7 +32,7 @@ class LossFit:
     B: float = 410.7
     alpha: float = 0.34
     beta: float = 0.28
-    source: str = "Hoffmann et al. 2022, approach 3 (Chinchilla)"
+    source: str = "Hoffmann et al. 2022, approach 3"
 
     @property
     def G(self) -> float:
@@ -44,6 +44,10 @@ class LossFit:
 
 
 CHINCHILLA = LossFit()
+# The runs the fit was made on: "over 400 language models ranging from 70 million to over 16
+# billion parameters on 5 to 500 billion tokens" (Hoffmann et al. 2022, abstract).
+FIT_PARAMS = (7e7, 1.6e10)
+FIT_TOKENS = (5e9, 5e11)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,11 @@ class Proposal:
     @property
     def tokens_per_param(self) -> float:
         return self.tokens / self.params
+
+
+def extrapolated(n: float, d: float) -> bool:
+    """Whether (N, D) lies outside the parameter and token ranges the fit was made on."""
+    return not (FIT_PARAMS[0] <= n <= FIT_PARAMS[1] and FIT_TOKENS[0] <= d <= FIT_TOKENS[1])
 
 
 def loss(n: float, d: float, fit: LossFit = CHINCHILLA) -> float:
