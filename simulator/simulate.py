@@ -12,7 +12,7 @@ from simulator.errors import InfeasibleError
 from simulator.metrics.result import Result
 from simulator.model.arch import resolve
 from simulator.model.flops import model_flops_per_token, recompute_flops_per_token
-from simulator.model.memory import GIB, MemoryBreakdown, memory_per_gpu
+from simulator.model.memory import GIB, MemoryBreakdown, memory_per_stage
 from simulator.model.params import count
 from simulator.model.optimizers import overhead_flops_fraction, steps_factor
 from simulator.model.training import plan
@@ -22,8 +22,13 @@ _DERIVED = {"model.ffn_hidden_size": "ffn", "model.num_query_groups": "query_gro
 
 
 def memory_of(s: Scenario) -> MemoryBreakdown:
+    """The memory breakdown of the pipeline stage that needs the most."""
+    return max(stage_memory(s), key=lambda mb: mb.total)
+
+
+def stage_memory(s: Scenario) -> list[MemoryBreakdown]:
     lay, t = s.layout, s.workload.training
-    return memory_per_gpu(
+    return memory_per_stage(
         resolve(s.workload.model), stage_layers=lay.stage_layers, tp=lay.tp, cp=lay.cp, ep=lay.ep,
         dp=lay.dp, micro_batch=lay.micro_batch_size, num_microbatches=lay.num_microbatches,
         schedule=lay.schedule, vpp=lay.vpp, sequence_parallel=lay.sequence_parallel,
@@ -53,7 +58,8 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     """
     a = resolve(s.workload.model)
     t, lay = s.workload.training, s.layout
-    mem = memory_of(s)
+    per_stage = stage_memory(s)
+    mem = max(per_stage, key=lambda mb: mb.total)
     fits = mem.total <= s.gpu.hbm_capacity
     if check_memory and not fits:
         raise _infeasible(s, mem)
@@ -103,5 +109,6 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
         num_microbatches=lay.num_microbatches, breakdown=breakdown, engine=engine,
         train_steps=tp.steps if tp else None, train_tokens=tp.tokens if tp else None,
         ideal_time_to_train_days=tp.steps * step_time / 86400 if tp else None,
-        stage_utilization=utilization, assumptions=assumptions, trace=events, campaign=camp,
+        stage_utilization=utilization, stage_memory_gib=[m.total / GIB for m in per_stage],
+        assumptions=assumptions, trace=events, campaign=camp,
         energy=energy, step_power=sp)

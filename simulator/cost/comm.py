@@ -15,6 +15,7 @@ from simulator.config.cluster import ClusterConfig
 from simulator.config.gpu import GPUSpec
 from simulator.cost import contention
 from simulator.cost.efficiency import Efficiency
+from simulator.topology.placement import GroupShape, group_shape
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,16 @@ def _tier_view(cluster: ClusterConfig, gpu: GPUSpec) -> tuple:
 
 
 @dataclass(frozen=True)
-class Group:
-    """A communicator: ``size`` ranks spaced ``stride`` apart in the global rank order."""
+class Group(GroupShape):
+    """A communicator (topology/placement.py) and the per-tier costs of its collectives.
 
-    size: int
-    stride: int
+    ``Group.of(kind, layout)`` builds the group of a kind under Megatron's rank order.
+    """
+
+    @classmethod
+    def of(cls, kind: str, layout) -> "Group":
+        shape = group_shape(kind, layout.tp, layout.cp, layout.dp, layout.pp, layout.ep)
+        return cls(shape.size, shape.stride)
 
     def per_domain(self, t: Tiers) -> int:
         """Members of the group that share one NVLink domain."""

@@ -46,7 +46,7 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
     attn_b = ops_time(ops, gpu, prec, eff, backward=True, only_attention_core=True)
     tokens = sh.tokens(a)
     act = tokens * a.hidden * sh.act_bytes
-    tp_group = comm.Group(lay.tp, 1)
+    tp_group = comm.Group.of("tp", lay)
     # two all-reduces (or all-gather + reduce-scatter pairs under SP) per layer, each direction
     tp_one = 2 * comm.all_reduce(tp_group, act, tiers)
     if s.workload.parallelism.tp_comm_overlap:
@@ -62,7 +62,7 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
     ep_f = ep_b = 0.0
     if moe and lay.ep > 1:
         routed = tokens * a.topk * a.hidden * sh.act_bytes / (lay.tp if lay.sequence_parallel else 1)
-        ep_f = ep_b = 2 * comm.all_to_all(comm.Group(lay.ep, lay.tp * lay.cp), routed, tiers)
+        ep_f = ep_b = 2 * comm.all_to_all(comm.Group.of("ep", lay), routed, tiers)
     wgrad = 0.5 * sum(ops_time([o], gpu, prec, eff, backward=True) for o in ops
                       if o.kind == "gemm" and not o.attention_core)
     rec = 0.0

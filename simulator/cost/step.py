@@ -69,8 +69,8 @@ def dp_cost(s: Scenario, stage: int, tiers: comm.Tiers) -> DPCost:
     pp = len(lay.stage_layers)
     dense, experts = stage_params(a, lay.stage_layers[stage], stage == 0, stage == pp - 1, pp)
     dense_gpu, expert_gpu = dense / lay.tp, experts / (lay.tp * lay.ep)
-    dp_group = comm.Group(lay.dp * lay.cp, lay.tp)
-    exp_group = comm.Group(max(lay.dp * lay.cp // lay.ep, 1), lay.tp * lay.ep)
+    dp_group = comm.Group.of("dp", lay)
+    exp_group = comm.Group.of("expert_dp", lay)
     g2 = 2.0   # bf16 gradients and parameters on the wire
     if lay.zero_stage == 0:
         grad = comm.all_reduce(dp_group, dense_gpu * g2, tiers) + comm.all_reduce(exp_group, expert_gpu * g2, tiers)
@@ -104,7 +104,7 @@ def zero3_exposed(s: Scenario, stage: int, st: StageTimes, tiers: comm.Tiers) ->
     lay, m = s.layout, s.layout.num_microbatches
     a = resolve(s.workload.model)
     c = dp_cost(s, stage, tiers)
-    group, nbytes = comm.Group(lay.dp * lay.cp, lay.tp), 2.0 * c.params
+    group, nbytes = comm.Group.of("dp", lay), 2.0 * c.params
     passes = 2 + (lay.recompute == "full")
     tensors = tensors_per_layer(a) * a.num_layers + 2
     per = nbytes / tensors
@@ -140,7 +140,7 @@ def p2p_time(s: Scenario, tiers: comm.Tiers) -> float:
         return 0.0
     a = resolve(s.workload.model)
     act = lay.micro_batch_size * a.seq / lay.cp * a.hidden * 2.0 / lay.tp   # scatter-gather: 1/t per rank
-    return comm.send_recv(lay.tp * lay.cp * lay.dp, act, tiers, peers=lay.pp)
+    return comm.send_recv(comm.Group.of("pp", lay).stride, act, tiers, peers=lay.pp)
 
 
 def estimate_step(s: Scenario, eff: Efficiency = DEFAULT) -> StepEstimate:

@@ -105,11 +105,16 @@ def stage_params(a: Arch, layers: int, first: bool, last: bool, pp: int) -> tupl
     return float(dense), float(n_moe * experts)
 
 
-def memory_per_gpu(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int, ep: int, dp: int,
-                   micro_batch: int, num_microbatches: int, schedule: str, vpp: int,
-                   sequence_parallel: bool, recompute: str, flash_attention: bool, zero_stage: int,
-                   optimizer: str, precision: str = "bf16") -> MemoryBreakdown:
-    """The breakdown of the stage that needs the most memory.
+def memory_per_gpu(a: Arch, **layout) -> MemoryBreakdown:
+    """The breakdown of the stage that needs the most memory (arguments: ``memory_per_stage``)."""
+    return max(memory_per_stage(a, **layout), key=lambda mb: mb.total)
+
+
+def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int, ep: int, dp: int,
+                     micro_batch: int, num_microbatches: int, schedule: str, vpp: int,
+                     sequence_parallel: bool, recompute: str, flash_attention: bool, zero_stage: int,
+                     optimizer: str, precision: str = "bf16") -> list[MemoryBreakdown]:
+    """The memory breakdown of one GPU of every pipeline stage.
 
     ``precision="fp8"`` adds the FP8 copies of the transformer layers' weights (1 byte per parameter,
     cached across microbatches by Transformer Engine; the transposed copy Hopper's backward uses is
@@ -118,7 +123,7 @@ def memory_per_gpu(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int, 
     fp8 = precision == "fp8"
     pp = len(stage_layers)
     opt_bytes = OPTIMIZER_STATE_BYTES[optimizer]
-    worst: MemoryBreakdown | None = None
+    stages: list[MemoryBreakdown] = []
     for i, layers in enumerate(stage_layers):
         dense, experts = stage_params(a, layers, i == 0, i == pp - 1, pp)
         dense_gpu = dense / tp
@@ -147,7 +152,5 @@ def memory_per_gpu(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int, 
         if zero_stage >= 3:
             runtime += 2 * 2.0 * (dense_gpu + expert_gpu) / max(layers, 1)   # two gathered layers
         mb = MemoryBreakdown(weights, grads, optim, acts, runtime, i)
-        if worst is None or mb.total > worst.total:
-            worst = mb
-    assert worst is not None
-    return worst
+        stages.append(mb)
+    return stages

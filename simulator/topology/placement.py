@@ -1,0 +1,58 @@
+"""Rank placement: Megatron-LM's order (TP innermost, then CP, DP, PP; EP carved out of DP x CP)
+onto GPUs in index order, so consecutive ranks share a node and a scale-up domain.
+
+A communicator of one kind is then a set of ``size`` ranks ``stride`` apart; every rank belongs to
+exactly one group of each kind, and all groups of a kind communicate at the same time. Which links a
+group uses follows from its size and stride against the domain and the fabric's tier spans
+(``links``); the cost model (cost/comm.py, cost/contention.py) reads the same two numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KINDS = ("tp", "cp", "ep", "dp", "expert_dp", "pp")
+
+
+@dataclass(frozen=True)
+class GroupShape:
+    """``size`` ranks spaced ``stride`` apart in the global rank order."""
+
+    size: int
+    stride: int
+
+
+def group_shape(kind: str, tp: int, cp: int, dp: int, pp: int, ep: int = 1) -> GroupShape:
+    """The shape of every communicator of ``kind`` under Megatron's rank order."""
+    shapes = {
+        "tp": GroupShape(tp, 1),
+        "cp": GroupShape(cp, tp),
+        "ep": GroupShape(ep, tp * cp),                     # consecutive data-parallel ranks
+        "dp": GroupShape(dp * cp, tp),                     # gradients reduce over DP x CP
+        "expert_dp": GroupShape(max(dp * cp // ep, 1), tp * ep),
+        "pp": GroupShape(pp, tp * cp * dp),
+    }
+    if kind not in shapes:
+        raise KeyError(f"unknown group kind {kind!r}; expected one of {', '.join(KINDS)}")
+    return shapes[kind]
+
+
+def coordinates(rank: int, tp: int, cp: int, dp: int, pp: int) -> dict[str, int]:
+    """The (tp, cp, dp, pp) coordinates of a global rank."""
+    return {"tp": rank % tp, "cp": rank // tp % cp, "dp": rank // (tp * cp) % dp, "pp": rank // (tp * cp * dp) % pp}
+
+
+def members(shape: GroupShape, first: int = 0) -> list[int]:
+    return [first + i * shape.stride for i in range(shape.size)]
+
+
+def links(shape: GroupShape, domain_size: int, tier_spans: list[tuple[str, int]]) -> dict:
+    """Where one group's traffic goes: members per scale-up domain, domains spanned, and for each
+    fabric tier (name, span in GPUs) whether the group reaches past one subtree of it."""
+    span = (shape.size - 1) * shape.stride + 1
+    per_domain = 1 if shape.stride >= domain_size else max(1, min(shape.size, domain_size // shape.stride))
+    return {
+        "members_per_domain": per_domain,
+        "domains": -(-shape.size // per_domain),
+        "scale_up_only": span <= domain_size,
+        "tiers_crossed": [name for name, s in tier_spans if span > s],
+    }
