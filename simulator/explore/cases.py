@@ -123,7 +123,7 @@ def evaluate(study: Study, case: Case) -> dict:
         return _blank(case, "invalid", str(exc))
     row = {"case": case.label, **dict(case.params), **flatten(result.to_json())}
     row["status"], row["error"] = "ok", None
-    return {k: row.get(k) for k in ("case", *dict(case.params), *RESULT_COLUMNS)}
+    return {k: row.get(k) for k in dict.fromkeys(("case", *dict(case.params), *RESULT_COLUMNS))}
 
 
 def evaluate_batch(study: Study, cases: list[Case]) -> list[dict]:
@@ -131,10 +131,17 @@ def evaluate_batch(study: Study, cases: list[Case]) -> list[dict]:
     return [evaluate(study, c) for c in cases]
 
 
+def days_key(confidence: str) -> str:
+    """The row key of the time to train at ``confidence`` (p10, p50, p90 or mean)."""
+    return "time_to_train_days" if confidence == "mean" else f"time_to_train_days_{confidence}"
+
+
 def time_at(row: dict, confidence: str) -> float | None:
-    """Days to train at ``confidence`` (p10, p50, p90 or mean); failure-free days without a campaign."""
-    key = "time_to_train_days" if confidence == "mean" else f"time_to_train_days_{confidence}"
-    value = row.get(key)
-    if value is None:
+    """Days to train at ``confidence``; failure-free days when the row has no campaign."""
+    value = row.get(days_key(confidence))
+    if value in (None, ""):
         value = row.get("ideal_time_to_train_days")
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+    if value in (None, ""):
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -33,11 +34,16 @@ class InlineExecutor(Executor):
         return future
 
 
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the main process, which cancels the study and keeps its file."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def default_workers() -> int:
     return os.cpu_count() or 1
 
 
-def _dask_executor(address: str):
+def _dask_executor(address: str, timeout_s: float):
     try:
         from distributed import Client
     except ImportError:
@@ -45,7 +51,7 @@ def _dask_executor(address: str):
                           source="--scheduler", value=address,
                           expected="pip install 'trainsim[dask]' (dask[distributed]) on this machine and the workers") from None
     try:
-        client = Client(address, timeout="10s")
+        client = Client(address, timeout=f"{timeout_s}s")
     except (OSError, TimeoutError) as exc:
         raise ConfigError(f"cannot reach the Dask scheduler ({exc})", source="--scheduler", value=address,
                           expected="the address of a running scheduler, e.g. tcp://head:8786") from None
@@ -53,10 +59,11 @@ def _dask_executor(address: str):
 
 
 @contextmanager
-def executor_for(workers: int | None = None, scheduler: str | None = None) -> Iterator[Executor]:
+def executor_for(workers: int | None = None, scheduler: str | None = None,
+                 connect_timeout_s: float = 10.0) -> Iterator[Executor]:
     """An Executor for ``--workers N`` (1: in this process) or ``--scheduler tcp://host:port`` (Dask)."""
     if scheduler:
-        client = _dask_executor(scheduler)
+        client = _dask_executor(scheduler, connect_timeout_s)
         try:
             yield client.get_executor(pure=False)
         finally:
@@ -69,7 +76,7 @@ def executor_for(workers: int | None = None, scheduler: str | None = None) -> It
     # fork (where there is one) is fast and needs no `if __name__ == "__main__"` guard in scripts;
     # every worker is started here, before any progress-bar thread exists in this process
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method))
+    pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method), initializer=_ignore_sigint)
     for f in [pool.submit(os.getpid) for _ in range(n)]:
         f.result()
     try:

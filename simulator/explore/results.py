@@ -87,14 +87,30 @@ class ResultsFile:
             f.truncate()
 
 
-def read_rows(path: str | Path) -> list[dict]:
-    """Rows of a results file, as text (CSV) or JSON values; a trailing partial row is dropped."""
+def _typed(text: str) -> object:
+    """A CSV cell back to what was written: empty -> None, true/false, int, float, else text."""
+    if text == "":
+        return None
+    if text in ("true", "false"):
+        return text == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_rows(path: str | Path, typed: Sequence[str] = ()) -> list[dict]:
+    """Rows of a results file; a trailing partial row is dropped. CSV cells are text, except the
+    ``typed`` columns, which are read back as numbers, booleans or None."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     if file_format(path) == ".csv":
         if not text.endswith("\n"):
             text = text[: text.rfind("\n") + 1]
-        return list(csv.DictReader(io.StringIO(text)))
+        rows = list(csv.DictReader(io.StringIO(text)))
+        return [{k: _typed(v) if k in typed else v for k, v in r.items()} for r in rows]
     try:
         data = json.loads(text)
         if isinstance(data, list):

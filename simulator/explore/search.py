@@ -34,7 +34,7 @@ class SearchSettings:
     gpus: int
     objective: str = "time"
     confidence: str = "p50"
-    top: int = 8                       # layouts re-simulated with the full engines (plus the front)
+    top: int = 5                       # layouts re-simulated with the full engines (plus the front)
     space: Space = field(default_factory=Space)
 
 
@@ -48,6 +48,7 @@ class SearchResult:
     rows: list[dict]                   # full simulations
     best: int | None                   # index into rows
     front: list[int]                   # indices into rows: non-dominated on time, cost, energy
+    leaders: list[Ranked] = field(default_factory=list)   # the 10 best by proxy, twins shown once
 
     @property
     def best_layout(self) -> Layout | None:
@@ -60,6 +61,11 @@ def proxy(r: Ranked, objective: str) -> float:
     if objective in ("energy", "carbon") and r.step_energy_j is not None:
         return r.step_energy_j
     return r.step_time_s
+
+
+def rank_key(r: Ranked, objective: str) -> tuple:
+    """Closed-form order: the proxy, then less memory (more headroom), then enumeration order."""
+    return (proxy(r, objective), r.memory_gib, r.order)
 
 
 def objective_value(row: dict, objective: str, confidence: str) -> float | None:
@@ -99,17 +105,33 @@ def rank_all(task: SearchTask, executor: Executor, progress: bool = True) -> tup
     return len(shapes), valid, ranked
 
 
+def _signature(r: Ranked) -> tuple:
+    return (f"{r.step_time_s:.9g}", f"{r.step_energy_j or 0.0:.9g}", f"{r.memory_gib:.6g}")
+
+
+def distinct(rs, seen: set) -> list[Ranked]:
+    """Skip layouts the closed form cannot tell apart from one already chosen (e.g. CP x2 with
+    micro batch x2: the same tokens per GPU and the same hidden communication)."""
+    out = []
+    for r in rs:
+        if _signature(r) not in seen:
+            seen.add(_signature(r))
+            out.append(r)
+    return out
+
+
 def shortlist(ranked: list[Ranked], objective: str, top: int) -> list[Ranked]:
-    """The ``top`` best by the objective's proxy, then the closed-form time/energy front (at most
-    ``top`` more, spread along it), without repeats."""
-    best = sorted(ranked, key=lambda r: (proxy(r, objective), r.order))[:top]
-    if all(r.step_energy_j is not None for r in ranked):
+    """The ``top`` best by the objective's proxy, then up to ``top`` more spread along the
+    closed-form front of step time vs step energy; closed-form twins are kept once."""
+    seen: set = set()
+    best = distinct(sorted(ranked, key=lambda r: rank_key(r, objective)), seen)[:top]
+    seen = {_signature(r) for r in best}
+    if ranked and all(r.step_energy_j is not None for r in ranked):
         pts = [(r.step_time_s, r.step_energy_j) for r in ranked]
         front = sorted((ranked[i] for i in pareto_front(pts)), key=lambda r: (r.step_time_s, r.order))
         if len(front) > top:
             front = [front[round(i * (len(front) - 1) / max(top - 1, 1))] for i in range(top)]
-        seen = {r.order for r in best}
-        best += [r for r in front if r.order not in seen and not seen.add(r.order)]
+        best += distinct(front, seen)
     return best
 
 
@@ -130,7 +152,7 @@ def search(inputs: Inputs, overrides: tuple[str, ...], settings: SearchSettings,
     task = SearchTask(inputs, tuple(overrides), settings.gpus, settings.space)
     _check_size(task)
     shapes, valid, ranked = rank_all(task, executor, progress)
-    ranked.sort(key=lambda r: (proxy(r, settings.objective), r.order))
+    ranked.sort(key=lambda r: rank_key(r, settings.objective))
     if not ranked:
         raise InfeasibleError(f"no layout of {inputs.workload_source} on {settings.gpus} GPUs both divides and "
                               f"fits in memory ({shapes} shapes, {valid} layouts tried). Try more GPUs, "
@@ -142,8 +164,10 @@ def search(inputs: Inputs, overrides: tuple[str, ...], settings: SearchSettings,
     ok = [i for i, row in enumerate(rows) if row["status"] == "ok"
           and objective_value(row, settings.objective, settings.confidence) is not None]
     best = min(ok, key=lambda i: (objective_value(rows[i], settings.objective, settings.confidence),
-                                  time_at(rows[i], settings.confidence), short[i].order), default=None)
+                                  time_at(rows[i], settings.confidence), short[i].memory_gib, short[i].order),
+               default=None)
     points = [front_point(rows[i], settings.confidence) for i in ok]
     front = [ok[j] for j in pareto_front(points)] if points and len({len(p) for p in points}) == 1 else []
-    return SearchResult(settings, shapes, valid, ranked, short, rows, best, front)
+    leaders = distinct(ranked[:1000], set())[:10]
+    return SearchResult(settings, shapes, valid, ranked, short, rows, best, front, leaders)
 

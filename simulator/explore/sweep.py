@@ -16,8 +16,17 @@ from simulator.explore.results import ResultsFile, check_prefix, read_rows
 from simulator.explore.values import Axis, Setting, resolve
 
 
-def _label(combo: Sequence[Setting]) -> str:
-    return ", ".join(f"{s.key}={s.label}" for s in combo) or "base"
+def short_names(keys: Sequence[str]) -> dict[str, str]:
+    """Each key's last part (``nic_bandwidth``), or the whole key where the last parts clash."""
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return {k: (n if last.count(n) == 1 else k) for k, n in zip(keys, last)}
+
+
+SMALL_STUDY = 8    # up to this many cases per worker, each case is its own task (no calibration)
+
+
+def _label(combo: Sequence[Setting], names: dict[str, str]) -> str:
+    return ", ".join(f"{names[s.key]}={s.label}" for s in combo) or "base"
 
 
 def axis_cases(axes: Sequence[Axis], scenario, inputs: Inputs, base_overrides: Sequence[str] = (),
@@ -31,6 +40,7 @@ def axis_cases(axes: Sequence[Axis], scenario, inputs: Inputs, base_overrides: S
         raise ConfigError("the same key is given twice", source=option, value=keys,
                           expected="each key in one --grid/--vary")
     settings = [resolve(a, scenario, option) for a in axes]
+    names = short_names(keys)
     sources: list[Inputs] = [inputs]
     files: dict[str, int] = {}
     cases = []
@@ -43,7 +53,7 @@ def axis_cases(axes: Sequence[Axis], scenario, inputs: Inputs, base_overrides: S
                     sources.append(with_cluster(inputs, s.cluster_file))
                 source = files[s.cluster_file]
         cases.append(Case(
-            label=_label(combo), params=tuple((s.key, s.label) for s in combo), source=source,
+            label=_label(combo, names), params=tuple((s.key, s.label) for s in combo), source=source,
             overrides=tuple(base_overrides) + tuple(s.override for s in combo if s.override),
             gpus=gpus, efficiency=tuple(s.efficiency for s in combo if s.efficiency)))
     return tuple(sources), cases
@@ -51,7 +61,7 @@ def axis_cases(axes: Sequence[Axis], scenario, inputs: Inputs, base_overrides: S
 
 def columns_of(cases: Sequence[Case]) -> tuple[str, ...]:
     params = list(dict.fromkeys(k for c in cases for k, _ in c.params))
-    return ("case", *params, *RESULT_COLUMNS)
+    return tuple(dict.fromkeys(("case", *params, *RESULT_COLUMNS)))
 
 
 def run_cases(study: Study, cases: Sequence[Case], executor: Executor, *, out: str | Path | None = None,
@@ -65,7 +75,7 @@ def run_cases(study: Study, cases: Sequence[Case], executor: Executor, *, out: s
     if out is not None:
         sink = ResultsFile(out, columns_of(cases))
         if resume and Path(out).exists():
-            rows = read_rows(out)
+            rows = read_rows(out, typed=RESULT_COLUMNS)
             check_prefix(rows, [c.label for c in cases], out)
         elif Path(out).exists() and not resume:
             raise ConfigError("results file exists", source="--out", value=str(out),
@@ -74,17 +84,20 @@ def run_cases(study: Study, cases: Sequence[Case], executor: Executor, *, out: s
     todo = list(cases[len(rows):])
     if stop_after is not None:
         todo = todo[:stop_after]
+    workers = worker_count(executor)
     with progress_bar(len(cases), len(rows), label, enabled=progress) as advance:
         if not todo:
             return rows
-        first, seconds = timed(evaluate_batch, study, todo[:1])
-        for row in _emit(first, sink, rows):
-            advance(1)
-        size = batch_size(seconds, len(todo) - 1, worker_count(executor))
-        for row in map_ordered(executor, evaluate_batch, study, todo[1:], size, advance):
+        size = 1
+        if len(todo) > SMALL_STUDY * workers:   # many cases: time one here to size the batches
+            first, seconds = timed(evaluate_batch, study, todo[:1])
+            for _ in _emit(first, sink, rows):
+                advance(1)
+            todo = todo[1:]
+            size = batch_size(seconds, len(todo), workers)
+        for row in map_ordered(executor, evaluate_batch, study, todo, size, advance):
             _emit([row], sink, rows)
     return rows
-
 
 def _emit(new: list[dict], sink: ResultsFile | None, rows: list[dict]) -> list[dict]:
     for row in new:

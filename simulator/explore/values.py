@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import typing
 from dataclasses import dataclass
 
 from pydantic import BaseModel
@@ -81,6 +82,35 @@ def parse_axis(spec: str, option: str = "--vary") -> Axis:
     return Axis(key, tuple(values))
 
 
+def _model_of(annotation) -> type[BaseModel] | None:
+    """The config section class inside an annotation such as ``MoEConfig | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def check_key(key: str, option: str = "--vary") -> None:
+    """An unknown key is an input error for the whole study, not one failed case."""
+    from simulator.config.cluster import ClusterConfig
+    from simulator.config.errors import suggest
+    from simulator.config.workload import WorkloadConfig
+
+    parts = key.split(".")
+    model: type[BaseModel] | None = ClusterConfig if parts[0] == "cluster" else WorkloadConfig
+    for part in parts[1:] if parts[0] == "cluster" else parts:
+        if model is None:
+            return      # below a free-form value (e.g. an inline GPU table): checked when loaded
+        fields = model.model_fields
+        names = set(fields) | {f.alias for f in fields.values() if isinstance(f.alias, str)}
+        if part not in names:
+            raise ConfigError(f"unknown key{suggest(part, sorted(names))}", source=option, path=key)
+        model = _model_of(fields[part].annotation) if part in fields else None
+
+
 def multiplier(text: str) -> float | None:
     """The factor of an ``xF`` value, or None when the value is not a multiplier."""
     m = _MULTIPLIER.match(text)
@@ -125,8 +155,29 @@ def scaled_text(value: float, kind: str | None, integer: bool) -> str:
     return f"{value!r} {unit}".strip()
 
 
+def display(value: float, kind: str | None, key: str = "") -> str:
+    """A value in the units people write (NICs ``320 Gb/s``, storage ``1.6 TB/s``), for tables."""
+    from simulator.units import fmt_duration, fmt_si
+
+    if kind == "bandwidth":
+        return fmt_si(value * 8, "b/s") if "nic" in key else fmt_si(value, "B/s")
+    if kind == "energy_price":
+        return f"{value * 3.6e6:.3g} USD/kWh"
+    if kind == "carbon_intensity":
+        return f"{value * 3.6e6:.3g} kg/kWh"
+    if kind == "time":
+        return fmt_duration(value)
+    if kind in ("size", "power", "energy", "flops"):
+        return fmt_si(value, {"size": "B", "power": "W", "energy": "J", "flops": "FLOP/s"}[kind])
+    if kind == "money":
+        return f"{value:.4g} USD"
+    return f"{value:.4g}"
+
+
 def resolve(axis: Axis, scenario, option: str = "--vary") -> list[Setting]:
     """The Settings of an axis; multipliers are applied to ``scenario``'s value of the key."""
+    if axis.key != "cluster" and not axis.key.startswith("efficiency."):
+        check_key(axis.key, option)
     out = []
     for text in axis.values:
         factor = multiplier(text)
