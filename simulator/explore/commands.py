@@ -101,7 +101,7 @@ def register(sub) -> None:
     sz.set_defaults(func=handlers.size)
 
     sn = sub.add_parser("sensitivity", help="tornado chart of time and cost for ±X%% on key inputs",
-                        description="Move each key input down and up by X%% and report the change in "
+                        description="Move each key input down and up by X% and report the change in "
                                     "time to train and cost.")
     sn.add_argument("workload", help="workload YAML file")
     sn.add_argument("--percent", type=float, default=20.0, help="the change, in %% (default 20)")

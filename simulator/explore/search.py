@@ -106,12 +106,13 @@ def rank_all(task: SearchTask, executor: Executor, progress: bool = True) -> tup
 
 
 def _signature(r: Ranked) -> tuple:
-    return (f"{r.step_time_s:.9g}", f"{r.step_energy_j or 0.0:.9g}", f"{r.memory_gib:.6g}")
+    return (f"{r.step_time_s:.9g}", f"{r.step_energy_j or 0.0:.9g}")
 
 
 def distinct(rs, seen: set) -> list[Ranked]:
-    """Skip layouts the closed form cannot tell apart from one already chosen (e.g. CP x2 with
-    micro batch x2: the same tokens per GPU and the same hidden communication)."""
+    """Skip layouts whose closed-form step time and energy equal one already chosen (e.g. CP x2 with
+    micro batch x2, or ZeRO-2 vs ZeRO-1 without pipelining); the first, which needs the least
+    memory among equals, is kept."""
     out = []
     for r in rs:
         if _signature(r) not in seen:

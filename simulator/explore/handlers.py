@@ -1,0 +1,241 @@
+"""The functions behind `trainsim compare | sweep | search | size | sensitivity` (see commands.py)."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+from simulator import units
+from simulator.errors import ConfigError
+from simulator.explore.cases import SimOptions, Study, days_key, read_inputs
+from simulator.explore.executors import executor_for
+from simulator.explore.layouts import RECOMPUTE, Space
+
+
+def emit(args, data, text: str) -> int:
+    """Print JSON (``--json``; NaN and infinities as null, so any parser reads it) or the text
+    report on stdout; exit code 0."""
+    print(json.dumps(finite(data), indent=2, default=str) if args.json else text)
+    return 0
+
+
+def finite(value):
+    """``value`` with every NaN or infinite float replaced by None (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def note(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def options(args) -> SimOptions:
+    return SimOptions(engine="analytical" if args.fast else "des", replicas=args.replicas, seed=args.seed)
+
+
+def _executor(args):
+    return executor_for(args.workers, args.scheduler)
+
+
+def _plotted(path) -> None:
+    note(f"wrote {path}")
+
+
+def compare(args) -> int:
+    from simulator.explore.compare import compare_cases
+    from simulator.explore.sweep import run_cases
+    from simulator.report.study_tables import compare_text
+
+    inputs, cases = compare_cases(args.workloads, args.vary, args.cluster, args.overrides, args.gpus)
+    with _executor(args) as ex:
+        rows = run_cases(Study(inputs, options(args)), cases, ex, progress=not args.no_progress)
+    if args.plot:
+        from simulator.report.study_plots import plot_compare
+        _plotted(plot_compare(rows, args.plot, "compare"))
+    return emit(args, rows, compare_text(rows))
+
+
+def sweep(args) -> int:
+    from simulator.explore.sweep import axis_cases, run_cases
+    from simulator.explore.values import parse_axis
+    from simulator.report.study_tables import sweep_text
+
+    inp, s = read_inputs(args.workload, args.cluster, args.overrides, args.gpus)
+    axes = [parse_axis(g, "--grid") for g in args.grid]
+    inputs, cases = axis_cases(axes, s, inp, tuple(args.overrides), args.gpus, option="--grid")
+    if args.resume and not args.out:
+        raise ConfigError("--resume needs the results file", source="--resume", expected="--out FILE")
+    if args.out and args.force and Path(args.out).exists() and not args.resume:
+        Path(args.out).unlink()
+    try:
+        with _executor(args) as ex:
+            rows = run_cases(Study(inputs, options(args)), cases, ex, out=args.out, resume=args.resume,
+                             progress=not args.no_progress)
+    except KeyboardInterrupt:
+        if args.out:
+            note(f"the rows finished so far are in {args.out}; continue with the same command and --resume")
+        raise
+    if args.out:
+        note(f"wrote {len(rows)} rows to {args.out}")
+    if args.plot:
+        from simulator.report.study_plots import plot_compare
+        _plotted(plot_compare(rows, args.plot, "sweep"))
+    return emit(args, rows, sweep_text(rows))
+
+
+def _ints(text: str | None, flag: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError("expected comma-separated integers", source=flag, value=text, expected="e.g. 1,2,4,8") from None
+    if any(v < 0 for v in values):
+        raise ConfigError("expected non-negative integers", source=flag, value=text)
+    return values
+
+
+def _space(args, scenario) -> Space:
+    rec = tuple(args.recompute.split(",")) if args.recompute else RECOMPUTE
+    bad = [r for r in rec if r not in RECOMPUTE]
+    if bad:
+        raise ConfigError("unknown recomputation", source="--recompute", value=",".join(bad),
+                          expected="none, selective, full")
+    zero = _ints(args.zero, "--zero") or (0, 1, 2, 3)
+    if any(z > 3 for z in zero):
+        raise ConfigError("ZeRO stages are 0-3", source="--zero", value=args.zero)
+    return Space(tp=_ints(args.tp, "--tp"), pp=_ints(args.pp, "--pp"), vpp=_ints(args.vpp, "--vpp"),
+                 cp=_ints(args.cp, "--cp"), ep=_ints(args.ep, "--ep"),
+                 micro_batch=_ints(args.micro_batch, "--micro-batch"),
+                 zero=tuple(sorted(set(zero))), recompute=tuple(r for r in RECOMPUTE if r in rec),
+                 schedule=kept_schedule(scenario))
+
+
+def kept_schedule(scenario) -> str | None:
+    """The workload's pipeline schedule when it is not the interleaved one (which VPP implies)."""
+    schedule = scenario.workload.parallelism.pipeline_schedule
+    return None if schedule == "interleaved_1f1b" else schedule
+
+
+def _search_inputs(args):
+    """(Inputs, Scenario, GPU count) of a workload whose layout the search will replace. When the
+    workload's own layout does not validate, it is read on one GPU with a trivial layout instead."""
+    from simulator.explore.ranking import RESET
+
+    try:
+        inp, s = read_inputs(args.workload, args.cluster, args.overrides, args.gpus)
+        return inp, s, s.num_gpus
+    except ConfigError as exc:
+        inp, s = read_inputs(args.workload, args.cluster, list(args.overrides) + list(RESET), 1)
+        gpus = args.gpus or inp.wraw.get("num_gpus")
+        if not isinstance(gpus, int):
+            raise exc
+        return inp, s, gpus
+
+
+def search(args) -> int:
+    from simulator.explore.search import SearchSettings, search as run_search
+    from simulator.report.study_text import search_text
+
+    inp, s, gpus = _search_inputs(args)
+    settings = SearchSettings(gpus=gpus, objective=args.objective, confidence=args.confidence, top=args.top,
+                              space=_space(args, s))
+    with _executor(args) as ex:
+        res = run_search(inp, tuple(args.overrides), settings, ex, options(args), progress=not args.no_progress)
+    if args.write and res.best_layout is not None:
+        from simulator.explore.best import write_layout_yaml
+        write_layout_yaml(inp, args.overrides, res.best_layout, gpus, args.write,
+                          note=f"objective {args.objective}; `trainsim search` re-simulated it with the "
+                               f"{options(args).engine} engine")
+        note(f"wrote {args.write} (run it with: trainsim run {args.write})")
+    if args.plot:
+        from simulator.report.study_plots import plot_pareto
+        cf = [(r.step_time_s, r.step_energy_j) for r in res.ranked if r.step_energy_j is not None]
+        short = [(r.step_time_s, r.step_energy_j) for r in res.shortlist if r.step_energy_j is not None]
+        _plotted(plot_pareto(res.rows, res.front, res.best, cf, args.plot, f"{s.name} on {gpus} GPUs",
+                             days_key(args.confidence), short))
+    engine = f"{options(args).engine} step + campaign, {args.replicas} replicas"
+    return emit(args, search_json(res, s.name), search_text(res, s.name, days_key(args.confidence), engine))
+
+
+def _ranked_json(r) -> dict:
+    return {"layout": r.layout.describe(), "step_time_s": r.step_time_s, "memory_gib": r.memory_gib,
+            "step_energy_j": r.step_energy_j, "bubble_s": r.bubble_s, "exposed_comm_s": r.exposed_comm_s,
+            "overrides": list(r.layout.overrides())}
+
+
+def search_json(res, name: str) -> dict:
+    st = res.settings
+    cands = [{**row, "closed_form": _ranked_json(r), "best": i == res.best, "pareto": i in res.front}
+             for i, (r, row) in enumerate(zip(res.shortlist, res.rows))]
+    return {"workload": name, "gpus": st.gpus, "objective": st.objective, "confidence": st.confidence,
+            "shapes": res.shapes, "layouts": res.layouts, "fitting": len(res.ranked),
+            "closed_form_top": [_ranked_json(r) for r in res.leaders], "candidates": cands,
+            "best": cands[res.best] if res.best is not None else None,
+            "front": [cands[i]["case"] for i in res.front]}
+
+
+def _quantity(text: str | None, kind: str, flag: str, bare: float) -> float | None:
+    """A --deadline / --budget value in SI; a bare number is in days / USD (``bare`` SI per unit)."""
+    if text is None:
+        return None
+    try:
+        return float(text) * bare
+    except ValueError:
+        pass
+    try:
+        return units.parse(text, kind)
+    except ValueError as exc:
+        raise ConfigError(str(exc), source=flag, value=text) from None
+
+
+def size(args) -> int:
+    from simulator.explore.size import SizeSettings, size as run_size
+    from simulator.report.study_text import size_text
+
+    deadline = _quantity(args.deadline, "time", "--deadline", 86400.0)
+    budget = _quantity(args.budget, "money", "--budget", 1.0)
+    inp, s = read_inputs(args.workload, args.cluster, args.overrides)
+    st = SizeSettings(deadline_days=None if deadline is None else deadline / 86400.0, budget_usd=budget,
+                      confidence=args.confidence, max_gpus=args.max_gpus, counts=_ints(args.counts, "--counts"),
+                      search=args.search, space=Space(schedule=kept_schedule(s)))
+    with _executor(args) as ex:
+        res = run_size(inp, s, tuple(args.overrides), st, ex, options(args), progress=not args.no_progress)
+    key = days_key(args.confidence)
+    if args.plot:
+        from simulator.report.study_plots import plot_size
+        _plotted(plot_size(res.rows, args.plot, st.deadline_days, budget, res.answer, key, s.name))
+    data = {"workload": s.name, "deadline_days": st.deadline_days, "budget_usd": budget,
+            "confidence": args.confidence, "answer": res.rows[res.answer] if res.answer is not None else None,
+            "rows": res.rows}
+    return emit(args, data, size_text(res, s.name, key))
+
+
+def sensitivity(args) -> int:
+    from simulator.explore.sensitivity import factors, sensitivity as run_sensitivity
+    from simulator.report.study_text import delta, sensitivity_text
+
+    inp, s = read_inputs(args.workload, args.cluster, args.overrides, args.gpus)
+    chosen = factors(args.inputs.split(",") if args.inputs else None, args.add)
+    with _executor(args) as ex:
+        res = run_sensitivity(inp, s, tuple(args.overrides), args.percent, chosen, ex, options(args),
+                              args.confidence, progress=not args.no_progress)
+    key = days_key(args.confidence)
+    d_time = [(delta(res.base, sw.low, key), delta(res.base, sw.high, key)) for sw in res.swings]
+    d_cost = [(delta(res.base, sw.low, "cost_usd"), delta(res.base, sw.high, "cost_usd")) for sw in res.swings]
+    if args.plot:
+        from simulator.report.study_plots import plot_tornado
+        _plotted(plot_tornado([sw.factor.label for sw in res.swings], d_time, d_cost, args.plot, args.percent,
+                              f"{s.name}: ±{args.percent:g}%"))
+    data = {"workload": s.name, "percent": args.percent, "confidence": args.confidence, "base": res.base,
+            "inputs": [{"name": sw.factor.name, "label": sw.factor.label, "keys": list(sw.factor.keys),
+                        "low_value": sw.low_value, "high_value": sw.high_value,
+                        "time_delta_days": list(dt), "cost_delta_usd": list(dc), "low": sw.low, "high": sw.high}
+                       for sw, dt, dc in zip(res.swings, d_time, d_cost)]}
+    return emit(args, data, sensitivity_text(res, s.name, key))

@@ -1,0 +1,179 @@
+"""`trainsim size`: the smallest GPU count that trains within a deadline (failures included), or the
+fastest within a budget, or the smallest meeting both.
+
+Candidate counts are those the workload's layout admits (TP x PP x CP x DP with DP x micro batch
+dividing the global batch), or with ``search`` a grid of node multiples where each count gets the
+layout the closed-form search ranks first. The failure-free closed-form time is a lower bound of the
+time with failures, so counts whose bound misses the deadline by more than MARGIN are not simulated.
+The rest are simulated in increasing order, a round of counts at a time, until one meets the
+deadline: no count below the answer is skipped, so the answer is the smallest without assuming
+that time falls with the count.
+"""
+from __future__ import annotations
+
+import math
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+from simulator.config.scenario import Scenario
+from simulator.cost.step import estimate_step
+from simulator.errors import ConfigError, InfeasibleError
+from simulator.explore.cases import Case, Inputs, SimOptions, Study, scenario_of, time_at
+from simulator.explore.layouts import Space, divisors
+from simulator.explore.ranking import SearchTask
+from simulator.explore.search import rank_all
+from simulator.explore.sweep import run_cases
+from simulator.model.training import plan
+
+MARGIN = 1.25     # the closed form may be this much slower than the step DES before a count is skipped
+DAY = 86400.0
+ROUND = 4         # counts simulated per round when looking for the smallest that meets a deadline
+
+
+@dataclass(frozen=True)
+class SizeSettings:
+    deadline_days: float | None = None
+    budget_usd: float | None = None
+    confidence: str = "p50"
+    max_gpus: int | None = None          # default: 8 x the cluster's GPUs
+    counts: tuple[int, ...] | None = None
+    search: bool = False
+    space: Space = field(default_factory=Space)
+
+
+@dataclass
+class SizeResult:
+    settings: SizeSettings
+    rows: list[dict]                     # one per candidate count, increasing; simulated ones full
+    answer: int | None                   # index into rows
+
+
+def layout_counts(s: Scenario, max_gpus: int) -> list[int]:
+    """GPU counts the scenario's layout admits, up to ``max_gpus``."""
+    lay, gbs = s.layout, s.workload.training.global_batch_size
+    mp = lay.tp * lay.pp * lay.cp
+    out = []
+    for dp in divisors(gbs // lay.micro_batch_size):
+        m = gbs // (lay.micro_batch_size * dp)
+        if (lay.ep > 1 and (dp * lay.cp) % lay.ep) or (lay.vpp > 1 and m % lay.pp) or mp * dp > max_gpus:
+            continue
+        out.append(mp * dp)
+    return out
+
+
+def node_grid(gpus_per_node: int, max_gpus: int) -> list[int]:
+    """1, 1.5, 2, 3, 4, 6, 8, ... nodes' worth of GPUs (and 1, 2, 4 GPUs), up to ``max_gpus``."""
+    out, k = {1, 2, 4} & set(range(1, gpus_per_node)), 1
+    while k * gpus_per_node <= max_gpus:
+        out.add(k * gpus_per_node)
+        if k >= 2 and 3 * k // 2 * gpus_per_node <= max_gpus:
+            out.add(3 * k // 2 * gpus_per_node)
+        k *= 2
+    return sorted(n for n in out if n <= max_gpus)
+
+
+def _resize(s: Scenario, gpus: int) -> tuple[str, ...]:
+    """A bigger build of the same cluster when ``gpus`` exceeds it."""
+    gpn = s.cluster.node.gpus_per_node
+    if gpus <= s.cluster.num_nodes * gpn:
+        return ()
+    return (f"cluster.num_nodes={math.ceil(gpus / gpn)}",)
+
+
+def _bound(inputs: Inputs, overrides: tuple[str, ...], gpus: int, executor: Executor,
+           space: Space | None) -> tuple[float | None, tuple[str, ...], str]:
+    """(closed-form failure-free days, overrides giving the layout, its description) at ``gpus``."""
+    if space is not None:
+        try:
+            from simulator.explore.search import rank_key
+            _, _, ranked = rank_all(SearchTask(inputs, overrides, gpus, space), executor, progress=False)
+        except ConfigError:
+            return None, (), ""
+        if not ranked:
+            return None, (), ""
+        best = min(ranked, key=lambda r: rank_key(r, "time"))
+        s = scenario_of(inputs, Case("bound", overrides=overrides + best.layout.overrides(), gpus=gpus))
+        return _days(s, best.step_time_s), best.layout.overrides(), best.layout.describe()
+    try:
+        s = scenario_of(inputs, Case("bound", overrides=overrides, gpus=gpus))
+    except ConfigError:
+        return None, (), ""
+    return _days(s, estimate_step(s).step_time), (), s.layout.describe()
+
+
+def _days(s: Scenario, step_s: float) -> float | None:
+    p = plan(s.workload.training, s.workload.model.seq_length)
+    return None if p is None else p.steps * step_s / DAY
+
+
+def _meets(row: dict, st: SizeSettings) -> bool:
+    if row.get("status") != "ok":
+        return False
+    days, cost = time_at(row, st.confidence), row.get("cost_usd")
+    if st.deadline_days is not None and (days is None or days > st.deadline_days):
+        return False
+    if st.budget_usd is not None and (cost is None or cost > st.budget_usd):
+        return False
+    return True
+
+
+def size(inputs: Inputs, base: Scenario, overrides: tuple[str, ...], st: SizeSettings, executor: Executor,
+         options: SimOptions = SimOptions(), progress: bool = True) -> SizeResult:
+    """Evaluate candidate counts as described in the module docstring."""
+    if st.deadline_days is None and st.budget_usd is None:
+        raise ConfigError("nothing to size for", source="size", expected="--deadline, --budget or both")
+    if plan(base.workload.training, base.workload.model.seq_length) is None:
+        raise ConfigError("the workload does not say how long to train", source=inputs.workload_source,
+                          path="training.train_tokens", expected="train_tokens or train_iters")
+    cap = st.max_gpus or 8 * base.cluster.num_nodes * base.cluster.node.gpus_per_node
+    counts = sorted(set(st.counts)) if st.counts else (
+        node_grid(base.cluster.node.gpus_per_node, cap) if st.search else layout_counts(base, cap))
+    space = st.space if st.search else None
+    rows, cases = [], []
+    for n in counts:
+        ov = tuple(overrides) + _resize(base, n)
+        days, layout_ov, desc = _bound(inputs, ov, n, executor, space)
+        rows.append({"num_gpus": n, "layout": desc, "closed_form_days": days, "status": "not simulated"})
+        cases.append(Case(f"{n} GPUs", (("gpus", str(n)),), overrides=ov + layout_ov, gpus=n))
+    todo = [i for i, r in enumerate(rows) if _worth(r, st, base, MARGIN)]
+    _simulate(inputs, rows, cases, todo, st, executor, options, progress)
+    ok = [i for i, r in enumerate(rows) if _meets(r, st)]
+    if st.deadline_days is not None:
+        answer = min(ok, key=lambda i: rows[i]["num_gpus"], default=None)
+    else:
+        answer = min(ok, key=lambda i: (time_at(rows[i], st.confidence), rows[i]["num_gpus"]), default=None)
+    if not any(r["closed_form_days"] is not None for r in rows):
+        raise InfeasibleError(f"no candidate GPU count gives {inputs.workload_source} a valid layout "
+                              f"(tried {counts[:8]}{'...' if len(counts) > 8 else ''})")
+    return SizeResult(st, rows, answer)
+
+
+def _worth(row: dict, st: SizeSettings, base: Scenario, margin: float) -> bool:
+    """Can this count possibly meet the constraints? (lower bounds from the closed form)"""
+    days = row["closed_form_days"]
+    if days is None:
+        return False
+    if st.deadline_days is not None and days > st.deadline_days * margin:
+        return False
+    prices = base.cluster.prices
+    if st.budget_usd is not None and getattr(prices, "model", "cloud") == "cloud":
+        floor = row["num_gpus"] * days * 24 * prices.gpu_hour
+        return floor <= st.budget_usd * margin
+    return True
+
+
+def _simulate(inputs, rows, cases, todo, st, executor, options, progress) -> None:
+    """Full simulations: all of ``todo`` for a budget alone; for a deadline, rounds of ROUND counts
+    in increasing order until one meets it, plus one more round for the curve around the answer.
+    Rounds have a fixed size, so which counts are simulated does not depend on the executor."""
+    study = Study((inputs,), options)
+    rounds = [todo] if st.deadline_days is None else [todo[i:i + ROUND] for i in range(0, len(todo), ROUND)]
+    met = False
+    for chunk in rounds:
+        done = run_cases(study, [cases[i] for i in chunk], executor, progress=progress, label="sizing")
+        for i, row in zip(chunk, done):
+            rows[i] = {**row, "num_gpus": rows[i]["num_gpus"], "closed_form_days": rows[i]["closed_form_days"],
+                       "layout": rows[i]["layout"] or row.get("layout")}
+        if met:
+            break
+        met = any(_meets(rows[i], st) for i in chunk)

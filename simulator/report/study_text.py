@@ -1,0 +1,110 @@
+"""Text reports of `trainsim search`, `size` and `sensitivity` (tables from report/study_tables.py)."""
+from __future__ import annotations
+
+from simulator.report.study_tables import DASH, big, fmt, money, num, table
+from simulator.units import fmt_si
+
+
+def _pct(part, whole) -> str:
+    p, w = num(part), num(whole)
+    return DASH if p is None or not w else f"{p / w:.1%}"
+
+
+def _comm(row: dict) -> float:
+    """Exposed communication per step: TP, CP, EP, PP and DP."""
+    return sum(num(row.get(f"breakdown_{k}_s")) or 0.0 for k in ("tp_comm", "cp_comm", "ep_comm", "pp_comm", "dp_comm"))
+
+
+def search_text(res, name: str, days_key: str, engine_note: str) -> str:
+    st = res.settings
+    lines = [f"search: {name} on {st.gpus} GPUs, objective {st.objective}"
+             + (f" ({st.confidence})" if st.objective == "time" else ""),
+             f"{res.shapes:,} layout shapes divide; {res.layouts:,} layouts with ZeRO stage x recomputation; "
+             f"{len(res.ranked):,} fit in memory and were timed with the closed form "
+             "(heavier recomputation than needed to fit is pruned)", "",
+             "best by the closed form (layouts it cannot tell apart shown once):"]
+    body = [[str(i + 1), r.layout.describe(), f"{r.step_time_s:.3g} s", f"{r.memory_gib:.1f}",
+             _pct(r.bubble_s, r.step_time_s), _pct(r.exposed_comm_s, r.step_time_s)]
+            for i, r in enumerate(res.leaders)]
+    lines += [table(("#", "layout", "step", "GiB/GPU", "bubble", "exposed comm"), body, left=2), ""]
+    lines.append(f"re-simulated ({engine_note}); * best, F on the Pareto front of time vs cost vs energy:")
+    body = []
+    for i, (r, row) in enumerate(zip(res.shortlist, res.rows)):
+        mark = ("*" if i == res.best else "") + ("F" if i in res.front else "")
+        if row.get("status") != "ok":
+            body.append([mark, r.layout.describe(), row.get("status", "")] + [""] * 9)
+            continue
+        step = row.get("step_time_s")
+        body.append([mark, r.layout.describe(), fmt(step, "{:.3g} s"), fmt(row.get("mfu"), "{:.1%}"),
+                     fmt(row.get("memory_per_gpu_gib"), "{:.1f}"), _pct(row.get("breakdown_bubble_s"), step),
+                     _pct(_comm(row), step), fmt(row.get(days_key), "{:.1f}"),
+                     DASH if num(row.get("gpu_hours")) is None else fmt_si(num(row["gpu_hours"])),
+                     big(row.get("energy_mwh")), big(row.get("co2_tonnes")), money(row.get("cost_usd"))])
+    lines.append(table(("", "layout", "step", "MFU", "GiB/GPU", "bubble", "comm", "days", "GPU-h", "MWh",
+                        "tCO2e", "$"), body, left=2))
+    if res.front:
+        lines.append("Pareto front (time vs cost vs energy): "
+                     + "; ".join(res.shortlist[i].layout.describe() for i in res.front))
+    if res.best is not None:
+        row, r = res.rows[res.best], res.shortlist[res.best]
+        step = num(row.get("step_time_s"))
+        why = [f"memory {fmt(row.get('memory_per_gpu_gib'), '{:.1f}')} of {fmt(row.get('memory_capacity_gib'), '{:.0f}')} GiB"
+               if row.get("memory_capacity_gib") else f"memory {fmt(row.get('memory_per_gpu_gib'), '{:.1f}')} GiB",
+               f"bubble {_pct(row.get('breakdown_bubble_s'), step)}",
+               "exposed comm " + _pct(_comm(row), step)]
+        lines += ["", f"best: {r.layout.describe()}  ({', '.join(why)})"]
+    else:
+        lines += ["", "best: none of the re-simulated layouts ran (see their status)"]
+    return "\n".join(lines)
+
+
+def size_text(res, name: str, days_key: str) -> str:
+    st = res.settings
+    goal = []
+    if st.deadline_days is not None:
+        goal.append(f"deadline {st.deadline_days:g} d at {st.confidence}")
+    if st.budget_usd is not None:
+        goal.append(f"budget ${fmt_si(st.budget_usd)}")
+    lines = [f"size: {name}, {' and '.join(goal)}" + (" (layout re-searched per count)" if st.search else "")]
+    body, hidden = [], 0
+    for i, r in enumerate(res.rows):
+        if r.get("closed_form_days") is None and r.get("status") == "not simulated":
+            hidden += 1
+            continue
+        body.append(["*" if i == res.answer else "", f"{r['num_gpus']:,}", str(r.get("layout") or DASH),
+                     fmt(r.get("closed_form_days"), "{:.1f}"), str(r.get("status")),
+                     fmt(r.get(days_key), "{:.1f}"), fmt(r.get("ettr"), "{:.3f}"), money(r.get("cost_usd")),
+                     big(r.get("energy_mwh"))])
+    lines.append(table(("", "GPUs", "layout", "ideal d", "status", "days", "ETTR", "$", "MWh"), body, left=3))
+    if res.answer is None:
+        lines += ["", "no candidate count meets the goal (see the table; try --max-gpus, --search or a later deadline)"]
+    else:
+        r = res.rows[res.answer]
+        lines += ["", f"answer: {r['num_gpus']:,} GPUs ({r.get('layout')}): {fmt(r.get(days_key), '{:.1f}')} days at "
+                  f"{st.confidence}, {money(r.get('cost_usd'))}, {big(r.get('energy_mwh'))} MWh"]
+    lines.append("ideal d: closed-form failure-free days (a lower bound); counts it rules out are not simulated")
+    if hidden:
+        lines.append(f"{hidden} other counts have no valid layout (not shown)")
+    return "\n".join(lines)
+
+
+def sensitivity_text(res, name: str, days_key: str) -> str:
+    b = res.base
+    lines = [f"sensitivity: {name}, each input -{res.percent:g}% / +{res.percent:g}% "
+             f"(base: {fmt(b.get(days_key), '{:.2f}')} days, {money(b.get('cost_usd'))})"]
+    body = []
+    for sw in res.swings:
+        cells = [sw.factor.label, sw.low_value, sw.high_value]
+        for key in (days_key, "cost_usd"):
+            for row in (sw.low, sw.high):
+                d = delta(b, row, key)
+                cells.append(DASH if d is None else (f"{d:+.2f}" if key == days_key else f"{d:+,.0f}"))
+        body.append(cells)
+    lines.append(table(("input", "low value", "high value", "days -", "days +", "$ -", "$ +"), body))
+    lines.append("days -/+ and $ -/+: change from the base when the input is lowered / raised")
+    return "\n".join(lines)
+
+
+def delta(base: dict, row: dict, key: str) -> float | None:
+    b, v = num(base.get(key)), num(row.get(key))
+    return None if b is None or v is None or row.get("status") != "ok" else v - b

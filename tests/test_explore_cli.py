@@ -1,0 +1,149 @@
+"""Golden end-to-end runs of compare, sweep, search, size and sensitivity (regenerate the files in
+tests/golden with TRAINSIM_UPDATE_GOLDEN=1), plus their charts, files and input errors."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from simulator import load_scenario, simulate
+from simulator.cli import main
+from simulator.explore.results import read_rows
+from tests.conftest import ROOT, WORKLOADS
+
+GOLDEN = ROOT / "tests" / "golden"
+W8 = str(WORKLOADS / "llama3-8b.yaml")
+QUICK = ["--fast", "--replicas", "4", "--workers", "1", "--no-progress"]
+PNG = b"\x89PNG"
+
+
+def run(capsys, *argv, code: int = 0):
+    assert main(list(argv)) == code
+    return capsys.readouterr()
+
+
+def run_json(capsys, *argv):
+    return json.loads(run(capsys, *argv, "--json").out)
+
+
+def golden(name: str, got) -> None:
+    path = GOLDEN / f"explore-{name}.json"
+    if os.environ.get("TRAINSIM_UPDATE_GOLDEN"):
+        path.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
+    assert got == json.loads(path.read_text())
+
+
+def pick(row: dict, *keys) -> dict:
+    return {k: row.get(k) for k in keys}
+
+
+def test_compare_vary(capsys, tmp_path):
+    rows = run_json(capsys, "compare", W8, "--vary", "cluster.node.nic_bandwidth=200 Gb/s,400 Gb/s", *QUICK,
+                    "--plot", str(tmp_path / "c.png"))
+    golden("compare", [pick(r, "case", "layout", "step_time_s", "time_to_train_days_p50", "cost_usd") for r in rows])
+    assert rows[0]["step_time_s"] > rows[1]["step_time_s"]       # slower NICs, slower step
+    assert rows[0]["breakdown_dp_comm_s"] > rows[1]["breakdown_dp_comm_s"]
+    assert (tmp_path / "c.png").read_bytes()[:4] == PNG
+    out = run(capsys, "compare", W8, "--vary", "cluster.reliability.gpu_failures_per_gpu_hour=x1,x4", *QUICK).out
+    for text in ("case", "P50 d", "gpu_failures_per_gpu_hour=x4", "where the step goes", "lost work d"):
+        assert text in out
+
+
+def test_compare_workloads_equals_run(capsys):
+    rows = run_json(capsys, "compare", W8, str(WORKLOADS / "mixtral-8x7b.yaml"), *QUICK)
+    assert [r["case"] for r in rows] == ["llama3-8b", "mixtral-8x7b"]
+    direct = simulate(load_scenario(W8), engine="analytical", replicas=4).to_json()
+    for key in ("step_time_s", "time_to_train_days_p90", "energy_mwh", "cost_usd"):
+        assert rows[0][key] == direct.get(key)
+
+
+def test_sweep_writes_and_resumes(capsys, tmp_path):
+    out = tmp_path / "s.csv"
+    argv = ["sweep", W8, "--grid", "num_gpus=256,512", "--grid", "parallelism.micro_batch_size=1,2,4",
+            "--out", str(out), *QUICK]
+    rows = run_json(capsys, *argv)
+    golden("sweep", [pick(r, "case", "status", "step_time_s", "memory_per_gpu_gib") for r in rows])
+    assert [r["case"] for r in read_rows(out)] == [r["case"] for r in rows]
+    assert "exists" in run(capsys, *argv, code=2).err
+    full = out.read_bytes()
+    out.write_bytes(full[: full.index(b"\n", len(full) // 2) + 1])   # as if stopped half way
+    run(capsys, *argv, "--resume")
+    assert out.read_bytes() == full
+    run(capsys, *argv, "--force")
+    assert out.read_bytes() == full
+
+
+def test_search_writes_a_runnable_best(capsys, tmp_path):
+    best = tmp_path / "best.yaml"
+    data = run_json(capsys, "search", W8, "--gpus", "32", "--top", "2", *QUICK, "--write", str(best),
+                    "--plot", str(tmp_path / "p.png"))
+    golden("search", {**pick(data, "shapes", "layouts", "fitting", "front"), "best": data["best"]["case"],
+                      "candidates": [pick(c, "case", "step_time_s") for c in data["candidates"]]})
+    assert (tmp_path / "p.png").read_bytes()[:4] == PNG
+    ran = run_json(capsys, "run", str(best), "--fast", "--replicas", "4")
+    assert ran["num_gpus"] == 32
+    assert ran["step_time_s"] == data["best"]["step_time_s"]
+    assert ran["time_to_train_days_p50"] == data["best"]["time_to_train_days_p50"]
+    text = run(capsys, "search", W8, "--gpus", "32", "--top", "2", *QUICK, "--objective", "energy").out
+    for part in ("best by the closed form", "re-simulated", "best: "):
+        assert part in text
+
+
+def test_size_deadline(capsys, tmp_path):
+    data = run_json(capsys, "size", W8, "--deadline", "30d", *QUICK, "--plot", str(tmp_path / "z.png"))
+    golden("size", {"answer": pick(data["answer"], "num_gpus", "layout", "time_to_train_days_p50"),
+                    "rows": [pick(r, "num_gpus", "status") for r in data["rows"]]})
+    answer = data["answer"]["num_gpus"]
+    assert data["answer"]["time_to_train_days_p50"] <= 30
+    # every smaller count either cannot make it (closed-form bound) or was simulated and missed it
+    for r in data["rows"]:
+        if r["num_gpus"] < answer:
+            assert r["closed_form_days"] > 30 or (r["status"] == "ok" and r["time_to_train_days_p50"] > 30)
+    assert (tmp_path / "z.png").read_bytes()[:4] == PNG
+    cheap = run_json(capsys, "size", W8, "--budget", "$1.3M", *QUICK)
+    assert cheap["answer"]["cost_usd"] <= 1.3e6
+
+
+def test_sensitivity_tornado(capsys, tmp_path):
+    data = run_json(capsys, "sensitivity", W8, "--inputs", "nic,gemm,failures,gpu_price", *QUICK,
+                    "--plot", str(tmp_path / "t.png"))
+    golden("sensitivity", [pick(i, "name", "low_value", "high_value", "time_delta_days", "cost_delta_usd")
+                           for i in data["inputs"]])
+    by = {i["name"]: i for i in data["inputs"]}
+    assert by["gemm"]["time_delta_days"][0] > 0 > by["gemm"]["time_delta_days"][1]
+    assert by["gpu_price"]["time_delta_days"] == [0.0, 0.0]
+    assert by["gpu_price"]["cost_delta_usd"][0] < 0 < by["gpu_price"]["cost_delta_usd"][1]
+    assert by["failures"]["time_delta_days"][1] > 0
+    assert (tmp_path / "t.png").read_bytes()[:4] == PNG
+
+
+@pytest.mark.parametrize("argv, code, text", [
+    (["compare", W8], 2, "nothing to compare"),
+    (["compare", W8, "--vary", "parallelism.tensor_model_paralel_size=1,2"], 2,
+     "unknown key (did you mean tensor_model_parallel_size?)"),
+    (["compare", W8, "--vary", "parallelism.tensor_model_parallel_size=1,3"], 0, "not simulated"),
+    (["sweep", W8, "--grid", "cluster.nodes.nic_bandwidth=x2"], 2, "unknown key"),
+    (["compare", W8, "--vary", "num_gpus"], 2, "--vary"),
+    (["sweep", W8, "--grid", "num_gpus=256", "--resume"], 2, "--out"),
+    (["sweep", W8, "--grid", "num_gpus=256", "--out", "x.txt"], 2, ".csv or .json"),
+    (["search", W8, "--gpus", "8", "--tp", "1", "--pp", "1", "--cp", "1", "--zero", "0",
+      "--recompute", "none"], 3, "no layout"),
+    (["search", W8, "--gpus", "100000"], 2, "cluster has"),
+    (["search", W8, "--tp", "a"], 2, "integers"),
+    (["size", W8], 2, "--deadline"),
+    (["size", W8, "--deadline", "soon"], 2, "--deadline"),
+    (["sensitivity", W8, "--inputs", "nic,typo"], 2, "unknown input"),
+])
+def test_input_errors(capsys, argv, code, text):
+    out = run(capsys, *argv, *QUICK, code=code)
+    assert text in out.err + out.out
+
+
+def test_size_with_a_layout_search_per_count(capsys):
+    data = run_json(capsys, "size", W8, "--deadline", "40d", "--search", "--counts", "256,512,768", *QUICK)
+    answer = data["answer"]
+    assert answer["num_gpus"] == 512 and answer["time_to_train_days_p50"] <= 40
+    assert "mb" in answer["layout"] and "ZeRO" in answer["layout"]     # a searched layout, not the file's
+    assert [r["num_gpus"] for r in data["rows"]] == [256, 512, 768]
+    assert data["rows"][2]["closed_form_days"] is None          # 768 = 3 x 256: no layout divides

@@ -1,0 +1,123 @@
+"""Sweeps: axis values and multipliers, streamed results, resume after an interruption, executors."""
+from __future__ import annotations
+
+import pytest
+
+from simulator import load_scenario, simulate
+from simulator.errors import ConfigError
+from simulator.explore.cases import SimOptions, Study, read_inputs
+from simulator.explore.executors import InlineExecutor, batch_size, executor_for, map_ordered
+from simulator.explore.results import read_rows
+from simulator.explore.sweep import axis_cases, run_cases
+from simulator.explore.values import parse_axis, split_values
+from tests.conftest import WORKLOADS
+
+W8 = WORKLOADS / "llama3-8b.yaml"
+OPTS = SimOptions(engine="analytical", replicas=2)
+
+
+@pytest.fixture(scope="module")
+def study():
+    inp, s = read_inputs(W8)
+    axes = [parse_axis("num_gpus=256,512"), parse_axis("cluster.node.nic_bandwidth=200 Gb/s,400 Gb/s"),
+            parse_axis("cluster.reliability.gpu_failures_per_gpu_hour=x1,x4")]
+    inputs, cases = axis_cases(axes, s, inp, option="--grid")
+    return Study(inputs, OPTS), cases
+
+
+def test_values_are_split_like_yaml_lists():
+    assert split_values("200 Gb/s,400 Gb/s") == ["200 Gb/s", "400 Gb/s"]
+    assert split_values("[1,2],3,'a,b'") == ["[1,2]", "3", "'a,b'"]
+    with pytest.raises(ConfigError, match="--grid"):
+        parse_axis("num_gpus", "--grid")
+    with pytest.raises(ConfigError):
+        parse_axis("num_gpus=1,,2")
+
+
+def test_multipliers_scale_the_base_value(study):
+    _, cases = study
+    assert len(cases) == 8 and cases[0].label == "num_gpus=256, nic_bandwidth=200 Gb/s, gpu_failures_per_gpu_hour=x1"
+    x4 = [c for c in cases if "x4" in c.label][0]
+    assert "cluster.reliability.gpu_failures_per_gpu_hour=5.04e-05" in x4.overrides
+    s = load_scenario(W8, overrides=list(x4.overrides))
+    assert s.cluster.reliability.gpu_failures_per_gpu_hour == pytest.approx(4 * 1.26e-5, rel=1e-12)
+    inp, s = read_inputs(W8)
+    _, (half,) = axis_cases([parse_axis("cluster.node.nic_bandwidth=x0.5")], s, inp)
+    assert load_scenario(W8, overrides=list(half.overrides)).cluster.node.nic_bandwidth == pytest.approx(25e9)
+    _, (eff,) = axis_cases([parse_axis("efficiency.gemm=x0.5")], s, inp)
+    assert dict(eff.efficiency)["gemm"] == pytest.approx(0.39)
+    with pytest.raises(ConfigError, match="whole number"):
+        axis_cases([parse_axis("parallelism.micro_batch_size=x1.5")], s, inp)
+    with pytest.raises(ConfigError, match="multiplier"):
+        axis_cases([parse_axis("model.activation=x2")], s, inp)
+
+
+def test_rows_equal_direct_simulation(study):
+    st, cases = study
+    rows = run_cases(st, cases[:2], InlineExecutor(), progress=False)
+    s = load_scenario(W8, overrides=list(cases[1].overrides))
+    r = simulate(s, engine="analytical", replicas=2).to_json()
+    assert rows[1]["step_time_s"] == r["step_time_s"]
+    assert rows[1]["time_to_train_days_p50"] == r["time_to_train_days_p50"]
+    assert rows[1]["cost_usd"] == r.get("cost_usd")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_interrupted_and_resumed_sweep_gives_the_same_file(tmp_path, study, suffix):
+    st, cases = study
+    full, part = tmp_path / f"full{suffix}", tmp_path / f"part{suffix}"
+    rows = run_cases(st, cases, InlineExecutor(), out=full, progress=False)
+    assert [r["case"] for r in read_rows(full)] == [c.label for c in cases] == [r["case"] for r in rows]
+    run_cases(st, cases, InlineExecutor(), out=part, progress=False, stop_after=3)
+    assert len(read_rows(part)) == 3
+    with pytest.raises(ConfigError, match="exists"):
+        run_cases(st, cases, InlineExecutor(), out=part, progress=False)
+    run_cases(st, cases, InlineExecutor(), out=part, resume=True, progress=False, stop_after=2)
+    # a crash in the middle of a row: the partial row is dropped and recomputed on resume
+    text = part.read_bytes()
+    part.write_bytes(text[: len(text) - 40])
+    assert len(read_rows(part)) == 4
+    run_cases(st, cases, InlineExecutor(), out=part, resume=True, progress=False)
+    assert part.read_bytes() == full.read_bytes()
+
+
+def test_resume_refuses_another_study(tmp_path, study):
+    st, cases = study
+    out = tmp_path / "r.csv"
+    run_cases(st, cases, InlineExecutor(), out=out, progress=False, stop_after=2)
+    with pytest.raises(ConfigError, match="same study"):
+        run_cases(st, cases[::-1], InlineExecutor(), out=out, resume=True, progress=False)
+
+
+def test_processes_and_dask_give_the_local_rows(study):
+    distributed = pytest.importorskip("distributed")
+    st, cases = study
+    local = run_cases(st, cases, InlineExecutor(), progress=False)
+    with executor_for(2) as pool:
+        assert run_cases(st, cases, pool, progress=False) == local
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        with executor_for(scheduler=cluster.scheduler_address) as ex:
+            assert run_cases(st, cases, ex, progress=False) == local
+
+
+def test_missing_scheduler_is_an_input_error():
+    pytest.importorskip("distributed")
+    with pytest.raises(ConfigError, match="scheduler"):
+        with executor_for(scheduler="tcp://127.0.0.1:1", connect_timeout_s=0.5):
+            pass
+
+
+def test_map_ordered_keeps_order_and_batches():
+    def square_all(_, xs):
+        return [x * x for x in xs]
+
+    with executor_for(2) as pool:
+        assert list(map_ordered(pool, _square_all, None, list(range(23)), 4)) == [x * x for x in range(23)]
+    assert list(map_ordered(InlineExecutor(), square_all, None, list(range(5)), 2)) == [0, 1, 4, 9, 16]
+    assert batch_size(0.001, 1000, 2) == 100          # 0.1 s per task
+    assert batch_size(0.001, 100, 4) == 25            # but every worker gets a share
+    assert batch_size(1.0, 10, 2) == 1
+
+
+def _square_all(_, xs):
+    return [x * x for x in xs]
