@@ -9,7 +9,8 @@ import traceback
 from simulator.errors import ConfigError, TrainsimError
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: a positive integer, with a clear message otherwise."""
     try:
         value = int(text)
     except ValueError:
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="simulate one workload on one cluster")
     run.add_argument("workload", help="workload YAML file")
     run.add_argument("--cluster", help="cluster YAML file (default: the workload's `cluster:`)")
-    run.add_argument("--gpus", type=_positive_int, help="number of GPUs (overrides num_gpus)")
+    run.add_argument("--gpus", type=positive_int, help="number of GPUs (overrides num_gpus)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a key, e.g. parallelism.micro_batch_size=2 or "
                           "cluster.node.nic_bandwidth='200 Gb/s' (repeatable)")
@@ -44,10 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fast", action="store_true",
                      help="closed-form estimate instead of the discrete-event step simulation")
     run.add_argument("--trace", metavar="FILE", help="write the simulated step as a Chrome trace (Perfetto)")
-    run.add_argument("--replicas", type=_positive_int, default=32,
+    run.add_argument("--replicas", type=positive_int, default=32,
                      help="Monte Carlo replicas of the training campaign (default 32)")
     run.add_argument("--seed", type=int, default=0, help="seed of the campaign's random streams (default 0)")
-    run.add_argument("--workers", type=_positive_int, default=1,
+    run.add_argument("--workers", type=positive_int, default=1,
                      help="processes for the campaign replicas (default 1: in this process)")
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="run the campaign replicas on a Dask cluster, e.g. tcp://head:8786")
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     topo = sub.add_parser("topology", help="describe a cluster's fabric: counts, bisection, tiers")
     topo.add_argument("cluster", help="cluster YAML file")
     topo.add_argument("--json", action="store_true", help="print only the JSON report")
-    topo.add_argument("--nodes", type=_positive_int, help="describe a smaller build with this many nodes")
+    topo.add_argument("--nodes", type=positive_int, help="describe a smaller build with this many nodes")
     topo.add_argument("--draw", metavar="FILE", help="draw the fabric (PNG); big fabrics are drawn at a small size")
 
     for register in _extensions():

@@ -8,19 +8,12 @@ from __future__ import annotations
 
 import argparse
 
+from simulator.cli import positive_int as _positive_int
 from simulator.explore import handlers
 
 CONFIDENCES = ("p10", "p50", "p90", "mean")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _common(p: argparse.ArgumentParser, gpus: bool = True, plot: str = "chart") -> None:
