@@ -161,12 +161,16 @@ class _Step:
         if done_key is not None:
             self._event(done_key).succeed()
 
+    def _chunk_buckets(self, c) -> int:
+        """DDP buckets of one model chunk: the stage's buckets shared over its chunks."""
+        return max(1, -(-c.buckets // self.v))
+
     def _start_gathers(self, st: _Stage):
         c = self.dp[st.index]
         if c.gather <= 0:
             return
         per_chunk = c.gather / self.v
-        k = c.buckets if self.inp.overlap_gather else 1
+        k = self._chunk_buckets(c) if self.inp.overlap_gather else 1
         for chunk in range(self.v):
             for b in range(k):
                 st.dp_jobs.append(self.env.process(self._dp_job(
@@ -232,9 +236,9 @@ class _Step:
                 pieces = self.gathered[st.index]
                 before = (lambda k, ch=task.chunk: self._event(("gather", st.index, ch, k)))
             if idx == last_b.get(task.chunk) and overlap and grad_per_chunk > 0:
-                pieces = c.buckets
-                after = (lambda k, st=st: st.dp_jobs.append(self.env.process(
-                    self._dp_job(st, grad_per_chunk / c.buckets, f"grad reduce {k}"))))
+                pieces = self._chunk_buckets(c)
+                after = (lambda k, st=st, n=pieces: st.dp_jobs.append(self.env.process(
+                    self._dp_job(st, grad_per_chunk / n, f"grad reduce {k}"))))
             yield from self._run_task(st, task, pieces, before, after)
             if task.kind == "F" and vs < V - 1:
                 self.env.process(self._send(st.index, 1, ("act", task.microbatch, vs + 1)))
