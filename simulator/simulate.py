@@ -74,7 +74,9 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
         est = estimate_step(s, efficiency)
         step_time, breakdown, events = est.step_time, est.breakdown, []
         utilization = [st.total * s.layout.num_microbatches / est.step_time for st in est.stages]
-        step_w = step_min = step_max = average_step_power(utilization, power)
+        m = s.layout.num_microbatches
+        busy = [(m * (st.compute + st.recompute), m * (st.tp + st.cp + st.ep)) for st in est.stages]
+        step_w = step_min = step_max = average_step_power(busy, step_time, power)
         sp = None
     else:
         raise ValueError(f"unknown engine {engine!r}")

@@ -48,6 +48,15 @@ def test_zero_bubble_h1_beats_1f1b():
     assert run_step(inputs(4, 8, 1, "zb_h1")).step_time < run_step(inputs(4, 8, 1, "1f1b")).step_time
 
 
+@pytest.mark.parametrize("p,m", [(4, 4), (4, 16), (8, 8), (8, 24)])
+def test_zero_bubble_h1_bubble_is_the_papers(p, m):
+    """Qi et al. 2024: with F = B = W, ZB-H1's bubble is (p-1)(F+B-W) against 1F1B's (p-1)(F+B+W)."""
+    w = StageTimes(3, 0, 0, 0, 0, 1, 2, 1)          # F = 1, B = 1 (input gradient), W = 1
+    inp = StepInputs("zb_h1", p, m, 1, tuple(((w,),) * p), 0.0, tuple(DPCost(0, 0, 1, 0) for _ in range(p)),
+                     True, True, (0.0,) * p, (0.0,) * p, (1.0,) * p)
+    assert run_step(inp).step_time - 3 * m == pytest.approx((p - 1) * (1 + 1 - 1))
+
+
 def test_overlap_hides_dp_comm_shorter_than_the_backward():
     # one stage, 4 microbatches of 1 s (backward 2/3 s); 0.6 s of gradient reduction in 6 buckets
     hidden = run_step(inputs(1, 4, 1, "1f1b", grad=0.6, buckets=6))

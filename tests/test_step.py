@@ -30,6 +30,13 @@ def test_interleaved_bubble_fraction(p, k, v, t):
     assert (total - m * t) / total == pytest.approx((p - 1) / (v * m + p - 1), abs=1e-12)
 
 
+@given(p=st.integers(2, 16), m=st.integers(1, 64))
+def test_zero_bubble_closed_form(p, m):
+    stage = StageTimes(3.0, 0, 0, 0, 0, 1.0, 2.0, 1.0)   # F = B = W = 1
+    total, _ = pipeline_time([stage] * p, m, "zb_h1", 1, 0.0)
+    assert total == pytest.approx(3 * m + (p - 1) * (1 + 1 - 1))
+
+
 def test_gpipe_and_1f1b_take_the_same_time():
     stages = [_stage(1.0)] * 4
     assert pipeline_time(stages, 16, "gpipe", 1, 0.01) == pipeline_time(stages, 16, "1f1b", 1, 0.01)

@@ -155,7 +155,7 @@ def send_recv(stride: int, nbytes: float, t: Tiers, peers: int = 2) -> float:
     ``peers`` ranks of this kind sends at once."""
     if nbytes <= 0:
         return 0.0
-    if stride < t.domain_size:
+    if Group(peers, stride).domains(t) == 1:   # the whole chain sits in one NVLink domain
         return nbytes / t.nvlink_bw + t.nvlink_hop
     jobs = t.job_gpus or peers * stride
     return nbytes / contention.ring_bandwidth(peers, stride, t.scaleout, jobs, t.network_bw) + t.network_hop

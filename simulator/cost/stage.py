@@ -114,7 +114,7 @@ def stage_parts(s: Scenario, eff: Efficiency, tiers: comm.Tiers) -> list[StagePa
     pp = len(s.layout.stage_layers)
     out = []
     for i, layers in enumerate(s.layout.stage_layers):
-        n_moe = layers // a.moe_layer_freq if a.is_moe else 0
+        n_moe = a.moe_layers_in(layers)
         body = add(scale(dense, layers - n_moe), scale(moe, n_moe))
         head = _extra(embedding_ops(a, sh) if i == 0 else [], s, eff)
         tail = _extra(output_ops(a, sh) if i == pp - 1 else [], s, eff)

@@ -50,6 +50,10 @@ def pipeline_time(stages: list[StageTimes], m: int, schedule: str, vpp: int, p2p
         comm_t = 2 * (p - 1) * p2p
         return m * slow + fill + comm_t, comm_t
     comm_t = 2 * (p - 1) * p2p + 2 * (m - 1) * p2p
+    if schedule == "zb_h1":   # weight gradients fill the drain: (p-1)(F+B-W) (Qi et al. 2024)
+        b = totals.index(slow)
+        fill = sum(t - 2 * st.wgrad for i, (t, st) in enumerate(zip(totals, stages)) if i != b)
+        return m * slow + max(fill, 0.0) + comm_t, comm_t
     return (m - 1) * slow + sum(totals) + comm_t, comm_t
 
 
@@ -85,7 +89,7 @@ def dp_cost(s: Scenario, stage: int, tiers: comm.Tiers) -> DPCost:
     return DPCost(grad, gather, buckets, dense_gpu + expert_gpu)
 
 
-def _dp_times(s: Scenario, st: StageTimes, stage: int, tiers: comm.Tiers, m: int) -> tuple[float, float]:
+def _dp_times(s: Scenario, st: StageTimes, stage: int, tiers: comm.Tiers) -> tuple[float, float]:
     """(exposed gradient-reduction time, exposed parameter all-gather time) of one stage."""
     lay, par = s.layout, s.workload.parallelism
     if lay.zero_stage >= 3:
@@ -151,7 +155,7 @@ def estimate_step(s: Scenario, eff: Efficiency = DEFAULT) -> StepEstimate:
     p2p = p2p_time(s, tiers)
     pipe, p2p_total = pipeline_time(stages, m, lay.schedule, lay.vpp, p2p)
     b = max(range(len(stages)), key=lambda i: stages[i].total)
-    dp = [_dp_times(s, st, i, tiers, m) for i, st in enumerate(stages)]
+    dp = [_dp_times(s, st, i, tiers) for i, st in enumerate(stages)]
     grad_exposed = max(d[0] for d in dp)
     gather_exposed = max(d[1] for d in dp)
     opt = max(optimizer_time(s, i, eff, m * (st.compute + st.recompute)) for i, st in enumerate(stages))

@@ -137,7 +137,6 @@ class _Step:
         return self.arrivals[key]
 
     def _send(self, src: int, direction: int, key):
-        dst = (src + direction) % self.p
         with self.links[(src, direction)].request() as req:
             yield req
             start = self.env.now
@@ -146,7 +145,6 @@ class _Step:
                 self.tracer.slice(src, "pp send" if direction > 0 else "pp send (grad)", f"{key[0]}{key[1]}",
                                   start, self.env.now)
         self._event(key).succeed()
-        _ = dst
 
     # -- data-parallel stream -----------------------------------------------------------------
     def _dp_job(self, st: _Stage, seconds: float, name: str, done_key=None):
@@ -234,7 +232,11 @@ class _Step:
             pieces = 1
             if task.kind == "F" and first_f.get(task.chunk) == idx and st.index in self.gathered:
                 pieces = self.gathered[st.index]
-                before = (lambda k, ch=task.chunk: self._event(("gather", st.index, ch, k)))
+                if self.inp.overlap_gather:
+                    before = (lambda k, ch=task.chunk: self._event(("gather", st.index, ch, k)))
+                else:   # not overlapped: the step starts once every chunk's parameters are gathered
+                    before = (lambda k: self.env.all_of([self._event(("gather", st.index, ch, 0))
+                                                         for ch in range(self.v)]))
             if idx == last_b.get(task.chunk) and overlap and grad_per_chunk > 0:
                 pieces = self._chunk_buckets(c)
                 after = (lambda k, st=st, n=pieces: st.dp_jobs.append(self.env.process(

@@ -64,23 +64,26 @@ def interleaved(p: int, m: int, stage: int, v: int) -> list[Task]:
 
 
 def zero_bubble_h1(p: int, m: int, stage: int) -> list[Task]:
-    """ZB-H1 (Qi et al. 2024): 1F1B with backward split into B (input grad) and W (weight grad);
-    each stage defers up to p - stage - 1 weight-gradient tasks into its drain, filling the bubble."""
-    base = one_f_one_b(p, m, stage)
-    defer = p - stage - 1
+    """ZB-H1 (Qi et al. 2024): 1F1B with the backward split into B (input gradient) and W (weight
+    gradient). Stage i holds back i weight-gradient tasks through the steady state and spends them in
+    its drain, one after each B, where 1F1B would wait for the next stage's gradient; with equal F,
+    B and W times the bubble shrinks from (p-1)(F+B+W) to (p-1)(F+B-W), as the paper reports."""
+    defer = stage
     out: list[Task] = []
     pending: list[Task] = []
-    b_done = 0
-    for t in base:
+    forwards_left = m
+    for t in one_f_one_b(p, m, stage):
         out.append(t)
-        if t.kind == "B":
-            b_done += 1
-            pending.append(Task("W", t.microbatch, 0))
-            # in steady state run W right away, except the last `defer` ones, saved for the drain
-            if b_done <= m - defer:
+        if t.kind == "F":
+            forwards_left -= 1
+            continue
+        pending.append(Task("W", t.microbatch, 0))
+        if forwards_left > 0:
+            if len(pending) > defer:          # steady state: keep `defer` weight gradients in hand
                 out.append(pending.pop(0))
-    out += pending
-    return out
+        else:                                 # drain: fill the wait for the next B with a W
+            out.append(pending.pop(0))
+    return out + pending
 
 
 def schedule(name: str, p: int, m: int, stage: int, v: int = 1) -> list[Task]:

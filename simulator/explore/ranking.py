@@ -93,8 +93,8 @@ def _step_energy(est, s: Scenario, power) -> float | None:
     from simulator.metrics.power import average_step_power
 
     m = s.layout.num_microbatches
-    util = [st.total * m / est.step_time for st in est.stages]
-    return average_step_power(util, power) * est.step_time
+    busy = [(m * (st.compute + st.recompute), m * (st.tp + st.cp + st.ep)) for st in est.stages]
+    return average_step_power(busy, est.step_time, power) * est.step_time
 
 
 def _rank(s: Scenario, layout: Layout, order: int, power) -> Ranked:

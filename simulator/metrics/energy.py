@@ -85,7 +85,7 @@ def carbon_kg(energy_j: float, wall_s: float, intensity_kg_per_j: float,
     return energy_j / 3.6e6 * mean
 
 
-def cost_by_use(model: str, wall_s: float, gpus: int, spare_gpus: int, lost_s: dict, energy_j: float,
+def cost_by_use(model: str, wall_s: float, gpus: int, spare_gpus: float, lost_s: dict, energy_j: float,
                 gpu_hour_usd: float, capex_per_gpu: float, amortization_s: float,
                 energy_usd_per_j: float) -> dict:
     """Dollars by use. Cloud: GPU-hours of the job's and the spare GPUs at the list price (energy
@@ -124,11 +124,11 @@ def account(s, step_w: float, step_min_w: float, step_max_w: float, step_time: f
     if prices.carbon_intensity_profile:
         profile = read_profile(Path(s.cluster_source).parent / prices.carbon_intensity_profile)
     co2 = carbon_kg(energy, wall, prices.carbon_intensity, profile)
-    costs = cost_by_use(prices.model, wall, s.num_gpus, round(spare_nodes * gpn), lost, energy,
+    costs = cost_by_use(prices.model, wall, s.num_gpus, spare_nodes * gpn, lost, energy,
                         prices.gpu_hour, prices.capex_per_gpu, prices.amortization, prices.energy)
     return CampaignEnergy(
         wall_s=wall, gpu_hours=s.num_gpus * wall / HOUR, energy_j=energy, energy_by_use_j=uses,
-        avg_power_w=energy / wall if wall else 0.0, peak_power_w=max(step_max_w, spares_w + step_max_w),
+        avg_power_w=energy / wall if wall else 0.0, peak_power_w=spares_w + step_max_w,
         co2_kg=co2, cost_usd=sum(costs.values()), cost_by_use_usd=costs,
         step_energy_j=step_w * step_time,
         step_power_w={"avg": step_w, "min": step_min_w, "max": step_max_w}, pue=power.pue,

@@ -89,11 +89,12 @@ def step_power(activity: tuple, step: float, model: PowerModel) -> StepPower:
     return StepPower(grid, fac, energy, energy / step, float(fac.min()), float(fac.max()))
 
 
-def average_step_power(utilization: list[float], model: PowerModel) -> float:
-    """Facility power of a step from busy fractions alone (closed-form engine): busy time computing,
-    the rest waiting."""
-    per_stage = model.gpus / len(utilization)
-    gpu_w = sum(per_stage * (u * model.gpu_watts(2) + (1 - u) * model.gpu_watts(0)) for u in utilization)
+def average_step_power(stage_busy: list[tuple[float, float]], step: float, model: PowerModel) -> float:
+    """Facility power of a step from per-stage (computing, communicating) seconds alone (closed-form
+    engine), at the same power per state as the DES; the rest of the step is waiting."""
+    per_stage = model.gpus / len(stage_busy)
+    gpu_w = sum(per_stage * (c * model.gpu_watts(2) + x * model.gpu_watts(1)
+                             + max(step - c - x, 0.0) * model.gpu_watts(0)) / step for c, x in stage_busy)
     return float(model.facility(gpu_w))
 
 

@@ -44,7 +44,13 @@ class Arch:
 
     @property
     def num_moe_layers(self) -> int:
-        return self.num_layers // self.moe_layer_freq if self.is_moe else 0
+        # Megatron-LM: layer i is an MoE layer when i % moe_layer_freq == 0
+        return -(-self.num_layers // self.moe_layer_freq) if self.is_moe else 0
+
+    def moe_layers_in(self, layers: int) -> float:
+        """MoE layers among ``layers`` of a pipeline stage, at the model's average share (the shares
+        of all stages add up to num_moe_layers)."""
+        return layers * self.num_moe_layers / self.num_layers if self.is_moe else 0.0
 
 
 def resolve(m: ModelConfig) -> Arch:

@@ -93,7 +93,7 @@ def in_flight_microbatches(schedule: str, stage: int, pp: int, m: int, vpp: int)
 
 def stage_params(a: Arch, layers: int, first: bool, last: bool, pp: int) -> tuple[float, float]:
     """(dense parameters, routed-expert parameters) held by a pipeline stage before TP/EP sharding."""
-    n_moe = layers // a.moe_layer_freq if a.is_moe else 0
+    n_moe = a.moe_layers_in(layers)
     shared, experts = moe_layer_params(a) if a.is_moe else (0, 0)
     dense = (layers - n_moe) * dense_layer_params(a) + n_moe * shared
     if first:
@@ -133,12 +133,12 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
         sharded = dense_gpu / shard_dense + expert_gpu / shard_expert
         weights = 2.0 * (sharded if zero_stage >= 3 else n)
         if fp8:   # FP8 copies of the layers' weights (not the embedding or output layer)
-            n_moe_w = layers // a.moe_layer_freq if a.is_moe else 0
+            n_moe_w = a.moe_layers_in(layers)
             body = ((layers - n_moe_w) * dense_layer_params(a) + n_moe_w * moe_layer_params(a)[0]) / tp
             weights += (body / shard_dense + expert_gpu / shard_expert) if zero_stage >= 3 else body + expert_gpu
         grads = 2.0 * (sharded if zero_stage >= 2 else n)
         optim = opt_bytes * (sharded if zero_stage >= 1 else n)
-        n_moe = layers // a.moe_layer_freq if a.is_moe else 0
+        n_moe = a.moe_layers_in(layers)
         per_mb = sum(n * activation_bytes_per_layer(a, micro_batch, tp, cp, sequence_parallel, recompute,
                                                     flash_attention, moe=moe, fp8=fp8)
                      for n, moe in ((layers - n_moe, False), (n_moe, True)) if n)
