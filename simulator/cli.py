@@ -20,6 +20,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (e.g. a seed), with a clear message otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors exit with 2 through our own message format."""
 
@@ -47,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", metavar="FILE", help="write the simulated step as a Chrome trace (Perfetto)")
     run.add_argument("--replicas", type=positive_int, default=32,
                      help="Monte Carlo replicas of the training campaign (default 32)")
-    run.add_argument("--seed", type=int, default=0, help="seed of the campaign's random streams (default 0)")
+    run.add_argument("--seed", type=non_negative_int, default=0,
+                     help="seed of the campaign's random streams (default 0)")
     run.add_argument("--workers", type=positive_int, default=1,
                      help="processes for the campaign replicas (default 1: in this process)")
     run.add_argument("--scheduler", metavar="ADDRESS",
@@ -83,10 +95,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         with executor_for(args.workers, args.scheduler) as pool:
             result = simulate(scenario, engine="analytical" if args.fast else "des", trace=bool(args.trace),
-                              replicas=args.replicas, seed=args.seed, executor=pool)
+                              replicas=args.replicas, seed=args.seed, executor=pool, timeline=bool(args.plot))
     else:
         result = simulate(scenario, engine="analytical" if args.fast else "des", trace=bool(args.trace),
-                          replicas=args.replicas, seed=args.seed)
+                          replicas=args.replicas, seed=args.seed, timeline=bool(args.plot))
     if args.trace:
         from simulator.report.trace import write_chrome_trace
 

@@ -48,13 +48,14 @@ def _infeasible(s: Scenario, mem: MemoryBreakdown) -> InfeasibleError:
 
 def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: bool = True,
              engine: str = "des", trace: bool = False, replicas: int = 32, seed: int = 0,
-             campaign: bool = True, executor=None) -> Result:
+             campaign: bool = True, executor=None, timeline: bool = False) -> Result:
     """Predict one training step, then the whole training campaign with failures.
 
     ``engine="des"`` simulates the step event by event (engine/iteration.py); ``"analytical"`` is the
     closed form (cost/step.py). ``trace`` keeps the step's Chrome-trace events (DES only). The
     campaign (engine/campaign.py) runs ``replicas`` Monte Carlo replicas from ``seed`` when the
-    workload says how long to train and ``campaign`` is true; ``executor`` runs them in parallel.
+    workload says how long to train and ``campaign`` is true; ``executor`` runs them in parallel;
+    ``timeline`` keeps replica 0's up/down timeline (for plots; it can be long).
     """
     a = resolve(s.workload.model)
     t, lay = s.workload.training, s.layout
@@ -90,7 +91,7 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     camp = energy = None
     if campaign and tp is not None:
         camp = run_campaign(s, step_time, replicas=replicas, seed=seed, executor=executor,
-                            train_steps=tp.steps, num_parameters=count(a).total)
+                            train_steps=tp.steps, num_parameters=count(a).total, timeline=timeline)
         energy = account(s, step_w, step_min, step_max, step_time, camp, power)
     assumptions = dict(s.assumptions)
     for key, attr in _DERIVED.items():

@@ -16,6 +16,7 @@ GOLDEN = ROOT / "tests" / "golden"
 W8 = str(WORKLOADS / "llama3-8b.yaml")
 QUICK = ["--fast", "--replicas", "4", "--workers", "1", "--no-progress"]
 PNG = b"\x89PNG"
+UNDER_A_FILE = ROOT / "tests" / "conftest.py"     # a "folder" that is a file: nothing can be created in it
 
 
 def run(capsys, *argv, code: int = 0):
@@ -134,6 +135,28 @@ def test_sensitivity_tornado(capsys, tmp_path):
     (["size", W8], 2, "--deadline"),
     (["size", W8, "--deadline", "soon"], 2, "--deadline"),
     (["sensitivity", W8, "--inputs", "nic,typo"], 2, "unknown input"),
+    # numbers out of range are input errors (exit 2) naming the option, never internal errors
+    (["compare", W8, "--vary", "efficiency.gemm=x0,x1"], 2, "efficiency.gemm: a fraction of the peak rate"),
+    (["sweep", W8, "--grid", "efficiency.gemm=x2"], 2, "x2 of 0.78 is 1.56"),
+    (["sweep", W8, "--grid", "num_gpus=256", "--seed", "-1"], 2, "--seed: expected a non-negative integer"),
+    (["search", W8, "--gpus", "8", "--tp", "0,1"], 2, "--tp: expected positive integers (got '0,1')"),
+    (["search", W8, "--gpus", "8", "--micro-batch", "0"], 2, "--micro-batch: expected positive integers"),
+    (["size", W8, "--deadline", "30d", "--counts", "0,256"], 2, "--counts: expected positive integers"),
+    (["size", W8, "--deadline", "nan"], 2, "--deadline: must be a finite, positive amount (got 'nan')"),
+    (["size", W8, "--deadline", "0"], 2, "--deadline: must be a finite, positive amount"),
+    (["size", W8, "--deadline=-2d"], 2, "--deadline: must be a finite, positive amount"),
+    (["size", W8, "--budget", "inf"], 2, "--budget: must be a finite, positive amount"),
+    (["size", W8, "--budget", "$0"], 2, "--budget: must be a finite, positive amount"),
+    (["search", W8, "--gpus", "8", "--set", "training.train_tokens=null"], 2,
+     "training.train_tokens: the workload does not say how long to train"),
+    # a bad output path fails before any work
+    (["compare", W8, "--vary", "parallelism.micro_batch_size=1,2", "--plot", "x.xyz"], 2,
+     "--plot: unknown chart format (got 'x.xyz')"),
+    (["size", W8, "--deadline", "30d", "--plot", "chart"], 2, "--plot: the file name has no format suffix"),
+    (["sensitivity", W8, "--plot", str(UNDER_A_FILE / "t.png")], 2, "--plot: cannot create the file"),
+    (["search", W8, "--gpus", "8", "--write", str(UNDER_A_FILE / "best.yaml")], 2, "--write: cannot create"),
+    (["search", W8, "--gpus", "8", "--write", str(ROOT / "tests")], 2, "--write: is a folder"),
+    (["sweep", W8, "--grid", "num_gpus=256", "--out", str(UNDER_A_FILE / "s.csv")], 2, "--out: cannot create"),
 ])
 def test_input_errors(capsys, argv, code, text):
     out = run(capsys, *argv, *QUICK, code=code)
@@ -147,3 +170,47 @@ def test_size_with_a_layout_search_per_count(capsys):
     assert "mb" in answer["layout"] and "ZeRO" in answer["layout"]     # a searched layout, not the file's
     assert [r["num_gpus"] for r in data["rows"]] == [256, 512, 768]
     assert data["rows"][2]["closed_form_days"] is None          # 768 = 3 x 256: no layout divides
+
+
+def test_plot_and_write_paths_are_checked_before_any_work(capsys, monkeypatch):
+    import simulator.explore.sweep as sweep
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("simulated before checking the output paths")
+
+    monkeypatch.setattr(sweep, "run_cases", no_work)
+    run(capsys, "compare", W8, "--vary", "parallelism.micro_batch_size=1,2", *QUICK, "--plot", "/tmp/x.xyz", code=2)
+    run(capsys, "sweep", W8, "--grid", "num_gpus=256", *QUICK, "--plot", "c.png.nope", code=2)
+
+
+def test_a_plot_in_a_new_folder_is_written(capsys, tmp_path):
+    plot = tmp_path / "new" / "deeper" / "c.svg"
+    run(capsys, "compare", W8, "--vary", "parallelism.micro_batch_size=1,2", *QUICK, "--plot", str(plot))
+    assert plot.read_text().lstrip().startswith("<?xml")
+
+
+def test_sweep_resume_refuses_other_options(capsys, tmp_path):
+    out = tmp_path / "s.csv"
+    argv = ["sweep", W8, "--grid", "parallelism.micro_batch_size=1,2,4", "--out", str(out), *QUICK]
+    run(capsys, *argv)
+    full = out.read_bytes()
+    out.write_bytes(full[: full.index(b"\n", len(full) // 2) + 1])    # as if stopped half way
+    part = out.read_bytes()
+    for extra, text in ((["--seed", "1"], "--seed"), (["--replicas", "5"], "--replicas"),
+                        (["--set", "cluster.node.nic_bandwidth=200 Gb/s"], "--set"), (["--gpus", "256"], "--gpus"),
+                        (["--cluster", str(ROOT / "topologies" / "dgx-a100-selene.yaml")], "--cluster")):
+        err = run(capsys, *argv, *extra, "--resume", code=2).err
+        assert f"{text}" in err and "cannot resume" in err and "--force" in err, err
+        assert out.read_bytes() == part
+    des = [a for a in argv if a != "--fast"]
+    assert "--fast (engine)" in run(capsys, *des, "--resume", code=2).err
+    run(capsys, *argv, "--resume")
+    assert out.read_bytes() == full
+
+
+def test_search_takes_the_gpu_count_from_set_when_the_workload_layout_is_invalid(capsys):
+    data = run_json(capsys, "search", W8, "--set", "parallelism.tensor_model_parallel_size=3",
+                    "--set", "num_gpus=256", "--tp", "1", "--pp", "1", "--cp", "1", "--zero", "1",
+                    "--recompute", "none", "--micro-batch", "1", "--top", "1", *QUICK)
+    assert data["gpus"] == 256
+    assert data["best"]["num_gpus"] == 256

@@ -5,12 +5,12 @@ import pytest
 
 from simulator import load_scenario, simulate
 from simulator.errors import ConfigError
-from simulator.explore.cases import SimOptions, Study, read_inputs
+from simulator.explore.cases import Inputs, SimOptions, Study, read_inputs
 from simulator.explore.executors import InlineExecutor, batch_size, executor_for, map_ordered
 from simulator.explore.results import read_rows
 from simulator.explore.sweep import axis_cases, run_cases
 from simulator.explore.values import parse_axis, split_values
-from tests.conftest import WORKLOADS
+from tests.conftest import TOPOLOGIES, WORKLOADS
 
 W8 = WORKLOADS / "llama3-8b.yaml"
 OPTS = SimOptions(engine="analytical", replicas=2)
@@ -52,6 +52,37 @@ def test_multipliers_scale_the_base_value(study):
         axis_cases([parse_axis("model.activation=x2")], s, inp)
 
 
+def test_multipliers_of_a_cluster_key_scale_each_cluster_files_value():
+    inp, s = read_inputs(W8)
+    files = [str(TOPOLOGIES / "dgx-a100-selene.yaml"), str(TOPOLOGIES / "dgx-h100-superpod.yaml")]
+    axes = [parse_axis("cluster=" + ",".join(files)), parse_axis("cluster.node.nic_bandwidth=x1,x2")]
+    inputs, cases = axis_cases(axes, s, inp, ("cluster.reliability.restart_time=600 s",), option="--vary")
+    nic = [load_scenario(W8, cluster=inputs[c.source].cluster_source, overrides=list(c.overrides))
+           .cluster.node.nic_bandwidth for c in cases]
+    assert nic == pytest.approx([25e9, 50e9, 50e9, 100e9])      # Selene 200 Gb/s, SuperPOD 400 Gb/s
+    assert [c.label for c in cases][:2] == [f"cluster={files[0]}, nic_bandwidth=x1",
+                                            f"cluster={files[0]}, nic_bandwidth=x2"]
+    # the base --set of the same key is what the multiplier scales, on every cluster
+    _, cases = axis_cases(axes, s, inp, ("cluster.node.nic_bandwidth=100 Gb/s",), option="--vary")
+    assert [c.overrides[-1] for c in cases] == ["cluster.node.nic_bandwidth=12500000000.0 B/s",
+                                                "cluster.node.nic_bandwidth=25000000000.0 B/s"] * 2
+
+
+@pytest.mark.parametrize("spec, text", [
+    ("efficiency.gemm=x0", "(0, 1]"), ("efficiency.gemm=x2", "x2 of 0.78 is 1.56"),
+    ("efficiency.gemm=1.5", "(0, 1]"), ("efficiency.network=0", "(0, 1]"), ("efficiency.memory=nan", "(0, 1]"),
+    ("efficiency.fp8_gemm=x1.5", "(0, 1]"), ("efficiency.sparse_2to4=2", "(0, 1]"),
+    ("efficiency.attention=x0", "(0, 1]"), ("efficiency.kernel_overhead=x0", "positive"),
+])
+def test_efficiencies_must_be_fractions_of_the_peak(spec, text):
+    inp, s = read_inputs(W8)
+    with pytest.raises(ConfigError, match=r"--grid: efficiency\.") as err:
+        axis_cases([parse_axis(spec, "--grid")], s, inp, option="--grid")
+    assert text in str(err.value) and repr(spec.split("=")[1]) in str(err.value)
+    _, (ok,) = axis_cases([parse_axis("efficiency.gemm=1")], s, inp)
+    assert ok.efficiency == (("gemm", 1.0),)
+
+
 def test_rows_equal_direct_simulation(study):
     st, cases = study
     rows = run_cases(st, cases[:2], InlineExecutor(), progress=False)
@@ -87,6 +118,65 @@ def test_resume_refuses_another_study(tmp_path, study):
     run_cases(st, cases, InlineExecutor(), out=out, progress=False, stop_after=2)
     with pytest.raises(ConfigError, match="same study"):
         run_cases(st, cases[::-1], InlineExecutor(), out=out, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("change, text", [
+    (dict(options=SimOptions(engine="analytical", replicas=2, seed=1)), "--seed"),
+    (dict(options=SimOptions(engine="analytical", replicas=3)), "--replicas"),
+    (dict(options=SimOptions(engine="des", replicas=2)), "--fast"),
+    (dict(meta={"set": ["cluster.node.nic_bandwidth=200 Gb/s"]}), "--set"),
+])
+def test_resume_refuses_rows_computed_with_other_options(tmp_path, study, change, text):
+    st, cases = study
+    out = tmp_path / "r.csv"
+    run_cases(st, cases, InlineExecutor(), out=out, progress=False, stop_after=2, meta={"set": []})
+    other = Study(st.inputs, change.get("options", st.options))
+    with pytest.raises(ConfigError, match=text):
+        run_cases(other, cases, InlineExecutor(), out=out, resume=True, progress=False,
+                  meta=change.get("meta", {"set": []}))
+    assert len(read_rows(out)) == 2                 # nothing appended
+    # other contents under the same labels (e.g. an edited cluster file): refused too
+    edited = Study(tuple(Inputs(i.wraw, {**i.craw, "num_nodes": 1}, i.workload_source, i.cluster_source)
+                         for i in st.inputs), st.options)
+    with pytest.raises(ConfigError, match="same study"):
+        run_cases(edited, cases, InlineExecutor(), out=out, resume=True, progress=False, meta={"set": []})
+    run_cases(st, cases, InlineExecutor(), out=out, resume=True, progress=False, meta={"set": []})
+    assert len(read_rows(out)) == len(cases)
+
+
+def test_resume_refuses_a_file_without_its_record(tmp_path, study):
+    st, cases = study
+    out = tmp_path / "r.json"
+    run_cases(st, cases, InlineExecutor(), out=out, progress=False, stop_after=2)
+    (tmp_path / "r.json.study.json").unlink()
+    with pytest.raises(ConfigError, match="no record"):
+        run_cases(st, cases, InlineExecutor(), out=out, resume=True, progress=False)
+
+
+def test_a_failed_pool_warm_up_shuts_the_pool_down(monkeypatch):
+    from concurrent.futures import Future
+
+    from simulator.explore import executors
+
+    shut = []
+
+    class BrokenPool:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def submit(self, fn, *args):
+            f = Future()
+            f.set_exception(RuntimeError("worker died"))
+            return f
+
+        def shutdown(self, wait=True, cancel_futures=False):
+            shut.append((wait, cancel_futures))
+
+    monkeypatch.setattr(executors, "ProcessPoolExecutor", BrokenPool)
+    with pytest.raises(RuntimeError, match="worker died"):
+        with executor_for(2):
+            pass
+    assert shut == [(False, True)]
 
 
 def test_processes_and_dask_give_the_local_rows(study):

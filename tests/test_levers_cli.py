@@ -106,7 +106,40 @@ def test_plan_prices_the_same_loss_against_a_workload(capsys):
     (["plan", "--workload", str(WORKLOADS / "mixtral-8x7b.yaml")], "dense"),
     (["levers", str(WORKLOADS / "llama3-8b.yaml"), "--only", "fp9"], "unknown lever"),
     (["levers", str(WORKLOADS / "llama3-8b.yaml"), "--prune-width", "2"], "fraction"),
+    (["levers", str(WORKLOADS / "llama3-8b.yaml"), "--seed", "-1"], "--seed: expected a non-negative integer"),
+    (["plan", "--compute-budget", "1e24", "--seed", "-3"], "--seed: expected a non-negative integer"),
+    (["levers", str(WORKLOADS / "llama3-8b.yaml"), "--replicas", "0"], "--replicas: expected a positive integer"),
+    (["plan", "--target-loss", "nan"], "--target-loss: the target loss must be a finite number (got nan)"),
+    (["plan", "--target-loss", "inf", "--json"], "--target-loss: the target loss must be a finite number (got inf)"),
+    (["levers", str(WORKLOADS / "llama3-8b.yaml"), *FAST, "--plot", "levers.xyz"],
+     "--plot: unknown chart format (got 'levers.xyz')"),
+    (["levers", str(WORKLOADS / "llama3-8b.yaml"), *FAST, "--plot", str(WORKLOADS / "llama3-8b.yaml" / "x.png")],
+     "--plot: cannot create the file"),
 ])
 def test_bad_lever_input_is_exit_2(capsys, argv, text):
     assert main(argv) == 2
     assert text in capsys.readouterr().err
+
+
+def test_levers_plot_in_a_new_folder(capsys, tmp_path):
+    png = tmp_path / "new" / "levers.png"
+    assert main(["levers", str(WORKLOADS / "llama3-8b.yaml"), *FAST, "--only", "fp8", "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_optimizer_lever_uses_the_presets_overhead_not_the_workloads():
+    w = WORKLOADS / "llama3-8b.yaml"
+    heavy = evaluate(w, engine="analytical", replicas=2, opts=LeverOptions(levers=("optimizer",)),
+                     overrides=["training.optimizer.overhead_flops_fraction=0.3"])
+    light = evaluate(w, engine="analytical", replicas=2, opts=LeverOptions(levers=("optimizer",)))
+    assert "training.optimizer.overhead_flops_fraction=null" in heavy[1].metrics["overrides"]
+    assert "training.optimizer.hessian_interval=null" in heavy[1].metrics["overrides"]
+    # the lever's row is sophia's (+5% per step) whatever overhead the baseline's optimizer had
+    assert heavy[1].metrics["step_time_s"] == pytest.approx(light[1].metrics["step_time_s"], rel=1e-12)
+    assert heavy[1].metrics["step_time_s"] < heavy[0].metrics["step_time_s"] / 1.2
+    # a sophia baseline with its own Hessian interval: the adamw lever drops it (no estimate)
+    rows = evaluate(w, engine="analytical", replicas=2, opts=LeverOptions(optimizer="adamw", levers=("optimizer",)),
+                    overrides=["training.optimizer.kind=sophia", "training.optimizer.hessian_interval=20"])
+    assert not rows[1].error
+    assert rows[1].metrics["step_time_s"] < rows[0].metrics["step_time_s"]
+

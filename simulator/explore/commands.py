@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 
+from simulator.cli import non_negative_int as _non_negative_int
 from simulator.cli import positive_int as _positive_int
 from simulator.explore import handlers
 
 CONFIDENCES = ("p10", "p50", "p90", "mean")
-
-
 
 
 def _common(p: argparse.ArgumentParser, gpus: bool = True, plot: str = "chart") -> None:
@@ -27,7 +26,7 @@ def _common(p: argparse.ArgumentParser, gpus: bool = True, plot: str = "chart") 
     p.add_argument("--fast", action="store_true", help="closed-form step instead of the step DES")
     p.add_argument("--replicas", type=_positive_int, default=32,
                    help="Monte Carlo replicas of each campaign (default 32)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every case's campaign (default 0)")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every case's campaign (default 0)")
     p.add_argument("--workers", type=_positive_int,
                    help="local worker processes (default: the number of CPUs; 1 runs in this process)")
     p.add_argument("--scheduler", metavar="ADDRESS",

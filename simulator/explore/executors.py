@@ -77,9 +77,9 @@ def executor_for(workers: int | None = None, scheduler: str | None = None,
     # every worker is started here, before any progress-bar thread exists in this process
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method), initializer=_ignore_sigint)
-    for f in [pool.submit(os.getpid) for _ in range(n)]:
-        f.result()
     try:
+        for f in [pool.submit(os.getpid) for _ in range(n)]:
+            f.result()
         yield pool
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)

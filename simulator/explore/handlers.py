@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -35,6 +36,37 @@ def note(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def check_output(path: str | Path, option: str) -> None:
+    """Before any work: ``path`` must be a file name whose folder exists or can be created."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError("is a folder", source=option, value=str(path), expected="a file name")
+    folder = p.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"cannot create the file: {folder} is not a folder", source=option, value=str(path),
+                          expected="a path whose folder exists or can be created")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write in {folder}", source=option, value=str(path),
+                          expected="a path in a folder you can write to")
+
+
+def check_plot(path: str | Path | None, option: str = "--plot") -> None:
+    """Before any work: a chart path with a format matplotlib writes, in a folder that can be made."""
+    if path is None:
+        return
+    from simulator.report.study_plots import plot_formats
+
+    formats = plot_formats()
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise ConfigError("unknown chart format" if suffix else "the file name has no format suffix",
+                          source=option, value=str(path),
+                          expected="a file ending in " + ", ".join(f".{f}" for f in formats))
+    check_output(path, option)
+
+
 def options(args) -> SimOptions:
     return SimOptions(engine="analytical" if args.fast else "des", replicas=args.replicas, seed=args.seed)
 
@@ -52,6 +84,7 @@ def compare(args) -> int:
     from simulator.explore.sweep import run_cases
     from simulator.report.study_tables import compare_text
 
+    check_plot(args.plot)
     inputs, cases = compare_cases(args.workloads, args.vary, args.cluster, args.overrides, args.gpus)
     with _executor(args) as ex:
         rows = run_cases(Study(inputs, options(args)), cases, ex, progress=not args.no_progress)
@@ -66,6 +99,9 @@ def sweep(args) -> int:
     from simulator.explore.values import parse_axis
     from simulator.report.study_tables import sweep_text
 
+    check_plot(args.plot)
+    if args.out:
+        check_output(args.out, "--out")
     inp, s = read_inputs(args.workload, args.cluster, args.overrides, args.gpus)
     axes = [parse_axis(g, "--grid") for g in args.grid]
     inputs, cases = axis_cases(axes, s, inp, tuple(args.overrides), args.gpus, option="--grid")
@@ -73,10 +109,12 @@ def sweep(args) -> int:
         raise ConfigError("--resume needs the results file", source="--resume", expected="--out FILE")
     if args.out and args.force and Path(args.out).exists() and not args.resume:
         Path(args.out).unlink()
+    meta = {"workload": str(Path(args.workload).resolve()), "cluster": str(Path(s.cluster_source).resolve()),
+            "set": list(args.overrides), "gpus": args.gpus, "grid": [[a.key, list(a.values)] for a in axes]}
     try:
         with _executor(args) as ex:
             rows = run_cases(Study(inputs, options(args)), cases, ex, out=args.out, resume=args.resume,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, meta=meta)
     except KeyboardInterrupt:
         if args.out:
             note(f"the rows finished so far are in {args.out}; continue with the same command and --resume")
@@ -89,15 +127,18 @@ def sweep(args) -> int:
     return emit(args, rows, sweep_text(rows))
 
 
-def _ints(text: str | None, flag: str) -> tuple[int, ...] | None:
+def _ints(text: str | None, flag: str, least: int = 1) -> tuple[int, ...] | None:
+    """A comma-separated list of integers >= ``least`` (sizes and counts: positive)."""
     if text is None:
         return None
     try:
         values = tuple(int(v) for v in text.split(","))
     except ValueError:
         raise ConfigError("expected comma-separated integers", source=flag, value=text, expected="e.g. 1,2,4,8") from None
-    if any(v < 0 for v in values):
-        raise ConfigError("expected non-negative integers", source=flag, value=text)
+    if any(v < least for v in values):
+        what = "positive integers" if least == 1 else f"integers >= {least}"
+        raise ConfigError(f"expected {what}", source=flag, value=text,
+                          expected=f"each value >= {least}" + (", e.g. 1,2,4,8" if least == 1 else ""))
     return values
 
 
@@ -107,7 +148,7 @@ def _space(args, scenario) -> Space:
     if bad:
         raise ConfigError("unknown recomputation", source="--recompute", value=",".join(bad),
                           expected="none, selective, full")
-    zero = _ints(args.zero, "--zero") or (0, 1, 2, 3)
+    zero = _ints(args.zero, "--zero", least=0) or (0, 1, 2, 3)
     if any(z > 3 for z in zero):
         raise ConfigError("ZeRO stages are 0-3", source="--zero", value=args.zero)
     return Space(tp=_ints(args.tp, "--tp"), pp=_ints(args.pp, "--pp"), vpp=_ints(args.vpp, "--vpp"),
@@ -132,8 +173,12 @@ def _search_inputs(args):
         inp, s = read_inputs(args.workload, args.cluster, args.overrides, args.gpus)
         return inp, s, s.num_gpus
     except ConfigError as exc:
+        from simulator.config.overrides import apply, parse_override
+
         inp, s = read_inputs(args.workload, args.cluster, list(args.overrides) + list(RESET), 1)
-        gpus = args.gpus or inp.wraw.get("num_gpus")
+        workload_sets = [o for o in map(parse_override, args.overrides)
+                         if not (o.path[0] == "cluster" and len(o.path) > 1)]
+        gpus = args.gpus or apply(inp.wraw, workload_sets, inp.workload_source).get("num_gpus")
         if not isinstance(gpus, int):
             raise exc
         return inp, s, gpus
@@ -143,6 +188,9 @@ def search(args) -> int:
     from simulator.explore.search import SearchSettings, search as run_search
     from simulator.report.study_text import search_text
 
+    check_plot(args.plot)
+    if args.write:
+        check_output(args.write, "--write")
     inp, s, gpus = _search_inputs(args)
     settings = SearchSettings(gpus=gpus, objective=args.objective, confidence=args.confidence, top=args.top,
                               space=_space(args, s))
@@ -181,26 +229,30 @@ def search_json(res, name: str) -> dict:
             "front": [cands[i]["case"] for i in res.front]}
 
 
-def _quantity(text: str | None, kind: str, flag: str, bare: float) -> float | None:
-    """A --deadline / --budget value in SI; a bare number is in days / USD (``bare`` SI per unit)."""
+def _quantity(text: str | None, kind: str, flag: str, bare: float, example: str) -> float | None:
+    """A --deadline / --budget value in SI, finite and positive; a bare number is in days / USD
+    (``bare`` SI per unit)."""
     if text is None:
         return None
     try:
-        return float(text) * bare
+        value = float(text) * bare
     except ValueError:
-        pass
-    try:
-        return units.parse(text, kind)
-    except ValueError as exc:
-        raise ConfigError(str(exc), source=flag, value=text) from None
+        try:
+            value = units.parse(text, kind)
+        except ValueError as exc:
+            raise ConfigError(str(exc), source=flag, value=text, expected=example) from None
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError("must be a finite, positive amount", source=flag, value=text, expected=example)
+    return value
 
 
 def size(args) -> int:
     from simulator.explore.size import SizeSettings, size as run_size
     from simulator.report.study_text import size_text
 
-    deadline = _quantity(args.deadline, "time", "--deadline", 86400.0)
-    budget = _quantity(args.budget, "money", "--budget", 1.0)
+    check_plot(args.plot)
+    deadline = _quantity(args.deadline, "time", "--deadline", 86400.0, "a duration > 0, e.g. 60d or '8 weeks'")
+    budget = _quantity(args.budget, "money", "--budget", 1.0, "an amount > 0, e.g. '$40M' or '4e7 USD'")
     inp, s = read_inputs(args.workload, args.cluster, args.overrides)
     st = SizeSettings(deadline_days=None if deadline is None else deadline / 86400.0, budget_usd=budget,
                       confidence=args.confidence, max_gpus=args.max_gpus, counts=_ints(args.counts, "--counts"),
@@ -221,6 +273,7 @@ def sensitivity(args) -> int:
     from simulator.explore.sensitivity import factors, sensitivity as run_sensitivity
     from simulator.report.study_text import delta, sensitivity_text
 
+    check_plot(args.plot)
     inp, s = read_inputs(args.workload, args.cluster, args.overrides, args.gpus)
     chosen = factors(args.inputs.split(",") if args.inputs else None, args.add)
     with _executor(args) as ex:

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from simulator import units
+from simulator.cli import non_negative_int as _non_negative_int
+from simulator.cli import positive_int as _positive_int
 from simulator.errors import ConfigError
 
 
@@ -29,12 +31,6 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
-
-
 def _common(p: argparse.ArgumentParser, replicas: int) -> None:
     p.add_argument("--cluster", help="cluster YAML file (default: the workload's `cluster:`)")
     p.add_argument("--gpus", type=_positive_int, help="number of GPUs (overrides num_gpus)")
@@ -42,7 +38,8 @@ def _common(p: argparse.ArgumentParser, replicas: int) -> None:
                    help="override a workload or cluster key of the baseline (repeatable)")
     p.add_argument("--replicas", type=_positive_int, default=replicas,
                    help=f"Monte Carlo replicas of each training campaign (default {replicas})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the campaign's random streams (default 0)")
+    p.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="seed of the campaign's random streams (default 0)")
     p.add_argument("--fast", action="store_true", help="closed-form step time instead of the step DES")
     p.add_argument("--json", action="store_true", help="print only the JSON result on stdout")
 
@@ -94,9 +91,11 @@ def _levers(text: str | None) -> tuple[str, ...]:
 
 
 def cmd_levers(args: argparse.Namespace) -> int:
+    from simulator.explore.handlers import check_plot, finite
     from simulator.explore.levers import LeverOptions, evaluate
     from simulator.report.lever_table import format_table
 
+    check_plot(args.plot)
     opts = LeverOptions(optimizer=args.optimizer, prune_width=args.prune_width, prune_depth=args.prune_depth,
                         retrain_fraction=args.retrain_fraction, distill=not args.no_distill,
                         levers=_levers(args.only))
@@ -110,7 +109,7 @@ def cmd_levers(args: argparse.Namespace) -> int:
         plot_levers(data, args.plot, title=f"cost levers: {Path(args.workload).stem}")
         print(f"wrote {args.plot}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"workload": args.workload, "levers": data}, indent=2, default=str))
+        print(json.dumps(finite({"workload": args.workload, "levers": data}), indent=2, default=str))
     else:
         print(format_table(data))
     return 0
@@ -157,7 +156,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         lines.append("note: outside the fit's runs (70M-16B parameters, 5B-500B tokens): an extrapolation; "
                      "losses are MassiveText nats/token (docs/levers.md)")
     if args.json:
-        print(json.dumps(out, indent=2, default=str))
+        from simulator.explore.handlers import finite
+
+        print(json.dumps(finite(out), indent=2, default=str))
     else:
         print("\n".join(lines))
     return 0

@@ -92,11 +92,14 @@ def tokens_overrides(tokens: float) -> list[str]:
 
 
 def optimizer_lever(kind: str) -> Lever:
-    """An optimizer preset with its own steps_factor (set explicitly: a workload's own
-    steps_factor describes its baseline optimizer, not this one)."""
+    """An optimizer preset with its own steps_factor, Hessian interval and per-step overhead (set
+    explicitly: a workload's own values describe its baseline optimizer, not this one; null is the
+    preset's)."""
     p = preset(kind)
     return Lever("optimizer", f"{kind} optimizer", (f"training.optimizer.kind={kind}",
-                 f"training.optimizer.steps_factor={p.steps_factor}"),
+                 f"training.optimizer.steps_factor={p.steps_factor}",
+                 "training.optimizer.hessian_interval=null",
+                 "training.optimizer.overhead_flops_fraction=null"),
                  note=f"{p.steps_factor:g}x steps, +{100 * p.overhead_flops_fraction:.0f}% FLOPs/step; {p.source}")
 
 

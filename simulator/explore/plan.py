@@ -9,6 +9,7 @@ inference) and takes the tokens that give the same loss (or, with a budget, D = 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from simulator.config.scenario import Scenario
@@ -36,6 +37,9 @@ def check(q: PlanQuestion, has_workload: bool, fit: scaling.LossFit = scaling.CH
     if q.compute_budget is not None and q.compute_budget <= 0:
         raise ConfigError("the compute budget must be positive", source="--compute-budget",
                           value=q.compute_budget, expected="FLOPs, e.g. 3.8e25")
+    if q.target_loss is not None and not math.isfinite(q.target_loss):
+        raise ConfigError("the target loss must be a finite number", source="--target-loss", value=q.target_loss,
+                          expected=f"a loss in nats/token above the fit's irreducible loss E = {fit.E}, e.g. 2.0")
     if q.target_loss is not None and q.target_loss <= fit.E:
         raise ConfigError(f"no model reaches a loss at or below the fit's irreducible loss E = {fit.E}",
                           source="--target-loss", value=q.target_loss, expected=f"a loss above {fit.E}")

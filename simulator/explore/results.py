@@ -5,6 +5,9 @@ row readable. CSV: a header, then one line per row. JSON: an array with one row 
 closed (``]``) after every row, so the file is valid JSON whenever no write is in progress; a reader
 also accepts a file cut in the middle of a row and keeps the rows before it. Floats are written with
 Python's shortest round-trip form, so the same numbers give the same bytes.
+
+Next to a results file, ``<file>.study.json`` records the options that define the study (engine,
+replicas, seed, inputs, cases), so that a resume never appends rows computed with other options.
 """
 from __future__ import annotations
 
@@ -139,3 +142,43 @@ def check_prefix(rows: list[dict], labels: Sequence[str], path: str | Path) -> N
             raise ConfigError(f"row {i + 1} is case {row.get('case')!r} but this study's case {i + 1} is "
                               f"{label!r}", source=str(path),
                               expected="the results file of the same study (same --grid, same order), or --force")
+
+
+# how each recorded option is named in messages (keys not listed are named as they are)
+_OPTION_NAMES = {"engine": "--fast (engine)", "replicas": "--replicas", "seed": "--seed", "set": "--set",
+                 "gpus": "--gpus", "grid": "--grid", "cluster": "--cluster (cluster file)",
+                 "workload": "WORKLOAD (workload file)"}
+
+
+def study_path(path: str | Path) -> Path:
+    """The file that records the options a results file was computed with."""
+    return Path(f"{path}.study.json")
+
+
+def write_study(path: str | Path, record: dict) -> None:
+    side = study_path(path)
+    side.parent.mkdir(parents=True, exist_ok=True)
+    side.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+
+
+def check_study(path: str | Path, record: dict) -> None:
+    """The options recorded with a results file must be this study's (a ConfigError names the first
+    that differs); a file with no record cannot be resumed safely."""
+    side = study_path(path)
+    try:
+        old = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        raise ConfigError(f"cannot resume: no record of the options its rows were computed with ({side} is "
+                          "missing or unreadable)", source=str(path),
+                          expected="--force to start over, or another --out") from None
+    new = json.loads(json.dumps(record, sort_keys=True, default=str))
+    for key, value in new.items():
+        if key == "fingerprint" or old.get(key) == value:
+            continue
+        raise ConfigError("cannot resume: its rows were computed with other options", source=str(path),
+                          path=_OPTION_NAMES.get(key, key), value=value,
+                          expected=f"{old.get(key)!r} as in the run that wrote it, or --force to start over")
+    if old.get("fingerprint") != new.get("fingerprint"):
+        raise ConfigError("cannot resume: the workload or cluster contents, or the cases, differ from the run "
+                          "that wrote it", source=str(path),
+                          expected="the results file of the same study (same files, options and --grid), or --force")

@@ -22,6 +22,7 @@ from simulator.explore.progress import progress_bar
 from simulator.explore.ranking import Ranked, SearchTask, base_scenario, rank_batch
 from simulator.explore.sweep import run_cases
 from simulator.model.arch import resolve
+from simulator.model.training import plan
 
 OBJECTIVES = ("time", "cost", "energy", "carbon")
 OBJECTIVE_KEYS = {"cost": "cost_usd", "energy": "energy_mwh", "carbon": "co2_tonnes"}
@@ -136,8 +137,14 @@ def shortlist(ranked: list[Ranked], objective: str, top: int) -> list[Ranked]:
     return best
 
 
-def _check_size(task: SearchTask) -> None:
+def _check_task(task: SearchTask) -> None:
+    """Before any work: the workload has a training length (the objectives are the whole run's) and
+    the cluster has the GPUs."""
     base = base_scenario(task)
+    if plan(base.workload.training, base.workload.model.seq_length) is None:
+        raise ConfigError("the workload does not say how long to train (the search compares layouts by the "
+                          "whole run's time, cost and energy)", source=task.inputs.workload_source,
+                          path="training.train_tokens", expected="training.train_tokens or training.train_iters")
     capacity = base.cluster.num_nodes * base.cluster.node.gpus_per_node
     if task.gpus > capacity:
         raise ConfigError(f"the cluster has {capacity} GPUs", source="--gpus", value=task.gpus,
@@ -151,7 +158,7 @@ def search(inputs: Inputs, overrides: tuple[str, ...], settings: SearchSettings,
         raise ConfigError("unknown objective", source="--objective", value=settings.objective,
                           expected=" | ".join(OBJECTIVES))
     task = SearchTask(inputs, tuple(overrides), settings.gpus, settings.space)
-    _check_size(task)
+    _check_task(task)
     shapes, valid, ranked = rank_all(task, executor, progress)
     ranked.sort(key=lambda r: rank_key(r, settings.objective))
     if not ranked:

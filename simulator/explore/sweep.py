@@ -3,7 +3,10 @@ streamed in order to a results file that an interrupted run can resume.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import itertools
+import json
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Sequence
@@ -12,8 +15,8 @@ from simulator.errors import ConfigError
 from simulator.explore.cases import RESULT_COLUMNS, Case, Inputs, Study, evaluate_batch, with_cluster
 from simulator.explore.executors import batch_size, map_ordered, timed, worker_count
 from simulator.explore.progress import progress_bar
-from simulator.explore.results import ResultsFile, check_prefix, read_rows
-from simulator.explore.values import Axis, Setting, resolve
+from simulator.explore.results import ResultsFile, check_prefix, check_study, read_rows, write_study
+from simulator.explore.values import Axis, Setting, multiplier, resolve
 
 
 def short_names(keys: Sequence[str]) -> dict[str, str]:
@@ -33,7 +36,8 @@ def axis_cases(axes: Sequence[Axis], scenario, inputs: Inputs, base_overrides: S
                gpus: int | None = None, option: str = "--grid") -> tuple[tuple[Inputs, ...], list[Case]]:
     """The cross product of ``axes`` (first axis outermost) as Cases, and the Inputs they refer to.
 
-    Multipliers (``x2``) apply to ``scenario``'s values; a ``cluster`` axis adds one Inputs per file.
+    Multipliers (``x2``) apply to ``scenario``'s values; a ``cluster`` axis adds one Inputs per file,
+    and a multiplier of a ``cluster.*`` key then applies to the value in the case's cluster file.
     """
     keys = [a.key for a in axes]
     if len(set(keys)) != len(keys):
@@ -43,15 +47,19 @@ def axis_cases(axes: Sequence[Axis], scenario, inputs: Inputs, base_overrides: S
     names = short_names(keys)
     sources: list[Inputs] = [inputs]
     files: dict[str, int] = {}
+    per_file: dict[str, list[list[Setting]]] = {}    # the axes resolved against each cluster file
     cases = []
-    for combo in itertools.product(*settings):
+    for index in itertools.product(*(range(len(a.values)) for a in axes)):
+        combo = [axis[i] for axis, i in zip(settings, index)]
+        file = next((s.cluster_file for s in combo if s.cluster_file is not None), None)
         source = 0
-        for s in combo:
-            if s.cluster_file is not None:
-                if s.cluster_file not in files:
-                    files[s.cluster_file] = len(sources)
-                    sources.append(with_cluster(inputs, s.cluster_file))
-                source = files[s.cluster_file]
+        if file is not None:
+            if file not in files:
+                files[file] = len(sources)
+                sources.append(with_cluster(inputs, file))
+                per_file[file] = _resolve_on(axes, scenario, sources[-1], base_overrides, option)
+            source = files[file]
+            combo = [axis[i] for axis, i in zip(per_file[file], index)]
         cases.append(Case(
             label=_label(combo, names), params=tuple((s.key, s.label) for s in combo), source=source,
             overrides=tuple(base_overrides) + tuple(s.override for s in combo if s.override),
@@ -60,27 +68,63 @@ def axis_cases(axes: Sequence[Axis], scenario, inputs: Inputs, base_overrides: S
     return tuple(sources), cases
 
 
+def _resolve_on(axes: Sequence[Axis], scenario, inputs: Inputs, base_overrides: Sequence[str],
+                option: str) -> list[list[Setting]]:
+    """The axes resolved with the cluster of ``inputs`` (with the ``cluster.*`` base overrides):
+    multipliers of cluster keys scale that file's values, not the base scenario's."""
+    if not any(a.key.startswith("cluster.") and any(multiplier(v) is not None for v in a.values) for a in axes):
+        return [resolve(a, scenario, option) for a in axes]
+    from simulator.config.cluster import ClusterConfig
+    from simulator.config.loader import validate
+    from simulator.config.overrides import Override, parse_override
+
+    cl_over = []
+    for text in base_overrides:
+        ov = parse_override(text)
+        if ov.path[0] == "cluster" and len(ov.path) > 1:
+            cl_over.append(Override(ov.path[1:], ov.value, ov.text))
+    cluster = validate(ClusterConfig, inputs.craw, inputs.cluster_source, cl_over)
+    return [resolve(a, dataclasses.replace(scenario, cluster=cluster), option) for a in axes]
+
+
 def columns_of(cases: Sequence[Case]) -> tuple[str, ...]:
     params = list(dict.fromkeys(k for c in cases for k, _ in c.params))
     return tuple(dict.fromkeys(("case", *params, *RESULT_COLUMNS)))
 
 
+def study_record(study: Study, cases: Sequence[Case], meta: dict | None = None) -> dict:
+    """What defines a study's rows: the simulation options, ``meta`` (the command's options, named
+    in messages) and a fingerprint of the inputs' contents and of every case."""
+    o = study.options
+    content = {"inputs": [[i.wraw, i.craw] for i in study.inputs],
+               "cases": [[c.label, list(c.overrides), c.gpus, [list(e) for e in c.efficiency], c.source]
+                         for c in cases]}
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+    return {"engine": o.engine, "replicas": o.replicas, "seed": o.seed, "campaign": o.campaign,
+            **(meta or {}), "fingerprint": digest}
+
+
 def run_cases(study: Study, cases: Sequence[Case], executor: Executor, *, out: str | Path | None = None,
               resume: bool = False, progress: bool = True, stop_after: int | None = None,
-              label: str = "simulating") -> list[dict]:
+              label: str = "simulating", meta: dict | None = None) -> list[dict]:
     """Rows of every case, in order. With ``out``, each row is appended as soon as it and every row
-    before it are done; ``resume`` keeps the rows already in ``out`` and runs only the rest.
+    before it are done; ``resume`` keeps the rows already in ``out`` and runs only the rest, provided
+    they were computed with the same options (study_record, kept in ``<out>.study.json``).
     ``stop_after`` ends the run after that many new rows (a deterministic stand-in for Ctrl-C)."""
     rows: list[dict] = []
     sink = None
     if out is not None:
         sink = ResultsFile(out, columns_of(cases))
+        record = study_record(study, cases, meta)
         if resume and Path(out).exists():
             rows = read_rows(out, typed=RESULT_COLUMNS)
             check_prefix(rows, [c.label for c in cases], out)
-        elif Path(out).exists() and not resume:
+            check_study(out, record)
+        elif Path(out).exists():
             raise ConfigError("results file exists", source="--out", value=str(out),
                               expected="--resume to continue it, --force to overwrite it, or another name")
+        else:
+            write_study(out, record)
         sink.start(resume=resume)
     todo = list(cases[len(rows):])
     if stop_after is not None:

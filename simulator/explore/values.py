@@ -9,6 +9,7 @@ and the key ``cluster`` (alone) picks a cluster YAML file, relative to the curre
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import typing
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ _MULTIPLIER = re.compile(r"^\s*[x×]\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?
 _SI_UNIT = {"bandwidth": "B/s", "size": "B", "power": "W", "energy": "J", "flops": "FLOP/s",
             "time": "s", "count": "", "money": "USD", "energy_price": "USD/J",
             "carbon_intensity": "kg/J", "ratio": ""}
+# Efficiency fields that are fractions of a peak rate (in (0, 1]); the others are times (> 0)
+FRACTIONS = ("gemm", "attention", "memory", "network", "fp8_gemm", "sparse_2to4")
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,7 @@ def resolve(axis: Axis, scenario, option: str = "--vary") -> list[Setting]:
         if axis.key.startswith("efficiency."):
             base, _ = base_value(scenario, axis.key, option)
             value = base * factor if factor is not None else _efficiency_number(axis.key, text, option)
+            _check_efficiency(axis.key, text, value, option)
             out.append(Setting(axis.key, text, efficiency=(axis.key.split(".", 1)[1], value)))
             continue
         if factor is None:
@@ -209,6 +213,17 @@ def _efficiency_number(key: str, text: str, option: str) -> float:
     except ValueError:
         raise ConfigError("expected a number", source=option, path=key, value=text,
                           expected="e.g. 0.7, or a multiplier such as x0.9") from None
-    if not value > 0:
-        raise ConfigError("must be positive", source=option, path=key, value=text, expected="> 0")
     return value
+
+
+def _check_efficiency(key: str, text: str, value: float, option: str) -> None:
+    """Efficiencies are positive; the fractions of a peak rate (FRACTIONS) are at most 1."""
+    field = key.split(".", 1)[1]
+    gives = f" ({text} of {getattr(DEFAULT, field):g} is {value:g})" if multiplier(text) is not None else ""
+    if field in FRACTIONS:
+        if not (math.isfinite(value) and 0 < value <= 1):
+            raise ConfigError(f"a fraction of the peak rate must be in (0, 1]{gives}", source=option, path=key,
+                              value=text, expected="a number > 0 and <= 1, or a multiplier giving one")
+    elif not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"must be positive and finite{gives}", source=option, path=key, value=text,
+                          expected="a number > 0, or a multiplier giving one")

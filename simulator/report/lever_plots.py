@@ -36,5 +36,6 @@ def plot_levers(rows: list[dict], path: str | Path, title: str = "") -> Path:
         fig.suptitle(title)
     fig.tight_layout()
     out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     return out

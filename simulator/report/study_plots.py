@@ -17,6 +17,11 @@ COMPARE_PANELS = (("time_to_train_days_p50", "days to train (P50)"), ("gpu_hours
                   ("energy_mwh", "MWh"), ("co2_tonnes", "tCO2e"), ("cost_usd", "USD"))
 
 
+def plot_formats() -> tuple[str, ...]:
+    """File suffixes (without the dot) a chart can be written as: matplotlib's formats."""
+    return tuple(sorted(FigureCanvasAgg.get_supported_filetypes()))
+
+
 def _figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
