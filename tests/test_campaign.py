@@ -252,3 +252,19 @@ def test_result_lists_every_cause_and_class():
 def test_class_fractions_are_checked():
     with pytest.raises(ConfigError, match="hbm_fraction"):
         llama(R + "hbm_fraction=0.9", R + "sdc_fraction=0.2")
+
+
+def test_a_missing_node_takes_down_every_replica_it_holds(scenario):
+    """llama3-8b at TP2 holds 4 data-parallel replicas per 8-GPU node: continuing without a node
+    runs at 252/256 of the replicas, so the slowdown is 4x that of a layout with one per node."""
+    from simulator.engine.campaign import campaign_params
+    from simulator.engine.replica import Replica
+    from simulator.rng import Streams
+
+    s = scenario("llama3-8b", "cluster.reliability.continue_on_fewer_replicas=true")
+    p = campaign_params(s, 1.0)
+    rep = Replica(p, Streams(0, 0))
+    assert rep._replicas_per_node() == 4
+    rep.short = 1
+    rep._begin_run()
+    assert rep.f_short == pytest.approx(256 / 252)

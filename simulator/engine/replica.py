@@ -109,7 +109,7 @@ class Replica:
 
     def _get_spares(self):
         """Take spare nodes for the nodes the job lacks; wait for repairs if the pool is short."""
-        allowed_short = self.p.dp - 1 if self.p.continue_on_fewer_replicas else 0
+        allowed_short = (self.p.dp - 1) // self._replicas_per_node() if self.p.continue_on_fewer_replicas else 0
         take = min(int(self.spares.level), self.missing)
         if take:
             self.spares.get(take)          # the pool has them: granted at once, level drops now
@@ -122,10 +122,16 @@ class Replica:
             self.missing -= self.request_need
         self.short = self.missing
 
+    def _replicas_per_node(self) -> int:
+        """Data-parallel replicas a missing node takes down: a node of g GPUs holds g / (TP·PP·CP)
+        whole replicas (dp // nodes), or is part of one replica when a replica spans several nodes."""
+        return max(1, self.p.dp // self.p.num_nodes)
+
     def _begin_run(self) -> None:
         p = self.p
         self.f_slow = p.straggler_slowdown if self.slow else 1.0
-        self.f_short = p.dp / (p.dp - self.short) if self.short else 1.0
+        lost = min(p.dp - 1, self.short * self._replicas_per_node())
+        self.f_short = p.dp / (p.dp - lost) if lost else 1.0
         self.plan = RunPlan(p.checkpoint, self.env.now, self.progress, self.f_slow * self.f_short,
                             committed=self.committed, pending=self.pending, lead=self.lead)
         self.lead = 0.0
