@@ -33,11 +33,13 @@ class Tiers:
 
 
 def tiers_of(cluster: ClusterConfig, gpu: GPUSpec, eff: Efficiency, job_gpus: int) -> Tiers:
+    from simulator.topology import fabric_params
+
     node = cluster.node
-    nvlink = node.nvlink.bandwidth or gpu.nvlink_bandwidth or 32e9   # PCIe Gen4 x16 as a last resort
+    resolved = fabric_params(cluster, gpu)   # NVLink bandwidth and domain, as the generators see them
+    nvlink, domain = resolved.scale_up_bandwidth, resolved.domain_size
     nics = node.nics or node.gpus_per_node
     nic_per_gpu = nics * node.nic_bandwidth / node.gpus_per_node * eff.network
-    domain = node.nvlink.domain_size or node.gpus_per_node
     fabric = cluster.fabric
     view = _tier_view(cluster, gpu)
     scaleout = contention.from_tier_view(view, fabric.kind, node.gpus_per_node,
@@ -68,9 +70,7 @@ class Group(GroupShape):
 
     def per_domain(self, t: Tiers) -> int:
         """Members of the group that share one NVLink domain."""
-        if self.stride >= t.domain_size:
-            return 1
-        return max(1, min(self.size, t.domain_size // self.stride))
+        return self.members_within(t.domain_size)
 
     def domains(self, t: Tiers) -> int:
         return math.ceil(self.size / self.per_domain(t))

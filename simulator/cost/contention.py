@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from simulator.topology.placement import GroupShape
+
 
 @dataclass(frozen=True)
 class FabricTier:
@@ -63,20 +65,15 @@ def all_to_all_time(n: int, stride: int, nbytes: float, tiers: tuple[FabricTier,
     """Seconds for every rank to send ``nbytes`` spread evenly over the group's ranks, network part:
     the busiest of the NIC and each tier's uplinks."""
     worst = 0.0
-    in_domain = _members_within(n, stride, domain)
+    shape = GroupShape(n, stride)
+    in_domain = shape.members_within(domain)
     if n > in_domain:
         worst = nbytes * (n - in_domain) / n / nic_per_gpu
     for t in tiers:
-        inside = _members_within(n, stride, t.span)
+        inside = shape.members_within(t.span)
         if inside < n:
             worst = max(worst, nbytes * (n - inside) / n / t.up_per_gpu)
     return worst
-
-
-def _members_within(n: int, stride: int, span: float) -> int:
-    if stride >= span:
-        return 1
-    return int(min(n, max(1, span // stride)))
 
 
 RAIL_FABRICS = ("rail_optimized_fat_tree", "rail_only")

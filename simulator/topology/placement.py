@@ -20,6 +20,13 @@ class GroupShape:
     size: int
     stride: int
 
+    def members_within(self, span: float) -> int:
+        """Members of one group that fall in one aligned block of ``span`` ranks (a scale-up
+        domain, or one subtree of a fabric tier)."""
+        if self.stride >= span:
+            return 1
+        return int(min(self.size, max(1, span // self.stride)))
+
 
 def group_shape(kind: str, tp: int, cp: int, dp: int, pp: int, ep: int = 1) -> GroupShape:
     """The shape of every communicator of ``kind`` under Megatron's rank order."""
@@ -49,7 +56,7 @@ def links(shape: GroupShape, domain_size: int, tier_spans: list[tuple[str, int]]
     """Where one group's traffic goes: members per scale-up domain, domains spanned, and for each
     fabric tier (name, span in GPUs) whether the group reaches past one subtree of it."""
     span = (shape.size - 1) * shape.stride + 1
-    per_domain = 1 if shape.stride >= domain_size else max(1, min(shape.size, domain_size // shape.stride))
+    per_domain = shape.members_within(domain_size)
     return {
         "members_per_domain": per_domain,
         "domains": -(-shape.size // per_domain),
