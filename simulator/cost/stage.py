@@ -56,7 +56,7 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
         tp_f = tp_b = tp_one
     cp_f = cp_b = 0.0
     if lay.cp > 1:
-        kv = tokens * 2 * a.kv_width / lay.tp * sh.act_bytes
+        kv = tokens * a.kv_exchange_width / lay.tp * sh.act_bytes
         ring = (lay.cp - 1) * comm.send_recv(lay.tp, kv, tiers, peers=lay.cp)
         cp_f, cp_b = max(0.0, ring - attn_f), max(0.0, 2 * ring - attn_b)
     ep_f = ep_b = 0.0

@@ -12,7 +12,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from simulator.model.arch import Arch
-from simulator.model.params import dense_layer_params, embedding_params, moe_layer_params, output_params
+from simulator.model.params import (
+    dense_layer_params, embedding_params, moe_layer_params, mtp_params, output_params,
+)
+from simulator.model.precision import is_low_precision
 
 GIB = 2.0**30
 # CUDA context, NCCL communicators and buffers, cuBLAS workspaces, allocator slack: an assumption
@@ -57,7 +60,7 @@ def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequ
     multiplied (Transformer Engine), 1 byte instead of 2: the QKV, output-projection, fc1 and fc2 inputs.
     """
     tokens = micro_batch * a.seq / cp
-    h, aw, kw = a.hidden, a.attn_width, a.kv_width
+    h, aw = a.hidden, a.attn_width
     if recompute == "full":
         return 2.0 * tokens * h / (tp if sequence_parallel else 1)
     if moe:
@@ -69,16 +72,24 @@ def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequ
     # replicated over TP ranks unless sequence parallel: norm inputs, QKV and fc1 inputs, dropout masks
     replicated = tokens * (2 * h + g * h + 2 * h + g * h + h + h)
     # split over TP ranks: Q, K, V, attention output (projection input), activation input, fc2 input
-    split = tokens * (2 * aw + 2 * 2 * kw + g * aw) + ffn_tokens * (2 * up + g * ffn)
+    split = tokens * (2 * a.q_width + 2 * a.kv_width + 2 * a.v_width + g * aw) + ffn_tokens * (2 * up + g * ffn)
+    if a.qk_layernorm:
+        split += tokens * 2 * (a.q_width + a.kv_width)          # inputs of the per-head q / k norms
+    full = 0.0   # kept whole on every TP rank even under sequence parallelism
+    if a.mla:
+        # the compressed latents are gathered over the SP ranks before the (head-split) up
+        # projections: latent-norm inputs, up-projection inputs and the shared rotary key, per rank
+        full = tokens * ((2 + g) * (a.q_lora_rank + a.kv_lora_rank) + 2 * a.qk_rope_dim)
     if moe:
         split += tokens * a.num_experts * 4      # router logits (fp32)
         replicated += tokens * a.topk * h * 2     # permuted tokens
     core = 0.0
     if recompute == "none" and not flash_attention:
+        # the unfused path materialises every score, sliding window or not (masked)
         core = 5.0 * micro_batch * a.heads * (a.seq / cp) * a.seq   # scores, softmax, dropout mask
     elif flash_attention:
         core = 4.0 * micro_batch * a.heads * (a.seq / cp)            # log-sum-exp statistics (fp32)
-    return replicated / (tp if sequence_parallel else 1) + (split + core) / tp
+    return replicated / (tp if sequence_parallel else 1) + (split + core) / tp + full
 
 
 def in_flight_microbatches(schedule: str, stage: int, pp: int, m: int, vpp: int) -> float:
@@ -98,11 +109,14 @@ def stage_params(a: Arch, layers: int, first: bool, last: bool, pp: int) -> tupl
     dense = (layers - n_moe) * dense_layer_params(a) + n_moe * shared
     if first:
         dense += embedding_params(a)
+    experts_mtp = 0
     if last:
         dense += output_params(a)
         if a.tied_embeddings and pp > 1:
             dense += a.vocab * a.hidden   # the last stage keeps its own copy of the tied embedding
-    return float(dense), float(n_moe * experts)
+        mtp_dense, experts_mtp = mtp_params(a)   # multi-token prediction modules sit on the last stage
+        dense += mtp_dense
+    return float(dense), float(n_moe * experts + experts_mtp)
 
 
 def memory_per_gpu(a: Arch, **layout) -> MemoryBreakdown:
@@ -120,7 +134,7 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
     cached across microbatches by Transformer Engine; the transposed copy Hopper's backward uses is
     not counted) and stores the linear layers' saved inputs in FP8 (``activation_bytes_per_layer``).
     """
-    fp8 = precision == "fp8"
+    fp8 = is_low_precision(precision)   # FP8 / FP4 recipes: 1-byte copies and saved inputs
     pp = len(stage_layers)
     opt_bytes = OPTIMIZER_STATE_BYTES[optimizer]
     stages: list[MemoryBreakdown] = []
@@ -148,6 +162,12 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
         acts = per_mb * in_flight_microbatches(schedule, i, pp, num_microbatches, vpp)
         if i == pp - 1:
             acts += tokens * a.vocab / tp * (2 + 4)   # bf16 logits and their fp32 copy, one microbatch
+            if a.mtp_layers:   # each MTP module: its layer's activations and its logits, per microbatch
+                mtp = activation_bytes_per_layer(a, micro_batch, tp, cp, sequence_parallel, recompute,
+                                                 flash_attention, moe=a.last_layer_moe, fp8=fp8)
+                mtp += 2.0 * 2 * tokens * a.hidden / (tp if sequence_parallel else 1)   # projection input
+                acts += a.mtp_layers * (mtp * in_flight_microbatches(schedule, i, pp, num_microbatches, vpp)
+                                        + tokens * a.vocab / tp * (2 + 4))
         runtime = RUNTIME_RESERVE_BYTES
         if zero_stage >= 3:
             runtime += 2 * 2.0 * (dense_gpu + expert_gpu) / max(layers, 1)   # two gathered layers
