@@ -273,3 +273,21 @@ def test_search_and_levers_smoke(capsys, name):
         assert json.loads(capsys.readouterr().out)["best"]
     assert main(["levers", w, "--fast", "--replicas", "2", "--only", "fp8", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["levers"]) == 2
+
+
+def test_pruning_keeps_mla_and_layer_patterns_valid(scenario):
+    from simulator.config.model_checks import check_model_features
+    from simulator.model.resize import pruned_model
+
+    m = scenario("deepseek-v3").workload.model
+    p = pruned_model(m.model_copy(update={"moe": m.moe.model_copy(update={"moe_layer_freq": [0] * 3 + [1] * 58,
+                                                                         "first_k_dense_replace": 0})}), 0.75, 0.5)
+    check_model_features(p, lambda loc: "pruned")
+    assert p.multi_latent_attention == m.multi_latent_attention and p.num_query_groups is None
+    assert len(p.moe.moe_layer_freq) == p.num_layers == 30 and p.moe.moe_layer_freq[:2] == [0, 0]
+    g = scenario("gpt-oss-120b").workload.model
+    g = g.model_copy(update={"window_attn_skip_freq": None,
+                             "layer_types": ["sliding_attention", "full_attention"] * 18})
+    q = pruned_model(g, 1.0, 0.5)
+    check_model_features(q, lambda loc: "pruned")
+    assert q.layer_types == ["sliding_attention", "full_attention"] * 9
