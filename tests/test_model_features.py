@@ -284,7 +284,7 @@ def test_pruning_keeps_mla_and_layer_patterns_valid(scenario):
                                                                          "first_k_dense_replace": 0})}), 0.75, 0.5)
     check_model_features(p, lambda loc: "pruned")
     assert p.multi_latent_attention == m.multi_latent_attention and p.num_query_groups is None
-    assert len(p.moe.moe_layer_freq) == p.num_layers == 30 and p.moe.moe_layer_freq[:2] == [0, 0]
+    assert len(p.moe.moe_layer_freq) == p.num_layers == 30 and p.moe.moe_layer_freq[:4] == [0, 0, 0, 1]
     g = scenario("gpt-oss-120b").workload.model
     g = g.model_copy(update={"window_attn_skip_freq": None,
                              "layer_types": ["sliding_attention", "full_attention"] * 18})

@@ -115,7 +115,7 @@ def pruned_model(m: ModelConfig, width: float = 1.0, depth: float = 1.0) -> Mode
               "ffn_hidden_size": _round(a.ffn * width, 128)}
     if m.multi_latent_attention is None:   # MLA sets its head shapes itself
         update.update(kv_channels=a.kv_channels, num_query_groups=a.query_groups)
-    if m.layer_types is not None:          # per-layer patterns keep their layers' kinds, evenly thinned
+    if m.layer_types is not None:          # per-layer patterns keep their leading entries
         update["layer_types"] = _thin(m.layer_types, layers)
     moe_update = {}
     if m.moe is not None and m.moe.moe_ffn_hidden_size is not None:
@@ -128,8 +128,10 @@ def pruned_model(m: ModelConfig, width: float = 1.0, depth: float = 1.0) -> Mode
 
 
 def _thin(pattern: list, layers: int) -> list:
-    """A per-layer list of ``len(pattern)`` entries brought to ``layers`` entries, evenly spaced."""
-    return [pattern[i * len(pattern) // layers] for i in range(layers)]
+    """A per-layer list brought to ``layers`` entries: its first ones (depth pruning drops a contiguous
+    block of layers, Sreenivas et al. 2024), which keeps an alternating pattern alternating and
+    leading dense layers leading; a longer model repeats the pattern."""
+    return [pattern[i % len(pattern)] for i in range(layers)]
 
 
 def model_overrides(old: ModelConfig, new: ModelConfig) -> list[str]:
