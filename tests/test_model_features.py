@@ -105,7 +105,7 @@ def _moe(**moe) -> ModelConfig:
     return ModelConfig.model_validate(dict(
         num_layers=8, hidden_size=1024, num_attention_heads=8, vocab_size=1000, seq_length=2048,
         activation="swiglu", normalization="rmsnorm", add_bias_linear=False, ffn_hidden_size=4096,
-        moe=dict(num_experts=64, moe_router_topk=8, moe_ffn_hidden_size=256, **moe)))
+        moe={"num_experts": 64, "moe_router_topk": 8, "moe_ffn_hidden_size": 256, **moe}))
 
 
 def test_first_k_dense_equals_a_written_out_pattern():
@@ -250,6 +250,9 @@ MLA_PARTIAL = {"kv_lora_rank": 512}
      ["model.layer_types", "num_layers=32"]),
     ([("model.moe", {"num_experts": 8, "moe_layer_freq": [1, 0]})], ["model.moe.moe_layer_freq", "32"]),
     ([("model.moe", {"num_experts": 8, "first_k_dense_replace": 32})], ["model.moe.first_k_dense_replace"]),
+    ([("model.moe", {"num_experts": 8, "moe_router_num_groups": 4})], ["model.moe.moe_router_group_topk"]),
+    ([("model.moe", {"num_experts": 8, "moe_router_num_groups": 3, "moe_router_group_topk": 1})],
+     ["model.moe.moe_router_num_groups", "num_experts=8"]),
     ([("model.moe", {"num_experts": 8, "moe_expert_load_imbalance": 0.5})],
      ["model.moe.moe_expert_load_imbalance", ">= 1.0"]),
     ([("model.multi_latent_attention", {"kv_lora_rank": 512, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64,
@@ -291,3 +294,36 @@ def test_pruning_keeps_mla_and_layer_patterns_valid(scenario):
     q = pruned_model(g, 1.0, 0.5)
     check_model_features(q, lambda loc: "pruned")
     assert q.layer_types == ["sliding_attention", "full_attention"] * 9
+
+
+# ---- DeepEP-style dispatch ---------------------------------------------------------------------
+
+def test_dispatch_dedup_by_hand():
+    from simulator.model.routing import dispatch_volume_factor, remote_copies
+    a = resolve(_moe(moe_token_dispatcher_type="flex"))      # 64 experts, top-8
+    assert remote_copies(a, 1, True) == 0.0 and dispatch_volume_factor(a, 1) == 1.0
+    # 2 domains of 32 experts: the other domain is hit unless all 8 picks are local
+    from math import comb
+    hit = 1 - comb(32, 8) / comb(64, 8)
+    assert remote_copies(a, 2, True) == pytest.approx(hit)
+    assert remote_copies(a, 2, False) == 8 * 1 / 2
+    top1 = resolve(_moe(moe_router_topk=1, moe_token_dispatcher_type="flex"))
+    assert dispatch_volume_factor(top1, 8) == pytest.approx(1.0)    # one copy either way
+    capped = resolve(_moe(moe_token_dispatcher_type="flex", moe_router_num_groups=8, moe_router_group_topk=2))
+    assert remote_copies(capped, 8, True) <= 2 and dispatch_volume_factor(capped, 8) < dispatch_volume_factor(a, 8)
+
+
+@given(domains=st.sampled_from([2, 4, 8, 16, 32]), topk=st.integers(1, 8))
+@settings(max_examples=40, deadline=None)
+def test_dispatch_factor_is_a_fraction(domains, topk):
+    from simulator.model.routing import dispatch_volume_factor
+    a = resolve(_moe(moe_router_topk=topk, moe_token_dispatcher_type="flex"))
+    assert 0 < dispatch_volume_factor(a, domains) <= 1 + 1e-12
+    assert dispatch_volume_factor(resolve(_moe(moe_router_topk=topk)), domains) == 1.0
+
+
+def test_deepep_shortens_cross_node_expert_parallelism(scenario):
+    from simulator.simulate import simulate
+    flex, nccl = (simulate(scenario("deepseek-v3", f"model.moe.moe_token_dispatcher_type={d}"), engine="analytical")
+                  for d in ("flex", "alltoall"))
+    assert flex.breakdown["ep_comm"] < nccl.breakdown["ep_comm"]

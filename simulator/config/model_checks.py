@@ -31,6 +31,17 @@ def check_model_features(m: ModelConfig, where) -> None:
         if moe.moe_router_force_load_balancing and moe.moe_expert_load_imbalance != 1.0:
             _fail(where, "model.moe.moe_expert_load_imbalance", "conflicts with moe_router_force_load_balancing: "
                   "true (forced routing is balanced)", moe.moe_expert_load_imbalance, "1.0, or leave it out")
+        if (moe.moe_router_num_groups is None) != (moe.moe_router_group_topk is None):
+            key = "moe_router_group_topk" if moe.moe_router_group_topk is None else "moe_router_num_groups"
+            _fail(where, f"model.moe.{key}", "group-limited routing needs both moe_router_num_groups and "
+                  "moe_router_group_topk", None, "both keys, or neither")
+        if moe.moe_router_num_groups is not None:
+            if moe.num_experts % moe.moe_router_num_groups:
+                _fail(where, "model.moe.moe_router_num_groups", f"does not divide num_experts={moe.num_experts}",
+                      moe.moe_router_num_groups, "a divisor of num_experts")
+            if moe.moe_router_group_topk > moe.moe_router_num_groups:
+                _fail(where, "model.moe.moe_router_group_topk", f"exceeds moe_router_num_groups="
+                      f"{moe.moe_router_num_groups}", moe.moe_router_group_topk, "at most the number of groups")
         if moe.moe_expert_load_imbalance < 1.0:
             _fail(where, "model.moe.moe_expert_load_imbalance", "the busiest rank cannot hold fewer tokens "
                   "than the mean", moe.moe_expert_load_imbalance, "a ratio >= 1.0")

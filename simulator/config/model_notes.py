@@ -22,13 +22,17 @@ MODEL_FEATURE_NOTES = """
 | `model.moe.moe_grouped_gemm` | - | `true` | local experts as one grouped GEMM (Megatron `--moe-grouped-gemm`, default off there; every published MoE recipe in the validation set turns it on) |
 | `model.moe.moe_expert_load_imbalance` | ratio >= 1 | `1.0` | tokens on the busiest EP rank / the mean; applied to expert GEMMs when EP > 1. No published training measurement was found to set a default above 1 |
 | `model.moe.moe_router_force_load_balancing` | - | `false` | forced uniform routing (Megatron `--moe-router-force-load-balancing`, used by benchmark recipes): imbalance 1.0 |
+| `model.moe.moe_token_dispatcher_type` | - | `alltoall` | `alltoall`: NCCL all-to-all, one copy per routed expert; `flex`: DeepEP-style, one copy per destination scale-up domain over the network, forwarded over NVLink (Megatron `--moe-token-dispatcher-type`; deepseek-ai/DeepEP) |
+| `model.moe.moe_router_num_groups` | groups | null | group-limited routing: expert groups (Megatron; DeepSeek-V3 `n_group`: 8) |
+| `model.moe.moe_router_group_topk` | groups | null | groups one token may use (DeepSeek-V3 `topk_group`: 4) |
 | `training.precision` | - | `bf16` | `fp8` / `fp8_cs` / `fp8_ds` (per-tensor FP8), `fp8_mx` (MXFP8), `nvfp4`, `mxfp4` (Megatron-Bridge recipe names): the linear layers run at the catalog's `fp8` / `mxfp8` / `nvfp4` / `mxfp4` peak |
 | `peak_flops.mxfp8`, `.nvfp4`, `.mxfp4` | FLOP/s | null | dense block-scaled peaks (datasheets cited in `simulator/catalog/gpus.yaml`) |
 
 Errors (exit 2): an MLA section missing any of its required keys, or combined with `kv_channels`,
 `num_query_groups` or `qk_layernorm`; `sliding_window` larger than `seq_length`; `layer_types` or a
 `moe_layer_freq` list whose length is not `num_layers`; `window_attn_skip_freq` / `layer_types`
-without `sliding_window`, or both given; `first_k_dense_replace` leaving no MoE layer; a load
+without `sliding_window`, or both given; `first_k_dense_replace` leaving no MoE layer; only one of
+`moe_router_num_groups` / `moe_router_group_topk`, groups not dividing the experts or more chosen than exist; a load
 imbalance below 1 or set together with forced balancing; a precision the GPU has no peak for (the
 message names the GPU and the precisions it has).
 """

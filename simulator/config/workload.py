@@ -31,6 +31,12 @@ class MoEConfig(Strict):
     moe_expert_load_imbalance: PosFloat = 1.0
     # Megatron --moe-router-force-load-balancing: routing forced uniform (imbalance 1.0)
     moe_router_force_load_balancing: bool = False
+    # Megatron dispatcher: "alltoall" (NCCL all-to-all, one copy per routed expert) or "flex" with
+    # DeepEP (one copy per destination node over the network, forwarded over NVLink)
+    moe_token_dispatcher_type: Literal["alltoall", "flex"] = "alltoall"
+    # group-limited routing (DeepSeek-V3: 8 groups = nodes, each token on at most 4)
+    moe_router_num_groups: PosInt | None = None
+    moe_router_group_topk: PosInt | None = None
 
 
 class MLAConfig(Strict):

@@ -33,6 +33,9 @@ class Arch:
     moe_pattern: tuple[bool, ...] = ()
     grouped_gemm: bool = True
     load_imbalance: float = 1.0     # busiest EP rank's tokens / mean, applied when EP > 1
+    deepep: bool = False            # DeepEP-style dispatch: one copy per remote domain (flex dispatcher)
+    router_num_groups: int = 0      # group-limited routing: expert groups, groups a token may use
+    router_group_topk: int = 0
     qk_layernorm: bool = False
     # multi-head latent attention (kv_lora_rank = 0: standard attention)
     q_lora_rank: int = 0
@@ -183,6 +186,9 @@ def resolve(m: ModelConfig) -> Arch:
         grouped_gemm=moe.moe_grouped_gemm if moe else True,
         load_imbalance=(1.0 if moe.moe_router_force_load_balancing else moe.moe_expert_load_imbalance)
         if moe else 1.0,
+        deepep=bool(moe) and moe.moe_token_dispatcher_type == "flex",
+        router_num_groups=(moe.moe_router_num_groups or 0) if moe else 0,
+        router_group_topk=(moe.moe_router_group_topk or 0) if moe else 0,
         qk_layernorm=m.qk_layernorm,
         q_lora_rank=(mla.q_lora_rank or 0) if mla else 0,
         kv_lora_rank=mla.kv_lora_rank if mla else 0,
