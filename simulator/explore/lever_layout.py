@@ -26,7 +26,7 @@ def _load(workload: Path, cluster: Path | None, gpus: int | None, overrides: lis
 
 
 def _fits(s: Scenario) -> bool:
-    return memory_of(s).total <= s.gpu.hbm_capacity
+    return memory_of(s).total <= s.gpu.usable_hbm
 
 
 def layout_overrides(tp: int, pp: int, recompute: str) -> list[str]:

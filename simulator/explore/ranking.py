@@ -107,7 +107,7 @@ def _rank(s: Scenario, layout: Layout, order: int, power) -> Ranked:
 
 def rank_structure(base: Scenario, st: Structure, order: int, task: SearchTask, power) -> tuple[int, list[Ranked]]:
     """(number of valid layouts of this shape, the fitting ones ranked)."""
-    space, cap = task.space, base.gpu.hbm_capacity
+    space, cap = task.space, base.gpu.usable_hbm
     zeros = zero_stages(st, space)
     if not zeros or not space.recompute:
         return 0, []

@@ -65,6 +65,8 @@ def workload_of(row: dict) -> dict:
         "num_query_groups": int(row["num_query_groups"]), "seq_length": int(row["seq_length"]),
         "vocab_size": int(row["vocab_size"]), "activation": "gelu", "normalization": "layernorm",
         "position_embedding_type": "alibi" if bloom else "learned_absolute", "embedding_layernorm": bloom,
+        # GPT-era Megatron(-DeepSpeed) runs: the frameworks' default dropout 0.1 (not stated per row)
+        "attention_dropout": 0.1, "hidden_dropout": 0.1,
     }
     zero = _int(row["zero_stage"], None)
     parallel = {
