@@ -230,13 +230,25 @@ def test_runtime_reserve_is_counted():
 def test_pipeline_stage_with_logits_can_be_the_peak(scenario):
     from simulator.simulate import memory_of
     s = scenario("llama3-405b")
-    assert memory_of(s).total < s.gpu.hbm_capacity
+    assert memory_of(s).total < s.gpu.usable_hbm
+
+
+def test_bundled_405b_interleaves_and_fits_as_meta_ran_it(scenario):
+    """Llama 3 paper section 3.3.2: TP8 CP1 PP16 DP128, interleaved, FSDP without resharding after the
+    forward, on 80 GB H100s (usable 81559 MiB)."""
+    from simulator.simulate import memory_of
+    s = scenario("llama3-405b")
+    lay = s.layout
+    assert (lay.tp, lay.cp, lay.pp, lay.dp, lay.schedule) == (8, 1, 16, 128, "interleaved_1f1b")
+    assert lay.vpp > 1 and lay.zero_stage == 3 and not lay.reshard_after_forward
+    assert memory_of(s).total < s.gpu.usable_hbm < s.gpu.hbm_capacity
 
 
 def test_too_big_is_infeasible_with_breakdown(scenario):
     s = scenario("llama3-405b", "parallelism.pipeline_model_parallel_size=2",
                  "parallelism.decoder_first_pipeline_num_layers=null",
-                 "parallelism.decoder_last_pipeline_num_layers=null", gpus=2048)
+                 "parallelism.decoder_last_pipeline_num_layers=null",
+                 "parallelism.virtual_pipeline_model_parallel_size=null", gpus=2048)
     with pytest.raises(InfeasibleError) as exc:
         simulate(s)
     msg = str(exc.value)

@@ -228,11 +228,13 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
             _fail(where, P + "virtual_pipeline_model_parallel_size", "needs pipeline parallelism", vpp,
                   "pipeline_model_parallel_size > 1")
         uneven = (par.decoder_first_pipeline_num_layers or par.decoder_last_pipeline_num_layers)
-        if min(stage_layers) < vpp or (not uneven and any(n % vpp for n in stage_layers)):
+        # uneven first/last stages may leave one chunk with only the embedding or the loss
+        # (Megatron's account_for_embedding/loss_in_pipeline_split): at most their layers + 1 chunks
+        if min(stage_layers) + (1 if uneven else 0) < vpp or (not uneven and any(n % vpp for n in stage_layers)):
             _fail(where, P + "virtual_pipeline_model_parallel_size",
                   f"does not divide the layers per stage {sorted(set(stage_layers))}", vpp,
                   "a divisor of the layers per pipeline stage (with uneven first/last stages: at most "
-                  "the smallest stage's layers)")
+                  "the smallest stage's layers + 1)")
         if m % pp:
             _fail(where, P + "virtual_pipeline_model_parallel_size", f"the interleaved schedule needs the "
                   f"number of microbatches ({m}) to be a multiple of PP={pp}", vpp,

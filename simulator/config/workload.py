@@ -91,6 +91,10 @@ class ParallelismConfig(Strict):
     # ZeRO-3/FSDP: free the gathered parameters after the forward (true, FSDP's default: gather again
     # for the backward) or keep them until the backward (false; torchtitan with pipelining, Llama 3)
     reshard_after_forward: bool = True
+    # ZeRO-3/FSDP gather unit: one flat parameter per transformer layer (FSDP1/FSDP2 wrapped per block,
+    # torchtitan, Megatron FSDP), or one collective per parameter tensor, each paying its latency in
+    # line (DeepSpeed ZeRO-3 as Narayanan et al. 2021 measured it)
+    fsdp_unit: Literal["layer", "tensor"] = "layer"
     # HSDP: shard model states over groups of this many data-parallel ranks and replicate across the
     # groups (torchtitan data_parallel_shard_degree); default: shard over all of DP
     data_parallel_shard_degree: PosInt | None = None
@@ -133,10 +137,10 @@ class MemoryConfig(Strict):
     # CUDA context, NCCL communicators and buffers, cuBLAS/cuDNN workspaces (PyTorch + NCCL jobs hold
     # 2-4 GiB outside tensors; an assumption, docs/model.md)
     runtime_reserve: Size = "3 GiB"
-    # caching-allocator fragmentation, as a fraction of the activation memory that is allocated and
-    # freed every microbatch; 5% assumes expandable segments (PYTORCH_CUDA_ALLOC_CONF), which the
-    # NeMo / Megatron-Bridge performance recipes set (docs/model.md)
-    fragmentation: Annotated[float, BeforeValidator(units.parser("ratio")), Field(ge=0, le=1)] = 0.05
+    # caching-allocator slack, as a fraction of the activation memory that is allocated and freed
+    # every microbatch. 0 assumes expandable segments (PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True,
+    # set by the NeMo / Megatron-Bridge performance recipes); raise it for the default allocator
+    fragmentation: Annotated[float, BeforeValidator(units.parser("ratio")), Field(ge=0, le=1)] = 0.0
 
 
 class WorkloadConfig(Strict):

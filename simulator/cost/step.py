@@ -15,6 +15,7 @@ from simulator.cost.stage import StageTimes, stage_times
 from simulator.model.arch import resolve
 from simulator.model.memory import FP32_GRAD_COPY_BYTES, GRAD_BYTES, stage_params
 from simulator.model.optimizers import overhead_flops_fraction
+from simulator.model.params import tensors_per_layer
 
 # Megatron-LM DDP bucket size: max(40M, 1M x DP) parameters (DistributedDataParallelConfig).
 BUCKET_PARAMS = 40e6
@@ -168,6 +169,8 @@ def zero3_exposed(s: Scenario, stage: int, st: StageTimes, tiers: comm.Tiers) ->
     rs = (comm.reduce_scatter(shard, gb * dense_u, tiers) + comm.reduce_scatter(eshard, gb * expert_u, tiers)
           + comm.all_reduce(replica, gb * dense_u / shard.size, tiers)
           + comm.all_reduce(ereplica, gb * expert_u / eshard.size, tiers))
+    if s.workload.parallelism.fsdp_unit == "tensor":
+        return _per_tensor_exposed(s, st, shard, dense_gpu + expert_gpu, tiers)
     ag_all, rs_all = units * ag, units * rs
     if not lay.reshard_after_forward and lay.pp > 1:
         # gathered during the first forward and kept for the step; each microbatch's gradients then
@@ -179,6 +182,26 @@ def zero3_exposed(s: Scenario, stage: int, st: StageTimes, tiers: comm.Tiers) ->
     # unit ahead); the first gather and the last reduce-scatter cannot hide
     per_mb = ag_all * (1 if not lay.reshard_after_forward else 2) + rs_all
     return ag + rs + m * max(0.0, per_mb - st.total)
+
+
+def _per_tensor_exposed(s: Scenario, st: StageTimes, group: comm.Group, params: float,
+                        tiers: comm.Tiers) -> float:
+    """ZeRO-3 fetching tensor by tensor (DeepSpeed): every parameter tensor is all-gathered before
+    each forward, recomputed forward and backward, and its gradient reduce-scattered, per
+    microbatch; prefetching hides the bandwidth part behind compute, each collective's latency is
+    paid in line."""
+    lay, m = s.layout, s.layout.num_microbatches
+    a = resolve(s.workload.model)
+    nbytes = 2.0 * params
+    passes = 2 + (lay.recompute == "full")
+    tensors = tensors_per_layer(a) * a.num_layers + 2
+    per = nbytes / tensors
+    one_ag, one_rs = comm.all_gather(group, per, tiers), comm.reduce_scatter(group, per * grad_bytes(s) / 2, tiers)
+    latency = comm.all_gather(group, 1.0, tiers)
+    collectives = tensors * (passes + 1)
+    total = m * tensors * (passes * one_ag + one_rs)
+    in_line = m * collectives * latency
+    return in_line + max(0.0, (total - in_line) - m * st.total)
 
 
 def optimizer_time(s: Scenario, stage: int, eff: Efficiency, compute_s: float = 0.0) -> float:

@@ -225,10 +225,12 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
         if fp8:   # low-precision copies of the layers' weights (not the embedding or output layer)
             n_moe_w = a.moe_layers_in(layers)
             body = ((layers - n_moe_w) * dense_layer_params(a) + n_moe_w * moe_layer_params(a)[0]) / tp
-            lp = lp_bytes * ((body / shard_dense + expert_gpu / shard_expert) if zero_stage >= 3
-                             else body + expert_gpu)
-            if zero_stage >= 3:
-                lp += lp_bytes * 2 * per_layer
+            if zero_stage >= 3:   # quantised from each gathered layer, no transpose cache kept
+                # (Megatron FSDP: keep_fp8_transpose_cache false in Megatron-Bridge's performance
+                # recipes, scripts/performance/utils/helpers.py @ d0d1bb08)
+                lp = lp_bytes / 2 * (body / shard_dense + expert_gpu / shard_expert + 2 * per_layer)
+            else:
+                lp = lp_bytes * (body + expert_gpu)
         if zero_stage >= 2:
             grads = grad_b * sharded
             gather += grad_b * per_layer   # one layer's unsharded gradients before their reduce-scatter

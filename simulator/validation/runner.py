@@ -78,6 +78,8 @@ def workload_of(row: dict) -> dict:
         parallel["virtual_pipeline_model_parallel_size"] = int(row["virtual_pp"])
     if zero is not None and not parallel.get("distributed_optimizer"):
         parallel["zero_stage"] = zero
+        if zero >= 3:   # the 2021 DeepSpeed ZeRO-3 runs fetched parameters tensor by tensor
+            parallel["fsdp_unit"] = "tensor"
     if row["sequence_parallel"].strip():
         parallel["sequence_parallel"] = row["sequence_parallel"] == "true"
     layers, pp = int(row["num_layers"]), int(row["pp"])
