@@ -61,6 +61,8 @@ class Arch:
     @property
     def v_head_dim(self) -> int:
         return self.v_dim if self.mla else self.kv_channels
+    attention_dropout: float = 0.0
+    hidden_dropout: float = 0.0
 
     @property
     def attn_width(self) -> int:
@@ -198,4 +200,6 @@ def resolve(m: ModelConfig) -> Arch:
         windows=_windows(m),
         attention_sinks=m.softmax_type == "learnable",
         mtp_layers=m.mtp_num_layers,
+        attention_dropout=m.attention_dropout,
+        hidden_dropout=m.hidden_dropout,
     )

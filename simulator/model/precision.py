@@ -17,11 +17,6 @@ TENSOR_FORMAT = {
     "nvfp4": "nvfp4", "mxfp4": "mxfp4",
 }
 
-# bytes of a saved linear-layer input / cached weight copy in the low-precision format (block scales
-# included: MXFP8 one byte per 32 elements, NVFP4 one byte per 16, MXFP4 one byte per 32)
-STORED_BYTES = {"fp8": 1.0, "mxfp8": 1.0 + 1 / 32, "nvfp4": 0.5 + 1 / 16, "mxfp4": 0.5 + 1 / 32}
-
-
 def tensor_format(precision: str) -> str:
     return TENSOR_FORMAT[precision]
 
@@ -30,7 +25,3 @@ def is_low_precision(precision: str) -> bool:
     """True when the linear layers run below 16 bits (FP8 or FP4 families)."""
     return TENSOR_FORMAT[precision] not in ("bf16", "fp16")
 
-
-def stored_bytes(precision: str) -> float:
-    """Bytes per element of the low-precision copies Transformer Engine keeps (2.0 for bf16/fp16)."""
-    return STORED_BYTES.get(TENSOR_FORMAT[precision], 2.0)
