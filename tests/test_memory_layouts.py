@@ -137,3 +137,17 @@ def test_search_reports_why_layouts_were_pruned(capsys):
     out, err = capsys.readouterr()
     assert code == 3
     assert "do not fit even with ZeRO-3" in err and "GiB" in err
+
+
+def test_offload_transfers_hide_behind_compute_only_on_a_fast_host_link(scenario):
+    """PCIe Gen5 (64 GB/s) cannot hide 30 layers' activations behind an 8B forward; NVLink-C2C
+    (GB200, 450 GB/s per direction) can. The closed form and the DES charge the same."""
+    from simulator.engine.iteration import simulate_step
+    base = ("parallelism.tensor_model_parallel_size=1", "parallelism.sequence_parallel=false",
+            "parallelism.micro_batch_size=2", "training.global_batch_size=1024",
+            "parallelism.cpu_offloading=true", "parallelism.cpu_offloading_num_layers=30")
+    pcie = scenario("llama3-8b", *base)
+    c2c = scenario("llama3-8b", *base, cluster="gb200-nvl72")
+    assert estimate_step(pcie).breakdown["offload"] > 0.1
+    assert estimate_step(c2c).breakdown.get("offload", 0.0) == 0.0
+    assert simulate_step(pcie).breakdown["offload"] == pytest.approx(estimate_step(pcie).breakdown["offload"])

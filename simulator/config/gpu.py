@@ -34,6 +34,8 @@ class GPUSpec(Strict):
     tdp: Power
     idle_power: Power
     nvlink_bandwidth: Bandwidth | None = Field(default=None, description="per GPU, per direction")
+    # GPU <-> host memory link per direction (PCIe or NVLink-C2C): activation CPU offloading
+    host_bandwidth: Bandwidth = "32 GB/s"
     sparsity_2to4_speedup: float = 1.0
     source: str = ""
 

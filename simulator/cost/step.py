@@ -13,7 +13,9 @@ from simulator.cost import comm
 from simulator.cost.efficiency import DEFAULT, Efficiency
 from simulator.cost.stage import StageTimes, stage_times
 from simulator.model.arch import resolve
-from simulator.model.memory import FP32_GRAD_COPY_BYTES, GRAD_BYTES, stage_params
+from simulator.model.memory import (
+    FP32_GRAD_COPY_BYTES, GRAD_BYTES, activation_bytes_per_layer, low_precision, stage_params,
+)
 from simulator.model.optimizers import overhead_flops_fraction
 from simulator.model.params import tensors_per_layer
 
@@ -223,6 +225,32 @@ def optimizer_time(s: Scenario, stage: int, eff: Efficiency, compute_s: float = 
     return local * per_param / (s.gpu.hbm_bandwidth * eff.memory) + extra
 
 
+# Host DMA copies reach about this fraction of the link's line rate (PCIe protocol overhead and DMA
+# efficiency; an assumption in the 0.8-0.9 range that H2D/D2H copy benchmarks show, docs/model.md).
+HOST_DMA_EFFICIENCY = 0.85
+
+
+def offload_exposed(s: Scenario, st: StageTimes) -> float:
+    """Activation CPU offloading: each microbatch's offloaded activations go to host memory during
+    the forward and come back during the backward on copy streams; what a direction's transfer needs
+    beyond that pass's compute is exposed (Megatron overlaps the copies with the next layers)."""
+    lay = s.layout
+    if not lay.offload_layers:
+        return 0.0
+    a = resolve(s.workload.model)
+    rec = "selective" if lay.recompute == "full" else lay.recompute
+    layers = lay.stage_layers[0]
+    n_moe = a.moe_layers_in(layers)
+    per_layer = sum(k * activation_bytes_per_layer(a, lay.micro_batch_size, lay.tp, lay.cp, lay.sequence_parallel,
+                                                   rec, s.workload.training.use_flash_attn, moe=moe,
+                                                   fp8=low_precision(s.workload.training.precision),
+                                                   etp=lay.expert_tp)
+                    for k, moe in ((layers - n_moe, False), (n_moe, True)) if k) / max(layers, 1)
+    off = min(lay.offload_layers, layers) * per_layer   # as model/memory.py counts them
+    xfer = off / (s.gpu.host_bandwidth * HOST_DMA_EFFICIENCY)
+    return lay.num_microbatches * (max(0.0, xfer - st.fwd) + max(0.0, xfer - st.bwd))
+
+
 def p2p_time(s: Scenario, tiers: comm.Tiers) -> float:
     """One activation (or gradient) transfer between neighbouring pipeline stages."""
     lay = s.layout
@@ -245,6 +273,7 @@ def estimate_step(s: Scenario, eff: Efficiency = DEFAULT) -> StepEstimate:
     grad_exposed = max(d[0] for d in dp)
     gather_exposed = max(d[1] for d in dp)
     opt = max(optimizer_time(s, i, eff, m * (st.compute + st.recompute)) for i, st in enumerate(stages))
+    offload = offload_exposed(s, stages[0])
     slow = stages[b]
     work = m * slow.total
     breakdown = {
@@ -258,5 +287,7 @@ def estimate_step(s: Scenario, eff: Efficiency = DEFAULT) -> StepEstimate:
         "dp_comm": grad_exposed + gather_exposed,
         "optimizer": opt,
     }
-    step = pipe + grad_exposed + gather_exposed + opt
+    if offload:
+        breakdown["offload"] = offload
+    step = pipe + grad_exposed + gather_exposed + opt + offload
     return StepEstimate(step, breakdown, tuple(stages), b)
