@@ -9,6 +9,7 @@ from simulator.config.types import (
     Bandwidth, CarbonIntensity, Duration, EnergyPrice, Money, NonNegFloat, NonNegInt, PosFloat,
     PosInt, PositiveDuration, Power, Strict,
 )
+from simulator.limits import MAX_SWITCH_RADIX
 
 
 class NVLinkConfig(Strict):
@@ -33,7 +34,7 @@ class FabricConfig(Strict):
     oversubscription: float = Field(default=1.0, ge=1.0)
     link_latency: Duration = "1 us"
     # Ports per switch (NVIDIA Quantum-2 QM9700: 64 x NDR 400 Gb/s; Spectrum-4 SN5600: 64 x 800 GbE)
-    switch_radix: PosInt = Field(default=64, ge=2)
+    switch_radix: PosInt = Field(default=64, ge=2, le=MAX_SWITCH_RADIX)  # limits.py: 512-port ASICs ship
     # Downlink / uplink capacity per switch tier, leaf first. null: `oversubscription` where traffic
     # leaves a scalable unit (the spines of a 3-tier fat_tree, the leaves otherwise), 1 elsewhere.
     tier_oversubscription: Annotated[list[Annotated[float, Field(ge=1.0)]],

@@ -5,6 +5,8 @@ Each failed check is a ConfigError naming where the offending value came from (t
 """
 from __future__ import annotations
 
+import math
+
 from simulator.config.cluster import ClusterConfig
 from simulator.config.gpu import GPUSpec
 from simulator.config.workload import WorkloadConfig
@@ -20,7 +22,8 @@ def _fail(where, path: str, message: str, value: object, expected: str) -> None:
 
 
 def _divisors(n: int) -> str:
-    ds = [d for d in range(1, n + 1) if n % d == 0]
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]     # O(sqrt n)
+    ds = small + [n // d for d in reversed(small) if d * d != n]
     return ", ".join(map(str, ds if len(ds) <= 12 else ds[:6] + ["..."] + ds[-3:]))
 
 
@@ -33,6 +36,9 @@ def _stage_layers(w: WorkloadConfig, pp: int, where) -> tuple[int, ...]:
               "pipeline_model_parallel_size > 1")
     inner = pp - (first is not None) - (last is not None)
     rest = layers - (first or 0) - (last or 0)
+    if first is None and last is None and pp > layers:
+        _fail(where, P + "pipeline_model_parallel_size", f"exceeds num_layers={layers} (each stage needs a layer)",
+              pp, f"at most {layers}, a divisor of {layers} ({_divisors(layers)})")
     if rest < inner or rest < 0:
         key = "decoder_first_pipeline_num_layers" if first is not None else "decoder_last_pipeline_num_layers"
         _fail(where, P + key, f"first + last stage layers ({(first or 0) + (last or 0)}) leave fewer than "

@@ -12,6 +12,7 @@ from simulator.config.errors import raise_config_error, suggest
 from simulator.config.gpu import GPUSpec
 from simulator.config.loader import read_yaml, source_finder, validate
 from simulator.config.overrides import Override, parse_override
+from simulator.config.sanity import check_scenario
 from simulator.config.workload import WorkloadConfig
 from simulator.errors import ConfigError
 
@@ -145,6 +146,7 @@ def _finish(wcfg, wraw, craw, workload_source, cluster_source, wl_over, cl_over,
     gpu = resolve_gpu(ccfg, cwhere)
     _check_fabric(ccfg, gpu, cwhere)
     num_gpus, layout = derive_layout(wcfg, ccfg, gpu, wwhere, cwhere)
+    check_scenario(wcfg, ccfg, wcfg.model.seq_length, wwhere, cwhere)
     assumptions = {**defaults_used(wcfg), **{f"cluster.{k}": v for k, v in defaults_used(ccfg).items()}}
     return Scenario(wcfg, ccfg, gpu, layout, num_gpus, workload_source, cluster_source, assumptions)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from simulator.config.loader import read_yaml
 from simulator.config.scenario import Scenario, build_scenario, load_scenario
 from simulator.cost.efficiency import DEFAULT
-from simulator.errors import ConfigError, InfeasibleError
+from simulator.errors import ConfigError, InfeasibleError, clip
 
 # Result.to_json() keys copied into a row, in column order (absent keys stay empty, never made up)
 METRICS = ("layout", "num_gpus", "step_time_s", "mfu", "tokens_per_s", "memory_per_gpu_gib",
@@ -100,10 +100,12 @@ def flatten(data: dict) -> dict:
 
 
 def _blank(case: Case, status: str, error: str, extra: dict | None = None) -> dict:
-    row = {"case": case.label, **dict(case.params), **{k: None for k in RESULT_COLUMNS}}
+    """A row with no results: the case's own axis values are kept, also where an axis shares its
+    column with a result (a ``num_gpus`` axis)."""
+    row = {"case": case.label, **{k: None for k in RESULT_COLUMNS}, **dict(case.params)}
     row.update(extra or {})
     row["status"], row["error"] = status, error
-    return row
+    return {k: row.get(k) for k in dict.fromkeys(("case", *dict(case.params), *RESULT_COLUMNS))}
 
 
 def evaluate(study: Study, case: Case) -> dict:
@@ -121,6 +123,11 @@ def evaluate(study: Study, case: Case) -> dict:
         return _blank(case, "infeasible", str(exc), {"memory_per_gpu_gib": mem, "fits_in_memory": False})
     except ConfigError as exc:
         return _blank(case, "invalid", str(exc))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bug in one case is that case's row, not a dead study
+        return _blank(case, "error", f"internal error (a bug in trainsim, please report it): "
+                                     f"{type(exc).__name__}: {clip(str(exc))}")
     row = {"case": case.label, **dict(case.params), **flatten(result.to_json())}
     row["status"], row["error"] = "ok", None
     return {k: row.get(k) for k in dict.fromkeys(("case", *dict(case.params), *RESULT_COLUMNS))}
