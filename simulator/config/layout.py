@@ -139,6 +139,13 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
                           source=where(("num_gpus",)), path="num_gpus",
                           expected="num_gpus in the workload, --gpus N, or a numeric data_parallel_size")
     if num_gpus > capacity:
+        nodes_from = cwhere(("num_nodes",))
+        if nodes_from.startswith("--") and not where(("num_gpus",)).startswith("--"):
+            # the flag that shrank the cluster is to blame, not the workload's num_gpus
+            raise ConfigError(f"the cluster has {capacity} GPUs ({c.num_nodes} nodes x {c.node.gpus_per_node}) "
+                              f"but the job needs num_gpus={num_gpus} ({where(('num_gpus',))})",
+                              source=nodes_from, path="num_nodes", value=c.num_nodes,
+                              expected=f"at least {-(-num_gpus // c.node.gpus_per_node)} nodes")
         raise ConfigError(f"the job needs {num_gpus} GPUs but the cluster has {capacity} "
                           f"({c.num_nodes} nodes x {c.node.gpus_per_node})", source=where(("num_gpus",)),
                           path="num_gpus", value=num_gpus,

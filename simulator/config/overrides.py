@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import yaml
 
 from simulator.config.safe_yaml import safe_load
-from simulator.errors import ConfigError, short
+from simulator.errors import ConfigError, clip, short
 from simulator.limits import MAX_SET_CHARS
 
 
@@ -20,7 +20,7 @@ class Override:
 
     @property
     def source(self) -> str:
-        return self.label or f"--set {self.text}"
+        return clip(self.label or f"--set {self.text}", 160)
 
 
 def parse_override(text: str) -> Override:

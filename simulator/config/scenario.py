@@ -99,12 +99,14 @@ def _check_fabric(cluster: ClusterConfig, gpu: GPUSpec, where) -> None:
         raise ConfigError(str(exc).split(": ", 1)[-1], source=where(loc), path=".".join(loc)) from None
 
 
-def _split_overrides(texts: list[str], gpus: int | None) -> tuple[list[Override], list[Override]]:
+def _split_overrides(texts: list, gpus: int | None) -> tuple[list[Override], list[Override]]:
+    """Workload and cluster overrides of ``--set`` texts (or Overrides that carry the option that
+    wrote them, e.g. a sweep's --grid, so that messages name it)."""
     wl, cl = [], []
     for text in texts:
-        ov = parse_override(text)
+        ov = text if isinstance(text, Override) else parse_override(text)
         if ov.path[0] == "cluster" and len(ov.path) > 1:
-            cl.append(Override(ov.path[1:], ov.value, ov.text))
+            cl.append(Override(ov.path[1:], ov.value, ov.text, label=ov.source))
         else:
             wl.append(ov)
     if gpus is not None:

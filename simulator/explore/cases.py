@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from simulator.config.loader import read_yaml
+from simulator.config.overrides import Override, parse_override
 from simulator.config.scenario import Scenario, build_scenario, load_scenario
 from simulator.cost.efficiency import DEFAULT
 from simulator.errors import ConfigError, InfeasibleError, clip
@@ -47,6 +48,8 @@ class Case:
     params: tuple[tuple[str, str], ...] = ()       # (column, value text) shown in tables and files
     source: int = 0                                # index into the study's tuple of Inputs
     overrides: tuple[str, ...] = ()                # `--set` texts, applied in order
+    # the option that wrote each override, named in messages ("--grid", "--vary"); default --set
+    options: tuple[str, ...] = ()
     gpus: int | None = None
     efficiency: tuple[tuple[str, float], ...] = ()
 
@@ -83,8 +86,13 @@ def with_cluster(inputs: Inputs, cluster: str | Path) -> Inputs:
 
 
 def scenario_of(inputs: Inputs, case: Case) -> Scenario:
+    overrides: list = list(case.overrides)
+    for i, option in enumerate(case.options[:len(overrides)]):
+        if option and option != "--set":
+            ov = parse_override(overrides[i])
+            overrides[i] = Override(ov.path, ov.value, ov.text, label=f"{option} {ov.text}")
     return build_scenario(inputs.wraw, inputs.craw, workload_source=inputs.workload_source,
-                          cluster_source=inputs.cluster_source, overrides=list(case.overrides), gpus=case.gpus)
+                          cluster_source=inputs.cluster_source, overrides=overrides, gpus=case.gpus)
 
 
 def flatten(data: dict) -> dict:
