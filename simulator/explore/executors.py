@@ -47,12 +47,13 @@ def _watch_parent(parent: int, period_s: float = 0.5) -> None:
             os._exit(1)
 
 
-def _worker_init(parent: int) -> None:
+def _worker_init(parent: int, pdeathsig: bool = True) -> None:
     """Workers leave Ctrl-C to the main process, which cancels the study and keeps its file, and
     die with their parent: on Linux the kernel sends SIGKILL at once (PR_SET_PDEATHSIG); elsewhere,
-    and as a fallback, a thread notices within half a second."""
+    and as a fallback, a thread notices within half a second. (The kernel signal fires when the
+    *thread* that forked exits, so it is armed only for pools made by the main thread.)"""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
+    if pdeathsig and sys.platform.startswith("linux"):
         try:
             import ctypes
 
@@ -170,7 +171,7 @@ def executor_for(workers: int | None = None, scheduler: str | None = None,
     # every worker is started here, before any progress-bar thread exists in this process
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method), initializer=_worker_init,
-                               initargs=(os.getpid(),))
+                               initargs=(os.getpid(), threading.current_thread() is threading.main_thread()))
     try:
         for f in [pool.submit(os.getpid) for _ in range(n)]:
             f.result()
