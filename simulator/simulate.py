@@ -1,6 +1,7 @@
 """simulate(): Scenario -> Result, through the model maths and the cost model."""
 from __future__ import annotations
 
+from simulator.config.sanity import check_step_time
 from simulator.config.scenario import Scenario
 from simulator.cost.efficiency import DEFAULT, Efficiency
 from simulator.cost.step import estimate_step
@@ -87,6 +88,7 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
         sp = None
     else:
         raise ValueError(f"unknown engine {engine!r}")
+    check_step_time(step_time, s.cluster_source)
     tokens_per_step = t.global_batch_size * a.seq
     peak = s.gpu.peak("bf16") or s.gpu.peak(t.precision)
     model_flops = model_flops_per_token(a) * tokens_per_step

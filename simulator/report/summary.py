@@ -69,7 +69,7 @@ def summary(r: Result) -> str:
             f"energy           {e.energy_j / 3.6e9:,.0f} MWh · avg {e.avg_power_w / 1e6:.2f} MW · peak "
             f"{e.peak_power_w / 1e6:.2f} MW (a step swings {e.step_power_w['min'] / 1e6:.2f}–"
             f"{e.step_power_w['max'] / 1e6:.2f} MW) · {e.co2_kg / 1000:,.0f} tCO2e · "
-            f"$ {fmt_si(e.cost_usd)} (of which failures and checkpoints {100 * waste / e.cost_usd:.1f} %)")
+            f"$ {fmt_si(e.cost_usd)} (of which failures and checkpoints {100 * waste / e.cost_usd if e.cost_usd else 0.0:.1f} %)")
     lines.append(f"where the step goes: {breakdown_line(r.breakdown, r.step_time_s)}")
     lines.append(f"assumptions: {len(r.assumptions)} defaults filled in (see --json \"assumptions\")"
                  f" · engine: {r.engine}")
