@@ -90,7 +90,7 @@ def compare(args) -> int:
         rows = run_cases(Study(inputs, options(args)), cases, ex, progress=not args.no_progress)
     if args.plot:
         from simulator.report.study_plots import plot_compare
-        _plotted(plot_compare(rows, args.plot, "compare"))
+        _plotted(plot_compare(rows, args.plot))
     return emit(args, rows, compare_text(rows))
 
 
@@ -122,8 +122,8 @@ def sweep(args) -> int:
     if args.out:
         note(f"wrote {len(rows)} rows to {args.out}")
     if args.plot:
-        from simulator.report.study_plots import plot_compare
-        _plotted(plot_compare(rows, args.plot, "sweep"))
+        from simulator.report.study_plots import plot_sweep
+        _plotted(plot_sweep(rows, [a.key for a in axes], args.plot, f"({s.name})"))
     return emit(args, rows, sweep_text(rows))
 
 
