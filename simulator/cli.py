@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run the campaign replicas on a Dask cluster, e.g. tcp://head:8786")
     run.add_argument("--plot", metavar="DIR", help="write plots: campaign timeline, time-to-train "
                      "distribution, power over a step and over the campaign")
+    run.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report (charts, "
+                     "tables, inputs, assumptions, validation band) to send to others")
+    run.add_argument("--force", action="store_true", help="overwrite an existing --report file")
 
     topo = sub.add_parser("topology", help="describe a cluster's fabric: counts, bisection, tiers")
     topo.add_argument("cluster", help="cluster YAML file")
@@ -86,7 +89,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from simulator import load_scenario, simulate
     from simulator.report.summary import summary
 
+    from simulator.report.html import check_report_path
+
+    check_report_path(args.report, args.force)
     scenario = load_scenario(args.workload, cluster=args.cluster, overrides=args.overrides, gpus=args.gpus)
+    want_timeline = bool(args.plot or args.report)
     if args.fast and args.trace:
         raise ConfigError("--trace needs the discrete-event engine", source="command line",
                           value="--fast", expected="either --fast or --trace, not both")
@@ -95,10 +102,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         with executor_for(args.workers, args.scheduler) as pool:
             result = simulate(scenario, engine="analytical" if args.fast else "des", trace=bool(args.trace),
-                              replicas=args.replicas, seed=args.seed, executor=pool, timeline=bool(args.plot))
+                              replicas=args.replicas, seed=args.seed, executor=pool, timeline=want_timeline)
     else:
         result = simulate(scenario, engine="analytical" if args.fast else "des", trace=bool(args.trace),
-                          replicas=args.replicas, seed=args.seed, timeline=bool(args.plot))
+                          replicas=args.replicas, seed=args.seed, timeline=want_timeline)
     if args.trace:
         from simulator.report.trace import write_chrome_trace
 
@@ -112,10 +119,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         files = write_run_plots(result, power_model_of(scenario), args.plot)
         print(f"wrote {len(files)} plots to {args.plot}", file=sys.stderr)
+    text = summary(result)
+    if args.report:
+        from simulator.metrics.power import power_model_of
+        from simulator.report import html
+        from simulator.report.pages import run_page
+
+        page = run_page(result, scenario, power_model_of(scenario), args.fast, args.replicas, text)
+        print(f"wrote {html.write(page, args.report, args.force)}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_json(), indent=2, default=str))
     else:
-        print(summary(result))
+        print(text)
     return 0
 
 

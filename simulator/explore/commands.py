@@ -33,6 +33,10 @@ def _common(p: argparse.ArgumentParser, gpus: bool = True, plot: str = "chart") 
                    help="run on a Dask cluster, e.g. tcp://head:8786 (needs the `dask` extra)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--plot", metavar="FILE", help=f"write the {plot} (PNG, or any format from the suffix)")
+    p.add_argument("--report", metavar="FILE.html",
+                   help="write a self-contained HTML report (chart, tables, inputs, assumptions, validation band)")
+    if not any("--force" in a.option_strings for a in p._actions):
+        p.add_argument("--force", action="store_true", help="overwrite an existing --report file")
 
 
 def _space_options(p: argparse.ArgumentParser) -> None:
@@ -62,7 +66,7 @@ def register(sub) -> None:
                     help="an axis of the grid (repeatable; the first is the outermost loop)")
     sw.add_argument("--out", metavar="FILE", help="results file, .csv or .json, written row by row")
     sw.add_argument("--resume", action="store_true", help="keep the rows already in --out, run the rest")
-    sw.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    sw.add_argument("--force", action="store_true", help="overwrite an existing --out or --report file")
     _common(sw)
     sw.set_defaults(func=handlers.sweep)
 
