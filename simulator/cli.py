@@ -6,29 +6,8 @@ import json
 import sys
 import traceback
 
+from simulator.argtypes import non_negative_int, positive_int  # noqa: F401 (re-exported)
 from simulator.errors import ConfigError, TrainsimError
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a positive integer, with a clear message otherwise."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0 (e.g. a seed), with a clear message otherwise."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -151,7 +130,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_topology(args: argparse.Namespace) -> int:
     from simulator.report.topology_text import topology_text
-    from simulator.topology import topology_report
+    from simulator.report.topology_report import topology_report
 
     report = topology_report(args.cluster, num_nodes=args.nodes)
     if args.draw:

@@ -1,6 +1,8 @@
 """Schema of a GPU description: the catalog's entries and an inline `gpu:` table share it."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 from pydantic import Field
 
 from simulator.config.types import Bandwidth, Flops, Fraction, Power, Size, Strict
@@ -41,3 +43,16 @@ class GPUSpec(Strict):
         if precision == "bf16":
             return p.bf16 or p.fp16
         return getattr(p, precision, None)
+
+
+@lru_cache(maxsize=None)
+def catalog_gpu(name: str) -> GPUSpec:
+    """The catalog entry ``name`` validated (simulator/catalog/gpus.yaml); KeyError if there is none."""
+    from pydantic import ValidationError
+
+    from simulator import catalog
+
+    try:
+        return GPUSpec.model_validate(catalog.entry(name))
+    except ValidationError as exc:  # the shipped catalog is broken: a bug, not user input
+        raise RuntimeError(f"catalog entry {name!r} is invalid: {exc}") from exc

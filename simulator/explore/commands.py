@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from simulator.cli import non_negative_int as _non_negative_int
-from simulator.cli import positive_int as _positive_int
+from simulator.argtypes import non_negative_int as _non_negative_int
+from simulator.argtypes import positive_int as _positive_int
 from simulator.explore import handlers
 
 CONFIDENCES = ("p10", "p50", "p90", "mean")

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from simulator import units
-from simulator.cli import non_negative_int as _non_negative_int
-from simulator.cli import positive_int as _positive_int
+from simulator.argtypes import non_negative_int as _non_negative_int
+from simulator.argtypes import positive_int as _positive_int
 from simulator.errors import ConfigError
 
 

@@ -103,7 +103,7 @@ def draw_cluster(cluster_path, path, num_nodes: int | None = None) -> int:
     """Draw a cluster YAML's fabric; a big one is drawn at a small size (two scalable units, at
     most 32 nodes). Returns the number of nodes drawn."""
     from simulator.topology import build_cluster_graph
-    from simulator.topology.report import load_cluster
+    from simulator.report.topology_report import load_cluster
 
     cluster, gpu = load_cluster(cluster_path)
     n = num_nodes or min(cluster.num_nodes, max(2, min(32, 2 * cluster.fabric.nodes_per_unit)))
