@@ -1,6 +1,7 @@
 """Schema of a cluster YAML: GPU, node, fabric, reliability, power and prices."""
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
@@ -83,6 +84,12 @@ class ReliabilityConfig(Strict):
     # time (or after max_wall_time, when set) "does not finish" (ETTR < 10% at the default factor)
     max_wall_factor: PosFloat = Field(default=10.0, ge=1.0, le=1000.0)
     max_wall_time: PositiveDuration | None = None
+
+    def spare_pool(self, job_nodes: int) -> int:
+        """Dedicated spare nodes: ``spare_nodes``, or ``spare_fraction`` of the job's nodes rounded up."""
+        if self.spare_nodes is not None:
+            return self.spare_nodes
+        return math.ceil(self.spare_fraction * job_nodes - 1e-9)
 
     @model_validator(mode="after")
     def _fractions_fit(self) -> "ReliabilityConfig":

@@ -93,9 +93,7 @@ def checkpoint_bytes_per_parameter(ckc, optimizer: str) -> float:
 
 def spare_pool_nodes(rel, job_nodes: int) -> int:
     """The dedicated spare pool: ``spare_nodes``, or ``spare_fraction`` of the job's nodes."""
-    if rel.spare_nodes is not None:
-        return rel.spare_nodes
-    return math.ceil(rel.spare_fraction * job_nodes - 1e-9)
+    return rel.spare_pool(job_nodes)
 
 
 def campaign_params(s: Scenario, step_time_s: float, *, train_steps: int | None = None,

@@ -265,8 +265,13 @@ def size(args) -> int:
         _plotted(plot_size(res.rows, args.plot, st.deadline_days, budget, res.answer, key, s.name))
     data = {"workload": s.name, "deadline_days": st.deadline_days, "budget_usd": budget,
             "confidence": args.confidence, "answer": res.rows[res.answer] if res.answer is not None else None,
+            "closest": res.rows[res.closest] if res.closest is not None else None,
             "rows": res.rows}
-    return emit(args, data, size_text(res, s.name, key))
+    rc = emit(args, data, size_text(res, s.name, key))
+    if rc == 0 and res.answer is None:
+        from simulator.explore.size import NO_ANSWER_EXIT
+        return NO_ANSWER_EXIT
+    return rc
 
 
 def sensitivity(args) -> int:
