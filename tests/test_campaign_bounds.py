@@ -127,3 +127,19 @@ def test_size_exits_4_and_names_the_closest_candidate(capsys):
                "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 4 and "closest: 1,024 GPUs" in out and not NAN.search(out)
+
+
+def test_405b_sizing_curve_cost_rises_with_the_gpu_count():
+    """4K to 64K GPUs, the cluster (and its explicit spare pool) grown as `size` grows it: more GPUs
+    cost more (lower MFU, more failures per day, lower ETTR) and nobody waits for spares."""
+    from simulator import simulate
+    from simulator.explore.size import _resize
+    base = load_scenario(LLAMA)
+    costs = []
+    for g in (4096, 8192, 16384, 32768, 65536):
+        s = load_scenario(LLAMA, gpus=g, overrides=list(_resize(base, g)))
+        r = simulate(s, engine="analytical", replicas=4, check_memory=False)
+        c = r.campaign
+        assert c.finishes and c.time_lost_s["waiting_for_spares"] < 0.03 * c.wall_days * DAY
+        costs.append(r.energy.cost_usd)
+    assert costs == sorted(costs)
