@@ -143,3 +143,17 @@ def test_405b_sizing_curve_cost_rises_with_the_gpu_count():
         assert c.finishes and c.time_lost_s["waiting_for_spares"] < 0.03 * c.wall_days * DAY
         costs.append(r.energy.cost_usd)
     assert costs == sorted(costs)
+
+
+def test_step_jitter_stretches_every_step_by_the_slowest_replica():
+    from simulator.engine.campaign import expected_max_normal
+    assert expected_max_normal(1) == 0.0
+    assert expected_max_normal(2) == pytest.approx(1 / math.sqrt(math.pi), rel=0.06)   # exact 0.564
+    quiet = [R + k + "=0" for k in ("gpu_failures_per_gpu_hour", "host_failures_per_node_hour",
+             "network_failures_per_node_hour", "software_failures_per_node_hour",
+             "planned_maintenance_per_node_hour")]
+    s = load_scenario(LLAMA, overrides=quiet + [R + "step_jitter=0.02"])
+    res = run_campaign(s, STEP, replicas=1, seed=0, train_steps=1000)
+    f = 1 + 0.02 * expected_max_normal(s.layout.dp)
+    assert res.time_to_train_days == pytest.approx(1000 * STEP * f / DAY)
+    assert res.time_lost_s["stragglers"] == pytest.approx(1000 * STEP * (f - 1))

@@ -80,6 +80,10 @@ class ReliabilityConfig(Strict):
     straggler_rate_per_node_hour: NonNegFloat = 0.0     # off: no published per-node rate
     straggler_slowdown: PosFloat = Field(default=1.1, ge=1.0)  # step time x this while slow
     straggler_time_to_detect: Duration = "30 min"       # then the node is swapped for a spare
+    # per-step jitter: coefficient of variation of one data-parallel replica's step time (OS noise,
+    # thermal throttling, a flapping link); every step waits for the slowest of the dp replicas, so
+    # the step stretches by 1 + cv * E[max of dp standard normals]. 0: off (no published fleet value)
+    step_jitter: NonNegFloat = Field(default=0.0, le=1.0)
     # horizon of one simulated replica: a campaign still running after max_wall_factor x its ideal
     # time (or after max_wall_time, when set) "does not finish" (ETTR < 10% at the default factor)
     max_wall_factor: PosFloat = Field(default=10.0, ge=1.0, le=1000.0)

@@ -131,7 +131,7 @@ class Replica:
 
     def _begin_run(self) -> None:
         p = self.p
-        self.f_slow = p.straggler_slowdown if self.slow else 1.0
+        self.f_slow = (p.straggler_slowdown if self.slow else 1.0) * p.jitter_slowdown
         lost = min(p.dp - 1, self.short * self._replicas_per_node())
         self.f_short = p.dp / (p.dp - lost) if lost else 1.0
         self.plan = RunPlan(p.checkpoint, self.env.now, self.progress, self.f_slow * self.f_short,
