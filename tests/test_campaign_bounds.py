@@ -134,10 +134,11 @@ def test_405b_sizing_curve_cost_rises_with_the_gpu_count():
     cost more (lower MFU, more failures per day, lower ETTR) and nobody waits for spares."""
     from simulator import simulate
     from simulator.explore.size import _resize
-    base = load_scenario(LLAMA)
+    flat = ["parallelism.virtual_pipeline_model_parallel_size=null"]   # 8 microbatches at 32K GPUs
+    base = load_scenario(LLAMA, overrides=flat)
     costs = []
     for g in (4096, 8192, 16384, 32768, 65536):
-        s = load_scenario(LLAMA, gpus=g, overrides=list(_resize(base, g)))
+        s = load_scenario(LLAMA, gpus=g, overrides=flat + list(_resize(base, g)))
         r = simulate(s, engine="analytical", replicas=4, check_memory=False)
         c = r.campaign
         assert c.finishes and c.time_lost_s["waiting_for_spares"] < 0.03 * c.wall_days * DAY
