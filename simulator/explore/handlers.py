@@ -317,8 +317,13 @@ def size(args) -> int:
            text.rsplit("answer: ", 1)[-1].splitlines()[0] if res.answer is not None else "no count meets the goal")
     data = {"workload": s.name, "deadline_days": st.deadline_days, "budget_usd": budget,
             "confidence": args.confidence, "answer": res.rows[res.answer] if res.answer is not None else None,
+            "closest": res.rows[res.closest] if res.closest is not None else None,
             "rows": res.rows}
-    return emit(args, data, text)
+    rc = emit(args, data, text)
+    if rc == 0 and res.answer is None:
+        from simulator.explore.size import NO_ANSWER_EXIT
+        return NO_ANSWER_EXIT
+    return rc
 
 
 def sensitivity(args) -> int:
