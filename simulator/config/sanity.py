@@ -21,8 +21,8 @@ def check_scenario(workload, cluster, seq_length: int, wwhere, cwhere) -> None:
               f"is less than one step: global_batch_size x seq_length = {t.global_batch_size} x {seq_length} "
               f"= {fmt_si(per_step)} tokens", t.train_tokens,
               f"at least {per_step:,} tokens (one global batch), e.g. '15T'")
-    spares = cluster.reliability.spare_nodes
-    if spares > cluster.num_nodes:
+    spares = cluster.reliability.spare_nodes   # null: a fraction of the job's nodes (docs/campaign.md)
+    if spares is not None and spares > cluster.num_nodes:
         _fail(cwhere, "reliability.spare_nodes",
               f"exceeds num_nodes={cluster.num_nodes}: a hot-spare pool larger than the cluster it serves", spares,
               f"at most num_nodes ({cluster.num_nodes})")
