@@ -10,7 +10,18 @@ import argparse
 
 from simulator.cli import non_negative_int as _non_negative_int
 from simulator.cli import positive_int as _positive_int
-from simulator.explore import handlers
+
+
+class _Handler:
+    """The handler of a subcommand, imported when the command runs (not for --help)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, args):
+        from simulator.explore import handlers
+
+        return getattr(handlers, self.name)(args)
 
 CONFIDENCES = ("p10", "p50", "p90", "mean")
 
@@ -53,7 +64,7 @@ def register(sub) -> None:
     cmp_.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
                       help="values of a key to compare (repeat for a cross product); xF multiplies the base value")
     _common(cmp_)
-    cmp_.set_defaults(func=handlers.compare)
+    cmp_.set_defaults(func=_Handler("compare"))
 
     sw = sub.add_parser("sweep", help="the cross product of --grid axes, streamed to a results file",
                         description="Simulate every combination of the --grid values.")
@@ -64,7 +75,7 @@ def register(sub) -> None:
     sw.add_argument("--resume", action="store_true", help="keep the rows already in --out, run the rest")
     sw.add_argument("--force", action="store_true", help="overwrite an existing --out")
     _common(sw)
-    sw.set_defaults(func=handlers.sweep)
+    sw.set_defaults(func=_Handler("sweep"))
 
     se = sub.add_parser("search", help="the best parallel layouts on N GPUs, and their Pareto front",
                         description="Enumerate every valid parallel layout, rank with the closed form, "
@@ -77,7 +88,7 @@ def register(sub) -> None:
     se.add_argument("--write", metavar="FILE", help="write the best layout as a workload YAML")
     _common(se, plot="Pareto chart")
     _space_options(se)
-    se.set_defaults(func=handlers.search)
+    se.set_defaults(func=_Handler("search"))
 
     sz = sub.add_parser("size", help="the smallest GPU count meeting a deadline (or the fastest in a budget)",
                         description="Size the cluster: failures, restarts and checkpoints included.")
@@ -90,7 +101,7 @@ def register(sub) -> None:
     sz.add_argument("--search", action="store_true",
                     help="re-choose the layout at each count (closed-form search) instead of keeping the workload's")
     _common(sz, gpus=False, plot="time/cost curve")
-    sz.set_defaults(func=handlers.size)
+    sz.set_defaults(func=_Handler("size"))
 
     sn = sub.add_parser("sensitivity", help="tornado chart of time and cost for ±X%% on key inputs",
                         description="Move each key input down and up by X% and report the change in "
@@ -103,5 +114,5 @@ def register(sub) -> None:
                     help="also move this numeric key (repeatable), e.g. cluster.reliability.restart_time")
     sn.add_argument("--confidence", choices=CONFIDENCES, default="p50", help="time to train at (default p50)")
     _common(sn, plot="tornado chart")
-    sn.set_defaults(func=handlers.sensitivity)
+    sn.set_defaults(func=_Handler("sensitivity"))
 
