@@ -6,29 +6,45 @@ import json
 import sys
 import traceback
 
-from simulator.errors import ConfigError, TrainsimError
+from simulator.errors import ConfigError, TrainsimError, clip, short
+
+
+def _bounded_int(text: str, least: int, what: str) -> int:
+    from simulator.limits import MAX_INT
+
+    try:
+        value = int(text) if len(text) <= 30 else None
+    except ValueError:
+        value = None
+    if value is None or not least <= value <= MAX_INT:
+        raise argparse.ArgumentTypeError(f"expected {what} up to {MAX_INT:,}, got {short(text)}")
+    return value
 
 
 def positive_int(text: str) -> int:
-    """argparse type: a positive integer, with a clear message otherwise."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    """argparse type: a positive integer (at most limits.MAX_INT), with a clear message otherwise."""
+    return _bounded_int(text, 1, "a positive integer")
+
+
+def replica_count(text: str) -> int:
+    """argparse type: Monte Carlo replicas, 1 to limits.MAX_REPLICAS (a note on stderr above
+    limits.WARN_REPLICAS: each replica simulates a whole campaign)."""
+    from simulator.limits import MAX_REPLICAS, WARN_REPLICAS
+
+    value = _bounded_int(text, 1, "a positive integer")
+    if value > MAX_REPLICAS:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_REPLICAS:,} replicas (the Monte Carlo error is already ~0.3 % there; each "
+            f"replica simulates a whole campaign and keeps its outcome in memory), got {value:,}")
+    if value > WARN_REPLICAS:
+        print(f"note: {value:,} replicas take about {value / 32:,.0f} times as long as the default 32",
+              file=sys.stderr)
     return value
 
 
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0 (e.g. a seed), with a clear message otherwise."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
+    return _bounded_int(text, 0, "a non-negative integer")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fast", action="store_true",
                      help="closed-form estimate instead of the discrete-event step simulation")
     run.add_argument("--trace", metavar="FILE", help="write the simulated step as a Chrome trace (Perfetto)")
-    run.add_argument("--replicas", type=positive_int, default=32,
+    run.add_argument("--replicas", type=replica_count, default=32,
                      help="Monte Carlo replicas of the training campaign (default 32)")
     run.add_argument("--seed", type=non_negative_int, default=0,
                      help="seed of the campaign's random streams (default 0)")
@@ -66,12 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run the campaign replicas on a Dask cluster, e.g. tcp://head:8786")
     run.add_argument("--plot", metavar="DIR", help="write plots: campaign timeline, time-to-train "
                      "distribution, power over a step and over the campaign")
+    run.add_argument("--force", action="store_true", help="overwrite existing --trace / --plot files")
 
     topo = sub.add_parser("topology", help="describe a cluster's fabric: counts, bisection, tiers")
     topo.add_argument("cluster", help="cluster YAML file")
     topo.add_argument("--json", action="store_true", help="print only the JSON report")
     topo.add_argument("--nodes", type=positive_int, help="describe a smaller build with this many nodes")
     topo.add_argument("--draw", metavar="FILE", help="draw the fabric (PNG); big fabrics are drawn at a small size")
+    topo.add_argument("--force", action="store_true", help="overwrite an existing --draw file")
 
     for register in _extensions():
         register(sub)
@@ -86,10 +104,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from simulator import load_scenario, simulate
     from simulator.report.summary import summary
 
-    scenario = load_scenario(args.workload, cluster=args.cluster, overrides=args.overrides, gpus=args.gpus)
     if args.fast and args.trace:
         raise ConfigError("--trace needs the discrete-event engine", source="command line",
                           value="--fast", expected="either --fast or --trace, not both")
+    _check_run_outputs(args)
+    scenario = load_scenario(args.workload, cluster=args.cluster, overrides=args.overrides, gpus=args.gpus)
     if args.workers > 1 or args.scheduler:
         from simulator.explore.executors import executor_for
 
@@ -119,6 +138,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_PLOTS = ("step_power.png", "campaign_timeline.png", "time_to_train.png", "campaign_power.png")
+
+
+def _check_run_outputs(args: argparse.Namespace) -> None:
+    """Before any work: --trace and --plot can be written (simulator.outputs)."""
+    from simulator.outputs import check_folder, check_output
+
+    if args.trace:
+        check_output(args.trace, "--trace", args.force)
+    if args.plot:
+        folder = check_folder(args.plot, "--plot")
+        for name in RUN_PLOTS:
+            check_output(folder / name, "--plot", args.force)
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from simulator.validation.runner import format_table, run_all, whole_run_rows
 
@@ -138,6 +172,10 @@ def _cmd_topology(args: argparse.Namespace) -> int:
     from simulator.report.topology_text import topology_text
     from simulator.topology import topology_report
 
+    if args.draw:
+        from simulator.outputs import check_output
+
+        check_output(args.draw, "--draw", args.force)
     report = topology_report(args.cluster, num_nodes=args.nodes)
     if args.draw:
         from simulator.report.topology_plot import draw_cluster
@@ -169,13 +207,19 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except TrainsimError as exc:
         kind = "infeasible" if exc.exit_code == 3 else "error"
-        print(f"{kind}: {exc}", file=sys.stderr)
+        print(f"{kind}: {clip(str(exc), 20_000)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a file or a device that cannot be read or written: the input's fault
+        if debug:
+            traceback.print_exc()
+        name = f" {short(exc.filename)}" if getattr(exc, "filename", None) else ""
+        print(f"error:{name} {clip(exc.strerror or str(exc))}", file=sys.stderr)
+        return 2
     except Exception as exc:  # a bug: say so without a traceback unless asked
         if debug:
             traceback.print_exc()

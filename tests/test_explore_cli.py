@@ -211,6 +211,6 @@ def test_sweep_resume_refuses_other_options(capsys, tmp_path):
 def test_search_takes_the_gpu_count_from_set_when_the_workload_layout_is_invalid(capsys):
     data = run_json(capsys, "search", W8, "--set", "parallelism.tensor_model_parallel_size=3",
                     "--set", "num_gpus=256", "--tp", "1", "--pp", "1", "--cp", "1", "--zero", "1",
-                    "--recompute", "none", "--micro-batch", "1", "--top", "1", *QUICK)
+                    "--recompute", "full", "--micro-batch", "1", "--top", "1", *QUICK)
     assert data["gpus"] == 256
     assert data["best"]["num_gpus"] == 256

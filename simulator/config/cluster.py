@@ -9,6 +9,7 @@ from simulator.config.types import (
     Bandwidth, CarbonIntensity, Duration, EnergyPrice, Money, NonNegFloat, NonNegInt, PosFloat,
     PosInt, PositiveDuration, Power, Strict,
 )
+from simulator.limits import MAX_SWITCH_RADIX
 
 
 class NVLinkConfig(Strict):
@@ -29,11 +30,11 @@ class FabricConfig(Strict):
     kind: Literal["rail_optimized_fat_tree", "fat_tree", "leaf_spine", "rail_only",
                   "torus3d", "dragonfly", "single_switch"] = "fat_tree"
     nodes_per_unit: PosInt = 32                         # DGX SuperPOD scalable unit: 32 nodes
-    tiers: PosInt = Field(default=2, le=4)
+    tiers: Annotated[int, Field(gt=0, le=4)] = 2
     oversubscription: float = Field(default=1.0, ge=1.0)
     link_latency: Duration = "1 us"
     # Ports per switch (NVIDIA Quantum-2 QM9700: 64 x NDR 400 Gb/s; Spectrum-4 SN5600: 64 x 800 GbE)
-    switch_radix: PosInt = Field(default=64, ge=2)
+    switch_radix: Annotated[int, Field(ge=2, le=MAX_SWITCH_RADIX)] = 64  # limits.py: 512-port ASICs ship
     # Downlink / uplink capacity per switch tier, leaf first. null: `oversubscription` where traffic
     # leaves a scalable unit (the spines of a 3-tier fat_tree, the leaves otherwise), 1 elsewhere.
     tier_oversubscription: Annotated[list[Annotated[float, Field(ge=1.0)]],

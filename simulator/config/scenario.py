@@ -12,6 +12,7 @@ from simulator.config.errors import raise_config_error, suggest
 from simulator.config.gpu import GPUSpec
 from simulator.config.loader import read_yaml, source_finder, validate
 from simulator.config.overrides import Override, parse_override
+from simulator.config.sanity import check_scenario
 from simulator.config.workload import WorkloadConfig
 from simulator.errors import ConfigError
 
@@ -33,6 +34,22 @@ class Layout:
     recompute: str
     schedule: str
     stage_layers: tuple[int, ...]
+    etp: int = 0                          # expert tensor parallelism (0: the attention's TP)
+    shard_degree: int = 0                 # DP ranks model states are sharded over (0: all of DP)
+    reshard_after_forward: bool = True    # ZeRO-3/FSDP
+    grad_dtype: str = "fp32"              # main gradients: accumulation, reduction, optimizer input
+    recompute_method: str | None = None   # full recompute: uniform / block (Megatron)
+    recompute_num_layers: int | None = None
+    offload_layers: int = 0               # layers whose activations go to host memory
+
+    @property
+    def expert_tp(self) -> int:
+        return self.etp or self.tp
+
+    @property
+    def shard(self) -> int:
+        """Data-parallel ranks of one model-state shard group (HSDP: fewer than DP)."""
+        return self.shard_degree or self.dp
 
     def chunk_layers(self, stage: int) -> tuple[int, ...]:
         """Layers of each model chunk on ``stage`` (balanced when vpp does not divide them)."""
@@ -51,7 +68,11 @@ class Layout:
             parts.append(f"CP{self.cp}")
         if self.ep > 1:
             parts.append(f"EP{self.ep}")
+        if self.etp and self.etp != self.tp:
+            parts.append(f"ETP{self.etp}")
         parts.append(f"DP{self.dp}")
+        if self.shard_degree and self.shard_degree != self.dp:
+            parts.append(f"HSDP{self.shard_degree}")
         return " ".join(parts)
 
 
@@ -98,12 +119,14 @@ def _check_fabric(cluster: ClusterConfig, gpu: GPUSpec, where) -> None:
         raise ConfigError(str(exc).split(": ", 1)[-1], source=where(loc), path=".".join(loc)) from None
 
 
-def _split_overrides(texts: list[str], gpus: int | None) -> tuple[list[Override], list[Override]]:
+def _split_overrides(texts: list, gpus: int | None) -> tuple[list[Override], list[Override]]:
+    """Workload and cluster overrides of ``--set`` texts (or Overrides that carry the option that
+    wrote them, e.g. a sweep's --grid, so that messages name it)."""
     wl, cl = [], []
     for text in texts:
-        ov = parse_override(text)
+        ov = text if isinstance(text, Override) else parse_override(text)
         if ov.path[0] == "cluster" and len(ov.path) > 1:
-            cl.append(Override(ov.path[1:], ov.value, ov.text))
+            cl.append(Override(ov.path[1:], ov.value, ov.text, label=ov.source))
         else:
             wl.append(ov)
     if gpus is not None:
@@ -145,6 +168,7 @@ def _finish(wcfg, wraw, craw, workload_source, cluster_source, wl_over, cl_over,
     gpu = resolve_gpu(ccfg, cwhere)
     _check_fabric(ccfg, gpu, cwhere)
     num_gpus, layout = derive_layout(wcfg, ccfg, gpu, wwhere, cwhere)
+    check_scenario(wcfg, ccfg, wcfg.model.seq_length, wwhere, cwhere)
     assumptions = {**defaults_used(wcfg), **{f"cluster.{k}": v for k, v in defaults_used(ccfg).items()}}
     return Scenario(wcfg, ccfg, gpu, layout, num_gpus, workload_source, cluster_source, assumptions)
 

@@ -10,6 +10,7 @@ import argparse
 
 from simulator.cli import non_negative_int as _non_negative_int
 from simulator.cli import positive_int as _positive_int
+from simulator.cli import replica_count as _replica_count
 
 
 class _Handler:
@@ -35,7 +36,7 @@ def _common(p: argparse.ArgumentParser, gpus: bool = True, plot: str = "chart") 
                    help="override a key for every case (repeatable), as for `trainsim run`")
     p.add_argument("--json", action="store_true", help="print only JSON on stdout")
     p.add_argument("--fast", action="store_true", help="closed-form step instead of the step DES")
-    p.add_argument("--replicas", type=_positive_int, default=32,
+    p.add_argument("--replicas", type=_replica_count, default=32,
                    help="Monte Carlo replicas of each campaign (default 32)")
     p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every case's campaign (default 0)")
     p.add_argument("--workers", type=_positive_int,
@@ -44,6 +45,7 @@ def _common(p: argparse.ArgumentParser, gpus: bool = True, plot: str = "chart") 
                    help="run on a Dask cluster, e.g. tcp://head:8786 (needs the `dask` extra)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--plot", metavar="FILE", help=f"write the {plot} (PNG, or any format from the suffix)")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files (--out, --plot, --write)")
 
 
 def _space_options(p: argparse.ArgumentParser) -> None:
@@ -73,7 +75,6 @@ def register(sub) -> None:
                     help="an axis of the grid (repeatable; the first is the outermost loop)")
     sw.add_argument("--out", metavar="FILE", help="results file, .csv or .json, written row by row")
     sw.add_argument("--resume", action="store_true", help="keep the rows already in --out, run the rest")
-    sw.add_argument("--force", action="store_true", help="overwrite an existing --out")
     _common(sw)
     sw.set_defaults(func=_Handler("sweep"))
 

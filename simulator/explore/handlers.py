@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -36,23 +35,15 @@ def note(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def check_output(path: str | Path, option: str) -> None:
-    """Before any work: ``path`` must be a file name whose folder exists or can be created."""
-    p = Path(path)
-    if p.is_dir():
-        raise ConfigError("is a folder", source=option, value=str(path), expected="a file name")
-    folder = p.absolute().parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ConfigError(f"cannot create the file: {folder} is not a folder", source=option, value=str(path),
-                          expected="a path whose folder exists or can be created")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot write in {folder}", source=option, value=str(path),
-                          expected="a path in a folder you can write to")
+def check_output(path: str | Path, option: str, force: bool = False, overwrite_ok: bool = False) -> None:
+    """Before any work: ``path`` must be a file name whose folder exists or can be created, and an
+    existing file is only replaced with --force (simulator.outputs, the one checked writer)."""
+    from simulator.outputs import check_output as checked
+
+    checked(path, option, force=force, overwrite_ok=overwrite_ok)
 
 
-def check_plot(path: str | Path | None, option: str = "--plot") -> None:
+def check_plot(path: str | Path | None, option: str = "--plot", force: bool = False) -> None:
     """Before any work: a chart path with a format matplotlib writes, in a folder that can be made."""
     if path is None:
         return
@@ -64,7 +55,7 @@ def check_plot(path: str | Path | None, option: str = "--plot") -> None:
         raise ConfigError("unknown chart format" if suffix else "the file name has no format suffix",
                           source=option, value=str(path),
                           expected="a file ending in " + ", ".join(f".{f}" for f in formats))
-    check_output(path, option)
+    check_output(path, option, force)
 
 
 def options(args) -> SimOptions:
@@ -84,7 +75,7 @@ def compare(args) -> int:
     from simulator.explore.sweep import run_cases
     from simulator.report.study_tables import compare_text
 
-    check_plot(args.plot)
+    check_plot(args.plot, force=args.force)
     inputs, cases = compare_cases(args.workloads, args.vary, args.cluster, args.overrides, args.gpus)
     with _executor(args) as ex:
         rows = run_cases(Study(inputs, options(args)), cases, ex, progress=not args.no_progress)
@@ -99,9 +90,9 @@ def sweep(args) -> int:
     from simulator.explore.values import parse_axis
     from simulator.report.study_tables import sweep_text
 
-    check_plot(args.plot)
+    check_plot(args.plot, force=args.force)
     if args.out:
-        check_output(args.out, "--out")
+        check_output(args.out, "--out", overwrite_ok=args.force or args.resume)
     inp, s = read_inputs(args.workload, args.cluster, args.overrides, args.gpus)
     axes = [parse_axis(g, "--grid") for g in args.grid]
     inputs, cases = axis_cases(axes, s, inp, tuple(args.overrides), args.gpus, option="--grid")
@@ -188,9 +179,9 @@ def search(args) -> int:
     from simulator.explore.search import SearchSettings, search as run_search
     from simulator.report.study_text import search_text
 
-    check_plot(args.plot)
+    check_plot(args.plot, force=args.force)
     if args.write:
-        check_output(args.write, "--write")
+        check_output(args.write, "--write", args.force)
     inp, s, gpus = _search_inputs(args)
     settings = SearchSettings(gpus=gpus, objective=args.objective, confidence=args.confidence, top=args.top,
                               space=_space(args, s))
@@ -223,7 +214,7 @@ def search_json(res, name: str) -> dict:
     cands = [{**row, "closed_form": _ranked_json(r), "best": i == res.best, "pareto": i in res.front}
              for i, (r, row) in enumerate(zip(res.shortlist, res.rows))]
     return {"workload": name, "gpus": st.gpus, "objective": st.objective, "confidence": st.confidence,
-            "shapes": res.shapes, "layouts": res.layouts, "fitting": len(res.ranked),
+            "shapes": res.shapes, "layouts": res.layouts, "fitting": len(res.ranked), "pruned": res.pruned,
             "closed_form_top": [_ranked_json(r) for r in res.leaders], "candidates": cands,
             "best": cands[res.best] if res.best is not None else None,
             "front": [cands[i]["case"] for i in res.front]}
@@ -250,7 +241,7 @@ def size(args) -> int:
     from simulator.explore.size import SizeSettings, size as run_size
     from simulator.report.study_text import size_text
 
-    check_plot(args.plot)
+    check_plot(args.plot, force=args.force)
     deadline = _quantity(args.deadline, "time", "--deadline", 86400.0, "a duration > 0, e.g. 60d or '8 weeks'")
     budget = _quantity(args.budget, "money", "--budget", 1.0, "an amount > 0, e.g. '$40M' or '4e7 USD'")
     inp, s = read_inputs(args.workload, args.cluster, args.overrides)
@@ -273,7 +264,7 @@ def sensitivity(args) -> int:
     from simulator.explore.sensitivity import factors, sensitivity as run_sensitivity
     from simulator.report.study_text import delta, sensitivity_text
 
-    check_plot(args.plot)
+    check_plot(args.plot, force=args.force)
     inp, s = read_inputs(args.workload, args.cluster, args.overrides, args.gpus)
     chosen = factors(args.inputs.split(",") if args.inputs else None, args.add)
     with _executor(args) as ex:

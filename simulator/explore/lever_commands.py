@@ -10,6 +10,7 @@ from pathlib import Path
 from simulator import units
 from simulator.cli import non_negative_int as _non_negative_int
 from simulator.cli import positive_int as _positive_int
+from simulator.cli import replica_count as _replica_count
 from simulator.errors import ConfigError
 
 
@@ -36,7 +37,7 @@ def _common(p: argparse.ArgumentParser, replicas: int) -> None:
     p.add_argument("--gpus", type=_positive_int, help="number of GPUs (overrides num_gpus)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a workload or cluster key of the baseline (repeatable)")
-    p.add_argument("--replicas", type=_positive_int, default=replicas,
+    p.add_argument("--replicas", type=_replica_count, default=replicas,
                    help=f"Monte Carlo replicas of each training campaign (default {replicas})")
     p.add_argument("--seed", type=_non_negative_int, default=0,
                    help="seed of the campaign's random streams (default 0)")
@@ -72,6 +73,7 @@ def register(sub) -> None:
                     help=f"pruned model's retraining tokens / baseline tokens (default {RETRAIN_FRACTION:g}, Minitron)")
     lv.add_argument("--no-distill", action="store_true", help="retrain the pruned model without a teacher")
     lv.add_argument("--plot", metavar="FILE", help="write a chart of the levers (PNG)")
+    lv.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     lv.set_defaults(func=cmd_levers)
 
     pl = sub.add_parser("plan", help="model size and tokens from the Chinchilla fit, priced against a workload")
@@ -103,7 +105,7 @@ def cmd_levers(args: argparse.Namespace) -> int:
     from simulator.explore.levers import LeverOptions, evaluate
     from simulator.report.lever_table import format_table
 
-    check_plot(args.plot)
+    check_plot(args.plot, force=args.force)
     opts = LeverOptions(optimizer=args.optimizer or "sophia", prune_width=args.prune_width, prune_depth=args.prune_depth,
                         retrain_fraction=args.retrain_fraction, distill=not args.no_distill,
                         levers=_levers(args.only))

@@ -7,6 +7,8 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from simulator.outputs import save_figure
+
 PANELS = (("time_to_train_days_p50", "days (P50)"), ("gpu_hours", "GPU-hours"), ("energy_mwh", "MWh"),
           ("co2_tonnes", "tCO2e"), ("cost_usd", "USD"))
 
@@ -35,7 +37,4 @@ def plot_levers(rows: list[dict], path: str | Path, title: str = "") -> Path:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    return out
+    return save_figure(fig, path)

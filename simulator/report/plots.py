@@ -8,6 +8,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from simulator.errors import ConfigError
+from simulator.outputs import save_figure
 
 STATE_COLOURS = {"up": "tab:green", "checkpoint": "tab:blue", "down": "tab:red", "restart": "tab:orange"}
 
@@ -20,8 +21,7 @@ def _figure(width: float = 10, height: float = 3.5) -> Figure:
 
 def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return save_figure(fig, path)
 
 
 def timeline_plot(timeline: list, path: Path, title: str) -> Path:

@@ -11,6 +11,7 @@ from typing import Sequence
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from simulator.outputs import save_figure
 from simulator.report.study_tables import num
 
 COMPARE_PANELS = (("time_to_train_days_p50", "days to train (P50)"), ("gpu_hours", "GPU-hours"),
@@ -29,11 +30,8 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_compare(rows: Sequence[dict], path: str | Path, title: str = "") -> Path:

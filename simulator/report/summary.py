@@ -17,6 +17,19 @@ def breakdown_line(breakdown: dict, total: float) -> str:
     return " · ".join(f"{_LABELS.get(k, k)} {100 * v / total:.1f} %" for k, v in parts)
 
 
+_ALWAYS = ("weights", "gradients", "optimizer", "activations")
+
+
+def _memory_parts(mem: dict) -> str:
+    """The breakdown's terms: the four main ones always, the others (FP8 copies, gather buffers,
+    fragmentation, runtime, host-offloaded activations) where they are not zero."""
+    parts = [f"{k.replace('_', ' ')} {v:.1f}" for k, v in mem.items()
+             if k not in ("total", "offloaded") and (k in _ALWAYS or v > 0)]
+    if mem.get("offloaded"):
+        parts.append(f"+ {mem['offloaded']:.1f} offloaded to host")
+    return ", ".join(parts)
+
+
 def summary(r: Result) -> str:
     mem = r.memory_breakdown_gib
     lines = [
@@ -28,9 +41,7 @@ def summary(r: Result) -> str:
            if r.num_active_parameters != r.num_parameters else ""),
         f"step time        {fmt_duration(r.step_time_s)}    tokens/s {fmt_si(r.tokens_per_s)}    "
         f"MFU {100 * r.mfu:.1f} % (HFU {100 * r.hfu:.1f} %)    {r.tflops_per_gpu:.0f} model TFLOP/s per GPU",
-        f"memory/GPU       {r.memory_per_gpu_gib:.1f} of {r.memory_capacity_gib:.0f} GiB  (weights "
-        f"{mem['weights']:.1f}, gradients {mem['gradients']:.1f}, optimizer {mem['optimizer']:.1f}, "
-        f"activations {mem['activations']:.1f}, runtime {mem['runtime']:.1f})",
+        f"memory/GPU       {r.memory_per_gpu_gib:.1f} of {r.memory_capacity_gib:.1f} GiB  ({_memory_parts(mem)})",
     ]
     c = r.campaign
     if r.train_steps is not None and c is not None:
@@ -58,7 +69,7 @@ def summary(r: Result) -> str:
             f"energy           {e.energy_j / 3.6e9:,.0f} MWh · avg {e.avg_power_w / 1e6:.2f} MW · peak "
             f"{e.peak_power_w / 1e6:.2f} MW (a step swings {e.step_power_w['min'] / 1e6:.2f}–"
             f"{e.step_power_w['max'] / 1e6:.2f} MW) · {e.co2_kg / 1000:,.0f} tCO2e · "
-            f"$ {fmt_si(e.cost_usd)} (of which failures and checkpoints {100 * waste / e.cost_usd:.1f} %)")
+            f"$ {fmt_si(e.cost_usd)} (of which failures and checkpoints {100 * waste / e.cost_usd if e.cost_usd else 0.0:.1f} %)")
     lines.append(f"where the step goes: {breakdown_line(r.breakdown, r.step_time_s)}")
     lines.append(f"assumptions: {len(r.assumptions)} defaults filled in (see --json \"assumptions\")"
                  f" · engine: {r.engine}")

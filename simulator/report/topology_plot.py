@@ -8,6 +8,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
+from simulator.outputs import save_figure
+
 MAX_NODES = 3000           # beyond this a drawing is a blur: build a smaller version (num_nodes)
 # row of each node: scale-up switches under the GPUs, shared NICs just above them
 _ROW = {"nvswitch": -1.0, "pcie_switch": -1.0, "gpu": 0.0, "nic": 0.5}
@@ -54,9 +56,7 @@ def draw(G: nx.Graph, path: str | Path, title: str | None = None) -> Path:
     ax.set_ylabel("tier")
     ax.set_title(title or G.graph.get("cluster") or G.graph.get("fabric") or "fabric")
     ax.legend(loc="upper right", fontsize=8)
-    path = Path(path)
-    fig.savefig(path)
-    return path
+    return save_figure(fig, path)
 
 
 def draw_cluster(cluster_path, path, num_nodes: int | None = None) -> int:

@@ -65,6 +65,8 @@ def workload_of(row: dict) -> dict:
         "num_query_groups": int(row["num_query_groups"]), "seq_length": int(row["seq_length"]),
         "vocab_size": int(row["vocab_size"]), "activation": "gelu", "normalization": "layernorm",
         "position_embedding_type": "alibi" if bloom else "learned_absolute", "embedding_layernorm": bloom,
+        # GPT-era Megatron(-DeepSpeed) runs: the frameworks' default dropout 0.1 (not stated per row)
+        "attention_dropout": 0.1, "hidden_dropout": 0.1,
     }
     zero = _int(row["zero_stage"], None)
     parallel = {
@@ -76,6 +78,8 @@ def workload_of(row: dict) -> dict:
         parallel["virtual_pipeline_model_parallel_size"] = int(row["virtual_pp"])
     if zero is not None and not parallel.get("distributed_optimizer"):
         parallel["zero_stage"] = zero
+        if zero >= 3:   # the 2021 DeepSpeed ZeRO-3 runs fetched parameters tensor by tensor
+            parallel["fsdp_unit"] = "tensor"
     if row["sequence_parallel"].strip():
         parallel["sequence_parallel"] = row["sequence_parallel"] == "true"
     layers, pp = int(row["num_layers"]), int(row["pp"])
