@@ -233,6 +233,10 @@ class _Step:
                 self._trace_task(st, task, start, w.d, st.slowdown / pieces)
             if grad_piece > 0:
                 self._dp_job(st, grad_piece, f"grad reduce {k}", st.clock)
+        split = st.split   # summed task by task, in schedule order (the same float sums every run)
+        for cause, sec in w.d.items():
+            split[cause] = split.get(cause, 0.0) + sec * st.slowdown
+        st.busy += w.total
 
     def _trace_task(self, st: _Stage, task: Task, start: float, d: dict, factor: float):
         label = f"{task.kind}{task.microbatch}" + (f".{task.chunk}" if self.v > 1 else "")
@@ -290,14 +294,6 @@ class _Step:
         st.activity.append((start + z3, st.done, 2))
         if self.tracer and z3 + opt > 0:
             self.tracer.slice(st.index, "compute", "optimizer step", start + z3, st.done)
-        counts: dict = {}
-        for t in st.tasks:
-            counts[(t.chunk, t.kind)] = counts.get((t.chunk, t.kind), 0) + 1
-        for key, n in counts.items():
-            w = st.work[key]
-            st.busy += n * w.total
-            for cause in CAUSES:
-                st.split[cause] = st.split.get(cause, 0.0) + n * w.d[cause] * st.slowdown
         st.split["zero3"] = z3
         if st.done > self.env.now:
             yield self.env.timeout(st.done - self.env.now)
