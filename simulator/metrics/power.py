@@ -12,7 +12,6 @@ NICs and fans leaves ~0.94 x TDP per GPU averaged over a step):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -104,22 +103,15 @@ def average_step_power(stage_busy: list[tuple[float, float]], step: float, model
     return float(model.facility(gpu_w))
 
 
-@lru_cache(maxsize=256)
-def _network_switches(cluster, gpu) -> int:
-    """Switches of the cluster's network tiers (a pure function of the frozen cluster and GPU
-    models, memoised: the search and sweeps ask it for the same cluster thousands of times)."""
-    from simulator.topology import tier_view
-
-    return sum(t.switches for t in tier_view(cluster, gpu) if t.kind == "network")
-
-
 def power_model_of(s) -> PowerModel:
     """The job's PowerModel from its Scenario: its GPUs, its nodes and its share of the switches."""
     import math
 
+    from simulator.topology import tier_view
+
     c = s.cluster
     gpn = c.node.gpus_per_node
-    switches = _network_switches(c, s.gpu)
+    switches = sum(t.switches for t in tier_view(c, s.gpu) if t.kind == "network")
     share = s.num_gpus / (c.num_nodes * gpn)
     return PowerModel(tdp=s.gpu.tdp, idle=s.gpu.idle_power, node_overhead=c.power.node_overhead,
                       switches=switches * c.power.switch_power * share, pue=c.power.pue,
