@@ -6,45 +6,8 @@ import json
 import sys
 import traceback
 
-from simulator.errors import ConfigError, TrainsimError, clip, short
-
-
-def _bounded_int(text: str, least: int, what: str) -> int:
-    from simulator.limits import MAX_INT
-
-    try:
-        value = int(text) if len(text) <= 30 else None
-    except ValueError:
-        value = None
-    if value is None or not least <= value <= MAX_INT:
-        raise argparse.ArgumentTypeError(f"expected {what} up to {MAX_INT:,}, got {short(text)}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a positive integer (at most limits.MAX_INT), with a clear message otherwise."""
-    return _bounded_int(text, 1, "a positive integer")
-
-
-def replica_count(text: str) -> int:
-    """argparse type: Monte Carlo replicas, 1 to limits.MAX_REPLICAS (a note on stderr above
-    limits.WARN_REPLICAS: each replica simulates a whole campaign)."""
-    from simulator.limits import MAX_REPLICAS, WARN_REPLICAS
-
-    value = _bounded_int(text, 1, "a positive integer")
-    if value > MAX_REPLICAS:
-        raise argparse.ArgumentTypeError(
-            f"at most {MAX_REPLICAS:,} replicas (the Monte Carlo error is already ~0.3 % there; each "
-            f"replica simulates a whole campaign and keeps its outcome in memory), got {value:,}")
-    if value > WARN_REPLICAS:
-        print(f"note: {value:,} replicas take about {value / 32:,.0f} times as long as the default 32",
-              file=sys.stderr)
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0 (e.g. a seed), with a clear message otherwise."""
-    return _bounded_int(text, 0, "a non-negative integer")
+from simulator.argtypes import non_negative_int, positive_int, replica_count  # noqa: F401 (re-exported)
+from simulator.errors import ConfigError, TrainsimError, clip, short  # noqa: F401
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run the campaign replicas on a Dask cluster, e.g. tcp://head:8786")
     run.add_argument("--plot", metavar="DIR", help="write plots: campaign timeline, time-to-train "
                      "distribution, power over a step and over the campaign")
-    run.add_argument("--force", action="store_true", help="overwrite existing --trace / --plot files")
+    run.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report (charts, "
+                     "tables, inputs, assumptions, validation band) to send to others")
+    run.add_argument("--force", action="store_true", help="overwrite existing --trace / --plot / --report files")
 
     topo = sub.add_parser("topology", help="describe a cluster's fabric: counts, bisection, tiers")
     topo.add_argument("cluster", help="cluster YAML file")
@@ -104,6 +69,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from simulator import load_scenario, simulate
     from simulator.report.summary import summary
 
+    from simulator.report.html import check_report_path
+
+    check_report_path(args.report, args.force)
+    want_timeline = bool(args.plot or args.report)
     if args.fast and args.trace:
         raise ConfigError("--trace needs the discrete-event engine", source="command line",
                           value="--fast", expected="either --fast or --trace, not both")
@@ -114,10 +83,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         with executor_for(args.workers, args.scheduler) as pool:
             result = simulate(scenario, engine="analytical" if args.fast else "des", trace=bool(args.trace),
-                              replicas=args.replicas, seed=args.seed, executor=pool, timeline=bool(args.plot))
+                              replicas=args.replicas, seed=args.seed, executor=pool, timeline=want_timeline)
     else:
         result = simulate(scenario, engine="analytical" if args.fast else "des", trace=bool(args.trace),
-                          replicas=args.replicas, seed=args.seed, timeline=bool(args.plot))
+                          replicas=args.replicas, seed=args.seed, timeline=want_timeline)
     if args.trace:
         from simulator.report.trace import write_chrome_trace
 
@@ -131,10 +100,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         files = write_run_plots(result, power_model_of(scenario), args.plot)
         print(f"wrote {len(files)} plots to {args.plot}", file=sys.stderr)
+    text = summary(result)
+    if args.report:
+        from simulator.metrics.power import power_model_of
+        from simulator.report import html
+        from simulator.report.pages import run_page
+
+        page = run_page(result, scenario, power_model_of(scenario), args.fast, args.replicas, text)
+        print(f"wrote {html.write(page, args.report, args.force)}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_json(), indent=2, default=str))
     else:
-        print(summary(result))
+        print(text)
     return 0
 
 
@@ -170,7 +147,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_topology(args: argparse.Namespace) -> int:
     from simulator.report.topology_text import topology_text
-    from simulator.topology import topology_report
+    from simulator.report.topology_report import topology_report
 
     if args.draw:
         from simulator.outputs import check_output

@@ -101,7 +101,8 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     if campaign and tp is not None:
         camp = run_campaign(s, step_time, replicas=replicas, seed=seed, executor=executor,
                             train_steps=tp.steps, num_parameters=count(a).total, timeline=timeline)
-        energy = account(s, step_w, step_min, step_max, step_time, camp, power)
+        # a campaign that does not finish has no energy, carbon or cost (null, with its reason)
+        energy = account(s, step_w, step_min, step_max, step_time, camp, power) if camp.finishes else None
     assumptions = dict(s.assumptions)
     for key, attr in _DERIVED.items():
         if key in assumptions and assumptions[key] is None:

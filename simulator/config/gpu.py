@@ -1,6 +1,8 @@
 """Schema of a GPU description: the catalog's entries and an inline `gpu:` table share it."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 from pydantic import Field, model_validator
 
 from simulator.config.types import Bandwidth, Flops, Fraction, Power, Size, Strict
@@ -68,3 +70,15 @@ class GPUSpec(Strict):
     def precisions(self) -> list[str]:
         """The training.precision names this GPU has tensor-core peaks for."""
         return [name for name in TENSOR_FORMAT if self.peak(name) is not None]
+
+@lru_cache(maxsize=None)
+def catalog_gpu(name: str) -> GPUSpec:
+    """The catalog entry ``name`` validated (simulator/catalog/gpus.yaml); KeyError if there is none."""
+    from pydantic import ValidationError
+
+    from simulator import catalog
+
+    try:
+        return GPUSpec.model_validate(catalog.entry(name))
+    except ValidationError as exc:  # the shipped catalog is broken: a bug, not user input
+        raise RuntimeError(f"catalog entry {name!r} is invalid: {exc}") from exc

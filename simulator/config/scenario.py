@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 from simulator import catalog
 from simulator.config.cluster import ClusterConfig
 from simulator.config.errors import raise_config_error, suggest
-from simulator.config.gpu import GPUSpec
+from simulator.config.gpu import GPUSpec, catalog_gpu
 from simulator.config.loader import read_yaml, source_finder, validate
 from simulator.config.overrides import Override, parse_override
 from simulator.config.sanity import check_scenario
@@ -138,7 +138,7 @@ def resolve_gpu(cluster: ClusterConfig, where) -> GPUSpec:
     spec = cluster.gpu
     if isinstance(spec, str):
         try:
-            return catalog.gpu(spec)
+            return catalog_gpu(spec)
         except KeyError:
             close = catalog.close_matches(spec)
             hint = f" (did you mean {close[0]}?)" if close else ""

@@ -20,7 +20,7 @@ from simulator.errors import ConfigError, InfeasibleError, clip
 # Result.to_json() keys copied into a row, in column order (absent keys stay empty, never made up)
 METRICS = ("layout", "num_gpus", "step_time_s", "mfu", "tokens_per_s", "memory_per_gpu_gib",
            "fits_in_memory", "ideal_time_to_train_days", "time_to_train_days", "time_to_train_days_p10",
-           "time_to_train_days_p50", "time_to_train_days_p90", "ettr", "failures_total", "gpu_hours",
+           "time_to_train_days_p50", "time_to_train_days_p90", "time_to_train_reason", "ettr", "failures_total", "gpu_hours",
            "energy_mwh", "avg_power_mw", "peak_power_mw", "co2_tonnes", "cost_usd")
 BREAKDOWN = ("compute", "recompute", "tp_comm", "cp_comm", "ep_comm", "pp_comm", "bubble", "dp_comm",
              "optimizer")
@@ -154,6 +154,8 @@ def days_key(confidence: str) -> str:
 def time_at(row: dict, confidence: str) -> float | None:
     """Days to train at ``confidence``; failure-free days when the row has no campaign."""
     value = row.get(days_key(confidence))
+    if row.get("time_to_train_reason") not in (None, ""):
+        return None if value in (None, "") else float(value)   # the campaign ran and did not finish
     if value in (None, ""):
         value = row.get("ideal_time_to_train_days")
     if value in (None, ""):

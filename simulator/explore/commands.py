@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from simulator.cli import non_negative_int as _non_negative_int
-from simulator.cli import positive_int as _positive_int
-from simulator.cli import replica_count as _replica_count
+from simulator.argtypes import non_negative_int as _non_negative_int
+from simulator.argtypes import positive_int as _positive_int
+from simulator.argtypes import replica_count as _replica_count
 
 
 class _Handler:
@@ -45,7 +45,10 @@ def _common(p: argparse.ArgumentParser, gpus: bool = True, plot: str = "chart") 
                    help="run on a Dask cluster, e.g. tcp://head:8786 (needs the `dask` extra)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--plot", metavar="FILE", help=f"write the {plot} (PNG, or any format from the suffix)")
-    p.add_argument("--force", action="store_true", help="overwrite existing output files (--out, --plot, --write)")
+    p.add_argument("--report", metavar="FILE.html",
+                   help="write a self-contained HTML report (chart, tables, inputs, assumptions, validation band)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite existing output files (--out, --plot, --write, --report)")
 
 
 def _space_options(p: argparse.ArgumentParser) -> None:

@@ -114,7 +114,7 @@ def account(s, step_w: float, step_min_w: float, step_max_w: float, step_time: f
     lost = dict(camp.time_lost_s)
     gpn = c.node.gpus_per_node
     # the job carries its share of the cluster's spare pool
-    spare_nodes = c.reliability.spare_nodes * power.nodes / c.num_nodes
+    spare_nodes = c.reliability.spare_pool(c.num_nodes) * power.nodes / c.num_nodes
     spares_w = power.pue * spare_nodes * (power.node_overhead + gpn * power.idle)
     uses = energy_by_use(wall, lost, step_w, power.facility(power.gpus * power.gpu_watts(0)),
                          power.idle_facility(), spares_w)
