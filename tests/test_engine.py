@@ -135,3 +135,12 @@ def test_fast_and_des_report_their_engine(scenario):
     s = scenario("llama3-8b")
     assert simulate(s).engine == "des"
     assert simulate(s, engine="analytical").engine == "analytical"
+
+
+def test_p2p_time_is_the_transfers_on_the_critical_path():
+    # 2 stages, 1 microbatch of F 1/3 s + B 2/3 s each, 0.1 s per transfer: the step is
+    # F0 | send | F0 B0 | send | B0 = 2 + 0.2 s, of which the two transfers are 0.2 s
+    r = run_step(inputs(2, 1, 1, "1f1b", p2p=0.1))
+    assert r.step_time == pytest.approx(2.2, rel=1e-12)
+    assert r.breakdown["pp_comm"] == pytest.approx(0.2, rel=1e-12)
+    assert r.breakdown["bubble"] == pytest.approx(1.0, rel=1e-12)

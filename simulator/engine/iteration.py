@@ -54,11 +54,6 @@ class StepInputs:
     slowdown: tuple                       # per stage: compute slowdown factor (stragglers)
     offload: tuple = ()                   # per stage: exposed activation offload transfers (seconds)
 
-    def without_p2p(self) -> "StepInputs":
-        from dataclasses import replace
-
-        return replace(self, p2p=0.0)
-
 
 @dataclass
 class _Stage:
@@ -66,19 +61,22 @@ class _Stage:
 
     index: int
     tasks: list[Task]
-    chunk_work: list[StageTimes]          # per model chunk, one microbatch
+    work: dict                            # (chunk, kind) -> _Work
     slowdown: float
-    compute: simpy.Resource
-    dp: simpy.Resource
+    clock: float = 0.0                    # the stage's own time (never behind the simulation clock)
     busy: float = 0.0
     wait_data: float = 0.0
     wait_gather: float = 0.0
     compute_end: float = 0.0
+    dp_free: float = 0.0                  # when the data-parallel stream is next free
     dp_end: float = 0.0
     done: float = 0.0
     split: dict = field(default_factory=dict)   # cause -> seconds of busy time
-    dp_jobs: list = field(default_factory=list)
+    gate: list = field(default_factory=list)    # per task: (stage, task, transfer s) it waited for
     activity: list = field(default_factory=list)
+
+
+CAUSES = ("compute", "recompute", "tp_comm", "cp_comm", "ep_comm")
 
 
 def _chunk_work(part: StageParts, layers: tuple[int, ...]) -> list[StageTimes]:
@@ -113,8 +111,31 @@ def _durations(w: StageTimes, kind: str, split_w: bool) -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class _Work:
+    """One task kind of one chunk on one stage, costed once: seconds by cause, total, computing."""
+
+    d: dict
+    total: float
+    busy: float
+
+
+def _work(w: StageTimes, kind: str, split_w: bool, slowdown: float) -> _Work:
+    d = _durations(w, kind, split_w)
+    return _Work(d, sum(d.values()) * slowdown, (d["compute"] + d["recompute"]) * slowdown)
+
+
 class _Step:
-    """Builds and runs the DES for one step from costed inputs."""
+    """Builds and runs the DES for one step from costed inputs.
+
+    Conservative synchronisation: a stage runs through its schedule on its own clock while the data
+    its next task needs has already been sent, and only when it must wait for data still to be
+    produced does it advance the simulation clock to its own and wait for the send event. The
+    point-to-point links and each stage's data-parallel stream serve their requests in order and
+    are fed by one stage each, so they are kept as the time they are next free rather than as
+    resources. Every time is the same max-plus expression of task and transfer times that a
+    process-per-transfer simulation computes, in the same floating-point order.
+    """
 
     def __init__(self, inp: StepInputs, tracer: Tracer | None):
         self.inp, self.tracer = inp, tracer
@@ -122,43 +143,60 @@ class _Step:
         self.p2p = inp.p2p
         self.env = simpy.Environment()
         self.split_w = inp.schedule == "zb_h1"
-        self.stages = [
-            _Stage(i, schedule(inp.schedule, self.p, self.m, i, self.v), list(inp.chunk_work[i]),
-                   inp.slowdown[i], simpy.Resource(self.env, 1), simpy.Resource(self.env, 1))
-            for i in range(self.p)]
-        self.arrivals: dict = {}
-        self.links = {(i, d): simpy.Resource(self.env, 1) for i in range(self.p) for d in (1, -1)}
+        kinds = ("F", "B", "W") if self.split_w else ("F", "B")
+        self.stages = []
+        for i in range(self.p):
+            work = {(c, k): _work(w, k, self.split_w, inp.slowdown[i])
+                    for c, w in enumerate(inp.chunk_work[i]) for k in kinds}
+            self.stages.append(_Stage(i, schedule(inp.schedule, self.p, self.m, i, self.v), work,
+                                      inp.slowdown[i]))
+        self.sent: dict = {}        # key -> (arrival time, source stage, source task, transfer seconds)
+        self.waiting: dict = {}     # key -> event a stage waits on until the data is sent
+        self.link_free = [[0.0, 0.0] for _ in range(self.p)]   # per stage: downstream, upstream
         self.dp = list(inp.dp)
-        self.gathered: dict = {}
+        self.gather_end: dict = {}  # stage -> per chunk, per bucket: when its parameters are gathered
 
     # -- data movement -------------------------------------------------------------------------
-    def _event(self, key):
-        if key not in self.arrivals:
-            self.arrivals[key] = self.env.event()
-        return self.arrivals[key]
+    def _send(self, st: _Stage, task_idx: int, direction: int, key) -> None:
+        """Send on the stage's link in that direction: queued behind its earlier sends."""
+        link = self.link_free[st.index]
+        side = 0 if direction > 0 else 1
+        start = max(st.clock, link[side])
+        end = start + self.p2p
+        link[side] = end
+        if self.tracer and self.p2p > 0:
+            self.tracer.slice(st.index, "pp send" if direction > 0 else "pp send (grad)", f"{key[0]}{key[1]}",
+                              start, end)
+        self.sent[key] = (end, st.index, task_idx, end - st.clock)
+        ev = self.waiting.pop(key, None)
+        if ev is not None:
+            ev.succeed()
 
-    def _send(self, src: int, direction: int, key):
-        with self.links[(src, direction)].request() as req:
-            yield req
-            start = self.env.now
-            yield self.env.timeout(self.p2p)
-            if self.tracer and self.p2p > 0:
-                self.tracer.slice(src, "pp send" if direction > 0 else "pp send (grad)", f"{key[0]}{key[1]}",
-                                  start, self.env.now)
-        self._event(key).succeed()
+    def _receive(self, st: _Stage, idx: int, key):
+        """Wait for data: yields to the simulation only when it has not been sent yet."""
+        if key not in self.sent:
+            if st.clock > self.env.now:
+                yield self.env.timeout(st.clock - self.env.now)
+            if key not in self.sent:
+                ev = self.waiting[key] = self.env.event()
+                yield ev
+        arrive, src, src_task, transfer = self.sent[key]
+        if arrive > st.clock:
+            st.wait_data += arrive - st.clock
+            st.clock = arrive
+            st.gate[idx] = (src, src_task, transfer)
 
     # -- data-parallel stream -----------------------------------------------------------------
-    def _dp_job(self, st: _Stage, seconds: float, name: str, done_key=None):
-        with st.dp.request() as req:
-            yield req
-            start = self.env.now
-            yield self.env.timeout(seconds)
-            st.activity.append((start, self.env.now, 1))
-            if self.tracer:
-                self.tracer.slice(st.index, "dp comm", name, start, self.env.now)
-        st.dp_end = max(st.dp_end, self.env.now)
-        if done_key is not None:
-            self._event(done_key).succeed()
+    def _dp_job(self, st: _Stage, seconds: float, name: str, ready: float) -> float:
+        """A job on the stage's data-parallel stream, requested at ``ready``; returns its end."""
+        start = max(ready, st.dp_free)
+        end = start + seconds
+        st.dp_free = end
+        st.dp_end = max(st.dp_end, end)
+        st.activity.append((start, end, 1))
+        if self.tracer:
+            self.tracer.slice(st.index, "dp comm", name, start, end)
+        return end
 
     def _chunk_buckets(self, c) -> int:
         """DDP buckets of one model chunk: the stage's buckets shared over its chunks."""
@@ -170,39 +208,40 @@ class _Step:
             return
         per_chunk = c.gather / self.v
         k = self._chunk_buckets(c) if self.inp.overlap_gather else 1
-        for chunk in range(self.v):
-            for b in range(k):
-                st.dp_jobs.append(self.env.process(self._dp_job(
-                    st, per_chunk / k, f"param all-gather {chunk}.{b}", ("gather", st.index, chunk, b))))
-        self.gathered[st.index] = k
+        self.gather_end[st.index] = [[self._dp_job(st, per_chunk / k, f"param all-gather {chunk}.{b}", 0.0)
+                                      for b in range(k)] for chunk in range(self.v)]
 
     # -- compute stream -----------------------------------------------------------------------
-    def _run_task(self, st: _Stage, task: Task, pieces: int, before_piece, after_piece):
-        d = _durations(st.chunk_work[task.chunk], task.kind, self.split_w)
-        total = sum(d.values()) * st.slowdown
+    def _run_task(self, st: _Stage, idx: int, task: Task, pieces: int, gather, grad_piece: float):
+        """Run one task on the stage's clock, in ``pieces`` when parameter gathers gate its pieces or
+        gradient buckets leave after each."""
+        w = st.work[(task.chunk, task.kind)]
+        step, busy = w.total / pieces, w.busy / pieces
         for k in range(pieces):
-            if before_piece:
-                t0 = self.env.now
-                yield before_piece(k)
-                st.wait_gather += self.env.now - t0
-            start = self.env.now
-            yield self.env.timeout(total / pieces)
-            busy = (d["compute"] + d["recompute"]) * st.slowdown / pieces
+            if gather is not None:
+                ready = gather[k] if self.inp.overlap_gather else max(g[0] for g in gather)
+                if ready > st.clock:
+                    st.wait_gather += ready - st.clock
+                    st.clock = ready
+                    st.gate[idx] = None
+            start = st.clock
+            st.clock = start + step
             st.activity.append((start, start + busy, 2))
-            if self.env.now > start + busy:
-                st.activity.append((start + busy, self.env.now, 1))
+            if st.clock > start + busy:
+                st.activity.append((start + busy, st.clock, 1))
             if self.tracer:
-                self._trace_task(st, task, start, d, st.slowdown / pieces)
-            if after_piece:
-                after_piece(k)
-        for cause, sec in d.items():
-            st.split[cause] = st.split.get(cause, 0.0) + sec * st.slowdown
-        st.busy += total
+                self._trace_task(st, task, start, w.d, st.slowdown / pieces)
+            if grad_piece > 0:
+                self._dp_job(st, grad_piece, f"grad reduce {k}", st.clock)
+        split = st.split   # summed task by task, in schedule order (the same float sums every run)
+        for cause, sec in w.d.items():
+            split[cause] = split.get(cause, 0.0) + sec * st.slowdown
+        st.busy += w.total
 
     def _trace_task(self, st: _Stage, task: Task, start: float, d: dict, factor: float):
         label = f"{task.kind}{task.microbatch}" + (f".{task.chunk}" if self.v > 1 else "")
         t = start
-        for cause in ("compute", "recompute", "tp_comm", "cp_comm", "ep_comm"):
+        for cause in CAUSES:
             sec = d[cause] * factor
             if sec > 0:
                 track = "compute" if cause in ("compute", "recompute") else cause.replace("_", " ")
@@ -214,68 +253,75 @@ class _Step:
         c = self.dp[st.index]
         V = self.p * self.v
         last_b = {}   # chunk -> index of the task that completes its weight gradients
+        first_f = {}
         for idx, t in enumerate(st.tasks):
             if t.kind == ("W" if self.split_w else "B"):
                 last_b[t.chunk] = idx
-        first_f = {}
-        for idx, t in enumerate(st.tasks):
             if t.kind == "F" and t.chunk not in first_f:
                 first_f[t.chunk] = idx
         overlap = self.inp.overlap_grad
         grad_per_chunk = c.grad / self.v
+        gathers = self.gather_end.get(st.index)
+        st.gate = [None] * len(st.tasks)
         for idx, task in enumerate(st.tasks):
             vs = task.chunk * self.p + st.index
             if task.kind == "F" and vs > 0:
-                yield from self._wait(st, self._event(("act", task.microbatch, vs)))
-            if task.kind == "B" and vs < V - 1:
-                yield from self._wait(st, self._event(("grad", task.microbatch, vs)))
-            before = after = None
-            pieces = 1
-            if task.kind == "F" and first_f.get(task.chunk) == idx and st.index in self.gathered:
-                pieces = self.gathered[st.index]
-                if self.inp.overlap_gather:
-                    before = (lambda k, ch=task.chunk: self._event(("gather", st.index, ch, k)))
-                else:   # not overlapped: the step starts once every chunk's parameters are gathered
-                    before = (lambda k: self.env.all_of([self._event(("gather", st.index, ch, 0))
-                                                         for ch in range(self.v)]))
+                yield from self._receive(st, idx, ("act", task.microbatch, vs))
+            elif task.kind == "B" and vs < V - 1:
+                yield from self._receive(st, idx, ("grad", task.microbatch, vs))
+            pieces, gather, grad_piece = 1, None, 0.0
+            if task.kind == "F" and gathers is not None and first_f.get(task.chunk) == idx:
+                gather = gathers[task.chunk] if self.inp.overlap_gather else gathers
+                pieces = len(gathers[task.chunk])
             if idx == last_b.get(task.chunk) and overlap and grad_per_chunk > 0:
                 pieces = self._chunk_buckets(c)
-                after = (lambda k, st=st, n=pieces: st.dp_jobs.append(self.env.process(
-                    self._dp_job(st, grad_per_chunk / n, f"grad reduce {k}"))))
-            yield from self._run_task(st, task, pieces, before, after)
+                grad_piece = grad_per_chunk / pieces
+            self._run_task(st, idx, task, pieces, gather, grad_piece)
             if task.kind == "F" and vs < V - 1:
-                self.env.process(self._send(st.index, 1, ("act", task.microbatch, vs + 1)))
-            if task.kind == "B" and vs > 0:
-                self.env.process(self._send(st.index, -1, ("grad", task.microbatch, vs - 1)))
-        st.compute_end = self.env.now
+                self._send(st, idx, 1, ("act", task.microbatch, vs + 1))
+            elif task.kind == "B" and vs > 0:
+                self._send(st, idx, -1, ("grad", task.microbatch, vs - 1))
+        st.compute_end = st.clock
         if not overlap and grad_per_chunk > 0:
-            st.dp_jobs.append(self.env.process(self._dp_job(st, c.grad, "grad reduce")))
-        yield self.env.all_of(st.dp_jobs)
+            self._dp_job(st, c.grad, "grad reduce", st.compute_end)
         st.dp_end = max(st.dp_end, st.compute_end)
         z3, opt = self.inp.zero3[st.index], self.inp.optimizer[st.index]
         if self.inp.offload:
             z3 += self.inp.offload[st.index]
-        start = self.env.now
-        yield self.env.timeout(z3 + opt)
+        start = st.dp_end
+        st.done = start + (z3 + opt)
         st.activity.append((start, start + z3, 1))
-        st.activity.append((start + z3, self.env.now, 2))
+        st.activity.append((start + z3, st.done, 2))
         if self.tracer and z3 + opt > 0:
-            self.tracer.slice(st.index, "compute", "optimizer step", start + z3, self.env.now)
-        st.done = self.env.now
+            self.tracer.slice(st.index, "compute", "optimizer step", start + z3, st.done)
         st.split["zero3"] = z3
-
-    def _wait(self, st: _Stage, event):
-        if not event.triggered:
-            t0 = self.env.now
-            yield event
-            st.wait_data += self.env.now - t0
+        if st.done > self.env.now:
+            yield self.env.timeout(st.done - self.env.now)
 
     def run(self) -> list[_Stage]:
         for st in self.stages:
             self._start_gathers(st)
             self.env.process(self._stage_proc(st))
         self.env.run()
+        if self.waiting:
+            raise RuntimeError(f"pipeline schedule {self.inp.schedule!r} deadlocks: stages wait for "
+                               f"{sorted(self.waiting)[:3]}")
         return self.stages
+
+
+def _pp_on_critical_path(stages: list[_Stage], last: int) -> float:
+    """Transfer seconds on the chain of waits that ends the step: from the last task of the stage
+    that finishes last, back through each task's predecessor (the transfer it waited for, or the task
+    before it on its stage)."""
+    total, s, i = 0.0, last, len(stages[last].tasks) - 1
+    while i >= 0:
+        g = stages[s].gate[i]
+        if g is None:
+            i -= 1
+        else:
+            s, i, sec = g
+            total += sec
+    return total
 
 
 def step_inputs(s: Scenario, eff: Efficiency = DEFAULT,
@@ -309,19 +355,20 @@ def step_inputs(s: Scenario, eff: Efficiency = DEFAULT,
 
 def run_step(inp: StepInputs, trace: bool = False) -> IterationResult:
     """Run the step DES. The breakdown: work causes of the busiest stage, DP tail and optimizer of
-    the stage that finishes last, point-to-point cost as the difference to a run without transfer
-    time, and the bubble as what remains."""
+    the stage that finishes last, point-to-point cost as the transfer time on the step's critical
+    path (from this run's own records), and the bubble as what remains."""
     tracer = Tracer(inp.p) if trace else None
     stages = _Step(inp, tracer).run()
     step = max(st.done for st in stages)
     last = max(range(len(stages)), key=lambda i: stages[i].done)
     busiest = max(range(len(stages)), key=lambda i: stages[i].busy)
-    no_p2p = max(st.done for st in _Step(inp.without_p2p(), None).run()) if inp.p > 1 and inp.p2p > 0 else step
     b, c = stages[busiest], stages[last]
-    breakdown = {k: b.split.get(k, 0.0) for k in ("compute", "recompute", "tp_comm", "cp_comm", "ep_comm")}
-    breakdown["pp_comm"] = max(0.0, step - no_p2p)
+    breakdown = {k: b.split.get(k, 0.0) for k in CAUSES}
     off = inp.offload[last] if inp.offload else 0.0
-    breakdown["dp_comm"] = (c.done - c.compute_end - inp.optimizer[last] - off) + c.wait_gather
+    dp = (c.done - c.compute_end - inp.optimizer[last] - off) + c.wait_gather
+    pp = _pp_on_critical_path(stages, last) if inp.p > 1 and inp.p2p > 0 else 0.0
+    breakdown["pp_comm"] = min(pp, max(0.0, step - sum(breakdown.values()) - dp - inp.optimizer[last] - off))
+    breakdown["dp_comm"] = dp
     breakdown["optimizer"] = inp.optimizer[last]
     if off:
         breakdown["offload"] = off

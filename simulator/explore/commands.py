@@ -11,7 +11,18 @@ import argparse
 from simulator.argtypes import non_negative_int as _non_negative_int
 from simulator.argtypes import positive_int as _positive_int
 from simulator.argtypes import replica_count as _replica_count
-from simulator.explore import handlers
+
+
+class _Handler:
+    """The handler of a subcommand, imported when the command runs (not for --help)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, args):
+        from simulator.explore import handlers
+
+        return getattr(handlers, self.name)(args)
 
 CONFIDENCES = ("p10", "p50", "p90", "mean")
 
@@ -58,7 +69,7 @@ def register(sub) -> None:
     cmp_.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
                       help="values of a key to compare (repeat for a cross product); xF multiplies the base value")
     _common(cmp_)
-    cmp_.set_defaults(func=handlers.compare)
+    cmp_.set_defaults(func=_Handler("compare"))
 
     sw = sub.add_parser("sweep", help="the cross product of --grid axes, streamed to a results file",
                         description="Simulate every combination of the --grid values.")
@@ -68,7 +79,7 @@ def register(sub) -> None:
     sw.add_argument("--out", metavar="FILE", help="results file, .csv or .json, written row by row")
     sw.add_argument("--resume", action="store_true", help="keep the rows already in --out, run the rest")
     _common(sw)
-    sw.set_defaults(func=handlers.sweep)
+    sw.set_defaults(func=_Handler("sweep"))
 
     se = sub.add_parser("search", help="the best parallel layouts on N GPUs, and their Pareto front",
                         description="Enumerate every valid parallel layout, rank with the closed form, "
@@ -81,7 +92,7 @@ def register(sub) -> None:
     se.add_argument("--write", metavar="FILE", help="write the best layout as a workload YAML")
     _common(se, plot="Pareto chart")
     _space_options(se)
-    se.set_defaults(func=handlers.search)
+    se.set_defaults(func=_Handler("search"))
 
     sz = sub.add_parser("size", help="the smallest GPU count meeting a deadline (or the fastest in a budget)",
                         description="Size the cluster: failures, restarts and checkpoints included.")
@@ -94,7 +105,7 @@ def register(sub) -> None:
     sz.add_argument("--search", action="store_true",
                     help="re-choose the layout at each count (closed-form search) instead of keeping the workload's")
     _common(sz, gpus=False, plot="time/cost curve")
-    sz.set_defaults(func=handlers.size)
+    sz.set_defaults(func=_Handler("size"))
 
     sn = sub.add_parser("sensitivity", help="tornado chart of time and cost for ±X%% on key inputs",
                         description="Move each key input down and up by X% and report the change in "
@@ -107,5 +118,5 @@ def register(sub) -> None:
                     help="also move this numeric key (repeatable), e.g. cluster.reliability.restart_time")
     sn.add_argument("--confidence", choices=CONFIDENCES, default="p50", help="time to train at (default p50)")
     _common(sn, plot="tornado chart")
-    sn.set_defaults(func=handlers.sensitivity)
+    sn.set_defaults(func=_Handler("sensitivity"))
 

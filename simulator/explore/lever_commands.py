@@ -45,16 +45,24 @@ def _common(p: argparse.ArgumentParser, replicas: int) -> None:
     p.add_argument("--json", action="store_true", help="print only the JSON result on stdout")
 
 
+def _optimizer_preset(text: str) -> str:
+    """argparse type: an optimizer preset name (the presets are imported only when one is given)."""
+    from simulator.model.optimizers import PRESETS
+
+    if text not in PRESETS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(sorted(PRESETS))}, got {text!r}")
+    return text
+
+
 def register(sub) -> None:
     """Add `levers` and `plan` to the `trainsim` parser."""
-    from simulator.explore.levers import ALL_LEVERS, PRUNE_WIDTH, RETRAIN_FRACTION
-    from simulator.model.optimizers import PRESETS
+    from simulator.explore.lever_names import ALL_LEVERS, PRUNE_WIDTH, RETRAIN_FRACTION
 
     lv = sub.add_parser("levers", help="price cost levers (optimizer, FP8, 2:4 sparsity, compute-optimal "
                                        "size, pruning) against a workload's baseline")
     lv.add_argument("workload", help="workload YAML file (the baseline)")
     _common(lv, replicas=32)
-    lv.add_argument("--optimizer", choices=sorted(PRESETS), default="sophia",
+    lv.add_argument("--optimizer", type=_optimizer_preset, default=None, metavar="PRESET",
                     help="optimizer preset of the optimizer lever (default sophia)")
     lv.add_argument("--only", metavar="LEVER,...", help=f"levers to price (default all: {','.join(ALL_LEVERS)})")
     lv.add_argument("--prune-width", type=_fraction, default=PRUNE_WIDTH,
@@ -82,7 +90,7 @@ def register(sub) -> None:
 
 
 def _levers(text: str | None) -> tuple[str, ...]:
-    from simulator.explore.levers import ALL_LEVERS
+    from simulator.explore.lever_names import ALL_LEVERS
 
     if not text:
         return ALL_LEVERS
@@ -103,7 +111,7 @@ def cmd_levers(args: argparse.Namespace) -> int:
 
     check_plot(args.plot, force=args.force)
     check_report_path(args.report, args.force)
-    opts = LeverOptions(optimizer=args.optimizer, prune_width=args.prune_width, prune_depth=args.prune_depth,
+    opts = LeverOptions(optimizer=args.optimizer or "sophia", prune_width=args.prune_width, prune_depth=args.prune_depth,
                         retrain_fraction=args.retrain_fraction, distill=not args.no_distill,
                         levers=_levers(args.only))
     rows = evaluate(Path(args.workload), cluster=Path(args.cluster) if args.cluster else None, gpus=args.gpus,

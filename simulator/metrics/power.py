@@ -47,17 +47,22 @@ class PowerModel:
 
 
 def stage_levels(activity, step: float) -> tuple[np.ndarray, np.ndarray]:
-    """Breakpoints and the activity level on each segment [t_i, t_i+1) of one stage's step."""
-    pts = np.array(sorted({0.0, step, *(a for a, _, _ in activity), *(b for _, b, _ in activity)}))
+    """Breakpoints and the activity level on each segment [t_i, t_i+1) of one stage's step: the
+    highest level of the intervals covering it (array operations: interval ends to breakpoint
+    indices, +1/-1 at each, a running sum per level)."""
+    acts = np.asarray(activity, dtype=float).reshape(-1, 3)
+    starts, ends, lv = acts[:, 0], acts[:, 1], acts[:, 2]
+    pts = np.unique(np.concatenate(([0.0, step], starts, ends)))
     level = np.zeros(len(pts) - 1)
+    keep = ends > starts
     for lvl in (1, 2):
+        sel = keep & (lv == lvl)
+        if not sel.any():
+            continue
         diff = np.zeros(len(pts))
-        for a, b, l in activity:
-            if l == lvl and b > a:
-                diff[np.searchsorted(pts, a)] += 1
-                diff[np.searchsorted(pts, b)] -= 1
-        covered = np.cumsum(diff)[:-1] > 0
-        level[covered] = lvl
+        np.add.at(diff, np.searchsorted(pts, starts[sel]), 1.0)
+        np.add.at(diff, np.searchsorted(pts, ends[sel]), -1.0)
+        level[np.cumsum(diff)[:-1] > 0] = lvl
     return pts, level
 
 
@@ -79,10 +84,10 @@ def step_power(activity: tuple, step: float, model: PowerModel) -> StepPower:
     grid = np.unique(np.concatenate([p for p, _ in stages]))
     mids = (grid[:-1] + grid[1:]) / 2
     gpu_w = np.zeros(len(mids))
-    watts_of = np.vectorize(model.gpu_watts)
+    watts = np.array([model.gpu_watts(lvl) for lvl in (0, 1, 2)])   # per GPU, by level
     for pts, level in stages:
         idx = np.clip(np.searchsorted(pts, mids, side="right") - 1, 0, len(level) - 1)
-        gpu_w += per_stage * watts_of(level[idx])
+        gpu_w += per_stage * watts[level[idx].astype(np.intp)]
     fac = model.facility(gpu_w)
     dt = np.diff(grid)
     energy = float(np.sum(fac * dt))
