@@ -29,6 +29,9 @@ class GPUSpec(Strict):
     idle_power: Power
     nvlink_bandwidth: Bandwidth | None = Field(default=None, description="per GPU, per direction")
     sparsity_2to4_speedup: float = 1.0
+    # streaming multiprocessors (AMD: compute units): GEMM tiles run in waves of this many
+    # (cost/compute.py); null = no wave quantisation
+    sm_count: int | None = Field(default=None, ge=1)
     source: str = ""
 
     def peak(self, precision: str) -> float | None:

@@ -30,6 +30,7 @@ from simulator.validation.runner import Case, Row, mape
 
 GRID_POINTS = 41        # values tried per coordinate inside the trust region
 STEP = 0.03             # finite-difference step, as a fraction of each parameter's range
+WEIGH_SOURCES = True    # objective: mean of the per-source MAPEs (source_weights)
 
 
 def _to_unit(eff: Efficiency, names: tuple[str, ...]) -> np.ndarray:
@@ -70,12 +71,23 @@ def linearise(cases: list[Case], base: Efficiency, names: tuple[str, ...], x: np
     return Linear(x, p0, J)
 
 
-def _objective(logp: np.ndarray, log_pub: np.ndarray) -> np.ndarray:
-    """MAPE of each candidate (columns of ``logp``) against the published values."""
-    return np.abs(np.exp(logp - log_pub[:, None]) - 1.0).mean(axis=0)
+def _objective(logp: np.ndarray, log_pub: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """Weighted MAPE of each candidate (columns of ``logp``) against the published values."""
+    err = np.abs(np.exp(logp - log_pub[:, None]) - 1.0)
+    return err.mean(axis=0) if w is None else (w[:, None] * err).sum(axis=0)
 
 
-def _surrogate_min(lin: Linear, log_pub: np.ndarray, radius: float, sweeps: int = 6) -> np.ndarray:
+def source_weights(cases: list[Case]) -> np.ndarray:
+    """Every source weighs the same, however many rows it printed (a 1-row source counts as much as
+    a 12-row table): the objective is the mean of the per-source MAPEs."""
+    counts: dict[str, int] = {}
+    for c in cases:
+        counts[c.source] = counts.get(c.source, 0) + 1
+    return np.array([1.0 / (counts[c.source] * len(counts)) for c in cases])
+
+
+def _surrogate_min(lin: Linear, log_pub: np.ndarray, radius: float, w: np.ndarray | None,
+                   sweeps: int = 6) -> np.ndarray:
     """Coordinate search of the linear model's MAPE in the box [0,1]^P within ``radius`` of lin.x."""
     z = lin.x.copy()
     lo, hi = np.clip(lin.x - radius, 0, 1), np.clip(lin.x + radius, 0, 1)
@@ -84,7 +96,7 @@ def _surrogate_min(lin: Linear, log_pub: np.ndarray, radius: float, sweeps: int 
         for j in range(len(z)):
             base = lin.p0 + lin.J @ (z - lin.x) - lin.J[:, j] * (z[j] - lin.x[j])
             grid = np.unique(np.append(np.linspace(lo[j], hi[j], GRID_POINTS), z[j]))
-            scores = _objective(base[:, None] + np.outer(lin.J[:, j], grid - lin.x[j]), log_pub)
+            scores = _objective(base[:, None] + np.outer(lin.J[:, j], grid - lin.x[j]), log_pub, w)
             best = grid[int(np.argmin(scores))]
             if best != z[j]:
                 moved, z[j] = True, best
@@ -97,17 +109,18 @@ def fit(cases: list[Case], start: Efficiency = DEFAULT, names: tuple[str, ...] =
         rounds: int = 4, lin: Linear | None = None, out=None) -> tuple[Efficiency, Linear]:
     """Minimise the MAPE over ``cases``; returns the best parameters and the last linear model."""
     log_pub = np.log([float(c.row["value"]) for c in cases])
+    w = source_weights(cases) if WEIGH_SOURCES else None
     x = _to_unit(start, names) if lin is None else lin.x.copy()
     p = _log_preds(cases, _from_unit(start, names, x)) if lin is None else None
     lin = lin or linearise(cases, start, names, x, p)
-    best = float(_objective(lin.p0[:, None], log_pub)[0])
+    best = float(_objective(lin.p0[:, None], log_pub, w)[0])
     radius = 0.5
     for k in range(rounds):
-        z = _surrogate_min(lin, log_pub, radius)
+        z = _surrogate_min(lin, log_pub, radius, w)
         if np.allclose(z, x):
             break
         pz = _log_preds(cases, _from_unit(start, names, z))
-        score = float(_objective(pz[:, None], log_pub)[0])
+        score = float(_objective(pz[:, None], log_pub, w)[0])
         if out:
             print(f"  round {k + 1}: MAPE {100 * score:.2f} % (was {100 * best:.2f} %)", file=out)
         if score < best - 1e-6:
