@@ -24,15 +24,24 @@ class GPUSpec(Strict):
     # efficiency model must not exceed (e.g. Bekman, ml-engineering "maximum achievable matmul FLOPS").
     max_gemm_fraction: Fraction = 0.8
     hbm_capacity: Size
+    # what the CUDA runtime exposes (nvidia-smi "Total"); default: hbm_capacity
+    hbm_usable: Size | None = None
     hbm_bandwidth: Bandwidth
     tdp: Power
     idle_power: Power
     nvlink_bandwidth: Bandwidth | None = Field(default=None, description="per GPU, per direction")
+    # GPU <-> host memory link per direction (PCIe or NVLink-C2C): activation CPU offloading
+    host_bandwidth: Bandwidth = "32 GB/s"
     sparsity_2to4_speedup: float = 1.0
     # streaming multiprocessors (AMD: compute units): GEMM tiles run in waves of this many
     # (cost/compute.py); null = no wave quantisation
     sm_count: int | None = Field(default=None, ge=1)
     source: str = ""
+
+    @property
+    def usable_hbm(self) -> float:
+        """Bytes of HBM a training process can allocate from (ECC and driver reservations excluded)."""
+        return self.hbm_usable if self.hbm_usable is not None else self.hbm_capacity
 
     def peak(self, precision: str) -> float | None:
         """Peak dense FLOP/s for a training precision; fp16 and bf16 fall back on each other."""

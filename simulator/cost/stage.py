@@ -1,13 +1,14 @@
 """Per-microbatch time of each pipeline stage: compute, recomputation and exposed in-stage comm."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from simulator.config.scenario import Scenario
 from simulator.cost import comm
 from simulator.cost.compute import ops_time
 from simulator.cost.efficiency import Efficiency
 from simulator.model.arch import Arch, resolve
+from simulator.model.recompute import recomputed_fraction
 from simulator.model.ops import Op, Shard, embedding_ops, layer_ops, output_ops
 
 
@@ -92,6 +93,8 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
         rec = f + tp_f + cp_f + ep_f
     elif lay.recompute == "selective":
         rec = attn_f
+    elif lay.recompute == "selective_op":   # norms and activation functions rerun (memory-bound ops)
+        rec = ops_time([o for o in ops if o.kind == "memory"], gpu, prec, eff)
     return StageTimes(f + b, rec, tp_f + tp_b, cp_f + cp_b, ep_f + ep_b,
                       f + tp_f + cp_f + ep_f, b + rec + tp_b + cp_b + ep_b, wgrad)
 
@@ -138,6 +141,10 @@ def stage_parts(s: Scenario, eff: Efficiency, tiers: comm.Tiers) -> list[StagePa
     for i, layers in enumerate(s.layout.stage_layers):
         n_moe = a.moe_layers_in(layers)
         body = add(scale(dense, layers - n_moe), scale(moe, n_moe))
+        frac = recomputed_fraction(s.layout, i)
+        if s.layout.recompute == "full" and frac < 1.0:   # block method: only some layers rerun
+            skipped = body.recompute * (1.0 - frac)
+            body = replace(body, recompute=body.recompute - skipped, bwd=body.bwd - skipped)
         head = _extra(embedding_ops(a, sh) if i == 0 else [], s, eff)
         tail = _extra(output_ops(a, sh) if i == pp - 1 else [], s, eff)
         out.append(StageParts(body, head, tail))

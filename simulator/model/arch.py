@@ -28,6 +28,8 @@ class Arch:
     moe_ffn: int
     moe_layer_freq: int
     shared_expert_ffn: int
+    attention_dropout: float = 0.0
+    hidden_dropout: float = 0.0
 
     @property
     def attn_width(self) -> int:
@@ -76,4 +78,6 @@ def resolve(m: ModelConfig) -> Arch:
         moe_ffn=(moe.moe_ffn_hidden_size or m.ffn_hidden_size or 4 * m.hidden_size) if moe else 0,
         moe_layer_freq=moe.moe_layer_freq if moe else 1,
         shared_expert_ffn=(moe.moe_shared_expert_intermediate_size or 0) if moe else 0,
+        attention_dropout=m.attention_dropout,
+        hidden_dropout=m.hidden_dropout,
     )

@@ -72,7 +72,9 @@ def attention_ops(a: Arch, sh: Shard) -> list[Op]:
         Op("attn_scores", "gemm", 2.0 * bh * sq * sk * d, e * bh * (sq * d + sk * d + sq * sk),
            attention_core=True),
         # fused scale-mask-softmax (read scores, write probabilities) + dropout (read, write, mask)
-        Op("attn_softmax_dropout", "memory", 0.0, bh * sq * sk * (2 * e + 2 * e + 1), attention_core=True),
+        # when attention_dropout > 0 (no dropout kernel runs at p = 0)
+        Op("attn_softmax_dropout", "memory", 0.0,
+           bh * sq * sk * (2 * e + ((2 * e + 1) if a.attention_dropout > 0 else 0)), attention_core=True),
         Op("attn_values", "gemm", 2.0 * bh * sq * sk * d, e * bh * (sq * sk + sk * d + sq * d),
            attention_core=True),
     ]
@@ -89,6 +91,12 @@ def mlp_ops(a: Arch, sh: Shard, tokens: float, ffn: int, prefix: str, count: int
     ]
 
 
+def _residual_elems(a: Arch, tokens: float) -> float:
+    """Elements moved by a fused bias + dropout + residual add: read two, write one, plus a 1-byte
+    mask (half a 2-byte element) written when hidden_dropout > 0."""
+    return (3 + (0.5 if a.hidden_dropout > 0 else 0.0)) * tokens * a.hidden
+
+
 def layer_ops(a: Arch, sh: Shard, moe: bool = False) -> list[Op]:
     """Forward ops of one layer for one microbatch on one GPU (dense, or MoE when ``moe``)."""
     e, t = sh.act_bytes, sh.tp
@@ -98,7 +106,7 @@ def layer_ops(a: Arch, sh: Shard, moe: bool = False) -> list[Op]:
         gemm("qkv", T, a.hidden, (a.attn_width + 2 * a.kv_width) / t, e, linear=True),
         *attention_ops(a, sh),
         gemm("attn_proj", T, a.attn_width / t, a.hidden, e, linear=True),
-        memory_op("attn_residual", 3 * Tn * a.hidden, e),   # bias + dropout + add, fused
+        memory_op("attn_residual", _residual_elems(a, Tn), e),   # bias + dropout + add, fused
         memory_op("post_attn_norm", 2 * Tn * a.hidden, e),
     ]
     if moe:
@@ -111,7 +119,7 @@ def layer_ops(a: Arch, sh: Shard, moe: bool = False) -> list[Op]:
             ops += mlp_ops(a, sh, T, a.shared_expert_ffn, "shared_")
     else:
         ops += mlp_ops(a, sh, T, a.ffn, "")
-    ops.append(memory_op("mlp_residual", 3 * Tn * a.hidden, e))
+    ops.append(memory_op("mlp_residual", _residual_elems(a, Tn), e))
     return ops
 
 
