@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from simulator.config.cluster import ClusterConfig
 from simulator.config.gpu import GPUSpec
+from simulator.config.model_checks import check_model_features
 from simulator.config.workload import WorkloadConfig
 from simulator.errors import ConfigError
 from simulator.model.arch import resolve
+from simulator.model.precision import tensor_format
 
 P = "parallelism."
 
@@ -127,6 +129,7 @@ def _grad_dtype(w: WorkloadConfig, where) -> str:
 
 def _check_model(w: WorkloadConfig, where) -> None:
     m = w.model
+    check_model_features(m, where)
     if m.kv_channels is None and m.hidden_size % m.num_attention_heads:
         _fail(where, "model.num_attention_heads", f"does not divide hidden_size={m.hidden_size}",
               m.num_attention_heads, "a divisor of hidden_size, or set kv_channels")
@@ -250,12 +253,10 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
     _check_recompute(w, stage_layers, vpp, where)
     _check_offload(w, pp, where)
     grad_dtype = _grad_dtype(w, where)
-    if t.precision == "fp8" and gpu.peak("fp8") is None:
-        _fail(where, "training.precision", f"the cluster's GPU ({gpu.name}) has no FP8 tensor cores",
-              t.precision, "bf16 or fp16 on this GPU")
-    if t.precision != "fp8" and gpu.peak(t.precision) is None:
-        _fail(where, "training.precision", f"{gpu.name} lists no {t.precision} peak", t.precision,
-              "a precision the GPU supports")
+    if gpu.peak(t.precision) is None:
+        _fail(where, "training.precision", f"the cluster's GPU ({gpu.name}) has no "
+              f"{tensor_format(t.precision).upper()} tensor cores (no such peak in its catalog entry)",
+              t.precision, f"one of the precisions {gpu.name} has: {', '.join(gpu.precisions())}")
     if t.sparsity_2to4 and gpu.sparsity_2to4_speedup <= 1.0:
         _fail(where, "training.sparsity_2to4", f"the cluster's GPU ({gpu.name}) has no 2:4 sparse tensor "
               "cores (its sparsity_2to4_speedup is not above 1)", t.sparsity_2to4,

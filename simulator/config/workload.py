@@ -22,8 +22,35 @@ class MoEConfig(Strict):
     num_experts: PosInt
     moe_router_topk: PosInt = 2
     moe_ffn_hidden_size: PosInt | None = None          # default: the model's ffn_hidden_size
-    moe_layer_freq: PosInt = 1                          # every k-th layer is an MoE layer
+    # an int k: layer i is an MoE layer when i % k == 0 (Megatron-LM); a list of 0/1 per layer
+    # (Megatron's "([0]*3+[1]*58)" pattern, written out), 1 = MoE layer
+    moe_layer_freq: PosInt | list[Literal[0, 1]] = 1
+    # Hugging Face DeepSeek name: the first k layers are dense, then the moe_layer_freq pattern
+    first_k_dense_replace: NonNegInt = 0
     moe_shared_expert_intermediate_size: PosInt | None = None
+    # local experts run as one grouped GEMM (Megatron --moe-grouped-gemm). Megatron's default is off;
+    # on here because every published MoE training recipe in the validation set turns it on
+    moe_grouped_gemm: bool = True
+    # tokens on the busiest expert-parallel rank / mean tokens per rank (>= 1), when EP > 1
+    moe_expert_load_imbalance: PosFloat = 1.0
+    # Megatron --moe-router-force-load-balancing: routing forced uniform (imbalance 1.0)
+    moe_router_force_load_balancing: bool = False
+    # Megatron dispatcher: "alltoall" (NCCL all-to-all, one copy per routed expert) or "flex" with
+    # DeepEP (one copy per destination node over the network, forwarded over NVLink)
+    moe_token_dispatcher_type: Literal["alltoall", "flex"] = "alltoall"
+    # group-limited routing (DeepSeek-V3: 8 groups = nodes, each token on at most 4)
+    moe_router_num_groups: PosInt | None = None
+    moe_router_group_topk: PosInt | None = None
+
+
+class MLAConfig(Strict):
+    """Multi-head latent attention (DeepSeek-V2/V3); Hugging Face DeepSeek config names."""
+
+    q_lora_rank: PosInt | None = None                   # None: a full-rank query projection (V2-Lite)
+    kv_lora_rank: PosInt
+    qk_nope_head_dim: PosInt
+    qk_rope_head_dim: PosInt
+    v_head_dim: PosInt
 
 
 class ModelConfig(Strict):
@@ -42,6 +69,21 @@ class ModelConfig(Strict):
     add_bias_linear: bool = True
     add_qkv_bias: bool | None = None                    # default: add_bias_linear
     embedding_layernorm: bool = False                   # BLOOM normalises the embedding output
+    qk_layernorm: bool = False                          # a norm on each head's queries and keys (Qwen3)
+    # multi-head latent attention: q_lora_rank, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim,
+    # v_head_dim (replaces kv_channels / num_query_groups for the attention shapes)
+    multi_latent_attention: MLAConfig | None = None
+    # sliding-window attention: keys each query sees (Hugging Face sliding_window, Mistral / GPT-OSS)
+    sliding_window: PosInt | None = None
+    # which layers use the window: Megatron window_attn_skip_freq, an int N = one full-attention layer
+    # after every N-1 windowed layers (layer i is full when (i + 1) % N == 0); default all windowed
+    window_attn_skip_freq: PosInt | None = None
+    # or per layer, Hugging Face layer_types: "sliding_attention" / "full_attention"
+    layer_types: list[Literal["sliding_attention", "full_attention"]] | None = None
+    # "learnable": a learned per-head sink logit in the softmax (GPT-OSS attention sinks)
+    softmax_type: Literal["vanilla", "off-by-one", "learnable"] = "vanilla"
+    # multi-token prediction modules after the last layer (DeepSeek-V3: 1), Megatron --mtp-num-layers
+    mtp_num_layers: NonNegInt = 0
     moe: MoEConfig | None = None
     # Dropout probabilities (Megatron names). Megatron-LM's command-line default is 0.1 for both, which
     # GPT-3/BLOOM-era configs used; Llama, Mixtral, Qwen and DeepSeek recipes train with 0, and with
@@ -65,7 +107,9 @@ class TrainingConfig(Strict):
     global_batch_size: PosInt                           # sequences per step
     train_tokens: Count | None = None
     train_iters: PosInt | None = None
-    precision: Literal["bf16", "fp16", "fp8"] = "bf16"
+    # fp8 / fp8_cs (per-tensor current scaling), fp8_mx (MXFP8 blocks), nvfp4, mxfp4: the linear layers
+    # run in that format (simulator/model/precision.py), the rest in bf16
+    precision: Literal["bf16", "fp16", "fp8", "fp8_cs", "fp8_ds", "fp8_mx", "nvfp4", "mxfp4"] = "bf16"
     # dtype of the gradients accumulated over microbatches and reduced over data parallelism (the
     # "main grads"); memory, DP traffic and the optimizer pass all read it. Default (null): fp32 under
     # bf16/fp8 -- Megatron-LM forces fp32 accumulation and all-reduce for bf16

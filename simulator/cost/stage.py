@@ -10,6 +10,7 @@ from simulator.cost.efficiency import Efficiency
 from simulator.model.arch import Arch, resolve
 from simulator.model.recompute import recomputed_fraction
 from simulator.model.ops import Op, Shard, embedding_ops, layer_ops, output_ops
+from simulator.model.routing import dispatch_volume_factor
 
 
 @dataclass(frozen=True)
@@ -79,13 +80,16 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
         tp_f = tp_b = tp_one
     cp_f = cp_b = 0.0
     if lay.cp > 1:
-        kv = tokens * 2 * a.kv_width / lay.tp * sh.act_bytes
+        kv = tokens * a.kv_exchange_width / lay.tp * sh.act_bytes
         ring = (lay.cp - 1) * comm.send_recv(lay.tp, kv, tiers, peers=lay.cp)
         cp_f, cp_b = max(0.0, ring - attn_f), max(0.0, 2 * ring - attn_b)
     ep_f = ep_b = 0.0
     if moe and lay.ep > 1:
         routed = tokens * a.topk * a.hidden * sh.act_bytes / (lay.tp if lay.sequence_parallel else 1)
-        ep_f = ep_b = 2 * comm.all_to_all(comm.Group.of("ep", lay), routed, tiers)
+        group = comm.Group.of("ep", lay)
+        if group.domains(tiers) > 1:   # DeepEP-style dispatch sends fewer copies across domains
+            routed *= dispatch_volume_factor(a, group.domains(tiers))
+        ep_f = ep_b = 2 * comm.all_to_all(group, routed, tiers)
     wgrad = 0.5 * sum(ops_time([o], gpu, prec, eff, backward=True) for o in ops
                       if o.kind == "gemm" and not o.attention_core)
     rec = 0.0

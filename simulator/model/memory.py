@@ -20,7 +20,9 @@ from dataclasses import dataclass, fields
 
 from simulator.model.schedules import peak_live_layers
 from simulator.model.arch import Arch
-from simulator.model.params import dense_layer_params, embedding_params, moe_layer_params, output_params
+from simulator.model.params import (
+    dense_layer_params, embedding_params, moe_layer_params, mtp_params, output_params,
+)
 
 GIB = 2.0**30
 # Default runtime reserve (workload memory.runtime_reserve): CUDA context, NCCL communicators and
@@ -98,7 +100,7 @@ def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequ
     MLPs (default: ``tp``).
     """
     tokens = micro_batch * a.seq / cp
-    h, aw, kw = a.hidden, a.attn_width, a.kv_width
+    h, aw = a.hidden, a.attn_width
     rep_div = tp if sequence_parallel else 1
     if recompute == "full":
         return 2.0 * tokens * h / rep_div
@@ -121,18 +123,25 @@ def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequ
         # layer input and attention-projection output (to rebuild both norms' inputs), Q/K/V, the
         # attention output, fc1's output; norms' outputs and the activation function are recomputed
         replicated = tokens * (2 * h + 2 * h)
-        attn_split = tokens * (2 * aw + 2 * 2 * kw + 2 * aw)
+        attn_split = tokens * (2 * a.q_width + 2 * a.kv_width + 2 * a.v_width + 2 * aw)
         mlp_split = ffn_tokens * 2 * up
     else:
         # replicated over TP ranks unless sequence parallel: norm inputs, QKV and fc1 inputs, masks
         replicated = tokens * (2 * h + g * h + 2 * h + g * h + masks)
         # split over TP ranks: Q, K, V, attention output (projection input), activation input, fc2 input
-        attn_split = tokens * (2 * aw + 2 * 2 * kw + g * aw)
+        attn_split = tokens * (2 * a.q_width + 2 * a.kv_width + 2 * a.v_width + g * aw)
+        if a.qk_layernorm:
+            attn_split += tokens * 2 * (a.q_width + a.kv_width)   # inputs of the per-head q / k norms
         mlp_split = ffn_tokens * (2 * up + g * ffn)
     if moe:
         attn_split += tokens * a.num_experts * 4      # router logits (fp32)
         replicated += tokens * a.topk * h * 2          # permuted tokens
-    return replicated / rep_div + (attn_split + core) / tp + mlp_split / mlp_tp
+    full = 0.0   # kept whole on every TP rank even under sequence parallelism
+    if a.mla:
+        # the compressed latents are gathered over the SP ranks before the (head-split) up
+        # projections: latent-norm inputs, up-projection inputs and the shared rotary key, per rank
+        full = tokens * ((2 + g) * (a.q_lora_rank + a.kv_lora_rank) + 2 * a.qk_rope_dim)
+    return replicated / rep_div + (attn_split + core) / tp + mlp_split / mlp_tp + full
 
 
 def in_flight_microbatches(schedule: str, stage: int, pp: int, m: int, vpp: int) -> float:
@@ -148,11 +157,14 @@ def stage_params(a: Arch, layers: int, first: bool, last: bool, pp: int) -> tupl
     dense = (layers - n_moe) * dense_layer_params(a) + n_moe * shared
     if first:
         dense += embedding_params(a)
+    experts_mtp = 0
     if last:
         dense += output_params(a)
         if a.tied_embeddings and pp > 1:
             dense += a.vocab * a.hidden   # the last stage keeps its own copy of the tied embedding
-    return float(dense), float(n_moe * experts)
+        mtp_dense, experts_mtp = mtp_params(a)   # multi-token prediction modules sit on the last stage
+        dense += mtp_dense
+    return float(dense), float(n_moe * experts + experts_mtp)
 
 
 def memory_per_gpu(a: Arch, **layout) -> MemoryBreakdown:
@@ -272,6 +284,12 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
             acts += 2.0 * tokens * a.hidden / (tp if sequence_parallel else 1)
         if i == pp - 1:
             acts += tokens * a.vocab / tp * (2 + 4)   # bf16 logits and their fp32 copy, one microbatch
+            if a.mtp_layers:   # each MTP module: its layer's activations and its logits
+                mtp = activation_bytes_per_layer(a, micro_batch, tp, cp, sequence_parallel, recompute,
+                                                 flash_attention, moe=a.last_layer_moe, fp8=fp8, etp=etp)
+                mtp += 2.0 * 2 * tokens * a.hidden / (tp if sequence_parallel else 1)   # projection input
+                held = in_flight_microbatches(schedule, i, pp, num_microbatches, vpp)
+                acts += a.mtp_layers * (mtp * held + tokens * a.vocab / tp * (2 + 4))
         frag = fragmentation * acts
         stages.append(MemoryBreakdown(weights, grads, optim, acts, runtime_reserve, i,
                                       low_precision_weights=lp, gather_buffers=gather,
