@@ -136,9 +136,12 @@ def _model_of(row: dict) -> dict:
     else:   # Llama, Nemotron-4, Qwen3, DeepSeek-V3, GPT-OSS: RoPE, untied output layer, no biases but GPT-OSS's
         model.update(position_embedding_type="rope", untie_embeddings_and_output_weights=True,
                      add_bias_linear="biases on" in row["notes"])
-    if row["kv_channels"].strip():
+    attention = _attention(row["attention"])
+    if "multi_latent_attention" in attention:   # MLA sets its own head shapes (no query groups, no kv_channels)
+        del model["num_query_groups"]
+    elif row["kv_channels"].strip():
         model["kv_channels"] = int(row["kv_channels"])
-    model.update(_attention(row["attention"]))
+    model.update(attention)
     if row["num_experts"].strip():
         moe = {"num_experts": int(row["num_experts"]), "moe_router_topk": int(row["moe_router_topk"]),
                "moe_ffn_hidden_size": int(row["moe_ffn_hidden_size"])}
