@@ -61,7 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="compare predictions with published training runs")
     val.add_argument("--json", action="store_true", help="print the table as JSON")
-    val.add_argument("--fast", action="store_true", help="use the closed-form tier instead of the step DES")
+    val.add_argument("--fast", action="store_true",
+                     help="closed-form tier for every prediction (the default; kept for old scripts)")
+    val.add_argument("--des", action="store_true",
+                     help="predict the in-sample rows with the step DES (slow); the leave-one-source-out "
+                          "refits always use the closed form")
     return p
 
 
@@ -131,17 +135,19 @@ def _check_run_outputs(args: argparse.Namespace) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from simulator.validation.runner import format_table, run_all, whole_run_rows
+    from simulator.validation.report import format_validation, validate
+    from simulator.validation.runner import format_table
 
-    rows = run_all(engine="analytical" if args.fast else "des")
-    whole = whole_run_rows()
+    if args.fast and args.des:
+        raise ConfigError("choose one engine", source="command line", value="--fast --des",
+                          expected="either --fast or --des")
+    v = validate(engine="des" if args.des else "analytical")
     if args.json:
-        print(json.dumps({"iteration": [r.to_json() for r in rows], "whole_runs": [r.to_json() for r in whole]},
-                         indent=2))
+        print(json.dumps(v.to_json(), indent=2))
     else:
-        print(format_table(rows))
+        print(format_validation(v))
         print("\nwhole runs, end to end from the bundled workload (step, campaign, energy):")
-        print(format_table(whole))
+        print(format_table(v.whole))
     return 0
 
 

@@ -79,6 +79,7 @@ def test_validate_prints_every_row(capsys):
     out = capsys.readouterr().out
     assert out.count("narayanan2021") >= 22 and out.count("megatron-core-h100") >= 9
     assert "mean absolute error all" in out and "worst" in out
+    assert "leave-one-source-out" in out and "not expressible" in out and "nemo-24.07" in out
 
 
 def test_topology_command(capsys, tmp_path):

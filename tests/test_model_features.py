@@ -124,9 +124,10 @@ def test_grouped_gemm_pays_one_launch_per_kernel():
     g = gpu("h100-sxm")
     grouped, sequential = ops_time(expert_ops(a, sh, 2048), g, "bf16", DEFAULT), ops_time(expert_ops(seq, sh, 2048), g, "bf16", DEFAULT)
     assert grouped < sequential
-    # fc1 and fc2: 64 kernels each -> one each (the activation was one fused kernel already); the
-    # per-expert token count is a multiple of the tile, so the launches are the whole difference
-    assert sequential - grouped == pytest.approx((64 - 1) * 2 * DEFAULT.kernel_overhead, rel=1e-9)
+    # fc1 and fc2: 64 kernels each -> one each (the activation was one fused kernel already); on top
+    # of the launches, the small per-expert GEMMs each leave a partly filled last wave of tiles
+    # (cost/compute.py), which one grouped kernel does not
+    assert sequential - grouped >= (64 - 1) * 2 * DEFAULT.kernel_overhead * (1 - 1e-9)
 
 
 @given(tokens=st.integers(1, 4096))

@@ -18,6 +18,9 @@ class NVLinkConfig(Strict):
     bandwidth: Bandwidth | None = None                  # per GPU per direction; default: the GPU's
     domain_size: PosInt | None = None                   # GPUs in one NVLink domain; default: a node
     latency: Duration = "1 us"
+    # NVLink SHARP (in-switch all-reduce): null = NVSwitch 3 or later (nvswitch kind at >= 450 GB/s
+    # per GPU per direction: H100, H200, Blackwell); false where NCCL_NVLS_ENABLE=0
+    nvls: bool | None = None
 
 
 class NodeConfig(Strict):

@@ -40,6 +40,9 @@ class GPUSpec(Strict):
     host_bandwidth: Bandwidth = "32 GB/s"
     # 2:4 structured sparsity skips half the multiplies: a speed-up of 1 (none) to 2 (all of it)
     sparsity_2to4_speedup: float = Field(default=1.0, ge=1.0, le=2.0)
+    # streaming multiprocessors (AMD: compute units): GEMM tiles run in waves of this many
+    # (cost/compute.py); null = no wave quantisation
+    sm_count: int | None = Field(default=None, ge=1)
     source: str = ""
 
     @model_validator(mode="after")

@@ -1,10 +1,24 @@
 """Collective communication times on a two-tier (scale-up domain, scale-out network) fabric.
 
 An alpha-beta model per tier: a ring moves (n-1)/n of the buffer per step over the slowest link of
-its tier, and pays one hop latency per step; a collective spanning several NVLink domains runs
-hierarchically (inside the domain first, then across domains on each GPU's own NIC rail), as NCCL
-does. Bus-bandwidth factors 2(n-1)/n (all-reduce) and (n-1)/n (reduce-scatter, all-gather,
-all-to-all) fall out of the ring algorithm (nccl-tests PERFORMANCE.md).
+its tier, and pays one hop latency per step. Bus-bandwidth factors 2(n-1)/n (all-reduce) and (n-1)/n
+(reduce-scatter, all-gather, all-to-all) fall out of the ring algorithm (nccl-tests PERFORMANCE.md).
+
+A collective spanning several NVLink domains is one NCCL ring (or tree) through every member, cut
+into chunks over several channels: while one chunk crosses the network another moves over NVLink,
+so the tiers work at once and the slower one sets the time (max, not sum). Each GPU's NIC carries the
+channel that leaves the domain at that GPU, i.e. (S/k) of the buffer for k members per domain: the
+bus bandwidth of a large multi-node all-reduce approaches the node's NIC aggregate (nccl-tests on
+DGX H100 with 8 x 400G NDR: ~370-385 GB/s at 16 nodes).
+
+Algorithms, as NCCL's tuner picks them: ring for bandwidth; a double binary tree across domains when
+its log-depth latency wins (small buffers, many nodes); NVLink SHARP (NVLS) inside an NVSwitch domain
+that has it (NVSwitch 3 and later: H100 / H200 / Blackwell), where the switch reduces and multicasts so
+each GPU moves the buffer once instead of 2(k-1)/k times, at the measured NVLS rate (8 x H100: ~480
+GB/s bus bandwidth, reference.md). Scale-up efficiency (Efficiency.nvlink) and scale-out efficiency
+(Efficiency.network) are separate. On a mesh scale-up (nvlink_mesh, infinity_fabric: every pair of
+GPUs joined by its own link) a group of k members in a domain of D GPUs has k-1 of each GPU's D-1
+links: a TP2 pair on MI300X shares one 64 GB/s link.
 """
 from __future__ import annotations
 
@@ -23,13 +37,21 @@ class Tiers:
     """Per-GPU bandwidths and hop latencies of the scale-up domain and the scale-out fabric."""
 
     domain_size: int          # GPUs per NVLink domain
-    nvlink_bw: float          # bytes/s per GPU per direction inside a domain
+    nvlink_bw: float          # bytes/s per GPU per direction inside a domain (all its links)
     network_bw: float         # bytes/s per GPU per direction across domains (NIC share)
     nvlink_hop: float         # s per ring step inside a domain
     network_hop: float        # s per ring step across domains
     base: float               # s per collective launch
     scaleout: tuple = ()      # FabricTier levels above the NICs (cost/contention.py)
     job_gpus: int = 0         # GPUs of the job: every group of a kind runs at once over them
+    mesh_links: int = 0       # mesh scale-up: links per GPU (domain_size - 1); 0 = a switch
+    nvls_bw: float = 0.0      # NVLS all-reduce rate, bytes/s per GPU per direction (0: no NVLS)
+
+    def scale_up_bw(self, k: int) -> float:
+        """Bytes/s per GPU per direction for a group of ``k`` members inside one domain."""
+        if self.mesh_links and k > 1:
+            return self.nvlink_bw * min(k - 1, self.mesh_links) / self.mesh_links
+        return self.nvlink_bw
 
 
 def tiers_of(cluster: ClusterConfig, gpu: GPUSpec, eff: Efficiency, job_gpus: int) -> Tiers:
@@ -44,10 +66,28 @@ def tiers_of(cluster: ClusterConfig, gpu: GPUSpec, eff: Efficiency, job_gpus: in
     view = _tier_view(cluster, gpu)
     scaleout = contention.from_tier_view(view, fabric.kind, node.gpus_per_node,
                                          cluster.num_nodes * node.gpus_per_node, eff.network)
-    return Tiers(domain, nvlink * eff.network, nic_per_gpu,
+    from simulator.topology.scaleup import MESH_KINDS
+
+    kind = resolved.scale_up_kind
+    mesh = domain - 1 if kind in MESH_KINDS and domain > 1 else 0
+    return Tiers(domain, nvlink * eff.nvlink, nic_per_gpu,
                  max(eff.hop_latency_nvlink, node.nvlink.latency),
                  max(eff.hop_latency_network, fabric.link_latency),
-                 eff.collective_base_latency, scaleout, job_gpus)
+                 eff.collective_base_latency, scaleout, job_gpus, mesh,
+                 nvlink * eff.nvls if has_nvls(cluster, nvlink) else 0.0)
+
+
+# NVLink SHARP needs NVSwitch 3 (NVLink 4, 450 GB/s per GPU per direction) or later
+NVLS_MIN_BANDWIDTH = 450e9
+
+
+def has_nvls(cluster: ClusterConfig, nvlink_bw: float) -> bool:
+    """Whether the scale-up domain reduces in the switch (cluster node.nvlink.nvls, else NVSwitch 3+)."""
+    nv = cluster.node.nvlink
+    choice = getattr(nv, "nvls", None)
+    if choice is not None:
+        return bool(choice) and nv.kind == "nvswitch"
+    return nv.kind == "nvswitch" and nvlink_bw >= NVLS_MIN_BANDWIDTH
 
 
 def _tier_view(cluster: ClusterConfig, gpu: GPUSpec) -> tuple:
@@ -89,18 +129,31 @@ def _ring(n: int, nbytes: float, bw: float, hop: float, factor: float) -> float:
     return factor * (n - 1) / n * nbytes / bw + factor * (n - 1) * hop
 
 
+def _intra_all_reduce(k: int, nbytes: float, t: Tiers) -> float:
+    """All-reduce of ``nbytes`` among ``k`` GPUs of one domain: ring, or NVLS where the switch has it
+    (NCCL's tuner takes the faster)."""
+    ring = _ring(k, nbytes, t.scale_up_bw(k), t.nvlink_hop, 2.0)
+    if t.nvls_bw > 0 and k > 2:
+        return min(ring, nbytes / t.nvls_bw + 2 * t.nvlink_hop)
+    return ring
+
+
 def all_reduce(g: Group, nbytes: float, t: Tiers) -> float:
     if g.size <= 1 or nbytes <= 0:
         return 0.0
     k, n_dom = g.per_domain(t), g.domains(t)
     if n_dom == 1:
-        return t.base + _ring(k, nbytes, t.nvlink_bw, t.nvlink_hop, 2.0)
-    intra = 2 * _ring(k, nbytes, t.nvlink_bw, t.nvlink_hop, 1.0)     # reduce-scatter + all-gather
-    piece = nbytes / k
-    bw = g.network_bw(t)
-    steps = min(2 * (n_dom - 1), 2 * math.ceil(math.log2(n_dom)) + 2)  # ring, or tree latency
-    inter = 2.0 * (n_dom - 1) / n_dom * piece / bw + steps * t.network_hop
-    return t.base + intra + inter
+        return t.base + _intra_all_reduce(k, nbytes, t)
+    # bandwidth: NVLink and network phases pipelined over chunks and channels (the slower one sets
+    # the time); NVLS inside the domain where the switch has it (NCCL's NVLS-tree)
+    if t.nvls_bw > 0 and k > 2:
+        intra = min(2 * (k - 1) / k * nbytes / t.scale_up_bw(k), nbytes / t.nvls_bw)
+    else:
+        intra = 2 * (k - 1) / k * nbytes / t.scale_up_bw(k) if k > 1 else 0.0
+    inter = 2.0 * (n_dom - 1) / n_dom * (nbytes / k) / g.network_bw(t)
+    # latency: a ring pays 2(n_dom - 1) network steps, a double binary tree ~2 log2(n_dom)
+    steps = min(2 * (n_dom - 1), 2 * math.ceil(math.log2(n_dom)) + 2)
+    return t.base + max(intra, inter) + steps * t.network_hop + 2 * (k - 1) * t.nvlink_hop
 
 
 def _gather_like(g: Group, nbytes: float, t: Tiers) -> float:
@@ -108,16 +161,17 @@ def _gather_like(g: Group, nbytes: float, t: Tiers) -> float:
 
     NCCL runs these as one flat ring (no tree): n-1 steps, and once the ring leaves the NVLink
     domain every step waits for its network hop, so latency grows with n, not with the node count.
-    The bytes each NIC carries are those of a per-rail ring: (n_dom-1)/n_dom of nbytes/k.
+    The bytes each NIC carries are those of a per-rail ring: (n_dom-1)/n_dom of nbytes/k; the NVLink
+    and network phases are pipelined (max).
     """
     if g.size <= 1 or nbytes <= 0:
         return 0.0
     k, n_dom = g.per_domain(t), g.domains(t)
     if n_dom == 1:
-        return t.base + _ring(k, nbytes, t.nvlink_bw, t.nvlink_hop, 1.0)
-    intra = (k - 1) / k * nbytes / t.nvlink_bw if k > 1 else 0.0
+        return t.base + _ring(k, nbytes, t.scale_up_bw(k), t.nvlink_hop, 1.0)
+    intra = (k - 1) / k * nbytes / t.scale_up_bw(k) if k > 1 else 0.0
     inter = (n_dom - 1) / n_dom * (nbytes / k) / g.network_bw(t)
-    return t.base + intra + inter + (g.size - 1) * t.network_hop
+    return t.base + max(intra, inter) + (g.size - 1) * t.network_hop
 
 
 def reduce_scatter(g: Group, nbytes: float, t: Tiers) -> float:
@@ -133,9 +187,11 @@ def broadcast(g: Group, nbytes: float, t: Tiers) -> float:
     carries the buffer once (S / B) and the last rank waits n-1 hops for the first chunk."""
     if g.size <= 1 or nbytes <= 0:
         return 0.0
+    k = g.per_domain(t)
+    ring_bw = t.scale_up_bw(2) if t.mesh_links else t.nvlink_bw   # a ring uses one link per neighbour
     if g.domains(t) == 1:
-        return t.base + nbytes / t.nvlink_bw + (g.size - 1) * t.nvlink_hop
-    return t.base + nbytes / min(t.nvlink_bw, g.network_bw(t)) + (g.size - 1) * t.network_hop
+        return t.base + nbytes / ring_bw + (g.size - 1) * t.nvlink_hop
+    return t.base + nbytes / min(ring_bw if k > 1 else math.inf, g.network_bw(t)) + (g.size - 1) * t.network_hop
 
 
 def all_to_all(g: Group, nbytes: float, t: Tiers) -> float:
@@ -144,7 +200,7 @@ def all_to_all(g: Group, nbytes: float, t: Tiers) -> float:
         return 0.0
     k = g.per_domain(t)
     n = g.size
-    intra = nbytes * (k - 1) / n / t.nvlink_bw
+    intra = nbytes * (k - 1) / n / t.scale_up_bw(k)
     inter = contention.all_to_all_time(n, g.stride, nbytes, t.scaleout, t.network_bw, t.domain_size)
     hop = t.network_hop if n > k else t.nvlink_hop
     return t.base + max(intra, inter) + (n - 1) * hop
@@ -156,6 +212,6 @@ def send_recv(stride: int, nbytes: float, t: Tiers, peers: int = 2) -> float:
     if nbytes <= 0:
         return 0.0
     if Group(peers, stride).domains(t) == 1:   # the whole chain sits in one NVLink domain
-        return nbytes / t.nvlink_bw + t.nvlink_hop
+        return nbytes / t.scale_up_bw(2) + t.nvlink_hop     # one link on a mesh
     jobs = t.job_gpus or peers * stride
     return nbytes / contention.ring_bandwidth(peers, stride, t.scaleout, jobs, t.network_bw) + t.network_hop

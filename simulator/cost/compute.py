@@ -1,10 +1,29 @@
-"""Time of a compute op on a GPU: a roofline of its FLOPs and HBM bytes with global efficiencies."""
+"""Time of a compute op on a GPU: a roofline of its FLOPs and HBM bytes with global efficiencies.
+
+GEMMs with a known shape are costed by how cuBLAS-style kernels execute them: the (m x n) output is
+cut into TILE_M x TILE_N tiles, one tile per SM at a time, so a GEMM runs in ceil(tiles / SMs) waves
+and a partly filled last wave, or tiles padded past m or n, compute for nothing (wave and tile
+quantisation: NVIDIA, "Matrix Multiplication Background User's Guide", Deep Learning Performance
+docs). Each tile also pays a fixed prologue/epilogue worth K_OVERHEAD of its reduction depth k, which
+is what makes thin-k GEMMs slow. The backward's two GEMMs (dgrad: m x n -> m x k; wgrad: reduce over
+m -> k x n) have their own shapes. Efficiency.gemm (fitted) is the rate of a large, well-shaped GEMM.
+"""
 from __future__ import annotations
+
+import math
 
 from simulator.config.gpu import GPUSpec
 from simulator.cost.efficiency import Efficiency
 from simulator.model.ops import Op
 from simulator.model.precision import is_low_precision
+
+# Output tile of a bf16/fp8 training GEMM: 128 x 128 (CUTLASS's default Hopper/Ampere tensor-core tile,
+# the median cuBLAS heuristic choice for transformer shapes; NVIDIA's GEMM guide uses 128 x 128 for its
+# wave-quantisation examples).
+TILE_M, TILE_N = 128, 128
+# Per-tile fixed cost (pipeline fill, epilogue) in units of reduction depth: one 64-deep K stage of a
+# multistage mainloop. Assumption, within the 32-128 of CUTLASS's stage depths.
+K_OVERHEAD = 64
 
 
 def gemm_rate(gpu: GPUSpec, precision: str, eff: Efficiency) -> float:
@@ -15,6 +34,29 @@ def gemm_rate(gpu: GPUSpec, precision: str, eff: Efficiency) -> float:
     if low:
         rate *= (gpu.peak(precision) / base) * eff.fp8_gemm
     return rate
+
+
+def shape_efficiency(m: float, k: float, n: float, sms: int | None) -> float:
+    """Useful fraction of a GEMM's tensor-core time: tile padding, wave quantisation, thin-k cost.
+
+    Tends to 1 for a deep GEMM whose dimensions are multiples of the tile and whose tiles fill
+    whole waves."""
+    if m <= 0 or k <= 0 or n <= 0:
+        return 1.0
+    tm, tn = math.ceil(m / TILE_M), math.ceil(n / TILE_N)
+    padding = (m * n) / (tm * TILE_M * tn * TILE_N)
+    tiles = tm * tn
+    waves = (tiles / (math.ceil(tiles / sms) * sms)) if sms else 1.0
+    depth = k / (k + K_OVERHEAD)
+    return padding * waves * depth
+
+
+def _backward_shape_factor(op: Op, sms: int | None) -> float:
+    """Mean slowdown of dgrad and wgrad against the rate of a well-shaped GEMM."""
+    m, k, n = op.shape
+    dgrad = shape_efficiency(m, n, k, sms)      # (m x n) @ (n x k)
+    wgrad = shape_efficiency(k, m, n, sms)      # (k x m) @ (m x n)
+    return 0.5 * (1.0 / dgrad + 1.0 / wgrad)
 
 
 def sparse_gemm_speedup(gpu: GPUSpec, eff: Efficiency) -> float:
@@ -40,6 +82,9 @@ def op_time(op: Op, gpu: GPUSpec, precision: str, eff: Efficiency, backward: boo
     if op.sparse:
         rate *= sparse_gemm_speedup(gpu, eff)
     comp = op.flops * scale / rate
+    if op.shape is not None:
+        slow = _backward_shape_factor(op, gpu.sm_count) if backward else 1.0 / shape_efficiency(*op.shape, gpu.sm_count)
+        comp *= slow
     return (max(comp, mem) + overhead) * op.count
 
 

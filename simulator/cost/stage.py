@@ -38,6 +38,21 @@ def shard_of(s: Scenario) -> Shard:
                  act_bytes=2.0, sparse_2to4=t.sparsity_2to4)
 
 
+# Transformer Engine's userbuffer TP overlap as NeMo / Megatron-Bridge configure it
+# (TransformerLayerTPOverlapCfg presets): the reduce-scatter side (attention projection and fc2
+# forward, qkv and fc1 data-gradients backward) runs as a pipelined overlap on 16-32 SMs with an SM
+# margin taken from the GEMM (num_sm 24 / 16 for proj / fc2 forward); the all-gather side is a ring
+# exchange on copy engines (num_sm 1). 20 SMs is the representative figure.
+TP_OVERLAP_SMS = 20
+RS_OVERLAPPED_FWD = 0.5    # share of the forward linear-GEMM time overlapped with a reduce-scatter
+RS_OVERLAPPED_BWD = 0.25   # backward: the data-gradient half of qkv and fc1 (half of dgrad)
+
+
+def tp_overlap_steal(gpu) -> float:
+    """Fraction of the SMs an overlapped TP reduce-scatter takes from the GEMM it hides behind."""
+    return min(0.5, TP_OVERLAP_SMS / (gpu.sm_count or 132))
+
+
 def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, moe: bool) -> StageTimes:
     lay, prec = s.layout, s.workload.training.precision
     gpu = s.gpu
@@ -51,9 +66,16 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
     tp_group = comm.Group.of("tp", lay)
     # two all-reduces (or all-gather + reduce-scatter pairs under SP) per layer, each direction
     tp_one = 2 * comm.all_reduce(tp_group, act, tiers)
-    if s.workload.parallelism.tp_comm_overlap:
+    if s.workload.parallelism.tp_comm_overlap and lay.tp > 1:
         gemm_f = sum(ops_time([o], gpu, prec, eff) for o in ops if o.kind == "gemm")
         tp_f, tp_b = max(0.0, tp_one - gemm_f), max(0.0, tp_one - 2 * gemm_f)
+        # the hidden communication is not free: a reduce-scatter overlapped with its GEMM runs on
+        # TP_OVERLAP_SMS of the GPU's SMs, which the GEMM loses while both run
+        lin_f = sum(ops_time([o], gpu, prec, eff) for o in ops if o.kind == "gemm" and o.linear)
+        lin_b = sum(ops_time([o], gpu, prec, eff, backward=True) for o in ops if o.kind == "gemm" and o.linear)
+        steal = tp_overlap_steal(gpu)
+        tp_f += RS_OVERLAPPED_FWD * lin_f * steal / (1 - steal)
+        tp_b += RS_OVERLAPPED_BWD * lin_b * steal / (1 - steal)
     else:
         tp_f = tp_b = tp_one
     cp_f = cp_b = 0.0

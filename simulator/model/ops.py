@@ -23,6 +23,7 @@ class Op:
     count: int = 1         # identical kernels (e.g. one GEMM per local expert)
     linear: bool = False   # a transformer block's linear layer: FP8 under precision fp8 (Transformer Engine)
     sparse: bool = False   # 2:4-sparse weights on sparse tensor cores (training.sparsity_2to4)
+    shape: tuple[float, float, float] | None = None   # (m, k, n) of one GEMM kernel (cost/compute.py)
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def gemm(name: str, m: float, k: float, n: float, e: float, count: int = 1, line
          sparse: bool = False) -> Op:
     """A (m x k) @ (k x n) matrix multiply reading both operands and writing the result once."""
     return Op(name, "gemm", 2.0 * m * k * n, e * (m * k + k * n + m * n), count=count, linear=linear,
-              sparse=sparse)
+              sparse=sparse, shape=(m, k, n))
 
 
 def memory_op(name: str, elements: float, e: float, bwd_factor: float = 2.0) -> Op:
