@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run the campaign replicas on a Dask cluster, e.g. tcp://head:8786")
     run.add_argument("--plot", metavar="DIR", help="write plots: campaign timeline, time-to-train "
                      "distribution, power over a step and over the campaign")
+    run.add_argument("--calibration", metavar="FILE",
+                     help="efficiencies and error band from `trainsim calibrate` (docs/calibration.md)")
 
     topo = sub.add_parser("topology", help="describe a cluster's fabric: counts, bisection, tiers")
     topo.add_argument("cluster", help="cluster YAML file")
@@ -94,15 +96,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.fast and args.trace:
         raise ConfigError("--trace needs the discrete-event engine", source="command line",
                           value="--fast", expected="either --fast or --trace, not both")
+    from simulator.calibration.bands import band_json, band_text, for_run
+
+    eff, ratios, origin = for_run(args.calibration, scenario)
     if args.workers > 1 or args.scheduler:
         from simulator.explore.executors import executor_for
 
         with executor_for(args.workers, args.scheduler) as pool:
             result = simulate(scenario, engine="analytical" if args.fast else "des", trace=bool(args.trace),
-                              replicas=args.replicas, seed=args.seed, executor=pool, timeline=bool(args.plot))
+                              replicas=args.replicas, seed=args.seed, executor=pool, timeline=bool(args.plot),
+                              efficiency=eff)
     else:
         result = simulate(scenario, engine="analytical" if args.fast else "des", trace=bool(args.trace),
-                          replicas=args.replicas, seed=args.seed, timeline=bool(args.plot))
+                          replicas=args.replicas, seed=args.seed, timeline=bool(args.plot), efficiency=eff)
+    bands = band_json(result, ratios, origin)
     if args.trace:
         from simulator.report.trace import write_chrome_trace
 
@@ -117,9 +124,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         files = write_run_plots(result, power_model_of(scenario), args.plot)
         print(f"wrote {len(files)} plots to {args.plot}", file=sys.stderr)
     if args.json:
-        print(json.dumps(result.to_json(), indent=2, default=str))
+        print(json.dumps({**result.to_json(), **bands}, indent=2, default=str))
     else:
         print(summary(result))
+        print(band_text(result, bands))
     return 0
 
 
@@ -161,9 +169,10 @@ def _extensions():
     """Subcommand modules: each exposes register(subparsers), which adds its parsers and sets
     ``func`` (a function of the parsed args returning an exit code) as their default."""
     from simulator.explore import commands as explore_commands
+    from simulator.calibration import commands as calibration_commands
     from simulator.explore import lever_commands
 
-    return [explore_commands.register, lever_commands.register]
+    return [explore_commands.register, lever_commands.register, calibration_commands.register]
 
 
 def main(argv: list[str] | None = None) -> int:
