@@ -90,15 +90,29 @@ def read(path: str | Path) -> dict:
     return data
 
 
-def efficiency_for(path: str | Path, scenario, out=sys.stderr) -> tuple[Efficiency, list[float]]:
-    """The calibrated efficiencies of ``path`` for ``scenario``'s cluster and its residual ratios."""
-    data = read(path)
+def check_cluster(path, data: dict, scenario) -> None:
     want = cluster_identity(scenario)
     got = data["cluster"] if isinstance(data["cluster"], dict) else {}
     for key in ("name", "gpu"):
         if got.get(key) != want[key]:
-            raise ConfigError(f"calibration made for another cluster", source=str(path), path=f"cluster.{key}",
+            raise ConfigError("calibration made for another cluster", source=str(path), path=f"cluster.{key}",
                               value=got.get(key), expected=f"{want[key]} (the cluster of this run)")
+
+
+def for_study(path: str | Path | None) -> tuple[tuple, tuple]:
+    """(efficiency pairs, (cluster name, GPU)) of a calibration file for studies and levers; empty without one."""
+    if path is None:
+        return (), ()
+    data = read(path)
+    c = data["cluster"] if isinstance(data["cluster"], dict) else {}
+    return tuple((k, float(v)) for k, v in data["efficiency"].items()), (str(path), c.get("name"), c.get("gpu"))
+
+
+def efficiency_for(path: str | Path, scenario, out=sys.stderr) -> tuple[Efficiency, list[float]]:
+    """The calibrated efficiencies of ``path`` for ``scenario``'s cluster and its residual ratios."""
+    data = read(path)
+    check_cluster(path, data, scenario)
+    want, got = cluster_identity(scenario), data["cluster"]
     if got.get("identity") != want["identity"] and out is not None:
         print(f"warning: {path}: cluster {want['name']} changed since it was calibrated "
               "(its description differs); the calibration is applied as is", file=out)

@@ -35,7 +35,7 @@ def _score(logp: np.ndarray, log_meas: np.ndarray, x: np.ndarray, x0: np.ndarray
 
 
 def _surrogate(lin: Linear, log_meas: np.ndarray, x0: np.ndarray, radius: float, w: float,
-               sweeps: int = 8) -> np.ndarray:
+               sweeps: int = 30) -> np.ndarray:
     z = lin.x.copy()
     lo, hi = np.clip(lin.x - radius, 0, 1), np.clip(lin.x + radius, 0, 1)
     for _ in range(sweeps):
@@ -58,7 +58,7 @@ def _surrogate(lin: Linear, log_meas: np.ndarray, x0: np.ndarray, radius: float,
 
 
 def fit_prior(cases, prior: Efficiency = DEFAULT, names: tuple[str, ...] = tuple(FIT_BOUNDS),
-              weight: float = PRIOR_WEIGHT, rounds: int = 6, lin: Linear | None = None) -> tuple[Efficiency, Linear]:
+              weight: float = PRIOR_WEIGHT, rounds: int = 20, lin: Linear | None = None) -> tuple[Efficiency, Linear]:
     """Minimise MAPE + prior over ``cases`` (objects with .row["value"] and .predict(eff))."""
     log_meas = np.log([float(c.row["value"]) for c in cases])
     x0 = _to_unit(prior, names)
@@ -104,7 +104,7 @@ def calibrate(cases, prior: Efficiency = DEFAULT, names: tuple[str, ...] = tuple
     for i, c in enumerate(cases):
         keep = np.array([j != i for j in range(len(cases))])
         rest = [d for j, d in enumerate(cases) if j != i]
-        e_i, _ = fit_prior(rest, prior, names, weight, rounds=3, lin=full.take(np.flatnonzero(keep)))
+        e_i, _ = fit_prior(rest, prior, names, weight, rounds=6, lin=full.take(np.flatnonzero(keep)))
         loo.append(c.predict(e_i))
     moved, at_bound = {}, {}
     for n in names:

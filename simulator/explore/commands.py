@@ -33,6 +33,7 @@ def _common(p: argparse.ArgumentParser, gpus: bool = True, plot: str = "chart") 
                    help="run on a Dask cluster, e.g. tcp://head:8786 (needs the `dask` extra)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--plot", metavar="FILE", help=f"write the {plot} (PNG, or any format from the suffix)")
+    p.add_argument("--calibration", metavar="FILE", help="efficiencies from `trainsim calibrate` (docs/calibration.md)")
 
 
 def _space_options(p: argparse.ArgumentParser) -> None:

@@ -68,7 +68,11 @@ def check_plot(path: str | Path | None, option: str = "--plot") -> None:
 
 
 def options(args) -> SimOptions:
-    return SimOptions(engine="analytical" if args.fast else "des", replicas=args.replicas, seed=args.seed)
+    from simulator.calibration.file import for_study
+
+    calibration, cluster = for_study(getattr(args, "calibration", None))
+    return SimOptions(engine="analytical" if args.fast else "des", replicas=args.replicas, seed=args.seed,
+                      calibration=calibration, calibration_cluster=cluster)
 
 
 def _executor(args):
