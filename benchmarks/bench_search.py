@@ -45,7 +45,7 @@ def main() -> None:
           f"P50 {best['time_to_train_days_p50']:.1f} d")
     with executor_for(args.workers) as ex:
         t1 = time.perf_counter()
-        shapes, _, _ = rank_all(SearchTask(inp, (), 16384, settings.space), ex, progress=False)
+        shapes, _, _, _ = rank_all(SearchTask(inp, (), 16384, settings.space), ex, progress=False)
         rank_s = time.perf_counter() - t1
     print(f"  of which enumerate + check + closed-form rank: {rank_s:6.2f} s "
           f"({rank_s / max(shapes, 1) * 1e3:.2f} ms per shape); re-simulation: ~{total - rank_s:.2f} s")

@@ -14,6 +14,7 @@ from simulator.model.arch import resolve
 from simulator.model.flops import model_flops_per_token, recompute_flops_per_token
 from simulator.model.memory import GIB, MemoryBreakdown, memory_per_stage
 from simulator.model.params import count
+from simulator.model.recompute import recomputed_fraction
 from simulator.model.optimizers import overhead_flops_fraction, steps_factor
 from simulator.model.training import plan
 
@@ -33,12 +34,17 @@ def stage_memory(s: Scenario) -> list[MemoryBreakdown]:
         dp=lay.dp, micro_batch=lay.micro_batch_size, num_microbatches=lay.num_microbatches,
         schedule=lay.schedule, vpp=lay.vpp, sequence_parallel=lay.sequence_parallel,
         recompute=lay.recompute, flash_attention=t.use_flash_attn, zero_stage=lay.zero_stage,
-        optimizer=t.optimizer.kind, precision=t.precision)
+        optimizer=t.optimizer.kind, precision=t.precision, grad_dtype=lay.grad_dtype, etp=lay.expert_tp,
+        shard_degree=lay.shard, reshard_after_forward=lay.reshard_after_forward,
+        recompute_method=lay.recompute_method, recompute_num_layers=lay.recompute_num_layers,
+        offload_layers=lay.offload_layers, runtime_reserve=s.workload.memory.runtime_reserve,
+        fragmentation=s.workload.memory.fragmentation)
 
 
 def _infeasible(s: Scenario, mem: MemoryBreakdown) -> InfeasibleError:
-    cap = s.gpu.hbm_capacity / GIB
-    parts = ", ".join(f"{k} {v:.1f}" for k, v in mem.as_gib().items() if k != "total")
+    cap = s.gpu.usable_hbm / GIB
+    parts = ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in mem.as_gib().items()
+                      if k != "total" and (v or k in ("weights", "gradients", "optimizer", "activations")))
     return InfeasibleError(
         f"{s.workload_source}: {s.layout.describe()} needs {mem.total / GIB:.1f} GiB per GPU on pipeline stage "
         f"{mem.stage} but a {s.gpu.name} has {cap:.1f} GiB ({parts} GiB). Try more tensor/pipeline "
@@ -61,7 +67,7 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     t, lay = s.workload.training, s.layout
     per_stage = stage_memory(s)
     mem = max(per_stage, key=lambda mb: mb.total)
-    fits = mem.total <= s.gpu.hbm_capacity
+    fits = mem.total <= s.gpu.usable_hbm
     if check_memory and not fits:
         raise _infeasible(s, mem)
     power = power_model_of(s)
@@ -84,7 +90,8 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     tokens_per_step = t.global_batch_size * a.seq
     peak = s.gpu.peak("bf16") or s.gpu.peak(t.precision)
     model_flops = model_flops_per_token(a) * tokens_per_step
-    hw_flops = model_flops + recompute_flops_per_token(a, lay.recompute) * tokens_per_step
+    rec_share = recomputed_fraction(lay) if lay.recompute == "full" else 1.0
+    hw_flops = model_flops + rec_share * recompute_flops_per_token(a, lay.recompute) * tokens_per_step
     denom = step_time * s.num_gpus
     pc = count(a)
     tp = plan(t, a.seq)
@@ -106,12 +113,13 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
         num_parameters=pc.total, num_active_parameters=pc.active, step_time_s=step_time,
         tokens_per_s=tokens_per_step / step_time, mfu=model_flops / (denom * peak),
         hfu=hw_flops / (denom * peak), tflops_per_gpu=model_flops / denom / 1e12,
-        memory_per_gpu_gib=mem.total / GIB, memory_capacity_gib=s.gpu.hbm_capacity / GIB,
+        memory_per_gpu_gib=mem.total / GIB, memory_capacity_gib=s.gpu.usable_hbm / GIB,
         memory_breakdown_gib=mem.as_gib(), fits_in_memory=fits,
         global_batch_size=t.global_batch_size, seq_length=a.seq, micro_batch_size=lay.micro_batch_size,
         num_microbatches=lay.num_microbatches, breakdown=breakdown, engine=engine,
         train_steps=tp.steps if tp else None, train_tokens=tp.tokens if tp else None,
         ideal_time_to_train_days=tp.steps * step_time / 86400 if tp else None,
         stage_utilization=utilization, stage_memory_gib=[m.total / GIB for m in per_stage],
+        stage_memory_breakdown_gib=[m.as_gib() for m in per_stage],
         assumptions=assumptions, trace=events, campaign=camp,
         energy=energy, step_power=sp)

@@ -9,6 +9,7 @@ import pytest
 
 from simulator import load_scenario, simulate
 from simulator.cli import main
+from simulator.cost.efficiency import DEFAULT
 from simulator.explore.results import read_rows
 from tests.conftest import ROOT, WORKLOADS
 
@@ -137,7 +138,7 @@ def test_sensitivity_tornado(capsys, tmp_path):
     (["sensitivity", W8, "--inputs", "nic,typo"], 2, "unknown input"),
     # numbers out of range are input errors (exit 2) naming the option, never internal errors
     (["compare", W8, "--vary", "efficiency.gemm=x0,x1"], 2, "efficiency.gemm: a fraction of the peak rate"),
-    (["sweep", W8, "--grid", "efficiency.gemm=x2"], 2, "x2 of 0.78 is 1.56"),
+    (["sweep", W8, "--grid", "efficiency.gemm=x2"], 2, f"x2 of {DEFAULT.gemm:g} is {2 * DEFAULT.gemm:g}"),
     (["sweep", W8, "--grid", "num_gpus=256", "--seed", "-1"], 2, "--seed: expected a non-negative integer"),
     (["search", W8, "--gpus", "8", "--tp", "0,1"], 2, "--tp: expected positive integers (got '0,1')"),
     (["search", W8, "--gpus", "8", "--micro-batch", "0"], 2, "--micro-batch: expected positive integers"),
@@ -211,6 +212,6 @@ def test_sweep_resume_refuses_other_options(capsys, tmp_path):
 def test_search_takes_the_gpu_count_from_set_when_the_workload_layout_is_invalid(capsys):
     data = run_json(capsys, "search", W8, "--set", "parallelism.tensor_model_parallel_size=3",
                     "--set", "num_gpus=256", "--tp", "1", "--pp", "1", "--cp", "1", "--zero", "1",
-                    "--recompute", "none", "--micro-batch", "1", "--top", "1", *QUICK)
+                    "--recompute", "full", "--micro-batch", "1", "--top", "1", *QUICK)
     assert data["gpus"] == 256
     assert data["best"]["num_gpus"] == 256

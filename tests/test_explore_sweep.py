@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from simulator.cost.efficiency import DEFAULT
+
 from simulator import load_scenario, simulate
 from simulator.errors import ConfigError
 from simulator.explore.cases import Inputs, SimOptions, Study, read_inputs
@@ -45,7 +47,7 @@ def test_multipliers_scale_the_base_value(study):
     _, (half,) = axis_cases([parse_axis("cluster.node.nic_bandwidth=x0.5")], s, inp)
     assert load_scenario(W8, overrides=list(half.overrides)).cluster.node.nic_bandwidth == pytest.approx(25e9)
     _, (eff,) = axis_cases([parse_axis("efficiency.gemm=x0.5")], s, inp)
-    assert dict(eff.efficiency)["gemm"] == pytest.approx(0.39)
+    assert dict(eff.efficiency)["gemm"] == pytest.approx(0.5 * DEFAULT.gemm)
     with pytest.raises(ConfigError, match="whole number"):
         axis_cases([parse_axis("parallelism.micro_batch_size=x1.5")], s, inp)
     with pytest.raises(ConfigError, match="multiplier"):
@@ -69,7 +71,7 @@ def test_multipliers_of_a_cluster_key_scale_each_cluster_files_value():
 
 
 @pytest.mark.parametrize("spec, text", [
-    ("efficiency.gemm=x0", "(0, 1]"), ("efficiency.gemm=x2", "x2 of 0.78 is 1.56"),
+    ("efficiency.gemm=x0", "(0, 1]"), ("efficiency.gemm=x2", f"x2 of {DEFAULT.gemm:g} is {2 * DEFAULT.gemm:g}"),
     ("efficiency.gemm=1.5", "(0, 1]"), ("efficiency.network=0", "(0, 1]"), ("efficiency.memory=nan", "(0, 1]"),
     ("efficiency.fp8_gemm=x1.5", "(0, 1]"), ("efficiency.sparse_2to4=2", "(0, 1]"),
     ("efficiency.attention=x0", "(0, 1]"), ("efficiency.kernel_overhead=x0", "positive"),

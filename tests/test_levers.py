@@ -106,7 +106,7 @@ def test_fp8_on_a100_is_a_clear_config_error():
     with pytest.raises(ConfigError) as err:
         load_scenario(WORKLOADS / "gpt3-175b.yaml", overrides=["training.precision=fp8"])
     text = str(err.value)
-    assert "training.precision" in text and "A100" in text and "FP8" in text and "bf16 or fp16" in text
+    assert "training.precision" in text and "A100" in text and "FP8" in text and "bf16, fp16" in text
 
 
 def _gpu_without_sparsity() -> str:
@@ -162,8 +162,9 @@ def test_fp8_memory_effect(scenario):
               sequence_parallel=lay.sequence_parallel, recompute=lay.recompute, flash_attention=True,
               zero_stage=lay.zero_stage, optimizer="adamw")
     bf, f8 = memory_per_gpu(a, **kw), memory_per_gpu(a, precision="fp8", **kw)
-    # + an FP8 copy of every layer weight (1 byte per parameter, TP-sharded)
-    assert f8.weights - bf.weights == pytest.approx(a.num_layers * dense_layer_params(a) / lay.tp)
+    # + FP8 copies of every layer weight and its transpose (2 bytes per parameter, TP-sharded)
+    assert f8.weights == bf.weights
+    assert f8.low_precision_weights == pytest.approx(2 * a.num_layers * dense_layer_params(a) / lay.tp)
     # - one byte per saved linear-layer input (QKV and fc1 inputs over SP, projection and fc2 inputs over TP)
     tokens, t = 8192, lay.tp      # one microbatch in flight (PP1), sequence parallel over TP2
     saved = a.num_layers * tokens * (2 * a.hidden / t + a.attn_width / t + a.ffn / t)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from simulator.config.types import Bandwidth, Flops, Fraction, Power, Size, Strict
+from simulator.model.precision import TENSOR_FORMAT
 
 
 class PeakFlops(Strict):
@@ -14,6 +15,9 @@ class PeakFlops(Strict):
     fp16: Flops | None = None
     bf16: Flops | None = None
     fp8: Flops | None = None
+    mxfp8: Flops | None = None      # OCP MX FP8 (32-element blocks, E8M0 scales): Blackwell, MI355X
+    nvfp4: Flops | None = None      # NVIDIA NVFP4 (16-element blocks, E4M3 scales): Blackwell
+    mxfp4: Flops | None = None      # OCP MX FP4: Blackwell, MI355X
 
 
 class GPUSpec(Strict):
@@ -24,23 +28,38 @@ class GPUSpec(Strict):
     # efficiency model must not exceed (e.g. Bekman, ml-engineering "maximum achievable matmul FLOPS").
     max_gemm_fraction: Fraction = 0.8
     hbm_capacity: Size
+    # what the CUDA runtime exposes (nvidia-smi "Total"); default: hbm_capacity
+    hbm_usable: Size | None = None
     hbm_bandwidth: Bandwidth
     tdp: Power
     idle_power: Power
     nvlink_bandwidth: Bandwidth | None = Field(default=None, description="per GPU, per direction")
+    # GPU <-> host memory link per direction (PCIe or NVLink-C2C): activation CPU offloading
+    host_bandwidth: Bandwidth = "32 GB/s"
     sparsity_2to4_speedup: float = 1.0
     # streaming multiprocessors (AMD: compute units): GEMM tiles run in waves of this many
     # (cost/compute.py); null = no wave quantisation
     sm_count: int | None = Field(default=None, ge=1)
     source: str = ""
 
+    @property
+    def usable_hbm(self) -> float:
+        """Bytes of HBM a training process can allocate from (ECC and driver reservations excluded)."""
+        return self.hbm_usable if self.hbm_usable is not None else self.hbm_capacity
+
     def peak(self, precision: str) -> float | None:
-        """Peak dense FLOP/s for a training precision; fp16 and bf16 fall back on each other."""
+        """Peak dense FLOP/s for a training precision (a recipe name such as fp8_cs maps to the tensor
+        format it runs in, simulator/model/precision.py); fp16 and bf16 fall back on each other."""
         p = self.peak_flops
-        if precision == "fp8":
-            return p.fp8
+        precision = TENSOR_FORMAT.get(precision, precision)
+        if precision in ("fp8", "mxfp8", "nvfp4", "mxfp4"):
+            return getattr(p, precision)
         if precision == "fp16":
             return p.fp16 or p.bf16
         if precision == "bf16":
             return p.bf16 or p.fp16
         return getattr(p, precision, None)
+
+    def precisions(self) -> list[str]:
+        """The training.precision names this GPU has tensor-core peaks for."""
+        return [name for name in TENSOR_FORMAT if self.peak(name) is not None]

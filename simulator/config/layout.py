@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from simulator.config.cluster import ClusterConfig
 from simulator.config.gpu import GPUSpec
+from simulator.config.model_checks import check_model_features
 from simulator.config.workload import WorkloadConfig
 from simulator.errors import ConfigError
 from simulator.model.arch import resolve
+from simulator.model.precision import tensor_format
 
 P = "parallelism."
 
@@ -20,7 +22,8 @@ def _fail(where, path: str, message: str, value: object, expected: str) -> None:
 
 
 def _divisors(n: int) -> str:
-    ds = [d for d in range(1, n + 1) if n % d == 0]
+    small = [d for d in range(1, int(n**0.5) + 1) if n % d == 0] if n < 10**12 else [1]
+    ds = sorted(set(small) | {n // d for d in small})
     return ", ".join(map(str, ds if len(ds) <= 12 else ds[:6] + ["..."] + ds[-3:]))
 
 
@@ -64,8 +67,69 @@ def _zero_stage(w: WorkloadConfig, where) -> int:
     return par.zero_stage
 
 
+def _check_sharding(w: WorkloadConfig, zero: int, dp: int, where) -> None:
+    par = w.parallelism
+    if not par.reshard_after_forward and zero < 3:
+        _fail(where, P + "reshard_after_forward", "only ZeRO-3 / FSDP gathers parameters (zero_stage 3)",
+              par.reshard_after_forward, "true, or zero_stage: 3")
+    d = par.data_parallel_shard_degree
+    if d is not None:
+        if zero < 1:
+            _fail(where, P + "data_parallel_shard_degree", "sharding needs ZeRO (zero_stage >= 1 or "
+                  "distributed_optimizer: true)", d, "no data_parallel_shard_degree, or a ZeRO stage")
+        if dp % d:
+            _fail(where, P + "data_parallel_shard_degree", f"does not divide the data-parallel size {dp}",
+                  d, f"a divisor of {dp} ({_divisors(dp)})")
+
+
+def _check_recompute(w: WorkloadConfig, stage_layers: tuple[int, ...], vpp: int, where) -> None:
+    par = w.parallelism
+    for key in ("recompute_method", "recompute_num_layers"):
+        value = getattr(par, key)
+        if value is not None and par.recompute_granularity != "full":
+            _fail(where, P + key, "applies to full recomputation only (Megatron)", value,
+                  "recompute_granularity: full, or no " + key)
+    n = par.recompute_num_layers
+    if n is not None:
+        chunk = min(stage_layers) // vpp if vpp > 1 else min(stage_layers)
+        if (par.recompute_method or "uniform") == "block" and n > max(chunk, 1):
+            _fail(where, P + "recompute_num_layers", f"block recomputation counts layers of one model chunk "
+                  f"({chunk} on the smallest)", n, f"at most {chunk}")
+        if n > w.model.num_layers:
+            _fail(where, P + "recompute_num_layers", f"exceeds num_layers={w.model.num_layers}", n,
+                  f"at most {w.model.num_layers}")
+
+
+def _check_offload(w: WorkloadConfig, pp: int, where) -> None:
+    par = w.parallelism
+    k = par.cpu_offloading_num_layers
+    if par.cpu_offloading:
+        if pp > 1:
+            _fail(where, P + "cpu_offloading", "Megatron does not support activation offloading with "
+                  "pipeline parallelism", par.cpu_offloading,
+                  "false, or pipeline_model_parallel_size: 1")
+        if not 0 < k < w.model.num_layers:
+            _fail(where, P + "cpu_offloading_num_layers", f"offloading needs between 1 and num_layers - 1 = "
+                  f"{w.model.num_layers - 1} layers (Megatron)", k, f"1 ... {w.model.num_layers - 1}")
+    elif k:
+        _fail(where, P + "cpu_offloading_num_layers", "is set but cpu_offloading is false", k,
+              "cpu_offloading: true, or 0")
+
+
+def _grad_dtype(w: WorkloadConfig, where) -> str:
+    from simulator.model.memory import default_grad_dtype
+
+    t = w.training
+    g = t.grad_dtype or default_grad_dtype(t.precision)
+    if (g == "fp16") != (t.precision == "fp16"):
+        _fail(where, "training.grad_dtype", f"{g} gradients do not go with {t.precision} training", g,
+              "fp16 with fp16, or fp32/bf16 with bf16 and fp8")
+    return g
+
+
 def _check_model(w: WorkloadConfig, where) -> None:
     m = w.model
+    check_model_features(m, where)
     if m.kv_channels is None and m.hidden_size % m.num_attention_heads:
         _fail(where, "model.num_attention_heads", f"does not divide hidden_size={m.hidden_size}",
               m.num_attention_heads, "a divisor of hidden_size, or set kv_channels")
@@ -137,9 +201,23 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
                           f"({c.num_nodes} nodes x {c.node.gpus_per_node})", source=where(("num_gpus",)),
                           path="num_gpus", value=num_gpus,
                           expected=f"at most {capacity}, or a bigger cluster (--set cluster.num_nodes=...)")
-    if ep > 1 and (dp * cp) % ep:
-        _fail(where, P + "expert_model_parallel_size", f"does not divide DP x CP = {dp * cp}", ep,
-              "a divisor of data_parallel_size x context_parallel_size")
+    etp = par.expert_tensor_parallel_size or tp
+    if par.expert_tensor_parallel_size is not None:
+        arch = resolve(w.model)
+        if not arch.is_moe:
+            _fail(where, P + "expert_tensor_parallel_size", "expert tensor parallelism needs an MoE model "
+                  "(model.moe)", etp, "no expert_tensor_parallel_size for a dense model")
+        if arch.moe_ffn % etp or (arch.shared_expert_ffn and arch.shared_expert_ffn % tp):
+            _fail(where, P + "expert_tensor_parallel_size", f"does not divide the expert MLP width "
+                  f"{arch.moe_ffn}", etp, f"a divisor of {arch.moe_ffn}")
+    if (tp * cp * dp) % (ep * etp):
+        key = "expert_tensor_parallel_size" if par.expert_tensor_parallel_size is not None else \
+            "expert_model_parallel_size"
+        _fail(where, P + key, f"EP x ETP = {ep} x {etp} does not divide TP x CP x DP = {tp} x {cp} x {dp} "
+              "(MoE parallel folding: the expert groups tile each pipeline stage's GPUs)", ep if key.startswith(
+                  "expert_model") else etp,
+              "expert_model_parallel_size x expert_tensor_parallel_size dividing "
+              f"{tp * cp * dp}")
     if t.global_batch_size % (par.micro_batch_size * dp):
         _fail(where, "training.global_batch_size",
               f"is not divisible by micro_batch_size x DP = {par.micro_batch_size} x {dp}",
@@ -153,11 +231,13 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
             _fail(where, P + "virtual_pipeline_model_parallel_size", "needs pipeline parallelism", vpp,
                   "pipeline_model_parallel_size > 1")
         uneven = (par.decoder_first_pipeline_num_layers or par.decoder_last_pipeline_num_layers)
-        if min(stage_layers) < vpp or (not uneven and any(n % vpp for n in stage_layers)):
+        # uneven first/last stages may leave one chunk with only the embedding or the loss
+        # (Megatron's account_for_embedding/loss_in_pipeline_split): at most their layers + 1 chunks
+        if min(stage_layers) + (1 if uneven else 0) < vpp or (not uneven and any(n % vpp for n in stage_layers)):
             _fail(where, P + "virtual_pipeline_model_parallel_size",
                   f"does not divide the layers per stage {sorted(set(stage_layers))}", vpp,
                   "a divisor of the layers per pipeline stage (with uneven first/last stages: at most "
-                  "the smallest stage's layers)")
+                  "the smallest stage's layers + 1)")
         if m % pp:
             _fail(where, P + "virtual_pipeline_model_parallel_size", f"the interleaved schedule needs the "
                   f"number of microbatches ({m}) to be a multiple of PP={pp}", vpp,
@@ -169,15 +249,14 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
         _fail(where, P + "pipeline_schedule", "interleaved_1f1b needs virtual_pipeline_model_parallel_size > 1",
               schedule, "1f1b or gpipe, or set virtual stages")
     zero = _zero_stage(w, where)
-    if zero >= 2 and pp > 1:
-        _fail(where, P + "zero_stage", "ZeRO-2/3 shard gradients across microbatches and do not combine "
-              "with pipeline parallelism", zero, "0 or 1 when pipeline_model_parallel_size > 1")
-    if t.precision == "fp8" and gpu.peak("fp8") is None:
-        _fail(where, "training.precision", f"the cluster's GPU ({gpu.name}) has no FP8 tensor cores",
-              t.precision, "bf16 or fp16 on this GPU")
-    if t.precision != "fp8" and gpu.peak(t.precision) is None:
-        _fail(where, "training.precision", f"{gpu.name} lists no {t.precision} peak", t.precision,
-              "a precision the GPU supports")
+    _check_sharding(w, zero, dp, where)
+    _check_recompute(w, stage_layers, vpp, where)
+    _check_offload(w, pp, where)
+    grad_dtype = _grad_dtype(w, where)
+    if gpu.peak(t.precision) is None:
+        _fail(where, "training.precision", f"the cluster's GPU ({gpu.name}) has no "
+              f"{tensor_format(t.precision).upper()} tensor cores (no such peak in its catalog entry)",
+              t.precision, f"one of the precisions {gpu.name} has: {', '.join(gpu.precisions())}")
     if t.sparsity_2to4 and gpu.sparsity_2to4_speedup <= 1.0:
         _fail(where, "training.sparsity_2to4", f"the cluster's GPU ({gpu.name}) has no 2:4 sparse tensor "
               "cores (its sparsity_2to4_speedup is not above 1)", t.sparsity_2to4,
@@ -188,5 +267,9 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
     layout = Layout(tp=tp, pp=pp, vpp=vpp, cp=cp, ep=ep, dp=dp, micro_batch_size=par.micro_batch_size,
                     num_microbatches=m, sequence_parallel=par.sequence_parallel and tp > 1,
                     zero_stage=zero, recompute=par.recompute_granularity, schedule=schedule,
-                    stage_layers=stage_layers)
+                    stage_layers=stage_layers, etp=etp if etp != tp else 0,
+                    shard_degree=par.data_parallel_shard_degree or 0,
+                    reshard_after_forward=par.reshard_after_forward, grad_dtype=grad_dtype,
+                    recompute_method=par.recompute_method, recompute_num_layers=par.recompute_num_layers,
+                    offload_layers=par.cpu_offloading_num_layers if par.cpu_offloading else 0)
     return num_gpus, layout

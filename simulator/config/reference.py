@@ -13,6 +13,7 @@ from pydantic_core import PydanticUndefined
 from simulator import units
 from simulator.config.cluster import ClusterConfig
 from simulator.config.gpu import GPUSpec
+from simulator.config.model_notes import MODEL_FEATURE_NOTES
 from simulator.config.types import Unit
 from simulator.config.workload import WorkloadConfig
 
@@ -115,8 +116,8 @@ def document() -> str:
     for title, model, note in (
         ("Workload", WorkloadConfig, "`workloads/*.yaml`; override with `--set KEY=VALUE`."),
         ("Cluster", ClusterConfig, "`topologies/*.yaml`; override with `--set cluster.KEY=VALUE`. "
-         "`gpu` is a catalog name (`a100-40gb`, `a100-80gb`, `h100-sxm`, `h200`, `b200`, `gb200`, "
-         "`mi300x`) or an inline table with the keys of the GPU table below."),
+         "`gpu` is a catalog name (`a100-40gb`, `a100-80gb`, `h100-sxm`, `h800`, `h200`, `b200`, `gb200`, "
+         "`b300`, `gb300`, `mi300x`, `mi325x`, `mi355x`) or an inline table with the keys of the GPU table below."),
         ("GPU (catalog entry or inline `gpu:` table)", GPUSpec, "`simulator/catalog/gpus.yaml`."),
     ):
         parts.append(f"\n## {title}\n\n{note}\n\n| key | type | default |\n|---|---|---|")
@@ -132,6 +133,7 @@ cluster's GPUs; 2 × CP must divide the sequence; EP needs an MoE model, must di
 DP × CP; ZeRO-2/3 do not combine with PP; `distributed_optimizer: true` is ZeRO-1; FP8 needs a GPU
 with FP8 tensor cores; `train_tokens` and `train_iters` are exclusive.
 """)
+    parts.append(MODEL_FEATURE_NOTES)
     return "\n".join(parts)
 
 

@@ -33,6 +33,22 @@ class Layout:
     recompute: str
     schedule: str
     stage_layers: tuple[int, ...]
+    etp: int = 0                          # expert tensor parallelism (0: the attention's TP)
+    shard_degree: int = 0                 # DP ranks model states are sharded over (0: all of DP)
+    reshard_after_forward: bool = True    # ZeRO-3/FSDP
+    grad_dtype: str = "fp32"              # main gradients: accumulation, reduction, optimizer input
+    recompute_method: str | None = None   # full recompute: uniform / block (Megatron)
+    recompute_num_layers: int | None = None
+    offload_layers: int = 0               # layers whose activations go to host memory
+
+    @property
+    def expert_tp(self) -> int:
+        return self.etp or self.tp
+
+    @property
+    def shard(self) -> int:
+        """Data-parallel ranks of one model-state shard group (HSDP: fewer than DP)."""
+        return self.shard_degree or self.dp
 
     def chunk_layers(self, stage: int) -> tuple[int, ...]:
         """Layers of each model chunk on ``stage`` (balanced when vpp does not divide them)."""
@@ -51,7 +67,11 @@ class Layout:
             parts.append(f"CP{self.cp}")
         if self.ep > 1:
             parts.append(f"EP{self.ep}")
+        if self.etp and self.etp != self.tp:
+            parts.append(f"ETP{self.etp}")
         parts.append(f"DP{self.dp}")
+        if self.shard_degree and self.shard_degree != self.dp:
+            parts.append(f"HSDP{self.shard_degree}")
         return " ".join(parts)
 
 

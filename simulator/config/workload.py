@@ -5,21 +5,52 @@ num_query_groups, ffn_hidden_size, ...). Defaults are Megatron-LM's defaults unl
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
+
+from simulator import units
 
 from simulator.config.types import (
-    Bandwidth, Count, DurationOrAuto, IntOrAuto, NonNegFloat, NonNegInt, PosFloat, PosInt, Strict,
+    Bandwidth, Count, DurationOrAuto, IntOrAuto, NonNegFloat, NonNegInt, PosFloat, PosInt, Size, Strict,
 )
+
+Dropout = Annotated[float, BeforeValidator(units.parser("ratio")), Field(ge=0, lt=1)]
 
 
 class MoEConfig(Strict):
     num_experts: PosInt
     moe_router_topk: PosInt = 2
     moe_ffn_hidden_size: PosInt | None = None          # default: the model's ffn_hidden_size
-    moe_layer_freq: PosInt = 1                          # every k-th layer is an MoE layer
+    # an int k: layer i is an MoE layer when i % k == 0 (Megatron-LM); a list of 0/1 per layer
+    # (Megatron's "([0]*3+[1]*58)" pattern, written out), 1 = MoE layer
+    moe_layer_freq: PosInt | list[Literal[0, 1]] = 1
+    # Hugging Face DeepSeek name: the first k layers are dense, then the moe_layer_freq pattern
+    first_k_dense_replace: NonNegInt = 0
     moe_shared_expert_intermediate_size: PosInt | None = None
+    # local experts run as one grouped GEMM (Megatron --moe-grouped-gemm). Megatron's default is off;
+    # on here because every published MoE training recipe in the validation set turns it on
+    moe_grouped_gemm: bool = True
+    # tokens on the busiest expert-parallel rank / mean tokens per rank (>= 1), when EP > 1
+    moe_expert_load_imbalance: PosFloat = 1.0
+    # Megatron --moe-router-force-load-balancing: routing forced uniform (imbalance 1.0)
+    moe_router_force_load_balancing: bool = False
+    # Megatron dispatcher: "alltoall" (NCCL all-to-all, one copy per routed expert) or "flex" with
+    # DeepEP (one copy per destination node over the network, forwarded over NVLink)
+    moe_token_dispatcher_type: Literal["alltoall", "flex"] = "alltoall"
+    # group-limited routing (DeepSeek-V3: 8 groups = nodes, each token on at most 4)
+    moe_router_num_groups: PosInt | None = None
+    moe_router_group_topk: PosInt | None = None
+
+
+class MLAConfig(Strict):
+    """Multi-head latent attention (DeepSeek-V2/V3); Hugging Face DeepSeek config names."""
+
+    q_lora_rank: PosInt | None = None                   # None: a full-rank query projection (V2-Lite)
+    kv_lora_rank: PosInt
+    qk_nope_head_dim: PosInt
+    qk_rope_head_dim: PosInt
+    v_head_dim: PosInt
 
 
 class ModelConfig(Strict):
@@ -38,7 +69,27 @@ class ModelConfig(Strict):
     add_bias_linear: bool = True
     add_qkv_bias: bool | None = None                    # default: add_bias_linear
     embedding_layernorm: bool = False                   # BLOOM normalises the embedding output
+    qk_layernorm: bool = False                          # a norm on each head's queries and keys (Qwen3)
+    # multi-head latent attention: q_lora_rank, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim,
+    # v_head_dim (replaces kv_channels / num_query_groups for the attention shapes)
+    multi_latent_attention: MLAConfig | None = None
+    # sliding-window attention: keys each query sees (Hugging Face sliding_window, Mistral / GPT-OSS)
+    sliding_window: PosInt | None = None
+    # which layers use the window: Megatron window_attn_skip_freq, an int N = one full-attention layer
+    # after every N-1 windowed layers (layer i is full when (i + 1) % N == 0); default all windowed
+    window_attn_skip_freq: PosInt | None = None
+    # or per layer, Hugging Face layer_types: "sliding_attention" / "full_attention"
+    layer_types: list[Literal["sliding_attention", "full_attention"]] | None = None
+    # "learnable": a learned per-head sink logit in the softmax (GPT-OSS attention sinks)
+    softmax_type: Literal["vanilla", "off-by-one", "learnable"] = "vanilla"
+    # multi-token prediction modules after the last layer (DeepSeek-V3: 1), Megatron --mtp-num-layers
+    mtp_num_layers: NonNegInt = 0
     moe: MoEConfig | None = None
+    # Dropout probabilities (Megatron names). Megatron-LM's command-line default is 0.1 for both, which
+    # GPT-3/BLOOM-era configs used; Llama, Mixtral, Qwen and DeepSeek recipes train with 0, and with
+    # p = 0 PyTorch draws no mask and stores none. Default 0 here: set 0.1 for GPT-era models.
+    attention_dropout: Dropout = 0.0
+    hidden_dropout: Dropout = 0.0
 
 
 class OptimizerConfig(Strict):
@@ -56,7 +107,15 @@ class TrainingConfig(Strict):
     global_batch_size: PosInt                           # sequences per step
     train_tokens: Count | None = None
     train_iters: PosInt | None = None
-    precision: Literal["bf16", "fp16", "fp8"] = "bf16"
+    # fp8 / fp8_cs (per-tensor current scaling), fp8_mx (MXFP8 blocks), nvfp4, mxfp4: the linear layers
+    # run in that format (simulator/model/precision.py), the rest in bf16
+    precision: Literal["bf16", "fp16", "fp8", "fp8_cs", "fp8_ds", "fp8_mx", "nvfp4", "mxfp4"] = "bf16"
+    # dtype of the gradients accumulated over microbatches and reduced over data parallelism (the
+    # "main grads"); memory, DP traffic and the optimizer pass all read it. Default (null): fp32 under
+    # bf16/fp8 -- Megatron-LM forces fp32 accumulation and all-reduce for bf16
+    # (--accumulate-allreduce-grads-in-fp32, Megatron-Core DDP grad_reduce_in_fp32), Llama 3 reduces in
+    # fp32 (paper section 3.3.4) -- and fp16 under fp16 (Megatron keeps an fp32 copy in the optimizer).
+    grad_dtype: Literal["fp32", "bf16", "fp16"] | None = None
     optimizer: OptimizerConfig = OptimizerConfig()
     use_flash_attn: bool = True                         # fused attention: no s x s matrix in HBM
     sparsity_2to4: bool = False                         # 2:4-sparse MLP weights (sparse tensor cores)
@@ -72,8 +131,32 @@ class ParallelismConfig(Strict):
     sequence_parallel: bool = False
     micro_batch_size: PosInt = 1
     distributed_optimizer: bool = False                 # Megatron's ZeRO-1
-    zero_stage: NonNegInt | None = Field(default=None, le=3)   # DeepSpeed ZeRO 0-3
-    recompute_granularity: Literal["none", "selective", "full"] = "none"
+    zero_stage: NonNegInt | None = Field(default=None, le=3)   # DeepSpeed ZeRO 0-3 / FSDP (3)
+    # ZeRO-3/FSDP: free the gathered parameters after the forward (true, FSDP's default: gather again
+    # for the backward) or keep them until the backward (false; torchtitan with pipelining, Llama 3)
+    reshard_after_forward: bool = True
+    # ZeRO-3/FSDP gather unit: one flat parameter per transformer layer (FSDP1/FSDP2 wrapped per block,
+    # torchtitan, Megatron FSDP), or one collective per parameter tensor, each paying its latency in
+    # line (DeepSpeed ZeRO-3 as Narayanan et al. 2021 measured it)
+    fsdp_unit: Literal["layer", "tensor"] = "layer"
+    # HSDP: shard model states over groups of this many data-parallel ranks and replicate across the
+    # groups (torchtitan data_parallel_shard_degree); default: shard over all of DP
+    data_parallel_shard_degree: PosInt | None = None
+    # Expert tensor parallelism (Megatron MoE parallel folding): TP of the expert layers, separate
+    # from the attention's TP; EP x ETP must divide TP x CP x DP. Default: the attention TP
+    expert_tensor_parallel_size: PosInt | None = None
+    # Activation CPU offloading (Megatron cpu_offloading / cpu_offloading_num_layers): the saved
+    # activations of that many layers go to host memory in the forward and come back for the backward
+    cpu_offloading: bool = False
+    cpu_offloading_num_layers: NonNegInt = 0
+    # none | selective (Megatron: the attention core) | selective_op (torchtitan's op-level policy:
+    # keep matmul and attention outputs, recompute norms and activations) | full (layer inputs only)
+    recompute_granularity: Literal["none", "selective", "selective_op", "full"] = "none"
+    # Megatron's full-recompute options: uniform = checkpoint the input of every group of
+    # recompute_num_layers layers; block = recompute only the first recompute_num_layers layers of
+    # each pipeline stage (model chunk), store the rest. Default with full: uniform, 1 layer.
+    recompute_method: Literal["uniform", "block"] | None = None
+    recompute_num_layers: PosInt | None = None
     pipeline_schedule: Literal["1f1b", "gpipe", "interleaved_1f1b", "zb_h1"] | None = None
     decoder_first_pipeline_num_layers: PosInt | None = None    # uneven first stage
     decoder_last_pipeline_num_layers: PosInt | None = None     # uneven last stage
@@ -92,6 +175,18 @@ class CheckpointConfig(Strict):
     async_blocking_bandwidth: Bandwidth = "1 GB/s"
 
 
+class MemoryConfig(Strict):
+    """What the framework and allocator hold beyond the model's tensors (docs/model.md)."""
+
+    # CUDA context, NCCL communicators and buffers, cuBLAS/cuDNN workspaces (PyTorch + NCCL jobs hold
+    # 2-4 GiB outside tensors; an assumption, docs/model.md)
+    runtime_reserve: Size = "3 GiB"
+    # caching-allocator slack, as a fraction of the activation memory that is allocated and freed
+    # every microbatch. 0 assumes expandable segments (PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True,
+    # set by the NeMo / Megatron-Bridge performance recipes); raise it for the default allocator
+    fragmentation: Annotated[float, BeforeValidator(units.parser("ratio")), Field(ge=0, le=1)] = 0.0
+
+
 class WorkloadConfig(Strict):
     name: str
     description: str | None = None
@@ -101,3 +196,4 @@ class WorkloadConfig(Strict):
     training: TrainingConfig
     parallelism: ParallelismConfig = ParallelismConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
+    memory: MemoryConfig = MemoryConfig()

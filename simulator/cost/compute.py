@@ -15,6 +15,7 @@ import math
 from simulator.config.gpu import GPUSpec
 from simulator.cost.efficiency import Efficiency
 from simulator.model.ops import Op
+from simulator.model.precision import is_low_precision
 
 # Output tile of a bf16/fp8 training GEMM: 128 x 128 (CUTLASS's default Hopper/Ampere tensor-core tile,
 # the median cuBLAS heuristic choice for transformer shapes; NVIDIA's GEMM guide uses 128 x 128 for its
@@ -27,10 +28,11 @@ K_OVERHEAD = 64
 
 def gemm_rate(gpu: GPUSpec, precision: str, eff: Efficiency) -> float:
     """Achievable FLOP/s of a large training GEMM at ``precision``."""
-    base = gpu.peak("bf16" if precision == "fp8" else precision)
+    low = is_low_precision(precision)   # fp8, fp8_cs, fp8_mx, nvfp4, ...: the format's peak
+    base = gpu.peak("bf16" if low else precision)
     rate = base * gpu.max_gemm_fraction * eff.gemm
-    if precision == "fp8":
-        rate *= (gpu.peak("fp8") / base) * eff.fp8_gemm
+    if low:
+        rate *= (gpu.peak(precision) / base) * eff.fp8_gemm
     return rate
 
 
@@ -75,7 +77,7 @@ def op_time(op: Op, gpu: GPUSpec, precision: str, eff: Efficiency, backward: boo
     overhead = kernels * eff.kernel_overhead
     if op.kind == "memory":
         return (mem + overhead) * op.count
-    prec = precision if (op.linear or precision != "fp8") else "bf16"
+    prec = precision if (op.linear or not is_low_precision(precision)) else "bf16"
     rate = gemm_rate(gpu, prec, eff) * (eff.attention if op.attention_core else 1.0)
     if op.sparse:
         rate *= sparse_gemm_speedup(gpu, eff)

@@ -1,14 +1,16 @@
 """Per-microbatch time of each pipeline stage: compute, recomputation and exposed in-stage comm."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from simulator.config.scenario import Scenario
 from simulator.cost import comm
 from simulator.cost.compute import ops_time
 from simulator.cost.efficiency import Efficiency
 from simulator.model.arch import Arch, resolve
+from simulator.model.recompute import recomputed_fraction
 from simulator.model.ops import Op, Shard, embedding_ops, layer_ops, output_ops
+from simulator.model.routing import dispatch_volume_factor
 
 
 @dataclass(frozen=True)
@@ -78,13 +80,16 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
         tp_f = tp_b = tp_one
     cp_f = cp_b = 0.0
     if lay.cp > 1:
-        kv = tokens * 2 * a.kv_width / lay.tp * sh.act_bytes
+        kv = tokens * a.kv_exchange_width / lay.tp * sh.act_bytes
         ring = (lay.cp - 1) * comm.send_recv(lay.tp, kv, tiers, peers=lay.cp)
         cp_f, cp_b = max(0.0, ring - attn_f), max(0.0, 2 * ring - attn_b)
     ep_f = ep_b = 0.0
     if moe and lay.ep > 1:
         routed = tokens * a.topk * a.hidden * sh.act_bytes / (lay.tp if lay.sequence_parallel else 1)
-        ep_f = ep_b = 2 * comm.all_to_all(comm.Group.of("ep", lay), routed, tiers)
+        group = comm.Group.of("ep", lay)
+        if group.domains(tiers) > 1:   # DeepEP-style dispatch sends fewer copies across domains
+            routed *= dispatch_volume_factor(a, group.domains(tiers))
+        ep_f = ep_b = 2 * comm.all_to_all(group, routed, tiers)
     wgrad = 0.5 * sum(ops_time([o], gpu, prec, eff, backward=True) for o in ops
                       if o.kind == "gemm" and not o.attention_core)
     rec = 0.0
@@ -92,6 +97,8 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
         rec = f + tp_f + cp_f + ep_f
     elif lay.recompute == "selective":
         rec = attn_f
+    elif lay.recompute == "selective_op":   # norms and activation functions rerun (memory-bound ops)
+        rec = ops_time([o for o in ops if o.kind == "memory"], gpu, prec, eff)
     return StageTimes(f + b, rec, tp_f + tp_b, cp_f + cp_b, ep_f + ep_b,
                       f + tp_f + cp_f + ep_f, b + rec + tp_b + cp_b + ep_b, wgrad)
 
@@ -138,6 +145,10 @@ def stage_parts(s: Scenario, eff: Efficiency, tiers: comm.Tiers) -> list[StagePa
     for i, layers in enumerate(s.layout.stage_layers):
         n_moe = a.moe_layers_in(layers)
         body = add(scale(dense, layers - n_moe), scale(moe, n_moe))
+        frac = recomputed_fraction(s.layout, i)
+        if s.layout.recompute == "full" and frac < 1.0:   # block method: only some layers rerun
+            skipped = body.recompute * (1.0 - frac)
+            body = replace(body, recompute=body.recompute - skipped, bwd=body.bwd - skipped)
         head = _extra(embedding_ops(a, sh) if i == 0 else [], s, eff)
         tail = _extra(output_ops(a, sh) if i == pp - 1 else [], s, eff)
         out.append(StageParts(body, head, tail))

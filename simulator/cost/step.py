@@ -13,7 +13,9 @@ from simulator.cost import comm
 from simulator.cost.efficiency import DEFAULT, Efficiency
 from simulator.cost.stage import StageTimes, stage_times
 from simulator.model.arch import resolve
-from simulator.model.memory import stage_params
+from simulator.model.memory import (
+    FP32_GRAD_COPY_BYTES, GRAD_BYTES, activation_bytes_per_layer, low_precision, stage_params,
+)
 from simulator.model.optimizers import overhead_flops_fraction
 from simulator.model.params import tensors_per_layer
 
@@ -61,32 +63,78 @@ def pipeline_time(stages: list[StageTimes], m: int, schedule: str, vpp: int, p2p
 class DPCost:
     """Data-parallel communication of one stage per step, before any overlap."""
 
-    grad: float          # gradient all-reduce (ZeRO-0) or reduce-scatter (ZeRO-1+)
+    grad: float          # gradient all-reduce (ZeRO-0) or reduce-scatter (ZeRO-1+), whole step
     gather: float        # parameter all-gather after the optimizer (ZeRO-1/2), else 0
     buckets: int         # DDP buckets the stage's parameters fall into
     params: float        # parameters on this GPU (dense + local experts)
+    per_microbatch: bool = False   # ZeRO-2/3: each microbatch's gradients are reduced as they appear
 
 
-def dp_cost(s: Scenario, stage: int, tiers: comm.Tiers) -> DPCost:
+def grad_bytes(s: Scenario) -> float:
+    """Bytes per gradient element accumulated, reduced and read by the optimizer (training.grad_dtype)."""
+    return GRAD_BYTES[s.layout.grad_dtype]
+
+
+def _groups(lay) -> tuple[comm.Group, comm.Group, comm.Group, comm.Group]:
+    """(dense shard group, dense replica group, expert shard group, expert replica group).
+
+    Under HSDP (``data_parallel_shard_degree`` < DP) model states are sharded over the first
+    ``shard`` data-parallel ranks of a block and replicated across blocks (Megatron order puts
+    data-parallel neighbours ``stride`` ranks apart)."""
+    dp_group = comm.Group.of("dp", lay)
+    exp_group = comm.Group.of("expert_dp", lay)
+    d = lay.shard
+    shard = comm.Group(d, dp_group.stride)
+    replica = comm.Group(dp_group.size // d, dp_group.stride * d)
+    ed = max(exp_group.size * d // max(lay.dp, 1), 1)
+    eshard = comm.Group(ed, exp_group.stride)
+    ereplica = comm.Group(max(exp_group.size // ed, 1), exp_group.stride * ed)
+    return shard, replica, eshard, ereplica
+
+
+def local_params(s: Scenario, stage: int) -> tuple[float, float]:
+    """(dense, expert) parameters of one GPU of a stage after TP / EP x ETP sharding."""
     lay = s.layout
     a = resolve(s.workload.model)
     pp = len(lay.stage_layers)
     dense, experts = stage_params(a, lay.stage_layers[stage], stage == 0, stage == pp - 1, pp)
-    dense_gpu, expert_gpu = dense / lay.tp, experts / (lay.tp * lay.ep)
-    dp_group = comm.Group.of("dp", lay)
-    exp_group = comm.Group.of("expert_dp", lay)
-    g2 = 2.0   # bf16 gradients and parameters on the wire
+    return dense / lay.tp, experts / (lay.expert_tp * lay.ep)
+
+
+def dp_cost(s: Scenario, stage: int, tiers: comm.Tiers) -> DPCost:
+    lay = s.layout
+    dense_gpu, expert_gpu = local_params(s, stage)
+    shard, replica, eshard, ereplica = _groups(lay)
+    gb, pb = grad_bytes(s), 2.0   # gradients in grad_dtype, bf16 parameters on the wire
     if lay.zero_stage == 0:
-        grad = comm.all_reduce(dp_group, dense_gpu * g2, tiers) + comm.all_reduce(exp_group, expert_gpu * g2, tiers)
+        grad = (comm.all_reduce(comm.Group.of("dp", lay), dense_gpu * gb, tiers)
+                + comm.all_reduce(comm.Group.of("expert_dp", lay), expert_gpu * gb, tiers))
         gather = 0.0
     else:
-        grad = (comm.reduce_scatter(dp_group, dense_gpu * g2, tiers)
-                + comm.reduce_scatter(exp_group, expert_gpu * g2, tiers))
-        gather = comm.all_gather(dp_group, dense_gpu * g2, tiers) + comm.all_gather(exp_group, expert_gpu * g2, tiers)
+        grad = (comm.reduce_scatter(shard, dense_gpu * gb, tiers) + comm.reduce_scatter(eshard, expert_gpu * gb, tiers)
+                + comm.all_reduce(replica, dense_gpu * gb / shard.size, tiers)
+                + comm.all_reduce(ereplica, expert_gpu * gb / eshard.size, tiers))
+        gather = comm.all_gather(shard, dense_gpu * pb, tiers) + comm.all_gather(eshard, expert_gpu * pb, tiers)
         if lay.zero_stage >= 3:
             gather = 0.0   # ZeRO-3 gathers inside the step (zero3_exposed), not after the optimizer
+    per_mb = lay.zero_stage >= 2 and lay.num_microbatches > 1
+    if per_mb:
+        grad *= lay.num_microbatches
     buckets = max(1, math.ceil((dense_gpu + expert_gpu) / max(BUCKET_PARAMS, 1e6 * lay.dp)))
-    return DPCost(grad, gather, buckets, dense_gpu + expert_gpu)
+    return DPCost(grad, gather, buckets, dense_gpu + expert_gpu, per_mb)
+
+
+def grad_exposed(c: DPCost, st: StageTimes, m: int, overlap: bool) -> float:
+    """Exposed gradient reduction of one stage. Once per step (ZeRO-0/1): it overlaps the last
+    microbatch's backward, bucket by bucket. Per microbatch (ZeRO-2/3, ``c.per_microbatch``): each
+    microbatch's reduce-scatter runs on the communication stream behind the rest of the step, so
+    only a backlog beyond the stage's work, or the last microbatch's tail, shows."""
+    if not overlap:
+        return c.grad
+    if c.per_microbatch:
+        one = c.grad / m
+        return max(one - st.bwd, one / c.buckets, c.grad - m * st.total)
+    return max(c.grad - st.bwd, c.grad / c.buckets)
 
 
 def _dp_times(s: Scenario, st: StageTimes, stage: int, tiers: comm.Tiers) -> tuple[float, float]:
@@ -95,24 +143,62 @@ def _dp_times(s: Scenario, st: StageTimes, stage: int, tiers: comm.Tiers) -> tup
     if lay.zero_stage >= 3:
         return zero3_exposed(s, stage, st, tiers), 0.0
     c = dp_cost(s, stage, tiers)
-    grad_exposed = max(c.grad - st.bwd, c.grad / c.buckets) if par.overlap_grad_reduce else c.grad
+    grad = grad_exposed(c, st, lay.num_microbatches, par.overlap_grad_reduce)
     gather_exposed = max(c.gather - st.fwd, c.gather / c.buckets) if par.overlap_param_gather else c.gather
-    return grad_exposed, gather_exposed
+    return grad, gather_exposed
 
 
 def zero3_exposed(s: Scenario, stage: int, st: StageTimes, tiers: comm.Tiers) -> float:
-    """ZeRO-3: every parameter tensor is all-gathered before each forward, recomputed forward and
-    backward, and its gradient reduce-scattered, per microbatch (DeepSpeed fetches tensor by tensor).
-    Prefetching hides the bandwidth part behind compute; the per-collective latency is paid in line.
+    """ZeRO-3 / FSDP communication that the step waits for, on one stage.
+
+    FSDP gathers one flat parameter per wrapped unit (a transformer layer; the embedding and output
+    layer are units of their own) and prefetches the next unit's gather behind the current unit's
+    compute (FSDP1 backward_prefetch / FSDP2's default prefetch of one unit) on its own stream, so
+    the step waits for the first gather, the last reduce-scatter, and whatever communication a
+    microbatch needs beyond its compute; recomputation and backward share one gather. Each microbatch's gradients are reduce-scattered unit by unit behind
+    the backward (and all-reduced across HSDP replicas). With ``reshard_after_forward`` off the
+    backward needs no second gather, and with pipeline parallelism the stage's parameters stay
+    gathered for the whole step (one gather per step).
     """
     lay, m = s.layout, s.layout.num_microbatches
+    layers = max(lay.stage_layers[stage], 1)
+    dense_gpu, expert_gpu = local_params(s, stage)
+    shard, replica, eshard, ereplica = _groups(lay)
+    units = layers + (stage == 0) + (stage == lay.pp - 1)
+    gb = grad_bytes(s)
+    dense_u, expert_u = dense_gpu / units, expert_gpu / units
+    ag = comm.all_gather(shard, 2.0 * dense_u, tiers) + comm.all_gather(eshard, 2.0 * expert_u, tiers)
+    rs = (comm.reduce_scatter(shard, gb * dense_u, tiers) + comm.reduce_scatter(eshard, gb * expert_u, tiers)
+          + comm.all_reduce(replica, gb * dense_u / shard.size, tiers)
+          + comm.all_reduce(ereplica, gb * expert_u / eshard.size, tiers))
+    if s.workload.parallelism.fsdp_unit == "tensor":
+        return _per_tensor_exposed(s, st, shard, dense_gpu + expert_gpu, tiers)
+    ag_all, rs_all = units * ag, units * rs
+    if not lay.reshard_after_forward and lay.pp > 1:
+        # gathered during the first forward and kept for the step; each microbatch's gradients then
+        # reduce-scatter behind the rest of the step: only a backlog and the last unit's tail show
+        gather = ag + max(0.0, ag_all - ag - st.fwd)
+        return gather + max(rs, m * rs_all - m * st.total)
+    # per microbatch: gathers for the forward (and again for the backward when resharded) and the
+    # gradients' reduce-scatters share the network behind the microbatch's compute (prefetching one
+    # unit ahead); the first gather and the last reduce-scatter cannot hide
+    per_mb = ag_all * (1 if not lay.reshard_after_forward else 2) + rs_all
+    return ag + rs + m * max(0.0, per_mb - st.total)
+
+
+def _per_tensor_exposed(s: Scenario, st: StageTimes, group: comm.Group, params: float,
+                        tiers: comm.Tiers) -> float:
+    """ZeRO-3 fetching tensor by tensor (DeepSpeed): every parameter tensor is all-gathered before
+    each forward, recomputed forward and backward, and its gradient reduce-scattered, per
+    microbatch; prefetching hides the bandwidth part behind compute, each collective's latency is
+    paid in line."""
+    lay, m = s.layout, s.layout.num_microbatches
     a = resolve(s.workload.model)
-    c = dp_cost(s, stage, tiers)
-    group, nbytes = comm.Group.of("dp", lay), 2.0 * c.params
+    nbytes = 2.0 * params
     passes = 2 + (lay.recompute == "full")
     tensors = tensors_per_layer(a) * a.num_layers + 2
     per = nbytes / tensors
-    one_ag, one_rs = comm.all_gather(group, per, tiers), comm.reduce_scatter(group, per, tiers)
+    one_ag, one_rs = comm.all_gather(group, per, tiers), comm.reduce_scatter(group, per * grad_bytes(s) / 2, tiers)
     latency = comm.all_gather(group, 1.0, tiers)
     collectives = tensors * (passes + 1)
     total = m * tensors * (passes * one_ag + one_rs)
@@ -125,16 +211,44 @@ def optimizer_time(s: Scenario, stage: int, eff: Efficiency, compute_s: float = 
     optimizer's extra work (Sophia's Hessian estimate, model/optimizers.py) charged as its FLOP
     fraction of ``compute_s``, the stage's forward + backward (+ recompute) seconds per step."""
     lay = s.layout
-    a = resolve(s.workload.model)
-    pp = len(lay.stage_layers)
-    dense, experts = stage_params(a, lay.stage_layers[stage], stage == 0, stage == pp - 1, pp)
-    local = dense / lay.tp + experts / (lay.tp * lay.ep)
+    dense, experts = local_params(s, stage)
+    local = dense + experts
     if lay.zero_stage >= 1:
-        local = dense / lay.tp / (lay.dp * lay.cp) + experts / (lay.tp * lay.ep) / max(lay.dp * lay.cp // lay.ep, 1)
+        expert_dp = max(lay.tp * lay.cp * lay.dp // (lay.expert_tp * lay.ep), 1)
+        local = dense / (lay.shard * lay.cp) + experts / max(expert_dp * lay.shard // lay.dp, 1)
     states = OPTIMIZER_STATES[s.workload.training.optimizer.kind]
-    per_param = 4 + 8 + 8 * states + 2
+    # read the main gradient (fp16 gradients: unscale into an fp32 copy, write + read it), read and
+    # write the fp32 master and each fp32 state, write the bf16 weights
+    gb = grad_bytes(s) + 2 * FP32_GRAD_COPY_BYTES[lay.grad_dtype]
+    per_param = gb + 8 + 8 * states + 2
     extra = overhead_flops_fraction(s.workload.training.optimizer) * compute_s
     return local * per_param / (s.gpu.hbm_bandwidth * eff.memory) + extra
+
+
+# Host DMA copies reach about this fraction of the link's line rate (PCIe protocol overhead and DMA
+# efficiency; an assumption in the 0.8-0.9 range that H2D/D2H copy benchmarks show, docs/model.md).
+HOST_DMA_EFFICIENCY = 0.85
+
+
+def offload_exposed(s: Scenario, st: StageTimes) -> float:
+    """Activation CPU offloading: each microbatch's offloaded activations go to host memory during
+    the forward and come back during the backward on copy streams; what a direction's transfer needs
+    beyond that pass's compute is exposed (Megatron overlaps the copies with the next layers)."""
+    lay = s.layout
+    if not lay.offload_layers:
+        return 0.0
+    a = resolve(s.workload.model)
+    rec = "selective" if lay.recompute == "full" else lay.recompute
+    layers = lay.stage_layers[0]
+    n_moe = a.moe_layers_in(layers)
+    per_layer = sum(k * activation_bytes_per_layer(a, lay.micro_batch_size, lay.tp, lay.cp, lay.sequence_parallel,
+                                                   rec, s.workload.training.use_flash_attn, moe=moe,
+                                                   fp8=low_precision(s.workload.training.precision),
+                                                   etp=lay.expert_tp)
+                    for k, moe in ((layers - n_moe, False), (n_moe, True)) if k) / max(layers, 1)
+    off = min(lay.offload_layers, layers) * per_layer   # as model/memory.py counts them
+    xfer = off / (s.gpu.host_bandwidth * HOST_DMA_EFFICIENCY)
+    return lay.num_microbatches * (max(0.0, xfer - st.fwd) + max(0.0, xfer - st.bwd))
 
 
 def p2p_time(s: Scenario, tiers: comm.Tiers) -> float:
@@ -159,6 +273,7 @@ def estimate_step(s: Scenario, eff: Efficiency = DEFAULT) -> StepEstimate:
     grad_exposed = max(d[0] for d in dp)
     gather_exposed = max(d[1] for d in dp)
     opt = max(optimizer_time(s, i, eff, m * (st.compute + st.recompute)) for i, st in enumerate(stages))
+    offload = offload_exposed(s, stages[0])
     slow = stages[b]
     work = m * slow.total
     breakdown = {
@@ -172,5 +287,7 @@ def estimate_step(s: Scenario, eff: Efficiency = DEFAULT) -> StepEstimate:
         "dp_comm": grad_exposed + gather_exposed,
         "optimizer": opt,
     }
-    step = pipe + grad_exposed + gather_exposed + opt
+    if offload:
+        breakdown["offload"] = offload
+    step = pipe + grad_exposed + gather_exposed + opt + offload
     return StepEstimate(step, breakdown, tuple(stages), b)

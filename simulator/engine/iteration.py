@@ -17,7 +17,7 @@ from simulator.config.scenario import Scenario
 from simulator.cost import comm
 from simulator.cost.efficiency import DEFAULT, Efficiency
 from simulator.cost.stage import StageParts, StageTimes, stage_parts
-from simulator.cost.step import dp_cost, optimizer_time, p2p_time, zero3_exposed
+from simulator.cost.step import dp_cost, grad_exposed, offload_exposed, optimizer_time, p2p_time, zero3_exposed
 from simulator.engine.schedules import Task, peak_in_flight, schedule
 from simulator.engine.trace import Tracer
 
@@ -52,6 +52,7 @@ class StepInputs:
     optimizer: tuple                      # per stage: optimizer step seconds
     zero3: tuple                          # per stage: exposed ZeRO-3 communication seconds
     slowdown: tuple                       # per stage: compute slowdown factor (stragglers)
+    offload: tuple = ()                   # per stage: exposed activation offload transfers (seconds)
 
     def without_p2p(self) -> "StepInputs":
         from dataclasses import replace
@@ -252,6 +253,8 @@ class _Step:
         yield self.env.all_of(st.dp_jobs)
         st.dp_end = max(st.dp_end, st.compute_end)
         z3, opt = self.inp.zero3[st.index], self.inp.optimizer[st.index]
+        if self.inp.offload:
+            z3 += self.inp.offload[st.index]
         start = self.env.now
         yield self.env.timeout(z3 + opt)
         st.activity.append((start, start + z3, 1))
@@ -288,6 +291,11 @@ def step_inputs(s: Scenario, eff: Efficiency = DEFAULT,
     if lay.zero_stage >= 3:   # ZeRO-3 gathers inside the step: closed-form exposure, no bucket overlap
         zero3 = [zero3_exposed(s, i, parts[i].total, tiers) for i in range(lay.pp)]
         dp = [replace(c, grad=0.0, gather=0.0) for c in dp]
+    elif any(c.per_microbatch for c in dp):   # ZeRO-2: per-microbatch reduce-scatters, closed form too
+        par0 = s.workload.parallelism
+        zero3 = [grad_exposed(c, parts[i].total, lay.num_microbatches, par0.overlap_grad_reduce)
+                 for i, c in enumerate(dp)]
+        dp = [replace(c, grad=0.0) for c in dp]
     par = s.workload.parallelism
     return StepInputs(
         schedule=lay.schedule, p=lay.pp, m=lay.num_microbatches, v=lay.vpp,
@@ -295,6 +303,7 @@ def step_inputs(s: Scenario, eff: Efficiency = DEFAULT,
         dp=tuple(dp), overlap_grad=par.overlap_grad_reduce, overlap_gather=par.overlap_param_gather,
         optimizer=tuple(optimizer_time(s, i, eff, lay.num_microbatches * (pt.total.compute + pt.total.recompute))
                         for i, pt in enumerate(parts)), zero3=tuple(zero3),
+        offload=tuple(offload_exposed(s, pt.total) if i == 0 else 0.0 for i, pt in enumerate(parts)),
         slowdown=tuple(slowdown or (1.0,) * lay.pp))
 
 
@@ -311,8 +320,11 @@ def run_step(inp: StepInputs, trace: bool = False) -> IterationResult:
     b, c = stages[busiest], stages[last]
     breakdown = {k: b.split.get(k, 0.0) for k in ("compute", "recompute", "tp_comm", "cp_comm", "ep_comm")}
     breakdown["pp_comm"] = max(0.0, step - no_p2p)
-    breakdown["dp_comm"] = (c.done - c.compute_end - inp.optimizer[last]) + c.wait_gather
+    off = inp.offload[last] if inp.offload else 0.0
+    breakdown["dp_comm"] = (c.done - c.compute_end - inp.optimizer[last] - off) + c.wait_gather
     breakdown["optimizer"] = inp.optimizer[last]
+    if off:
+        breakdown["offload"] = off
     breakdown["bubble"] = max(0.0, step - sum(breakdown.values()))
     busy = tuple(st.busy for st in stages)
     return IterationResult(step, breakdown, busy, tuple(x / step for x in busy),

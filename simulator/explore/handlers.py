@@ -227,7 +227,7 @@ def search_json(res, name: str) -> dict:
     cands = [{**row, "closed_form": _ranked_json(r), "best": i == res.best, "pareto": i in res.front}
              for i, (r, row) in enumerate(zip(res.shortlist, res.rows))]
     return {"workload": name, "gpus": st.gpus, "objective": st.objective, "confidence": st.confidence,
-            "shapes": res.shapes, "layouts": res.layouts, "fitting": len(res.ranked),
+            "shapes": res.shapes, "layouts": res.layouts, "fitting": len(res.ranked), "pruned": res.pruned,
             "closed_form_top": [_ranked_json(r) for r in res.leaders], "candidates": cands,
             "best": cands[res.best] if res.best is not None else None,
             "front": [cands[i]["case"] for i in res.front]}

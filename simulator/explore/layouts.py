@@ -72,6 +72,7 @@ class Layout:
                 f"{P}micro_batch_size={s.micro_batch}", f"{P}sequence_parallel={_yaml(s.tp > 1)}",
                 f"{P}distributed_optimizer={_yaml(self.zero == 1)}",
                 f"{P}zero_stage={_yaml(self.zero if self.zero != 1 else None)}",
+                f"{P}reshard_after_forward={_yaml(reshard_after_forward(self.zero, s.pp))}",
                 f"{P}recompute_granularity={self.recompute}", f"{P}pipeline_schedule={_yaml(schedule)}",
                 f"{P}decoder_first_pipeline_num_layers={_yaml(s.first)}",
                 f"{P}decoder_last_pipeline_num_layers={_yaml(s.last)}")
@@ -162,8 +163,16 @@ def _ep_values(a: Arch, dp_cp: int) -> list[int]:
 
 
 def zero_stages(st: Structure, space: Space) -> list[int]:
-    """ZeRO-2/3 shard gradients per microbatch and do not combine with pipelining."""
-    return [z for z in space.zero if z <= 1 or st.pp == 1]
+    """Every ZeRO stage combines with every shape: with pipelining ZeRO-2/3 reduce-scatter each
+    microbatch's gradients, and ZeRO-3 keeps the stage's parameters gathered for the step
+    (reshard_after_forward off, as torchtitan does under pipelining)."""
+    return list(space.zero)
+
+
+def reshard_after_forward(zero: int, pp: int) -> bool:
+    """FSDP's default (reshard) except ZeRO-3 with pipelining, where gathering once per step is the
+    framework choice (torchtitan; Llama 3 section 3.3.2)."""
+    return not (zero >= 3 and pp > 1)
 
 
 def layouts(structs: Sequence[Structure], space: Space = Space()) -> list[Layout]:

@@ -26,7 +26,7 @@ def _load(workload: Path, cluster: Path | None, gpus: int | None, overrides: lis
 
 
 def _fits(s: Scenario) -> bool:
-    return memory_of(s).total <= s.gpu.hbm_capacity
+    return memory_of(s).total <= s.gpu.usable_hbm
 
 
 def layout_overrides(tp: int, pp: int, recompute: str) -> list[str]:
@@ -36,7 +36,10 @@ def layout_overrides(tp: int, pp: int, recompute: str) -> list[str]:
             f"{p}virtual_pipeline_model_parallel_size=null", f"{p}pipeline_schedule=null",
             f"{p}decoder_first_pipeline_num_layers=null", f"{p}decoder_last_pipeline_num_layers=null",
             f"{p}sequence_parallel={'true' if tp > 1 else 'false'}", f"{p}recompute_granularity={recompute}",
-            f"{p}data_parallel_size=auto", f"{p}zero_stage=null", f"{p}distributed_optimizer=true"]
+            f"{p}data_parallel_size=auto", f"{p}zero_stage=null", f"{p}distributed_optimizer=true",
+            f"{p}reshard_after_forward=true", f"{p}data_parallel_shard_degree=null",
+            f"{p}recompute_method=null", f"{p}recompute_num_layers=null", f"{p}cpu_offloading=false",
+            f"{p}cpu_offloading_num_layers=0"]
 
 
 def fit_layout(workload: Path, cluster: Path | None, gpus: int | None, overrides: list[str],

@@ -16,7 +16,7 @@ from simulator.config.scenario import Scenario
 from simulator.cost.step import estimate_step
 from simulator.errors import ConfigError
 from simulator.explore.cases import Case, Inputs, scenario_of
-from simulator.explore.layouts import Layout, Space, Structure, zero_stages
+from simulator.explore.layouts import Layout, Space, Structure, reshard_after_forward, zero_stages
 from simulator.model.memory import GIB
 from simulator.simulate import memory_of
 
@@ -26,7 +26,11 @@ RESET = ("parallelism.tensor_model_parallel_size=1", "parallelism.pipeline_model
          "parallelism.expert_model_parallel_size=1", "parallelism.data_parallel_size=auto",
          "parallelism.micro_batch_size=1", "parallelism.decoder_first_pipeline_num_layers=null",
          "parallelism.decoder_last_pipeline_num_layers=null", "parallelism.pipeline_schedule=null",
-         "parallelism.zero_stage=null", "parallelism.distributed_optimizer=false")
+         "parallelism.zero_stage=null", "parallelism.distributed_optimizer=false",
+         "parallelism.reshard_after_forward=true", "parallelism.data_parallel_shard_degree=null",
+         "parallelism.recompute_method=null", "parallelism.recompute_num_layers=null",
+         "parallelism.expert_tensor_parallel_size=null", "parallelism.cpu_offloading=false",
+         "parallelism.cpu_offloading_num_layers=0")
 
 
 @dataclass(frozen=True)
@@ -71,12 +75,13 @@ def with_layout(base: Scenario, layout: Layout, gpus: int) -> Scenario:
 
 def _variant(s: Scenario, zero: int, recompute: str) -> Scenario:
     """The same shape with another ZeRO stage and recomputation (no other derived value changes)."""
+    reshard = reshard_after_forward(zero, s.layout.pp)
     par = s.workload.parallelism.model_copy(update={
         "zero_stage": zero if zero != 1 else None, "distributed_optimizer": zero == 1,
-        "recompute_granularity": recompute})
+        "recompute_granularity": recompute, "reshard_after_forward": reshard})
     w = s.workload.model_copy(update={"parallelism": par})
-    return dataclasses.replace(s, workload=w, layout=dataclasses.replace(s.layout, zero_stage=zero,
-                                                                          recompute=recompute))
+    return dataclasses.replace(s, workload=w, layout=dataclasses.replace(
+        s.layout, zero_stage=zero, recompute=recompute, reshard_after_forward=reshard))
 
 
 def _power_model(base: Scenario, gpus: int):
@@ -105,19 +110,23 @@ def _rank(s: Scenario, layout: Layout, order: int, power) -> Ranked:
                   b.get("bubble", 0.0), comm)
 
 
-def rank_structure(base: Scenario, st: Structure, order: int, task: SearchTask, power) -> tuple[int, list[Ranked]]:
-    """(number of valid layouts of this shape, the fitting ones ranked)."""
-    space, cap = task.space, base.gpu.hbm_capacity
+def rank_structure(base: Scenario, st: Structure, order: int, task: SearchTask,
+                   power) -> tuple[int, list[Ranked], tuple | None]:
+    """(number of valid layouts of this shape, the fitting ones ranked, why the shape was pruned:
+    None, ("layout", message) when config/layout.py refuses it, or ("memory", GiB needed at the
+    lightest ZeRO stage and recomputation) when nothing fits)."""
+    space, cap = task.space, base.gpu.usable_hbm
     zeros = zero_stages(st, space)
     if not zeros or not space.recompute:
-        return 0, []
+        return 0, [], None
     try:
         s0 = with_layout(base, Layout(st, zeros[0], space.recompute[0], space.schedule), task.gpus)
-    except ConfigError:
-        return 0, []
+    except ConfigError as exc:
+        return 0, [], ("layout", str(exc))
     valid = len(zeros) * len(space.recompute)
-    if memory_of(_variant(s0, max(zeros), space.recompute[-1])).total > cap:
-        return valid, []
+    lightest = memory_of(_variant(s0, max(zeros), space.recompute[-1])).total
+    if lightest > cap:
+        return valid, [], ("memory", lightest / GIB)
     out = []
     for z in zeros:
         for i, r in enumerate(space.recompute):
@@ -125,11 +134,11 @@ def rank_structure(base: Scenario, st: Structure, order: int, task: SearchTask, 
             if memory_of(s).total <= cap:
                 out.append(_rank(s, Layout(st, z, r, space.schedule), order * 16 + z * 4 + i, power))
                 break
-    return valid, out
+    return valid, out, None
 
 
-def rank_batch(task: SearchTask, items: list[tuple[int, Structure]]) -> list[tuple[int, int, list[Ranked]]]:
-    """One executor task: (order, valid layouts, ranked fitting layouts) per shape."""
+def rank_batch(task: SearchTask, items: list[tuple[int, Structure]]) -> list[tuple]:
+    """One executor task: (order, valid layouts, ranked fitting layouts, prune reason) per shape."""
     base = base_scenario(task)
     power = _power_model(base, task.gpus)
     return [(order, *rank_structure(base, st, order, task, power)) for order, st in items]

@@ -50,6 +50,7 @@ class SearchResult:
     best: int | None                   # index into rows
     front: list[int]                   # indices into rows: non-dominated on time, cost, energy
     leaders: list[Ranked] = field(default_factory=list)   # the 10 best by proxy, twins shown once
+    pruned: dict = field(default_factory=dict)   # why shapes were dropped (see prune_summary)
 
     @property
     def best_layout(self) -> Layout | None:
@@ -86,13 +87,13 @@ def _shuffled(shapes: list) -> list[tuple[int, object]]:
     return sorted(enumerate(shapes), key=lambda p: (p[0] % _MIX, p[0]))
 
 
-def rank_all(task: SearchTask, executor: Executor, progress: bool = True) -> tuple[int, int, list[Ranked]]:
-    """(shapes, valid layouts, fitting layouts ranked) over the whole space."""
+def rank_all(task: SearchTask, executor: Executor, progress: bool = True) -> tuple[int, int, list[Ranked], dict]:
+    """(shapes, valid layouts, fitting layouts ranked, prune summary) over the whole space."""
     base = base_scenario(task)
     a = resolve(base.workload.model)
     shapes = structures(a, base.workload.training.global_batch_size, task.gpus, task.space)
     items = _shuffled(shapes)
-    out: list[tuple[int, int, list[Ranked]]] = []
+    out: list[tuple] = []
     with progress_bar(len(items), 0, "ranking layouts", enabled=progress) as advance:
         head = items[:32]
         if head:
@@ -101,9 +102,22 @@ def rank_all(task: SearchTask, executor: Executor, progress: bool = True) -> tup
             advance(len(head))
             size = batch_size(seconds / len(head), len(items) - len(head), 4 * worker_count(executor))
             out += list(map_ordered(executor, rank_batch, task, items[len(head):], size, advance))
-    valid = sum(v for _, v, _ in out)
-    ranked = [r for _, _, rs in out for r in rs]
-    return len(shapes), valid, ranked
+    valid = sum(o[1] for o in out)
+    ranked = [r for o in out for r in o[2]]
+    return len(shapes), valid, ranked, prune_summary([o[3] for o in out])
+
+
+def prune_summary(reasons: list) -> dict:
+    """Counts of pruned shapes by reason, with the first refusal message and the smallest memory
+    any memory-pruned shape needed at its lightest setting (ZeRO-3, heaviest recomputation)."""
+    layout = [r[1] for r in reasons if r and r[0] == "layout"]
+    memory = [r[1] for r in reasons if r and r[0] == "memory"]
+    out: dict = {"layout_checks": len(layout), "memory": len(memory)}
+    if layout:
+        out["first_layout_refusal"] = layout[0]
+    if memory:
+        out["closest_memory_gib"] = min(memory)
+    return out
 
 
 def _signature(r: Ranked) -> tuple:
@@ -159,11 +173,17 @@ def search(inputs: Inputs, overrides: tuple[str, ...], settings: SearchSettings,
                           expected=" | ".join(OBJECTIVES))
     task = SearchTask(inputs, tuple(overrides), settings.gpus, settings.space)
     _check_task(task)
-    shapes, valid, ranked = rank_all(task, executor, progress)
+    shapes, valid, ranked, pruned = rank_all(task, executor, progress)
     ranked.sort(key=lambda r: rank_key(r, settings.objective))
     if not ranked:
+        why = ""
+        if pruned.get("memory"):
+            why += (f"; {pruned['memory']} shapes do not fit even with ZeRO-3 and the heaviest "
+                    f"recomputation (closest needs {pruned['closest_memory_gib']:.1f} GiB)")
+        if pruned.get("layout_checks"):
+            why += f"; {pruned['layout_checks']} refused by the layout checks (first: {pruned['first_layout_refusal']})"
         raise InfeasibleError(f"no layout of {inputs.workload_source} on {settings.gpus} GPUs both divides and "
-                              f"fits in memory ({shapes} shapes, {valid} layouts tried). Try more GPUs, "
+                              f"fits in memory ({shapes} shapes, {valid} layouts tried{why}). Try more GPUs, "
                               "a smaller global batch or sequence, or a GPU with more memory.")
     short = shortlist(ranked, settings.objective, settings.top)
     cases = [Case(r.layout.describe(), (("search_layout", r.layout.describe()),),
@@ -177,5 +197,5 @@ def search(inputs: Inputs, overrides: tuple[str, ...], settings: SearchSettings,
     points = [front_point(rows[i], settings.confidence) for i in ok]
     front = [ok[j] for j in pareto_front(points)] if points and len({len(p) for p in points}) == 1 else []
     leaders = distinct(ranked[:1000], set())[:10]
-    return SearchResult(settings, shapes, valid, ranked, short, rows, best, front, leaders)
+    return SearchResult(settings, shapes, valid, ranked, short, rows, best, front, leaders, pruned)
 

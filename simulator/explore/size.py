@@ -86,7 +86,7 @@ def _bound(inputs: Inputs, overrides: tuple[str, ...], gpus: int, executor: Exec
     if space is not None:
         try:
             from simulator.explore.search import rank_key
-            _, _, ranked = rank_all(SearchTask(inputs, overrides, gpus, space), executor, progress=False)
+            _, _, ranked, _ = rank_all(SearchTask(inputs, overrides, gpus, space), executor, progress=False)
         except ConfigError:
             return None, (), ""
         if not ranked:

@@ -33,6 +33,7 @@ class Result:
     ideal_time_to_train_days: float | None = None
     stage_utilization: list = field(default_factory=list)
     stage_memory_gib: list = field(default_factory=list)
+    stage_memory_breakdown_gib: list = field(default_factory=list)   # per stage: as memory_breakdown_gib
     assumptions: dict = field(default_factory=dict)
     trace: list = field(default_factory=list, repr=False)   # Chrome trace events (not in JSON)
     campaign: object = None                                   # engine.campaign.CampaignResult
@@ -53,6 +54,7 @@ class Result:
             "micro_batch_size": self.micro_batch_size, "num_microbatches": self.num_microbatches,
             "engine": self.engine, "stage_utilization": self.stage_utilization,
             "stage_memory_gib": self.stage_memory_gib,
+            "stage_memory_breakdown_gib": self.stage_memory_breakdown_gib,
             "breakdown": {k: v for k, v in self.breakdown.items()},
         }
         if self.train_steps is not None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from simulator.config.workload import ModelConfig
 
@@ -28,33 +29,140 @@ class Arch:
     moe_ffn: int
     moe_layer_freq: int
     shared_expert_ffn: int
+    # per layer: True = MoE layer (empty: the moe_layer_freq period rule)
+    moe_pattern: tuple[bool, ...] = ()
+    grouped_gemm: bool = True
+    load_imbalance: float = 1.0     # busiest EP rank's tokens / mean, applied when EP > 1
+    deepep: bool = False            # DeepEP-style dispatch: one copy per remote domain (flex dispatcher)
+    router_num_groups: int = 0      # group-limited routing: expert groups, groups a token may use
+    router_group_topk: int = 0
+    qk_layernorm: bool = False
+    # multi-head latent attention (kv_lora_rank = 0: standard attention)
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    qk_nope_dim: int = 0
+    qk_rope_dim: int = 0
+    v_dim: int = 0
+    # per layer: keys each query attends (0 = the whole causal prefix); empty = all full
+    windows: tuple[int, ...] = ()
+    attention_sinks: bool = False
+    mtp_layers: int = 0
+
+    # ---- attention shapes -------------------------------------------------------------------
+    @property
+    def mla(self) -> bool:
+        return self.kv_lora_rank > 0
+
+    @property
+    def qk_head_dim(self) -> int:
+        """Width of one head's query and key (MLA: the no-position part plus the rotary part)."""
+        return self.qk_nope_dim + self.qk_rope_dim if self.mla else self.kv_channels
+
+    @property
+    def v_head_dim(self) -> int:
+        return self.v_dim if self.mla else self.kv_channels
+    attention_dropout: float = 0.0
+    hidden_dropout: float = 0.0
 
     @property
     def attn_width(self) -> int:
-        """Width of the concatenated query heads (= hidden for standard models)."""
-        return self.heads * self.kv_channels
+        """Width of the concatenated attention outputs, the output projection's input."""
+        return self.heads * self.v_head_dim
+
+    @property
+    def q_width(self) -> int:
+        return self.heads * self.qk_head_dim
 
     @property
     def kv_width(self) -> int:
-        return self.query_groups * self.kv_channels
+        """Width of the keys of one token (standard attention: = the values' width)."""
+        return self.heads * self.qk_head_dim if self.mla else self.query_groups * self.kv_channels
 
+    @property
+    def v_width(self) -> int:
+        return self.heads * self.v_dim if self.mla else self.query_groups * self.kv_channels
+
+    @property
+    def kv_exchange_width(self) -> int:
+        """Elements per token of the keys and values that context parallelism passes around the ring."""
+        return self.kv_width + self.v_width
+
+    # ---- layer patterns ---------------------------------------------------------------------
     @property
     def is_moe(self) -> bool:
         return self.num_experts > 0
 
     @property
     def num_moe_layers(self) -> int:
+        if not self.is_moe:
+            return 0
+        if self.moe_pattern:
+            return sum(self.moe_pattern)
         # Megatron-LM: layer i is an MoE layer when i % moe_layer_freq == 0
-        return -(-self.num_layers // self.moe_layer_freq) if self.is_moe else 0
+        return -(-self.num_layers // self.moe_layer_freq)
 
     def moe_layers_in(self, layers: int) -> float:
         """MoE layers among ``layers`` of a pipeline stage, at the model's average share (the shares
         of all stages add up to num_moe_layers)."""
         return layers * self.num_moe_layers / self.num_layers if self.is_moe else 0.0
 
+    @property
+    def last_layer_moe(self) -> bool:
+        """Whether the last layer is an MoE layer (multi-token prediction modules copy its kind)."""
+        if not self.is_moe:
+            return False
+        if self.moe_pattern:
+            return self.moe_pattern[-1]
+        return (self.num_layers - 1) % self.moe_layer_freq == 0
+
+    def window(self, layer: int) -> int:
+        """Keys a query of ``layer`` attends at most (the sequence length for full attention)."""
+        w = self.windows[layer] if self.windows else 0
+        return min(w, self.seq) if w else self.seq
+
+    @cached_property
+    def mean_causal_keys_fraction(self) -> float:
+        """Mean over layers of the causal (query, key) pairs a layer computes, relative to a full
+        causal layer's s^2 / 2: a window w < s keeps w*s - w^2/2 of them."""
+        s = self.seq
+        tot = 0.0
+        for i in range(self.num_layers):
+            w = self.window(i)
+            tot += (w * s - w * w / 2.0) / (s * s / 2.0)
+        return tot / self.num_layers
+
+    @cached_property
+    def mean_keys_fraction(self) -> float:
+        """Mean over layers of min(window, s) / s: the MFU convention's s x s product shrinks to s x w."""
+        return sum(self.window(i) for i in range(self.num_layers)) / (self.num_layers * self.seq)
+
+
+def _moe_pattern(m: ModelConfig) -> tuple[bool, ...]:
+    moe = m.moe
+    if moe is None:
+        return ()
+    freq, k = moe.moe_layer_freq, moe.first_k_dense_replace
+    if isinstance(freq, list):
+        pattern = [bool(x) for x in freq]
+    elif k == 0:
+        return ()
+    else:
+        pattern = [i % freq == 0 for i in range(m.num_layers)]
+    return tuple(False if i < k else p for i, p in enumerate(pattern))
+
+
+def _windows(m: ModelConfig) -> tuple[int, ...]:
+    w = m.sliding_window
+    if w is None:
+        return ()
+    if m.layer_types is not None:
+        return tuple(w if t == "sliding_attention" else 0 for t in m.layer_types)
+    n = m.window_attn_skip_freq
+    return tuple(0 if (n and (i + 1) % n == 0) else w for i in range(m.num_layers))
+
 
 def resolve(m: ModelConfig) -> Arch:
-    moe = m.moe
+    moe, mla = m.moe, m.multi_latent_attention
     return Arch(
         num_layers=m.num_layers,
         hidden=m.hidden_size,
@@ -74,6 +182,24 @@ def resolve(m: ModelConfig) -> Arch:
         num_experts=moe.num_experts if moe else 0,
         topk=moe.moe_router_topk if moe else 0,
         moe_ffn=(moe.moe_ffn_hidden_size or m.ffn_hidden_size or 4 * m.hidden_size) if moe else 0,
-        moe_layer_freq=moe.moe_layer_freq if moe else 1,
+        moe_layer_freq=moe.moe_layer_freq if moe and isinstance(moe.moe_layer_freq, int) else 1,
         shared_expert_ffn=(moe.moe_shared_expert_intermediate_size or 0) if moe else 0,
+        moe_pattern=_moe_pattern(m),
+        grouped_gemm=moe.moe_grouped_gemm if moe else True,
+        load_imbalance=(1.0 if moe.moe_router_force_load_balancing else moe.moe_expert_load_imbalance)
+        if moe else 1.0,
+        deepep=bool(moe) and moe.moe_token_dispatcher_type == "flex",
+        router_num_groups=(moe.moe_router_num_groups or 0) if moe else 0,
+        router_group_topk=(moe.moe_router_group_topk or 0) if moe else 0,
+        qk_layernorm=m.qk_layernorm,
+        q_lora_rank=(mla.q_lora_rank or 0) if mla else 0,
+        kv_lora_rank=mla.kv_lora_rank if mla else 0,
+        qk_nope_dim=mla.qk_nope_head_dim if mla else 0,
+        qk_rope_dim=mla.qk_rope_head_dim if mla else 0,
+        v_dim=mla.v_head_dim if mla else 0,
+        windows=_windows(m),
+        attention_sinks=m.softmax_type == "learnable",
+        mtp_layers=m.mtp_num_layers,
+        attention_dropout=m.attention_dropout,
+        hidden_dropout=m.hidden_dropout,
     )

@@ -3,27 +3,38 @@
 Convention (stated because published MFUs differ on it): matmul FLOPs are 2 per weight per token
 forward and 4 backward (6N); attention scores and values count the full s x s product, not the
 causal half (PaLM, Chowdhery et al. 2022, App. B; Megatron-LM's num_floating_point_operations).
-Embedding lookups, norms and element-wise ops are not counted.
+A sliding-window layer counts s x min(w, s) instead. Multi-token prediction modules count like
+layers, plus their own pass through the output projection. Embedding lookups, norms and
+element-wise ops are not counted.
 """
 from __future__ import annotations
 
 from simulator.model.arch import Arch
+from simulator.model.params import attention_matmul_weights
+
+
+def _mlp_weights(a: Arch, moe: bool) -> float:
+    g = 3 if a.gated else 2
+    if not moe:
+        return float(g * a.hidden * a.ffn)
+    return float(a.topk * g * a.hidden * a.moe_ffn + a.hidden * a.num_experts + g * a.hidden * a.shared_expert_ffn)
 
 
 def matmul_weights_per_token(a: Arch) -> float:
-    """Weights that each token multiplies through (MoE: top-k experts), incl. the output projection."""
-    attn = a.hidden * (a.attn_width + 2 * a.kv_width) + a.attn_width * a.hidden
-    dense_mlp = (3 if a.gated else 2) * a.hidden * a.ffn
-    moe_mlp = (a.topk * (3 if a.gated else 2) * a.hidden * a.moe_ffn + a.hidden * a.num_experts
-               + (3 if a.gated else 2) * a.hidden * a.shared_expert_ffn) if a.is_moe else 0
+    """Weights that each token multiplies through (MoE: top-k experts), incl. the output projection
+    and the multi-token prediction modules."""
+    attn = attention_matmul_weights(a)
     n_moe = a.num_moe_layers
-    layers = (a.num_layers - n_moe) * (attn + dense_mlp) + n_moe * (attn + moe_mlp)
-    return float(layers + a.vocab * a.hidden)
+    layers = (a.num_layers - n_moe) * (attn + _mlp_weights(a, False)) + n_moe * (attn + _mlp_weights(a, True))
+    mtp = a.mtp_layers * (2 * a.hidden * a.hidden + attn + _mlp_weights(a, a.last_layer_moe) + a.vocab * a.hidden)
+    return float(layers + mtp + a.vocab * a.hidden)
 
 
 def attention_fwd_flops_per_token(a: Arch) -> float:
-    """QK^T and AV over the full sequence: 2 matmuls x 2 FLOPs x s x heads x kv_channels, all layers."""
-    return 4.0 * a.num_layers * a.seq * a.attn_width
+    """QK^T and AV over the (windowed) sequence, all layers and MTP modules:
+    2 FLOPs x keys x heads x (qk head dim + v head dim)."""
+    per_layer = 2.0 * a.seq * a.heads * (a.qk_head_dim + a.v_head_dim)
+    return per_layer * (a.num_layers * a.mean_keys_fraction + a.mtp_layers * a.window(a.num_layers - 1) / a.seq)
 
 
 def model_flops_per_token(a: Arch) -> float:
@@ -34,7 +45,7 @@ def model_flops_per_token(a: Arch) -> float:
 def recompute_flops_per_token(a: Arch, granularity: str) -> float:
     """Extra forward FLOPs per token spent recomputing activations in the backward pass."""
     if granularity == "full":
-        layer_weights = matmul_weights_per_token(a) - a.vocab * a.hidden
+        layer_weights = matmul_weights_per_token(a) - a.vocab * a.hidden * (1 + a.mtp_layers)
         return 2.0 * layer_weights + attention_fwd_flops_per_token(a)
     if granularity == "selective":
         # Megatron-LM checkpoints the core-attention module, flash kernel or not

@@ -61,21 +61,56 @@ def memory_op(name: str, elements: float, e: float, bwd_factor: float = 2.0) -> 
 def attention_ops(a: Arch, sh: Shard) -> list[Op]:
     e, t, b = sh.act_bytes, sh.tp, sh.micro_batch
     heads = a.heads / t
-    sq, sk, d = a.seq / sh.cp, a.seq, a.kv_channels
+    sq, sk = a.seq / sh.cp, a.seq
+    dqk, dv = a.qk_head_dim, a.v_head_dim
     if sh.flash_attention:
-        # causal: half of the score blocks are skipped; backward recomputes scores (2.5x forward)
-        flops = 2 * 2.0 * b * heads * sq * sk * d * 0.5
-        io = e * b * sq * (2 * heads * d) + e * b * sk * (2 * a.query_groups / t * d)
+        # causal: half of the score blocks are skipped, and a sliding window skips the blocks outside
+        # it (mean over the layer pattern); backward recomputes scores (2.5x forward)
+        pairs = sq * sk * 0.5 * a.mean_causal_keys_fraction
+        flops = 2.0 * b * heads * pairs * (dqk + dv)
+        io = e * b * sq * heads * (dqk + dv) + e * b * sk * a.kv_exchange_width / t
         return [Op("flash_attention", "gemm", flops, io, bwd_factor=2.5, attention_core=True)]
     bh = b * heads
+    # the unfused path materialises the whole s x s score matrix, window or not (masked)
     return [
-        Op("attn_scores", "gemm", 2.0 * bh * sq * sk * d, e * bh * (sq * d + sk * d + sq * sk),
+        Op("attn_scores", "gemm", 2.0 * bh * sq * sk * dqk, e * bh * (sq * dqk + sk * dqk + sq * sk),
            attention_core=True),
         # fused scale-mask-softmax (read scores, write probabilities) + dropout (read, write, mask)
-        Op("attn_softmax_dropout", "memory", 0.0, bh * sq * sk * (2 * e + 2 * e + 1), attention_core=True),
-        Op("attn_values", "gemm", 2.0 * bh * sq * sk * d, e * bh * (sq * sk + sk * d + sq * d),
+        # when attention_dropout > 0 (no dropout kernel runs at p = 0)
+        Op("attn_softmax_dropout", "memory", 0.0,
+           bh * sq * sk * (2 * e + ((2 * e + 1) if a.attention_dropout > 0 else 0)), attention_core=True),
+        Op("attn_values", "gemm", 2.0 * bh * sq * sk * dv, e * bh * (sq * sk + sk * dv + sq * dv),
            attention_core=True),
     ]
+
+
+def qkv_ops(a: Arch, sh: Shard) -> list[Op]:
+    """The projections into queries, keys and values (and their norms) of one layer.
+
+    Multi-head latent attention: the down projections (h -> q_lora_rank, h -> kv_lora_rank + rope)
+    and their norms are not split over TP ranks (Megatron-Core runs them whole on each rank's
+    tokens: the sequence shard under sequence parallelism, whose latents are then gathered); the up
+    projections are split by heads like QKV.
+    """
+    e, t = sh.act_bytes, sh.tp
+    T, Tn = sh.tokens(a), sh.norm_tokens(a)
+    ops: list[Op] = []
+    if a.mla:
+        H = a.heads
+        if a.q_lora_rank:
+            ops += [gemm("q_down", Tn, a.hidden, a.q_lora_rank, e, linear=True),
+                    memory_op("q_latent_norm", 2 * Tn * a.q_lora_rank, e),
+                    gemm("q_up", T, a.q_lora_rank, a.q_width / t, e, linear=True)]
+        else:
+            ops.append(gemm("q_proj", T, a.hidden, a.q_width / t, e, linear=True))
+        ops += [gemm("kv_down", Tn, a.hidden, a.kv_lora_rank + a.qk_rope_dim, e, linear=True),
+                memory_op("kv_latent_norm", 2 * Tn * a.kv_lora_rank, e),
+                gemm("kv_up", T, a.kv_lora_rank, H * (a.qk_nope_dim + a.v_dim) / t, e, linear=True)]
+    else:
+        ops.append(gemm("qkv", T, a.hidden, (a.attn_width + 2 * a.kv_width) / t, e, linear=True))
+    if a.qk_layernorm:
+        ops.append(memory_op("qk_norm", 2 * T * (a.q_width + a.kv_width) / t, e))
+    return ops
 
 
 def mlp_ops(a: Arch, sh: Shard, tokens: float, ffn: int, prefix: str, count: int = 1) -> list[Op]:
@@ -89,29 +124,73 @@ def mlp_ops(a: Arch, sh: Shard, tokens: float, ffn: int, prefix: str, count: int
     ]
 
 
+# Rows of one grouped-GEMM tile: each expert's token block is padded to a multiple of it (DeepGEMM's
+# "contiguous" grouped layout aligns every expert's rows to BLOCK_M = 128, deepseek-ai/DeepGEMM
+# README; CUTLASS Hopper/Blackwell grouped GEMMs use 128-row tiles).
+GROUPED_GEMM_TILE_M = 128
+
+
+def tokens_per_expert(a: Arch, sh: Shard, tokens: float) -> float:
+    """Mean routed tokens each local expert of the busiest EP rank processes per microbatch."""
+    imbalance = a.load_imbalance if sh.ep > 1 else 1.0   # one rank holding every expert: no straggler
+    return tokens * a.topk * sh.ep / a.num_experts * imbalance
+
+
+def expert_ops(a: Arch, sh: Shard, tokens: float) -> list[Op]:
+    """The routed experts of one MoE layer on one GPU.
+
+    With grouped GEMM (``moe_grouped_gemm``) the local experts' fc1 / fc2 run as one kernel each,
+    paying one launch, and each expert's rows are padded to the grouped tile (GROUPED_GEMM_TILE_M):
+    small per-expert token counts waste tile rows, and each expert's weights are read whatever its
+    token count (the roofline's memory side). Without it, one GEMM per local expert, each paying the
+    per-kernel overhead (Megatron's SequentialMLP).
+    """
+    local = max(a.num_experts // sh.ep, 1)
+    m = tokens_per_expert(a, sh, tokens)
+    if not a.grouped_gemm:
+        return mlp_ops(a, sh, m, a.moe_ffn, "expert_", count=local)
+    e, t = sh.act_bytes, sh.tp
+    tile = GROUPED_GEMM_TILE_M
+    m_pad = -(-m // tile) * tile if m > 0 else 0.0
+    up, ffn = (2 if a.gated else 1) * a.moe_ffn / t, a.moe_ffn / t
+    act_elems = local * m * (3 if a.gated else 2) * a.moe_ffn / t
+
+    def grouped(name: str, k: float, n: float) -> Op:
+        return Op(name, "gemm", local * 2.0 * m_pad * k * n, local * e * (m * k + k * n + m * n),
+                  linear=True, sparse=sh.sparse_2to4)
+
+    return [grouped("expert_fc1", a.hidden, up),
+            Op("expert_activation", "memory", 0.0, act_elems * e),
+            grouped("expert_fc2", ffn, a.hidden)]
+
+
+def _residual_elems(a: Arch, tokens: float) -> float:
+    """Elements moved by a fused bias + dropout + residual add: read two, write one, plus a 1-byte
+    mask (half a 2-byte element) written when hidden_dropout > 0."""
+    return (3 + (0.5 if a.hidden_dropout > 0 else 0.0)) * tokens * a.hidden
+
+
 def layer_ops(a: Arch, sh: Shard, moe: bool = False) -> list[Op]:
     """Forward ops of one layer for one microbatch on one GPU (dense, or MoE when ``moe``)."""
     e, t = sh.act_bytes, sh.tp
     T, Tn = sh.tokens(a), sh.norm_tokens(a)
     ops = [
         memory_op("input_norm", 2 * Tn * a.hidden, e),
-        gemm("qkv", T, a.hidden, (a.attn_width + 2 * a.kv_width) / t, e, linear=True),
+        *qkv_ops(a, sh),
         *attention_ops(a, sh),
         gemm("attn_proj", T, a.attn_width / t, a.hidden, e, linear=True),
-        memory_op("attn_residual", 3 * Tn * a.hidden, e),   # bias + dropout + add, fused
+        memory_op("attn_residual", _residual_elems(a, Tn), e),   # bias + dropout + add, fused
         memory_op("post_attn_norm", 2 * Tn * a.hidden, e),
     ]
     if moe:
-        local = max(a.num_experts // sh.ep, 1)
-        per_expert = T * a.topk * sh.ep / a.num_experts
         ops.append(gemm("router", T, a.hidden, a.num_experts, e))
         ops.append(memory_op("token_permute", 2 * 2 * T * a.topk * a.hidden, e))
-        ops += mlp_ops(a, sh, per_expert, a.moe_ffn, "expert_", count=local)
+        ops += expert_ops(a, sh, T)
         if a.shared_expert_ffn:
             ops += mlp_ops(a, sh, T, a.shared_expert_ffn, "shared_")
     else:
         ops += mlp_ops(a, sh, T, a.ffn, "")
-    ops.append(memory_op("mlp_residual", 3 * Tn * a.hidden, e))
+    ops.append(memory_op("mlp_residual", _residual_elems(a, Tn), e))
     return ops
 
 
@@ -123,14 +202,23 @@ def embedding_ops(a: Arch, sh: Shard) -> list[Op]:
 
 
 def output_ops(a: Arch, sh: Shard) -> list[Op]:
-    """Last stage: final norm, vocabulary projection, cross-entropy over fp32 logits."""
+    """Last stage: final norm, vocabulary projection, cross-entropy over fp32 logits; then each
+    multi-token prediction module (norms, the 2h -> h projection, one layer, its own logits and loss)."""
     T, Tn, e = sh.tokens(a), sh.norm_tokens(a), sh.act_bytes
     v = a.vocab / sh.tp
-    return [
+    head = [
         memory_op("final_norm", 2 * Tn * a.hidden, e),
         gemm("logits", T, a.hidden, v, e),
         memory_op("cross_entropy", T * v * (e + 4 + 4), 1.0, bwd_factor=1.0),
     ]
+    ops = list(head)
+    if a.mtp_layers:
+        module = [memory_op("mtp_norms", 4 * Tn * a.hidden, e),
+                  gemm("mtp_proj", T, 2 * a.hidden, a.hidden / sh.tp, e, linear=True),
+                  *layer_ops(a, sh, moe=a.last_layer_moe), *head]
+        ops += [Op(f"mtp_{op.name}", op.kind, op.flops, op.bytes, op.bwd_factor, op.attention_core,
+                   op.count * a.mtp_layers, op.linear, op.sparse) for op in module]
+    return ops
 
 
 def fwd_flops(ops: list[Op]) -> float:

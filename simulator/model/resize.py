@@ -46,11 +46,16 @@ def _with_heads(m: ModelConfig, heads: int, layers: int) -> ModelConfig:
     d = a.kv_channels
     hidden = round(m.hidden_size * heads / a.heads)
     ffn = _round(a.ffn * hidden / a.hidden, 128)
-    update = {"num_layers": layers, "hidden_size": hidden, "ffn_hidden_size": ffn,
-              "num_attention_heads": heads, "num_query_groups": _groups(a, heads),
-              "kv_channels": d if hidden != heads * d or m.kv_channels is not None else None}
+    update = {"num_layers": layers, "hidden_size": hidden, "ffn_hidden_size": ffn, "num_attention_heads": heads}
+    if m.multi_latent_attention is None:   # MLA sets its head shapes itself
+        update.update(num_query_groups=_groups(a, heads),
+                      kv_channels=d if hidden != heads * d or m.kv_channels is not None else None)
+    if m.layer_types is not None:
+        update["layer_types"] = _thin(m.layer_types, layers)
+    if m.moe is not None and isinstance(m.moe.moe_layer_freq, list):
+        update["moe"] = m.moe.model_copy(update={"moe_layer_freq": _thin(m.moe.moe_layer_freq, layers)})
     if m.moe is not None and m.moe.moe_ffn_hidden_size is not None:
-        moe = m.moe.model_copy(update={"moe_ffn_hidden_size": _round(m.moe.moe_ffn_hidden_size * ffn / a.ffn, 128)})
+        moe = update.get("moe", m.moe).model_copy(update={"moe_ffn_hidden_size": _round(m.moe.moe_ffn_hidden_size * ffn / a.ffn, 128)})
         update["moe"] = moe
     return m.model_copy(update=update)
 
@@ -105,12 +110,28 @@ def pruned_model(m: ModelConfig, width: float = 1.0, depth: float = 1.0) -> Mode
     if not (0 < width <= 1 and 0 < depth <= 1):
         raise ValueError(f"width and depth fractions must be in (0, 1], got {width}, {depth}")
     a = resolve(m)
-    update = {"num_layers": max(1, round(a.num_layers * depth)), "hidden_size": _round(a.hidden * width, 128),
-              "ffn_hidden_size": _round(a.ffn * width, 128), "kv_channels": a.kv_channels,
-              "num_query_groups": a.query_groups}
+    layers = max(1, round(a.num_layers * depth))
+    update = {"num_layers": layers, "hidden_size": _round(a.hidden * width, 128),
+              "ffn_hidden_size": _round(a.ffn * width, 128)}
+    if m.multi_latent_attention is None:   # MLA sets its head shapes itself
+        update.update(kv_channels=a.kv_channels, num_query_groups=a.query_groups)
+    if m.layer_types is not None:          # per-layer patterns keep their leading entries
+        update["layer_types"] = _thin(m.layer_types, layers)
+    moe_update = {}
     if m.moe is not None and m.moe.moe_ffn_hidden_size is not None:
-        update["moe"] = m.moe.model_copy(update={"moe_ffn_hidden_size": _round(m.moe.moe_ffn_hidden_size * width, 128)})
+        moe_update["moe_ffn_hidden_size"] = _round(m.moe.moe_ffn_hidden_size * width, 128)
+    if m.moe is not None and isinstance(m.moe.moe_layer_freq, list):
+        moe_update["moe_layer_freq"] = _thin(m.moe.moe_layer_freq, layers)
+    if moe_update:
+        update["moe"] = m.moe.model_copy(update=moe_update)
     return m.model_copy(update=update)
+
+
+def _thin(pattern: list, layers: int) -> list:
+    """A per-layer list brought to ``layers`` entries: its first ones (depth pruning drops a contiguous
+    block of layers, Sreenivas et al. 2024), which keeps an alternating pattern alternating and
+    leading dense layers leading; a longer model repeats the pattern."""
+    return [pattern[i % len(pattern)] for i in range(layers)]
 
 
 def model_overrides(old: ModelConfig, new: ModelConfig) -> list[str]:

@@ -15,13 +15,25 @@ def _comm(row: dict) -> float:
     return sum(num(row.get(f"breakdown_{k}_s")) or 0.0 for k in ("tp_comm", "cp_comm", "ep_comm", "pp_comm", "dp_comm"))
 
 
+def _pruned_lines(res) -> list[str]:
+    p = getattr(res, "pruned", None) or {}
+    out = []
+    if p.get("memory"):
+        out.append(f"pruned: {p['memory']:,} shapes do not fit in memory even with ZeRO-3 and the heaviest "
+                   f"recomputation (the closest needs {p['closest_memory_gib']:.1f} GiB)")
+    if p.get("layout_checks"):
+        out.append(f"pruned: {p['layout_checks']:,} shapes refused by the layout checks "
+                   f"(first: {p['first_layout_refusal']})")
+    return out
+
+
 def search_text(res, name: str, days_key: str, engine_note: str) -> str:
     st = res.settings
     lines = [f"search: {name} on {st.gpus} GPUs, objective {st.objective}"
              + (f" ({st.confidence})" if st.objective == "time" else ""),
              f"{res.shapes:,} layout shapes divide; {res.layouts:,} layouts with ZeRO stage x recomputation; "
              f"{len(res.ranked):,} fit in memory and were timed with the closed form "
-             "(heavier recomputation than needed to fit is pruned)", "",
+             "(heavier recomputation than needed to fit is pruned)", *_pruned_lines(res), "",
              "best by the closed form (layouts it cannot tell apart shown once):"]
     body = [[str(i + 1), r.layout.describe(), f"{r.step_time_s:.3g} s", f"{r.memory_gib:.1f}",
              _pct(r.bubble_s, r.step_time_s), _pct(r.exposed_comm_s, r.step_time_s)]

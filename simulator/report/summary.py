@@ -17,6 +17,19 @@ def breakdown_line(breakdown: dict, total: float) -> str:
     return " · ".join(f"{_LABELS.get(k, k)} {100 * v / total:.1f} %" for k, v in parts)
 
 
+_ALWAYS = ("weights", "gradients", "optimizer", "activations")
+
+
+def _memory_parts(mem: dict) -> str:
+    """The breakdown's terms: the four main ones always, the others (FP8 copies, gather buffers,
+    fragmentation, runtime, host-offloaded activations) where they are not zero."""
+    parts = [f"{k.replace('_', ' ')} {v:.1f}" for k, v in mem.items()
+             if k not in ("total", "offloaded") and (k in _ALWAYS or v > 0)]
+    if mem.get("offloaded"):
+        parts.append(f"+ {mem['offloaded']:.1f} offloaded to host")
+    return ", ".join(parts)
+
+
 def summary(r: Result) -> str:
     mem = r.memory_breakdown_gib
     lines = [
@@ -28,9 +41,7 @@ def summary(r: Result) -> str:
            if r.num_active_parameters != r.num_parameters else ""),
         f"step time        {fmt_duration(r.step_time_s)}    tokens/s {fmt_si(r.tokens_per_s)}    "
         f"MFU {100 * r.mfu:.1f} % (HFU {100 * r.hfu:.1f} %)    {r.tflops_per_gpu:.0f} model TFLOP/s per GPU",
-        f"memory/GPU       {r.memory_per_gpu_gib:.1f} of {r.memory_capacity_gib:.0f} GiB  (weights "
-        f"{mem['weights']:.1f}, gradients {mem['gradients']:.1f}, optimizer {mem['optimizer']:.1f}, "
-        f"activations {mem['activations']:.1f}, runtime {mem['runtime']:.1f})",
+        f"memory/GPU       {r.memory_per_gpu_gib:.1f} of {r.memory_capacity_gib:.1f} GiB  ({_memory_parts(mem)})",
     ]
     c = r.campaign
     if r.train_steps is not None and c is not None:

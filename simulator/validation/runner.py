@@ -44,6 +44,7 @@ SYSTEMS = {
     "GB300 NVL72": "gb300-nvl72.yaml",
 }
 DATA_FILES = ("iteration.csv", "modern.csv")
+ERA_2021 = ("narayanan2021-t1", "narayanan2021-t2", "megatron-core-h100", "bigscience-tr11")
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,9 @@ def _model_of(row: dict) -> dict:
         # layernorm1p (zero-centred gamma) costs what a LayerNorm costs
         "normalization": "rmsnorm" if row["normalization"] == "rmsnorm" else "layernorm",
     }
+    if row["source"] in ERA_2021:
+        # GPT-era Megatron(-DeepSpeed) runs: the frameworks' default dropout 0.1 (not stated per row)
+        model.update(attention_dropout=0.1, hidden_dropout=0.1)
     if bloom:
         model.update(position_embedding_type="alibi", embedding_layernorm=True)
     elif gpt3:
@@ -174,6 +178,8 @@ def workload_of(row: dict) -> dict:
         parallel.update(cpu_offloading=True, cpu_offloading_num_layers=int(row["offload"]))
     if zero is not None and not parallel.get("distributed_optimizer"):
         parallel["zero_stage"] = zero
+        if zero >= 3 and row["source"] in ERA_2021:   # 2021 DeepSpeed ZeRO-3 fetched tensor by tensor
+            parallel["fsdp_unit"] = "tensor"
     if row["sequence_parallel"].strip():
         parallel["sequence_parallel"] = row["sequence_parallel"] == "true"
     layers, pp = int(row["num_layers"]), int(row["pp"])

@@ -1,0 +1,74 @@
+"""Cross-key checks of a workload's model features: MLA, MoE layer patterns, windows, MTP.
+
+Each failed check is a ConfigError naming where the value came from, the key path, the value and
+what would be valid (the same contract as simulator/config/layout.py, which calls these).
+"""
+from __future__ import annotations
+
+from simulator.config.workload import ModelConfig
+from simulator.errors import ConfigError
+
+
+def _fail(where, path: str, message: str, value: object, expected: str) -> None:
+    raise ConfigError(message, source=where(tuple(path.split("."))), path=path, value=value, expected=expected)
+
+
+def check_model_features(m: ModelConfig, where) -> None:
+    L = m.num_layers
+    moe = m.moe
+    if moe is not None:
+        if isinstance(moe.moe_layer_freq, list):
+            if len(moe.moe_layer_freq) != L:
+                _fail(where, "model.moe.moe_layer_freq", f"the layer pattern has {len(moe.moe_layer_freq)} "
+                      f"entries for num_layers={L}", f"a list of {len(moe.moe_layer_freq)}",
+                      f"one 0/1 entry per layer ({L} entries), or an int period")
+            if not any(moe.moe_layer_freq):
+                _fail(where, "model.moe.moe_layer_freq", "the layer pattern has no MoE layer", moe.moe_layer_freq,
+                      "at least one 1, or leave out model.moe for a dense model")
+        if moe.first_k_dense_replace >= L:
+            _fail(where, "model.moe.first_k_dense_replace", f"leaves no MoE layer of num_layers={L}",
+                  moe.first_k_dense_replace, f"fewer than {L}")
+        if moe.moe_router_force_load_balancing and moe.moe_expert_load_imbalance != 1.0:
+            _fail(where, "model.moe.moe_expert_load_imbalance", "conflicts with moe_router_force_load_balancing: "
+                  "true (forced routing is balanced)", moe.moe_expert_load_imbalance, "1.0, or leave it out")
+        if (moe.moe_router_num_groups is None) != (moe.moe_router_group_topk is None):
+            key = "moe_router_group_topk" if moe.moe_router_group_topk is None else "moe_router_num_groups"
+            _fail(where, f"model.moe.{key}", "group-limited routing needs both moe_router_num_groups and "
+                  "moe_router_group_topk", None, "both keys, or neither")
+        if moe.moe_router_num_groups is not None:
+            if moe.num_experts % moe.moe_router_num_groups:
+                _fail(where, "model.moe.moe_router_num_groups", f"does not divide num_experts={moe.num_experts}",
+                      moe.moe_router_num_groups, "a divisor of num_experts")
+            if moe.moe_router_group_topk > moe.moe_router_num_groups:
+                _fail(where, "model.moe.moe_router_group_topk", f"exceeds moe_router_num_groups="
+                      f"{moe.moe_router_num_groups}", moe.moe_router_group_topk, "at most the number of groups")
+        if moe.moe_expert_load_imbalance < 1.0:
+            _fail(where, "model.moe.moe_expert_load_imbalance", "the busiest rank cannot hold fewer tokens "
+                  "than the mean", moe.moe_expert_load_imbalance, "a ratio >= 1.0")
+    mla = m.multi_latent_attention
+    if mla is not None:
+        if m.kv_channels is not None or m.num_query_groups is not None:
+            key = "kv_channels" if m.kv_channels is not None else "num_query_groups"
+            _fail(where, f"model.{key}", "multi-head latent attention sets the head shapes itself "
+                  "(qk_nope_head_dim, qk_rope_head_dim, v_head_dim)", getattr(m, key),
+                  "leave it out with multi_latent_attention")
+        if m.qk_layernorm:
+            _fail(where, "model.qk_layernorm", "multi-head latent attention normalises its latents instead",
+                  m.qk_layernorm, "false with multi_latent_attention")
+    if m.sliding_window is not None and m.sliding_window > m.seq_length:
+        _fail(where, "model.sliding_window", f"is larger than seq_length={m.seq_length}", m.sliding_window,
+              f"at most {m.seq_length} (a window as long as the sequence is full attention)")
+    if m.sliding_window is None:
+        for key in ("window_attn_skip_freq", "layer_types"):
+            if getattr(m, key) is not None:
+                _fail(where, f"model.{key}", "says which layers use a sliding window, but no window is set",
+                      getattr(m, key), "model.sliding_window as well")
+    if m.window_attn_skip_freq is not None and m.layer_types is not None:
+        _fail(where, "model.layer_types", "give window_attn_skip_freq or layer_types, not both",
+              "a list", "only one of the two")
+    if m.layer_types is not None and len(m.layer_types) != L:
+        _fail(where, "model.layer_types", f"has {len(m.layer_types)} entries for num_layers={L}",
+              f"a list of {len(m.layer_types)}", f"one entry per layer ({L} entries)")
+    if m.window_attn_skip_freq is not None and m.window_attn_skip_freq > L:
+        _fail(where, "model.window_attn_skip_freq", f"exceeds num_layers={L}: no layer would be full attention",
+              m.window_attn_skip_freq, f"at most {L}, or leave it out for all-windowed layers")

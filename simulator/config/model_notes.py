@@ -1,0 +1,38 @@
+"""Hand-written notes on the model-feature keys for docs/yaml.md (appended by config/reference.py)."""
+
+MODEL_FEATURE_NOTES = """
+## Model features: units, defaults, sources
+
+| key | unit | default | meaning (source) |
+|---|---|---|---|
+| `model.multi_latent_attention.q_lora_rank` | channels | null (full-rank query) | query low-rank width (DeepSeek-V2/V3 `q_lora_rank`; V3: 1536, V2-Lite: none) |
+| `model.multi_latent_attention.kv_lora_rank` | channels | required with MLA | compressed key/value latent (V3: 512) |
+| `model.multi_latent_attention.qk_nope_head_dim` | channels | required with MLA | per-head query/key width without position (V3: 128) |
+| `model.multi_latent_attention.qk_rope_head_dim` | channels | required with MLA | rotary part, one key shared by all heads (V3: 64) |
+| `model.multi_latent_attention.v_head_dim` | channels | required with MLA | per-head value width (V3: 128) |
+| `model.qk_layernorm` | - | `false` | a norm over each head's queries and keys (Megatron `--qk-layernorm`; Qwen3) |
+| `model.sliding_window` | tokens | null (full attention) | keys each query attends on windowed layers (Hugging Face `sliding_window`; gpt-oss: 128) |
+| `model.window_attn_skip_freq` | layers | null (every layer windowed) | N: layer i is full attention when (i + 1) % N == 0 (Megatron `window_attn_skip_freq`; gpt-oss: 2) |
+| `model.layer_types` | list | null | per layer `sliding_attention` / `full_attention` (Hugging Face `layer_types`) |
+| `model.softmax_type` | - | `vanilla` | `learnable`: one learned sink logit per head (gpt-oss attention sinks; Megatron `softmax_type`) |
+| `model.mtp_num_layers` | modules | `0` | multi-token prediction modules on the last stage (Megatron `--mtp-num-layers`; DeepSeek-V3: 1) |
+| `model.moe.moe_layer_freq` | layers, or a 0/1 list | `1` | int k: layer i is MoE when i % k == 0; a list: 1 = MoE layer, one entry per layer (Megatron) |
+| `model.moe.first_k_dense_replace` | layers | `0` | the first k layers are dense (Hugging Face DeepSeek `first_k_dense_replace`; V3: 3) |
+| `model.moe.moe_shared_expert_intermediate_size` | channels | null | width of the always-on shared expert(s) (Megatron; V3: 2048) |
+| `model.moe.moe_grouped_gemm` | - | `true` | local experts as one grouped GEMM (Megatron `--moe-grouped-gemm`, default off there; every published MoE recipe in the validation set turns it on) |
+| `model.moe.moe_expert_load_imbalance` | ratio >= 1 | `1.0` | tokens on the busiest EP rank / the mean; applied to expert GEMMs when EP > 1. No published training measurement was found to set a default above 1 |
+| `model.moe.moe_router_force_load_balancing` | - | `false` | forced uniform routing (Megatron `--moe-router-force-load-balancing`, used by benchmark recipes): imbalance 1.0 |
+| `model.moe.moe_token_dispatcher_type` | - | `alltoall` | `alltoall`: NCCL all-to-all, one copy per routed expert; `flex`: DeepEP-style, one copy per destination scale-up domain over the network, forwarded over NVLink (Megatron `--moe-token-dispatcher-type`; deepseek-ai/DeepEP) |
+| `model.moe.moe_router_num_groups` | groups | null | group-limited routing: expert groups (Megatron; DeepSeek-V3 `n_group`: 8) |
+| `model.moe.moe_router_group_topk` | groups | null | groups one token may use (DeepSeek-V3 `topk_group`: 4) |
+| `training.precision` | - | `bf16` | `fp8` / `fp8_cs` / `fp8_ds` (per-tensor FP8), `fp8_mx` (MXFP8), `nvfp4`, `mxfp4` (Megatron-Bridge recipe names): the linear layers run at the catalog's `fp8` / `mxfp8` / `nvfp4` / `mxfp4` peak |
+| `peak_flops.mxfp8`, `.nvfp4`, `.mxfp4` | FLOP/s | null | dense block-scaled peaks (datasheets cited in `simulator/catalog/gpus.yaml`) |
+
+Errors (exit 2): an MLA section missing any of its required keys, or combined with `kv_channels`,
+`num_query_groups` or `qk_layernorm`; `sliding_window` larger than `seq_length`; `layer_types` or a
+`moe_layer_freq` list whose length is not `num_layers`; `window_attn_skip_freq` / `layer_types`
+without `sliding_window`, or both given; `first_k_dense_replace` leaving no MoE layer; only one of
+`moe_router_num_groups` / `moe_router_group_topk`, groups not dividing the experts or more chosen than exist; a load
+imbalance below 1 or set together with forced balancing; a precision the GPU has no peak for (the
+message names the GPU and the precisions it has).
+"""
