@@ -6,29 +6,8 @@ import json
 import sys
 import traceback
 
-from simulator.errors import ConfigError, TrainsimError
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a positive integer, with a clear message otherwise."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0 (e.g. a seed), with a clear message otherwise."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
+from simulator.argtypes import non_negative_int, positive_int, replica_count  # noqa: F401 (re-exported)
+from simulator.errors import ConfigError, TrainsimError, clip, short  # noqa: F401
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fast", action="store_true",
                      help="closed-form estimate instead of the discrete-event step simulation")
     run.add_argument("--trace", metavar="FILE", help="write the simulated step as a Chrome trace (Perfetto)")
-    run.add_argument("--replicas", type=positive_int, default=32,
+    run.add_argument("--replicas", type=replica_count, default=32,
                      help="Monte Carlo replicas of the training campaign (default 32)")
     run.add_argument("--seed", type=non_negative_int, default=0,
                      help="seed of the campaign's random streams (default 0)")
@@ -68,12 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
                      "distribution, power over a step and over the campaign")
     run.add_argument("--calibration", metavar="FILE",
                      help="efficiencies and error band from `trainsim calibrate` (docs/calibration.md)")
+    run.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report (charts, "
+                     "tables, inputs, assumptions, validation band) to send to others")
+    run.add_argument("--force", action="store_true", help="overwrite existing --trace / --plot / --report files")
 
     topo = sub.add_parser("topology", help="describe a cluster's fabric: counts, bisection, tiers")
     topo.add_argument("cluster", help="cluster YAML file")
     topo.add_argument("--json", action="store_true", help="print only the JSON report")
     topo.add_argument("--nodes", type=positive_int, help="describe a smaller build with this many nodes")
     topo.add_argument("--draw", metavar="FILE", help="draw the fabric (PNG); big fabrics are drawn at a small size")
+    topo.add_argument("--force", action="store_true", help="overwrite an existing --draw file")
 
     for register in _extensions():
         register(sub)
@@ -92,10 +75,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from simulator import load_scenario, simulate
     from simulator.report.summary import summary
 
-    scenario = load_scenario(args.workload, cluster=args.cluster, overrides=args.overrides, gpus=args.gpus)
+    from simulator.report.html import check_report_path
+
+    check_report_path(args.report, args.force)
+    want_timeline = bool(args.plot or args.report)
     if args.fast and args.trace:
         raise ConfigError("--trace needs the discrete-event engine", source="command line",
                           value="--fast", expected="either --fast or --trace, not both")
+    _check_run_outputs(args)
+    scenario = load_scenario(args.workload, cluster=args.cluster, overrides=args.overrides, gpus=args.gpus)
     from simulator.calibration.bands import band_json, band_text, for_run
 
     eff, ratios, origin = for_run(args.calibration, scenario)
@@ -104,11 +92,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         with executor_for(args.workers, args.scheduler) as pool:
             result = simulate(scenario, engine="analytical" if args.fast else "des", trace=bool(args.trace),
-                              replicas=args.replicas, seed=args.seed, executor=pool, timeline=bool(args.plot),
+                              replicas=args.replicas, seed=args.seed, executor=pool, timeline=want_timeline,
                               efficiency=eff)
     else:
         result = simulate(scenario, engine="analytical" if args.fast else "des", trace=bool(args.trace),
-                          replicas=args.replicas, seed=args.seed, timeline=bool(args.plot), efficiency=eff)
+                          replicas=args.replicas, seed=args.seed, timeline=want_timeline, efficiency=eff)
     bands = band_json(result, ratios, origin)
     if args.trace:
         from simulator.report.trace import write_chrome_trace
@@ -123,12 +111,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         files = write_run_plots(result, power_model_of(scenario), args.plot)
         print(f"wrote {len(files)} plots to {args.plot}", file=sys.stderr)
+    text = summary(result) + "\n" + band_text(result, bands)
+    if args.report:
+        from simulator.metrics.power import power_model_of
+        from simulator.report import html
+        from simulator.report.pages import run_page
+
+        page = run_page(result, scenario, power_model_of(scenario), args.fast, args.replicas, text)
+        print(f"wrote {html.write(page, args.report, args.force)}", file=sys.stderr)
     if args.json:
         print(json.dumps({**result.to_json(), **bands}, indent=2, default=str))
     else:
-        print(summary(result))
-        print(band_text(result, bands))
+        print(text)
     return 0
+
+
+RUN_PLOTS = ("step_power.png", "campaign_timeline.png", "time_to_train.png", "campaign_power.png")
+
+
+def _check_run_outputs(args: argparse.Namespace) -> None:
+    """Before any work: --trace and --plot can be written (simulator.outputs)."""
+    from simulator.outputs import check_folder, check_output
+
+    if args.trace:
+        check_output(args.trace, "--trace", args.force)
+    if args.plot:
+        folder = check_folder(args.plot, "--plot")
+        for name in RUN_PLOTS:
+            check_output(folder / name, "--plot", args.force)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -150,8 +160,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_topology(args: argparse.Namespace) -> int:
     from simulator.report.topology_text import topology_text
-    from simulator.topology import topology_report
+    from simulator.report.topology_report import topology_report
 
+    if args.draw:
+        from simulator.outputs import check_output
+
+        check_output(args.draw, "--draw", args.force)
     report = topology_report(args.cluster, num_nodes=args.nodes)
     if args.draw:
         from simulator.report.topology_plot import draw_cluster
@@ -184,13 +198,19 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except TrainsimError as exc:
         kind = "infeasible" if exc.exit_code == 3 else "error"
-        print(f"{kind}: {exc}", file=sys.stderr)
+        print(f"{kind}: {clip(str(exc), 20_000)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a file or a device that cannot be read or written: the input's fault
+        if debug:
+            traceback.print_exc()
+        name = f" {short(exc.filename)}" if getattr(exc, "filename", None) else ""
+        print(f"error:{name} {clip(exc.strerror or str(exc))}", file=sys.stderr)
+        return 2
     except Exception as exc:  # a bug: say so without a traceback unless asked
         if debug:
             traceback.print_exc()

@@ -6,6 +6,30 @@ that does not divide). InfeasibleError (exit 3): the input is well formed but th
 """
 from __future__ import annotations
 
+import reprlib
+
+from simulator.limits import MAX_ECHO_CHARS
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = MAX_ECHO_CHARS
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 8, 8, 8
+
+
+def short(value: object, limit: int = MAX_ECHO_CHARS) -> str:
+    """repr(value), cut to about ``limit`` characters however big or deep (or self-referencing,
+    or alias-expanded) the value is: what an error message echoes of an input."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # noqa: BLE001 - a value whose repr fails is named by its type
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def clip(text: str, limit: int = 4 * MAX_ECHO_CHARS) -> str:
+    """A message text (which may quote an input) cut to ``limit`` characters."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
 
 class TrainsimError(Exception):
     exit_code = 1
@@ -27,7 +51,7 @@ class ConfigError(TrainsimError):
         head = ": ".join(parts)
         text = message
         if value is not None:
-            text += f" (got {value!r})"
+            text += f" (got {short(value)})"
         if expected:
             text += f"; expected {expected}"
         super().__init__(f"{head}: {text}" if head else text)

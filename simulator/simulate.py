@@ -1,6 +1,7 @@
 """simulate(): Scenario -> Result, through the model maths and the cost model."""
 from __future__ import annotations
 
+from simulator.config.sanity import check_step_time
 from simulator.config.scenario import Scenario
 from simulator.cost.efficiency import DEFAULT, Efficiency
 from simulator.cost.step import estimate_step
@@ -87,6 +88,7 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
         sp = None
     else:
         raise ValueError(f"unknown engine {engine!r}")
+    check_step_time(step_time, s.cluster_source)
     tokens_per_step = t.global_batch_size * a.seq
     peak = s.gpu.peak("bf16") or s.gpu.peak(t.precision)
     model_flops = model_flops_per_token(a) * tokens_per_step
@@ -99,7 +101,8 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     if campaign and tp is not None:
         camp = run_campaign(s, step_time, replicas=replicas, seed=seed, executor=executor,
                             train_steps=tp.steps, num_parameters=count(a).total, timeline=timeline)
-        energy = account(s, step_w, step_min, step_max, step_time, camp, power)
+        # a campaign that does not finish has no energy, carbon or cost (null, with its reason)
+        energy = account(s, step_w, step_min, step_max, step_time, camp, power) if camp.finishes else None
     assumptions = dict(s.assumptions)
     for key, attr in _DERIVED.items():
         if key in assumptions and assumptions[key] is None:

@@ -11,6 +11,8 @@ import math
 import re
 from typing import Callable
 
+from simulator.errors import short
+
 _NUMBER = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(.*?)\s*$")
 
 _DECIMAL = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
@@ -83,20 +85,23 @@ def parse(value: object, kind: str) -> float:
         raise ValueError(f"a bare number is ambiguous here; write the unit, e.g. {_EXAMPLES[kind]}")
     if not isinstance(value, str):
         raise ValueError(f"expected a {kind.replace('_', ' ')} such as {_EXAMPLES[kind]}")
+    if len(value) > 100:
+        raise ValueError(f"cannot read {short(value)} as a {kind.replace('_', ' ')}: too long; write e.g. "
+                         f"{_EXAMPLES[kind]}")
     text = value.strip().replace("\u00b7", "")
     if kind == "money" and text.startswith("$"):
         text = text[1:].strip() + " USD"
     m = _NUMBER.match(text)
     if not m:
-        raise ValueError(f"cannot read {value!r} as a {kind.replace('_', ' ')}; write e.g. {_EXAMPLES[kind]}")
+        raise ValueError(f"cannot read {short(value)} as a {kind.replace('_', ' ')}; write e.g. {_EXAMPLES[kind]}")
     number, unit = float(m.group(1)), m.group(2).replace(" ", "")
     if unit not in table:
         if not unit and kind not in _BARE_OK:
-            raise ValueError(f"{value!r} has no unit; write it with one, e.g. {_EXAMPLES[kind]}")
-        raise ValueError(f"unknown unit {unit!r} for a {kind.replace('_', ' ')}; write e.g. {_EXAMPLES[kind]}")
+            raise ValueError(f"{short(value)} has no unit; write it with one, e.g. {_EXAMPLES[kind]}")
+        raise ValueError(f"unknown unit {short(unit)} for a {kind.replace('_', ' ')}; write e.g. {_EXAMPLES[kind]}")
     result = number * table[unit]
     if not math.isfinite(result):
-        raise ValueError(f"{value!r} is not a finite {kind.replace('_', ' ')}")
+        raise ValueError(f"{short(value)} is not a finite {kind.replace('_', ' ')}")
     return result
 
 

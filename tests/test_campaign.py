@@ -245,7 +245,8 @@ def test_result_lists_every_cause_and_class():
     assert set(res.time_lost_s) == set(CAUSES)
     assert set(res.failures) == {"gpu", "hbm", "sdc", "host", "nic", "host_maintenance",
                                  "network", "software", "total"}
-    assert math.isnan(res.time_to_train_days) and res.finished_fraction == 0
+    assert res.time_to_train_days is None and res.finished_fraction == 0
+    assert res.time_to_train_reason.startswith("not finished within the horizon")
     assert res.to_json()["failures"] == res.failures
 
 

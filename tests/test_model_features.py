@@ -10,7 +10,7 @@ from simulator.cli import main
 from simulator.config.workload import ModelConfig
 from simulator.cost.compute import ops_time
 from simulator.cost.efficiency import DEFAULT
-from simulator.catalog import gpu
+from simulator.config.gpu import catalog_gpu as gpu
 from simulator.model.arch import resolve
 from simulator.model.flops import attention_fwd_flops_per_token, model_flops_per_token
 from simulator.model.memory import activation_bytes_per_layer

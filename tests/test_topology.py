@@ -7,20 +7,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulator import catalog
+from simulator.config.gpu import catalog_gpu
 from simulator.config.cluster import ClusterConfig
 from simulator.errors import ConfigError
 from simulator.report.topology_plot import draw
 from simulator.topology import (
     Hosts, bisection_bandwidth, build_cluster_graph, dragonfly, estimated_bisection, fat_tree,
-    leaf_spine, rail_only, rail_optimized_fat_tree, scale_up, summary, tier_view, topology_report,
+    leaf_spine, rail_only, rail_optimized_fat_tree, scale_up, summary, tier_view,
     torus3d, view_summary,
 )
-from simulator.topology.report import load_cluster
+from simulator.report.topology_report import load_cluster, topology_report
 from tests.conftest import TOPOLOGIES
 
 B = 50e9                          # 400 Gb/s per NIC and per switch port
-H100 = catalog.gpu("h100-sxm")
+H100 = catalog_gpu("h100-sxm")
 SMALL = Hosts(4, 8)               # 4 nodes x 8 GPUs, one NIC per GPU
 BUNDLED = sorted(TOPOLOGIES.glob("*.yaml"))
 

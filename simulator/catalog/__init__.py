@@ -1,4 +1,6 @@
-"""Hardware catalog shipped with the package: GPU specifications with their sources."""
+"""Hardware catalog shipped with the package: GPU specifications with their sources, as data
+(raw mappings). simulator.config.gpu.catalog_gpu validates an entry into a GPUSpec, so the catalog
+never imports config."""
 from __future__ import annotations
 
 import difflib
@@ -6,9 +8,6 @@ from functools import lru_cache
 from importlib import resources
 
 import yaml
-from pydantic import ValidationError
-
-from simulator.config.gpu import GPUSpec
 
 
 @lru_cache(maxsize=1)
@@ -25,13 +24,9 @@ def close_matches(name: str) -> list[str]:
     return difflib.get_close_matches(name.lower(), gpu_names(), n=3, cutoff=0.5)
 
 
-@lru_cache(maxsize=None)
-def gpu(name: str) -> GPUSpec:
-    """The catalog entry `name`; KeyError if there is none."""
+def entry(name: str) -> dict:
+    """The catalog entry ``name`` as written in gpus.yaml; KeyError if there is none."""
     raw = _raw()
     if name not in raw:
         raise KeyError(name)
-    try:
-        return GPUSpec.model_validate(raw[name])
-    except ValidationError as exc:  # the shipped catalog is broken: a bug, not user input
-        raise RuntimeError(f"catalog entry {name!r} is invalid: {exc}") from exc
+    return raw[name]

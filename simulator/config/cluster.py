@@ -1,6 +1,7 @@
 """Schema of a cluster YAML: GPU, node, fabric, reliability, power and prices."""
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
@@ -9,6 +10,7 @@ from simulator.config.types import (
     Bandwidth, CarbonIntensity, Duration, EnergyPrice, Money, NonNegFloat, NonNegInt, PosFloat,
     PosInt, PositiveDuration, Power, Strict,
 )
+from simulator.limits import MAX_SWITCH_RADIX
 
 
 class NVLinkConfig(Strict):
@@ -32,11 +34,11 @@ class FabricConfig(Strict):
     kind: Literal["rail_optimized_fat_tree", "fat_tree", "leaf_spine", "rail_only",
                   "torus3d", "dragonfly", "single_switch"] = "fat_tree"
     nodes_per_unit: PosInt = 32                         # DGX SuperPOD scalable unit: 32 nodes
-    tiers: PosInt = Field(default=2, le=4)
+    tiers: Annotated[int, Field(gt=0, le=4)] = 2
     oversubscription: float = Field(default=1.0, ge=1.0)
     link_latency: Duration = "1 us"
     # Ports per switch (NVIDIA Quantum-2 QM9700: 64 x NDR 400 Gb/s; Spectrum-4 SN5600: 64 x 800 GbE)
-    switch_radix: PosInt = Field(default=64, ge=2)
+    switch_radix: Annotated[int, Field(ge=2, le=MAX_SWITCH_RADIX)] = 64  # limits.py: 512-port ASICs ship
     # Downlink / uplink capacity per switch tier, leaf first. null: `oversubscription` where traffic
     # leaves a scalable unit (the spines of a 3-tier fat_tree, the leaves otherwise), 1 elsewhere.
     tier_oversubscription: Annotated[list[Annotated[float, Field(ge=1.0)]],
@@ -55,7 +57,10 @@ class ReliabilityConfig(Strict):
     software_failures_per_node_hour: NonNegFloat = 2.37e-5
     mean_time_to_detect: Duration = "5 min"
     restart_time: Duration = "15 min"
-    spare_nodes: NonNegInt = 0
+    # null: a pool of spare_fraction x the job's nodes (rounded up), so it grows with the job
+    spare_nodes: NonNegInt | None = Field(default=None, le=1_000_000)
+    # OPT-175B (Zhang et al. 2022, logbook): 124 nodes (992 A100) trained with a 12-node spare pool
+    spare_fraction: NonNegFloat = Field(default=12 / 124, le=1)
     # --- campaign engine (simulator/engine/campaign.py; derivations in docs/campaign.md) ---
     # Split of the category rates above into the classes of Llama 3 Table 5 (counts, not the
     # printed percentages): HBM3 72 and silent data corruption 6 of the 268 GPU interruptions;
@@ -67,7 +72,9 @@ class ReliabilityConfig(Strict):
     software_failures_per_job_hour: NonNegFloat = 0.0   # added to the per-node software rate
     # Llama 3: 47 planned interruptions in 54 days on 2,048 nodes -> 47 / 2.654M node-hours
     planned_maintenance_per_node_hour: NonNegFloat = 1.77e-5
-    weibull_shape: PosFloat | None = None               # null: exponential inter-arrival times
+    # null: exponential inter-arrival times; published HPC fits are 0.7-0.8 (Schroeder & Gibson 2006),
+    # below 0.2 the gaps span hundreds of orders of magnitude
+    weibull_shape: PosFloat | None = Field(default=None, ge=0.2, le=10)
     repair_time: Duration = "1 d"      # mean; assumption (HPC: < 1 h to > 1 d, Schroeder & Gibson 2006)
     # MegaScale (NSDI'24): communicator init on 2,048 GPUs 1,047 s -> < 5 s after optimisation;
     # modelled linear in the GPU count: 5 s / 2,048 GPUs = 2.44 ms per GPU
@@ -77,6 +84,20 @@ class ReliabilityConfig(Strict):
     straggler_rate_per_node_hour: NonNegFloat = 0.0     # off: no published per-node rate
     straggler_slowdown: PosFloat = Field(default=1.1, ge=1.0)  # step time x this while slow
     straggler_time_to_detect: Duration = "30 min"       # then the node is swapped for a spare
+    # per-step jitter: coefficient of variation of one data-parallel replica's step time (OS noise,
+    # thermal throttling, a flapping link); every step waits for the slowest of the dp replicas, so
+    # the step stretches by 1 + cv * E[max of dp standard normals]. 0: off (no published fleet value)
+    step_jitter: NonNegFloat = Field(default=0.0, le=1.0)
+    # horizon of one simulated replica: a campaign still running after max_wall_factor x its ideal
+    # time (or after max_wall_time, when set) "does not finish" (ETTR < 10% at the default factor)
+    max_wall_factor: PosFloat = Field(default=10.0, ge=1.0, le=1000.0)
+    max_wall_time: PositiveDuration | None = None
+
+    def spare_pool(self, job_nodes: int) -> int:
+        """Dedicated spare nodes: ``spare_nodes``, or ``spare_fraction`` of the job's nodes rounded up."""
+        if self.spare_nodes is not None:
+            return self.spare_nodes
+        return math.ceil(self.spare_fraction * job_nodes - 1e-9)
 
     @model_validator(mode="after")
     def _fractions_fit(self) -> "ReliabilityConfig":

@@ -7,7 +7,10 @@ import typing
 
 from pydantic import BaseModel, ValidationError
 
-from simulator.errors import ConfigError
+from simulator.errors import ConfigError, clip, short
+
+
+MAX_LINES = 20     # problems listed in one error; the rest are counted
 
 
 def key_path(loc: tuple) -> str:
@@ -16,7 +19,7 @@ def key_path(loc: tuple) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            out += ("." if out else "") + clip(str(part), 100)
     return out
 
 
@@ -61,19 +64,22 @@ def _one(err: dict, model: type[BaseModel], prefix: tuple, where) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         allowed = fields_at(model, tuple(err["loc"][:-1]))
-        hint = suggest(str(err["loc"][-1]), allowed)
+        hint = suggest(clip(str(err["loc"][-1]), 100), allowed)
         return f"{source}: {path}: unknown key{hint}" + (
             f"; expected one of: {', '.join(allowed)}" if not hint and allowed else "")
     if kind == "missing":
         return f"{source}: {path}: required key is missing"
     value = err.get("input")
-    return f"{source}: {path}: {_clean_message(err['msg'])} (got {value!r})"
+    return f"{source}: {path}: {clip(_clean_message(err['msg']))} (got {short(value)})"
 
 
 def raise_config_error(exc: ValidationError, model: type[BaseModel], where, prefix: tuple = ()) -> None:
     """Raise one ConfigError listing every problem pydantic found, one line each."""
-    lines = [_one(err, model, prefix, where) for err in exc.errors()]
-    first = exc.errors()[0]
+    errors = exc.errors()
+    lines = [_one(err, model, prefix, where) for err in errors[:MAX_LINES]]
+    if len(errors) > MAX_LINES:
+        lines.append(f"... and {len(errors) - MAX_LINES} more problems")
+    first = errors[0]
     loc = tuple(prefix) + tuple(first["loc"])
     err = ConfigError("\n".join(lines), path=None)
     err.path, err.source, err.value = key_path(loc), where(loc), first.get("input")

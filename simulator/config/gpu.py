@@ -1,7 +1,9 @@
 """Schema of a GPU description: the catalog's entries and an inline `gpu:` table share it."""
 from __future__ import annotations
 
-from pydantic import Field
+from functools import lru_cache
+
+from pydantic import Field, model_validator
 
 from simulator.config.types import Bandwidth, Flops, Fraction, Power, Size, Strict
 from simulator.model.precision import TENSOR_FORMAT
@@ -36,11 +38,19 @@ class GPUSpec(Strict):
     nvlink_bandwidth: Bandwidth | None = Field(default=None, description="per GPU, per direction")
     # GPU <-> host memory link per direction (PCIe or NVLink-C2C): activation CPU offloading
     host_bandwidth: Bandwidth = "32 GB/s"
-    sparsity_2to4_speedup: float = 1.0
+    # 2:4 structured sparsity skips half the multiplies: a speed-up of 1 (none) to 2 (all of it)
+    sparsity_2to4_speedup: float = Field(default=1.0, ge=1.0, le=2.0)
     # streaming multiprocessors (AMD: compute units): GEMM tiles run in waves of this many
     # (cost/compute.py); null = no wave quantisation
     sm_count: int | None = Field(default=None, ge=1)
     source: str = ""
+
+    @model_validator(mode="after")
+    def _physical(self) -> "GPUSpec":
+        if self.idle_power > self.tdp:
+            raise ValueError(f"idle_power ({self.idle_power:g} W) exceeds tdp ({self.tdp:g} W); a GPU idles "
+                             "below its thermal design power")
+        return self
 
     @property
     def usable_hbm(self) -> float:
@@ -63,3 +73,15 @@ class GPUSpec(Strict):
     def precisions(self) -> list[str]:
         """The training.precision names this GPU has tensor-core peaks for."""
         return [name for name in TENSOR_FORMAT if self.peak(name) is not None]
+
+@lru_cache(maxsize=None)
+def catalog_gpu(name: str) -> GPUSpec:
+    """The catalog entry ``name`` validated (simulator/catalog/gpus.yaml); KeyError if there is none."""
+    from pydantic import ValidationError
+
+    from simulator import catalog
+
+    try:
+        return GPUSpec.model_validate(catalog.entry(name))
+    except ValidationError as exc:  # the shipped catalog is broken: a bug, not user input
+        raise RuntimeError(f"catalog entry {name!r} is invalid: {exc}") from exc

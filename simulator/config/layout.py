@@ -36,6 +36,9 @@ def _stage_layers(w: WorkloadConfig, pp: int, where) -> tuple[int, ...]:
               "pipeline_model_parallel_size > 1")
     inner = pp - (first is not None) - (last is not None)
     rest = layers - (first or 0) - (last or 0)
+    if first is None and last is None and pp > layers:
+        _fail(where, P + "pipeline_model_parallel_size", f"exceeds num_layers={layers} (each stage needs a layer)",
+              pp, f"at most {layers}, a divisor of {layers} ({_divisors(layers)})")
     if rest < inner or rest < 0:
         key = "decoder_first_pipeline_num_layers" if first is not None else "decoder_last_pipeline_num_layers"
         _fail(where, P + key, f"first + last stage layers ({(first or 0) + (last or 0)}) leave fewer than "
@@ -197,6 +200,13 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
                           source=where(("num_gpus",)), path="num_gpus",
                           expected="num_gpus in the workload, --gpus N, or a numeric data_parallel_size")
     if num_gpus > capacity:
+        nodes_from = cwhere(("num_nodes",))
+        if nodes_from.startswith("--") and not where(("num_gpus",)).startswith("--"):
+            # the flag that shrank the cluster is to blame, not the workload's num_gpus
+            raise ConfigError(f"the cluster has {capacity} GPUs ({c.num_nodes} nodes x {c.node.gpus_per_node}) "
+                              f"but the job needs num_gpus={num_gpus} ({where(('num_gpus',))})",
+                              source=nodes_from, path="num_nodes", value=c.num_nodes,
+                              expected=f"at least {-(-num_gpus // c.node.gpus_per_node)} nodes")
         raise ConfigError(f"the job needs {num_gpus} GPUs but the cluster has {capacity} "
                           f"({c.num_nodes} nodes x {c.node.gpus_per_node})", source=where(("num_gpus",)),
                           path="num_gpus", value=num_gpus,

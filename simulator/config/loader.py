@@ -9,48 +9,20 @@ from pydantic import BaseModel, ValidationError
 
 from simulator.config.errors import raise_config_error
 from simulator.config.overrides import Override, apply
+from simulator.config.safe_yaml import safe_load, yaml_problem
 from simulator.errors import ConfigError
+from simulator.files import read_text
+from simulator.limits import MAX_YAML_BYTES
 
 M = TypeVar("M", bound=BaseModel)
 
 
-class _StrictSafeLoader(yaml.SafeLoader):
-    """yaml.SafeLoader (no object construction) that also rejects duplicate keys in a mapping."""
-
-
-def _mapping(loader: _StrictSafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return yaml.SafeLoader.construct_mapping(loader, node, deep)
-
-
-_StrictSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-
-
-def safe_load(text: str):
-    """yaml.safe_load semantics (plain data only), plus an error for duplicate keys."""
-    return yaml.load(text, Loader=_StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
-
-
 def read_yaml(path: Path) -> dict:
-    if not path.exists():
-        raise ConfigError("file not found", source=str(path))
-    if path.is_dir():
-        raise ConfigError("is a directory, expected a YAML file", source=str(path))
+    text = read_text(path, MAX_YAML_BYTES, what="a YAML file")
     try:
-        data = safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load(text, str(path))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"not valid YAML{where}: {problem}", source=str(path)) from None
-    except UnicodeDecodeError:
-        raise ConfigError("not a text file", source=str(path)) from None
+        raise ConfigError(yaml_problem(exc), source=str(path)) from None
     if data is None:
         raise ConfigError("file is empty", source=str(path), expected="a YAML mapping")
     if not isinstance(data, dict):

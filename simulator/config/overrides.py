@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import yaml
 
-from simulator.errors import ConfigError
+from simulator.config.safe_yaml import safe_load
+from simulator.errors import ConfigError, clip, short
+from simulator.limits import MAX_SET_CHARS
 
 
 @dataclass(frozen=True)
@@ -18,10 +20,13 @@ class Override:
 
     @property
     def source(self) -> str:
-        return self.label or f"--set {self.text}"
+        return clip(self.label or f"--set {self.text}", 160)
 
 
 def parse_override(text: str) -> Override:
+    if len(text) > MAX_SET_CHARS:
+        raise ConfigError(f"the override is too long ({len(text):,} characters)", source="--set",
+                          value=text, expected=f"at most {MAX_SET_CHARS:,} characters")
     if "=" not in text:
         raise ConfigError("an override must look like key.path=value", source="--set", value=text,
                           expected="e.g. parallelism.tensor_model_parallel_size=8")
@@ -32,7 +37,7 @@ def parse_override(text: str) -> Override:
         raise ConfigError("empty key in override", source="--set", value=text,
                           expected="e.g. parallelism.micro_batch_size=2")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_load(raw, f"--set {short(text)}") if raw.strip() else ""
     except yaml.YAMLError:
         value = raw  # plain text such as "200 Gb/s"
     return Override(parts, value, text)

@@ -16,6 +16,7 @@ from simulator.config.gpu import GPUSpec
 from simulator.config.model_notes import MODEL_FEATURE_NOTES
 from simulator.config.types import Unit
 from simulator.config.workload import WorkloadConfig
+from simulator.limits import MAX_INT
 
 HEADER = """# YAML reference
 
@@ -26,7 +27,8 @@ written with their unit and converted to SI inside; bits (`Gb/s`) and bytes (`GB
 (`GB`) and binary (`GiB`) prefixes are told apart, and a bare number where a unit is required is an
 error. Counts accept `K`, `M`, `B`/`G`, `T` suffixes (`15.6T`). Names follow Megatron-LM's
 arguments where one exists. A key left out takes the default shown, and is listed under
-`assumptions` in `trainsim run --json`.
+`assumptions` in `trainsim run --json`. Every integer is at most 10^9 and a file at most 1 MiB
+(see "Limits" in docs/usage.md); numbers may be written in YAML 1.2 style (`1e0`, `2.5E-3`).
 """
 
 UNIT_EXAMPLES = {k: units.example(k) for k in units.KINDS}
@@ -52,7 +54,7 @@ def _bounds(metadata) -> str:
     for m in metadata:
         for attr, sym in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
             v = getattr(m, attr, None)
-            if v is not None and not isinstance(m, type):
+            if v is not None and not isinstance(m, type) and not (attr == "le" and v == MAX_INT):
                 out.append(f"{sym} {v}")
         out += [b for b in (_bounds(getattr(m, "metadata", [])) or "").split(", ") if b]
     return ", ".join(dict.fromkeys(out))
@@ -131,7 +133,10 @@ per stage and the interleaved schedule needs a multiple of PP microbatches; the 
 divisible by micro batch × DP; `num_gpus` must be a multiple of TP × PP × CP and at most the
 cluster's GPUs; 2 × CP must divide the sequence; EP needs an MoE model, must divide the experts and
 DP × CP; ZeRO-2/3 do not combine with PP; `distributed_optimizer: true` is ZeRO-1; FP8 needs a GPU
-with FP8 tensor cores; `train_tokens` and `train_iters` are exclusive.
+with FP8 tensor cores; `train_tokens` and `train_iters` are exclusive. Physical consistency: a
+GPU's `idle_power` is at most its `tdp`; `train_tokens` is at least one global batch
+(`global_batch_size` × `seq_length` tokens); `reliability.spare_nodes` is at most `num_nodes`; the
+GPU and fabric figures must give a finite, positive step time.
 """)
     parts.append(MODEL_FEATURE_NOTES)
     return "\n".join(parts)

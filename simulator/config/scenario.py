@@ -9,9 +9,10 @@ from pydantic import BaseModel, ValidationError
 from simulator import catalog
 from simulator.config.cluster import ClusterConfig
 from simulator.config.errors import raise_config_error, suggest
-from simulator.config.gpu import GPUSpec
+from simulator.config.gpu import GPUSpec, catalog_gpu
 from simulator.config.loader import read_yaml, source_finder, validate
 from simulator.config.overrides import Override, parse_override
+from simulator.config.sanity import check_scenario
 from simulator.config.workload import WorkloadConfig
 from simulator.errors import ConfigError
 
@@ -118,12 +119,14 @@ def _check_fabric(cluster: ClusterConfig, gpu: GPUSpec, where) -> None:
         raise ConfigError(str(exc).split(": ", 1)[-1], source=where(loc), path=".".join(loc)) from None
 
 
-def _split_overrides(texts: list[str], gpus: int | None) -> tuple[list[Override], list[Override]]:
+def _split_overrides(texts: list, gpus: int | None) -> tuple[list[Override], list[Override]]:
+    """Workload and cluster overrides of ``--set`` texts (or Overrides that carry the option that
+    wrote them, e.g. a sweep's --grid, so that messages name it)."""
     wl, cl = [], []
     for text in texts:
-        ov = parse_override(text)
+        ov = text if isinstance(text, Override) else parse_override(text)
         if ov.path[0] == "cluster" and len(ov.path) > 1:
-            cl.append(Override(ov.path[1:], ov.value, ov.text))
+            cl.append(Override(ov.path[1:], ov.value, ov.text, label=ov.source))
         else:
             wl.append(ov)
     if gpus is not None:
@@ -135,7 +138,7 @@ def resolve_gpu(cluster: ClusterConfig, where) -> GPUSpec:
     spec = cluster.gpu
     if isinstance(spec, str):
         try:
-            return catalog.gpu(spec)
+            return catalog_gpu(spec)
         except KeyError:
             close = catalog.close_matches(spec)
             hint = f" (did you mean {close[0]}?)" if close else ""
@@ -165,6 +168,7 @@ def _finish(wcfg, wraw, craw, workload_source, cluster_source, wl_over, cl_over,
     gpu = resolve_gpu(ccfg, cwhere)
     _check_fabric(ccfg, gpu, cwhere)
     num_gpus, layout = derive_layout(wcfg, ccfg, gpu, wwhere, cwhere)
+    check_scenario(wcfg, ccfg, wcfg.model.seq_length, wwhere, cwhere)
     assumptions = {**defaults_used(wcfg), **{f"cluster.{k}": v for k, v in defaults_used(ccfg).items()}}
     return Scenario(wcfg, ccfg, gpu, layout, num_gpus, workload_source, cluster_source, assumptions)
 

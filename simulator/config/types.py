@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from simulator import units
+from simulator.limits import MAX_INT
 
 
 class Strict(BaseModel):
@@ -40,8 +41,10 @@ EnergyPrice = _quantity("energy_price", ge=0)
 CarbonIntensity = _quantity("carbon_intensity", ge=0)
 Fraction = Annotated[float, BeforeValidator(units.parser("ratio")), Field(gt=0, le=1)]
 
-PosInt = Annotated[int, Field(gt=0)]
-NonNegInt = Annotated[int, Field(ge=0)]
+# every integer key is at most MAX_INT (10^9): no size, count or step number of a training run is
+# larger, and the loops and products over such values stay short and exact (simulator/limits.py)
+PosInt = Annotated[int, Field(gt=0, le=MAX_INT)]
+NonNegInt = Annotated[int, Field(ge=0, le=MAX_INT)]
 PosFloat = Annotated[float, BeforeValidator(units.parser("ratio")), Field(gt=0)]
 NonNegFloat = Annotated[float, BeforeValidator(units.parser("ratio")), Field(ge=0)]
 

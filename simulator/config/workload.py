@@ -169,7 +169,14 @@ class CheckpointConfig(Strict):
     interval: DurationOrAuto = "auto"
     strategy: Literal["sync", "async"] = "async"
     storage_bandwidth: Bandwidth = "2 TB/s"             # Llama 3 paper: 2 TB/s sustained
-    bytes_per_parameter: PosFloat = 14.0                # bf16 weights + fp32 master, m, v
+    # what one node can write or read at once (its storage NICs); all writers share storage_bandwidth.
+    # DGX H100: two ConnectX-7 400 Gb/s ports for storage -> 100 GB/s; null: no per-node limit
+    node_storage_bandwidth: Bandwidth | None = "100 GB/s"
+    # null: bf16 weights (2) + the optimizer's state (model/memory.py: Adam 12, Lion/SGD 8, Adafactor 4)
+    bytes_per_parameter: PosFloat | None = None
+    # restart reads the checkpoint back at this aggregate rate (resharding, metadata, host-to-device
+    # included): ByteCheckpoint (Wan et al. 2024) loads a 405B checkpoint (~5.7 TB) in 129 s -> 44 GB/s
+    load_bandwidth: Bandwidth = "44 GB/s"
     # async: the blocking part copies each GPU's share of the checkpoint to host memory at this rate;
     # ByteCheckpoint: 0.59 s blocking for a 405B model on 8,960 GPUs (~0.63 GB per GPU) -> ~1 GB/s
     async_blocking_bandwidth: Bandwidth = "1 GB/s"

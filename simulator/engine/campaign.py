@@ -24,9 +24,12 @@ from simulator.model.training import plan as training_plan
 
 DAY = 86400.0
 HOUR = 3600.0
-# Without a horizon, a replica still running after this many times its failure-free time counts as
-# unfinished (its ETTR is < 5% anyway): a hopeless configuration must not run forever.
-GIVE_UP_FACTOR = 20.0
+YEAR = 365.25 * DAY
+# Limits that keep every campaign bounded (docs/campaign.md, "Campaigns that cannot finish"):
+MAX_WALL_S = 100 * YEAR          # no replica simulates past a century of wall time
+MAX_EVENTS = 100_000             # interruptions a replica may simulate (a 405B whole run: ~1,100)
+SPARE_WARNING = 0.03            # waiting for spares above this share of the wall time: a warning
+HOPELESS = 10.0                  # expected wall time this many times the cap: decided up front
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,12 @@ class CampaignParams:
     straggler_rate_per_s: float
     straggler_slowdown: float
     straggler_time_to_detect_s: float
+    jitter_slowdown: float = 1.0       # slowest-of-dp per-step jitter, on every step
     horizon_s: float | None = None
-    give_up_s: float = math.inf        # stop there when no horizon is given
+    give_up_s: float = math.inf        # the cap: beyond it a replica "does not finish"
+    max_events: int = MAX_EVENTS       # interruptions a replica may simulate
+    verdict: str | None = None         # set: the campaign cannot finish, decided from arithmetic
+    estimate_s: float = math.nan       # analytic expected wall time (exponential failures)
 
     @property
     def restart_s(self) -> float:
@@ -77,6 +84,19 @@ def checkpoint_interval_s(blocking_s: float, write_s: float, is_async: bool, mtb
     return max(tau, write_s) if is_async else tau
 
 
+def checkpoint_bytes_per_parameter(ckc, optimizer: str) -> float:
+    """Bytes per parameter of a checkpoint: the key, or bf16 weights + the optimizer's state."""
+    if ckc.bytes_per_parameter is not None:
+        return ckc.bytes_per_parameter
+    from simulator.model.memory import OPTIMIZER_STATE_BYTES
+    return 2.0 + OPTIMIZER_STATE_BYTES[optimizer]
+
+
+def spare_pool_nodes(rel, job_nodes: int) -> int:
+    """The dedicated spare pool: ``spare_nodes``, or ``spare_fraction`` of the job's nodes."""
+    return rel.spare_pool(job_nodes)
+
+
 def campaign_params(s: Scenario, step_time_s: float, *, train_steps: int | None = None,
                     num_parameters: float | None = None, horizon_s: float | None = None
                     ) -> CampaignParams:
@@ -96,8 +116,10 @@ def campaign_params(s: Scenario, step_time_s: float, *, train_steps: int | None 
     num_nodes = math.ceil(num_gpus / s.cluster.node.gpus_per_node)
     classes = failure_classes(rel, num_gpus, num_nodes)
 
-    size = ckc.bytes_per_parameter * params
-    write = size / ckc.storage_bandwidth
+    size = checkpoint_bytes_per_parameter(ckc, s.workload.training.optimizer.kind) * params
+    node_bw = math.inf if ckc.node_storage_bandwidth is None else ckc.node_storage_bandwidth * num_nodes
+    write = size / min(ckc.storage_bandwidth, node_bw)          # every writer shares the storage
+    load = size / min(ckc.load_bandwidth, ckc.storage_bandwidth, node_bw)
     is_async = ckc.strategy == "async"
     blocking = size / num_gpus / ckc.async_blocking_bandwidth if is_async else write
     work = train_steps * step_time_s
@@ -105,23 +127,156 @@ def campaign_params(s: Scenario, step_time_s: float, *, train_steps: int | None 
         interval = checkpoint_interval_s(blocking, write, is_async, job_mtbf_s(classes), work)
     else:
         interval = float(ckc.interval)
-    k = min(train_steps, max(1, round(interval / step_time_s)))
+    k = min(train_steps, max(1, round(min(interval / step_time_s, 1e18))))
     ck = CheckpointModel(size, write, blocking, is_async, k, step_time_s, train_steps)
 
     idle = max(0, s.cluster.num_nodes - num_nodes) if rel.idle_nodes_as_spares else 0
-    return CampaignParams(
+    cap = rel.max_wall_factor * work if rel.max_wall_time is None else rel.max_wall_time
+    p = CampaignParams(
         checkpoint=ck, classes=classes, num_gpus=num_gpus, num_nodes=num_nodes, dp=s.layout.dp,
         mean_time_to_detect_s=rel.mean_time_to_detect, restart_time_s=rel.restart_time,
         communicator_init_s=rel.communicator_init_per_gpu * num_gpus,
-        checkpoint_load_s=size / ckc.storage_bandwidth,
+        checkpoint_load_s=load,
         save_s=(blocking + write) if is_async else write, repair_s=rel.repair_time,
-        spare_nodes=rel.spare_nodes + idle, continue_on_fewer_replicas=rel.continue_on_fewer_replicas,
+        spare_nodes=spare_pool_nodes(rel, num_nodes) + idle,
+        continue_on_fewer_replicas=rel.continue_on_fewer_replicas,
         weibull_shape=rel.weibull_shape,
         planned_rate_per_s=rel.planned_maintenance_per_node_hour * num_nodes / HOUR,
         straggler_rate_per_s=rel.straggler_rate_per_node_hour * num_nodes / HOUR,
         straggler_slowdown=rel.straggler_slowdown,
         straggler_time_to_detect_s=rel.straggler_time_to_detect, horizon_s=horizon_s,
-        give_up_s=GIVE_UP_FACTOR * (work + ck.last_index * ck.block_s(1.0)))
+        jitter_slowdown=1.0 + rel.step_jitter * expected_max_normal(s.layout.dp),
+        give_up_s=min(cap, MAX_WALL_S))
+    return with_verdict(p)
+
+
+def expected_max_normal(n: int) -> float:
+    """E[max of n independent standard normals], Blom's (1958) approximation
+    Φ⁻¹((n − 0.375) / (n + 0.25)): 0 for n = 1, 0.59 for 2 (exact 0.56), 3.0 for 1,000."""
+    from statistics import NormalDist
+    return 0.0 if n <= 1 else NormalDist().inv_cdf((n - 0.375) / (n + 0.25))
+
+
+def _grow(rate: float, x: float) -> float:
+    """(e^(rate·x) − 1) / rate, the expected time to get x uninterrupted seconds (inf on overflow)."""
+    if rate <= 0:
+        return x
+    y = rate * x
+    if y > 700:
+        return math.inf
+    return math.expm1(y) / rate
+
+
+def expected_wall_s(p: CampaignParams) -> float:
+    """Expected wall time of the campaign for exponential failures (no spare shortage, no horizon).
+
+    A failure costs detection D, then a restart R that a failure during it starts again:
+    T_r = (D + 1/λ)·e^(λR) − 1/λ. Each checkpoint segment of s = Δ + c wall seconds must then run
+    uninterrupted, which takes (1/λ + T_r)·(e^(λs) − 1) on average (the classic renewal result for
+    checkpointed work). Planned stops and straggler evictions each cost a save plus a restart and
+    stretch the total by 1 / (1 − ρ), ρ = their rate × cost; ρ ≥ 1 never finishes.
+    """
+    ck = p.checkpoint
+    lam = sum(c.rate_per_s for c in p.classes)
+    f = p.jitter_slowdown
+    segments = ck.last_index + 1
+    seg = ck.interval_s * f + ck.block_s(f) if segments > 1 else ck.work_s * f
+    if lam > 0:
+        t_r = (p.mean_time_to_detect_s + 1.0 / lam) * (_grow(lam, p.restart_s) * lam + 1.0) - 1.0 / lam
+        base = segments * (1.0 / lam + t_r) * lam * _grow(lam, seg)
+    else:
+        base = ck.work_s * f + ck.last_index * ck.block_s(f)
+    stops = p.planned_rate_per_s + p.straggler_rate_per_s
+    rho = stops * (p.save_s + p.restart_s + p.straggler_time_to_detect_s * (p.straggler_slowdown - 1)
+                   * (p.straggler_rate_per_s / stops if stops else 0.0))
+    if rho >= 1 or math.isnan(base):
+        return math.inf
+    avail = spare_availability(p)
+    return math.inf if avail <= 0 else base / (1.0 - rho) / avail
+
+
+def nodes_in_repair(p: CampaignParams) -> float:
+    """Mean nodes in repair: node-taking failures run in wall time (M/M/∞: rate × repair time)."""
+    return sum(c.rate_per_s for c in p.classes if c.takes_node) * p.repair_s
+
+
+def spare_availability(p: CampaignParams) -> float:
+    """Share of the time the job has all the nodes it needs: P(nodes in repair ≤ what the pool and
+    continue_on_fewer_replicas can cover), the number in repair being Poisson (M/M/∞)."""
+    m = nodes_in_repair(p)
+    cover = p.spare_nodes
+    if p.continue_on_fewer_replicas:
+        cover += (p.dp - 1) // max(1, p.dp // p.num_nodes)
+    if m <= 0:
+        return 1.0
+    if cover > m + 40 * math.sqrt(m) + 40:     # far in the tail: certain
+        return 1.0
+    term = total = math.exp(-m) if m < 700 else 0.0
+    if term == 0.0:                            # Poisson(m) far beyond cover: log-space tail
+        log_pk = -m + cover * math.log(m) - math.lgamma(cover + 1)
+        return min(1.0, math.exp(log_pk) * (cover + 1) / max(1e-300, cover + 1 - m)) if cover < m else 1.0
+    for k in range(1, int(cover) + 1):
+        term *= m / k
+        total += term
+    return min(1.0, total)
+
+
+def _span(seconds: float) -> str:
+    """A short human duration for verdicts (s, min, h, d, y)."""
+    if not math.isfinite(seconds):
+        return "forever"
+    for unit, size in (("y", YEAR), ("d", DAY), ("h", HOUR), ("min", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
+def _why(p: CampaignParams) -> str:
+    """The arithmetic reason a campaign cannot finish, in words."""
+    ck, mtbf = p.checkpoint, p.mtbf_s
+    recovery = p.mean_time_to_detect_s + p.restart_s
+    if recovery >= mtbf:
+        return (f"failures every {_span(mtbf)} exceed recovery of {_span(recovery)} "
+                f"(detection {_span(p.mean_time_to_detect_s)} + restart {_span(p.restart_s)})")
+    if ck.block_s(1.0) >= mtbf:
+        return f"a checkpoint takes {_span(ck.block_s(1.0))}, longer than the {_span(mtbf)} between failures"
+    if ck.interval_s >= mtbf:
+        return (f"{_span(ck.interval_s)} of work between checkpoints (a step takes "
+                f"{_span(ck.step_time_s)}) against failures every {_span(mtbf)}")
+    if spare_availability(p) < 0.01:
+        return (f"{nodes_in_repair(p):.3g} nodes in repair on average (node failures every "
+                f"{_span(1 / sum(c.rate_per_s for c in p.classes if c.takes_node))} × repair "
+                f"{_span(p.repair_s)}) exceed the pool of {p.spare_nodes} spare nodes")
+    stops = p.planned_rate_per_s + p.straggler_rate_per_s
+    if stops and stops * (p.save_s + p.restart_s) >= 1:
+        return (f"planned stops and straggler evictions every {_span(1 / stops)} exceed their cost of "
+                f"{_span(p.save_s + p.restart_s)} (save + restart)")
+    return f"expected wall time {_span(expected_wall_s(p))} (failures every {_span(mtbf)})"
+
+
+def with_verdict(p: CampaignParams) -> CampaignParams:
+    """Decide up front, from arithmetic, the campaigns that cannot finish or cannot be simulated."""
+    from dataclasses import replace
+    ck = p.checkpoint
+    est = expected_wall_s(p)
+    verdict = None
+    ideal = ck.work_s
+    if ideal > MAX_WALL_S:
+        verdict = (f"does not finish: the failure-free run alone takes {_span(ideal)} "
+                   f"({ck.train_steps:.3g} steps of {_span(ck.step_time_s)}), beyond the "
+                   f"{_span(MAX_WALL_S)} limit")
+    elif est > HOPELESS * p.give_up_s:
+        expect = f"expected {_span(est)}" if math.isfinite(est) else "never finishes on average"
+        verdict = f"does not finish: {_why(p)}; {expect}, limit {_span(p.give_up_s)}"
+    else:
+        window = min(est, p.give_up_s if p.horizon_s is None else min(p.horizon_s, p.give_up_s))
+        rate = (sum(c.rate_per_s for c in p.classes) + p.planned_rate_per_s
+                + 2 * p.straggler_rate_per_s)
+        if rate * window > p.max_events:
+            verdict = (f"not simulated: ~{rate * window:.3g} interruptions expected in "
+                       f"{_span(window)}, above the limit of {p.max_events:,} per replica; "
+                       f"expected time to train {_span(est)} (analytic)")
+    return replace(p, verdict=verdict, estimate_s=est)
 
 
 @dataclass(frozen=True)
@@ -131,11 +286,11 @@ class CampaignResult:
     replicas: int
     seed: int
     ideal_time_to_train_days: float
-    time_to_train_days: float                 # mean over replicas (nan if any did not finish)
-    time_to_train_days_p10: float
-    time_to_train_days_p50: float
-    time_to_train_days_p90: float
-    finished_fraction: float                  # < 1 when a horizon cut replicas short
+    time_to_train_days: float | None          # mean over replicas (None if any did not finish)
+    time_to_train_days_p10: float | None      # None when fewer than 10% of the replicas finished
+    time_to_train_days_p50: float | None
+    time_to_train_days_p90: float | None
+    finished_fraction: float                  # < 1 when a horizon or the cap cut replicas short
     ettr: float                               # mean of productive time / wall time
     failures: dict                            # class -> mean count, and "total" (unexpected)
     planned_interruptions: float              # mean count
@@ -152,9 +307,22 @@ class CampaignResult:
     time_to_train_days_samples: tuple = ()
     ettr_samples: tuple = ()
     timeline: list = field(default_factory=list)   # replica 0: (start_s, end_s, state)
+    # why a time to train is None ("does not finish: ..."), None when the P50 exists
+    time_to_train_reason: str | None = None
+    estimated_time_to_train_days: float | None = None   # analytic (exponential failures)
+    max_wall_days: float | None = None                  # the cap each replica ran under
+    spare_nodes: int = 0                                # the pool (dedicated + idle nodes)
+    checkpoint_load_s: float = 0.0
+    simulated: bool = True                              # False: decided up front
+    warnings: tuple = ()
+
+    @property
+    def finishes(self) -> bool:
+        return self.time_to_train_days_p50 is not None
 
     def to_json(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k not in ("timeline",)}
+        out["warnings"] = list(self.warnings)
         out["time_to_train_days_samples"] = list(self.time_to_train_days_samples)
         out["ettr_samples"] = list(self.ettr_samples)
         return out
@@ -175,37 +343,93 @@ def run_replicas(params: CampaignParams, replicas: int, seed: int, executor: Exe
     """Outcomes of replicas 0..N-1 in order; identical in-process and through an executor."""
     if replicas < 1:
         raise ValueError(f"replicas must be at least 1, got {replicas}")
+    if params.verdict is not None:
+        return []
     if executor is None:
         return _run_chunk((params, seed, range(replicas), timeline))
     jobs = [(params, seed, r, timeline) for r in _chunks(replicas, chunks)]
     return [o for part in executor.map(_run_chunk, jobs) for o in part]
 
 
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _percentile(finished_days, n: int, q: float) -> float | None:
+    """The q-th percentile of n replicas' times, the unfinished ones ranked last (as +inf);
+    None when it falls among the unfinished. Equals numpy's 'linear' percentile when all finish."""
+    if len(finished_days) == n:
+        return float(np.percentile(finished_days, q))
+    h = (n - 1) * q / 100.0
+    if math.ceil(h) >= len(finished_days):
+        return None
+    return float(np.percentile(np.concatenate([finished_days, [np.inf] * (n - len(finished_days))]), q))
+
+
+def _warnings(lost: dict, wall_s: float, spares: int) -> tuple:
+    out = []
+    if wall_s > 0 and lost.get("waiting_for_spares", 0.0) > SPARE_WARNING * wall_s:
+        out.append(f"waiting for spare nodes takes {100 * lost['waiting_for_spares'] / wall_s:.1f} % of "
+                   f"the wall time with a pool of {spares} nodes: raise reliability.spare_nodes or "
+                   "spare_fraction, or set continue_on_fewer_replicas")
+    return tuple(out)
+
+
 def summarize(params: CampaignParams, outcomes: list[ReplicaOutcome], seed: int) -> CampaignResult:
-    n = len(outcomes)
     ck = params.checkpoint
+    common = dict(
+        seed=seed, ideal_time_to_train_days=ck.work_s / DAY, checkpoint_interval_s=ck.interval_s,
+        mtbf_s=params.mtbf_s, checkpoint_size_bytes=ck.size_bytes, checkpoint_write_s=ck.write_s,
+        checkpoint_blocking_s=ck.blocking_s, restart_s=params.restart_s,
+        estimated_time_to_train_days=_finite(params.estimate_s / DAY),
+        max_wall_days=params.give_up_s / DAY, spare_nodes=params.spare_nodes,
+        checkpoint_load_s=params.checkpoint_load_s)
+    if not outcomes:                                  # decided up front: nothing simulated
+        wall = min(params.estimate_s, params.give_up_s)
+        failures = {c.name: c.rate_per_s * wall for c in params.classes}
+        failures["total"] = sum(failures.values())
+        est = params.estimate_s
+        return CampaignResult(
+            replicas=0, time_to_train_days=None, time_to_train_days_p10=None,
+            time_to_train_days_p50=None, time_to_train_days_p90=None, finished_fraction=0.0,
+            ettr=ck.work_s / est if est > 0 and math.isfinite(est) else 0.0, failures=failures,
+            planned_interruptions=params.planned_rate_per_s * wall,
+            stragglers=params.straggler_rate_per_s * wall, time_lost_s=dict.fromkeys(CAUSES, 0.0),
+            checkpoints=0.0, wall_days=wall / DAY, time_to_train_reason=params.verdict,
+            simulated=False, **common)
+    n = len(outcomes)
     finished = [o.wall_s for o in outcomes if o.finished]
     ttt = np.array(finished) / DAY
-    pct = np.percentile(ttt, [10, 50, 90]) if len(ttt) else [math.nan] * 3
+    pct = [_percentile(ttt, n, q) for q in (10, 50, 90)]
     ettr = np.array([o.progress_s / o.wall_s if o.wall_s > 0 else 1.0 for o in outcomes])
     failures = {c: sum(o.counts[c] for o in outcomes) / n for c in CLASS_NAMES}
     failures["total"] = sum(failures.values())
+    lost = {c: sum(o.lost[c] for o in outcomes) / n for c in CAUSES}
+    wall_mean = sum(o.wall_s for o in outcomes) / n
+    reason = None
+    if pct[1] is None:
+        capped = [o for o in outcomes if not o.finished and o.stop == "events"]
+        if capped:
+            reason = (f"not finished: {len(capped)} of {n} replicas hit the limit of "
+                      f"{params.max_events:,} interruptions")
+        elif params.horizon_s is not None and params.horizon_s <= params.give_up_s:
+            reason = f"not finished within the horizon of {_span(params.horizon_s)}"
+        else:
+            reason = (f"does not finish: {n - len(finished)} of {n} replicas still running after "
+                      f"{_span(params.give_up_s)} (the cap); {_why(params)}")
     return CampaignResult(
-        replicas=n, seed=seed, ideal_time_to_train_days=ck.work_s / DAY,
-        time_to_train_days=float(ttt.mean()) if len(ttt) == n else math.nan,
-        time_to_train_days_p10=float(pct[0]), time_to_train_days_p50=float(pct[1]),
-        time_to_train_days_p90=float(pct[2]), finished_fraction=len(finished) / n,
+        replicas=n, time_to_train_days=float(ttt.mean()) if len(finished) == n else None,
+        time_to_train_days_p10=pct[0], time_to_train_days_p50=pct[1], time_to_train_days_p90=pct[2],
+        finished_fraction=len(finished) / n,
         ettr=float(ettr.mean()), failures=failures,
         planned_interruptions=sum(o.counts["planned_maintenance"] for o in outcomes) / n,
         stragglers=sum(o.counts["straggler"] for o in outcomes) / n,
-        time_lost_s={c: sum(o.lost[c] for o in outcomes) / n for c in CAUSES},
-        checkpoint_interval_s=ck.interval_s, checkpoints=sum(o.checkpoints for o in outcomes) / n,
-        mtbf_s=params.mtbf_s, checkpoint_size_bytes=ck.size_bytes, checkpoint_write_s=ck.write_s,
-        checkpoint_blocking_s=ck.blocking_s, restart_s=params.restart_s,
-        wall_days=sum(o.wall_s for o in outcomes) / n / DAY,
+        time_lost_s=lost, checkpoints=sum(o.checkpoints for o in outcomes) / n,
+        wall_days=wall_mean / DAY,
         time_to_train_days_samples=tuple(float(x) for x in ttt),
         ettr_samples=tuple(float(x) for x in ettr),
-        timeline=outcomes[0].timeline or [])
+        timeline=outcomes[0].timeline or [], time_to_train_reason=reason,
+        warnings=_warnings(lost, wall_mean, params.spare_nodes), **common)
 
 
 def run_campaign(scenario: Scenario, step_time_s: float, replicas: int = 100, seed: int = 0,

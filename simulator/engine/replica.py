@@ -45,6 +45,7 @@ class ReplicaOutcome:
     counts: dict = field(default_factory=dict)
     lost: dict = field(default_factory=dict)
     timeline: list | None = None
+    stop: str = ""            # why an unfinished replica stopped: "cap", "horizon" or "events"
 
 
 class Replica:
@@ -67,6 +68,7 @@ class Replica:
         self.detect = Sampler(streams.get("detect"), "exponential", p.mean_time_to_detect_s)
         self.repair = Sampler(streams.get("repair"), "exponential", p.repair_s)
         self.proc = env.process(self._train())
+        self.events, self.abort = 0, env.event()   # abort: the interruption limit was reached
         for cls in p.classes:
             if cls.rate_per_s > 0:
                 gap = interarrival(streams.get("failure", cls.name), cls.rate_per_s, p.weibull_shape)
@@ -129,7 +131,7 @@ class Replica:
 
     def _begin_run(self) -> None:
         p = self.p
-        self.f_slow = p.straggler_slowdown if self.slow else 1.0
+        self.f_slow = (p.straggler_slowdown if self.slow else 1.0) * p.jitter_slowdown
         lost = min(p.dp - 1, self.short * self._replicas_per_node())
         self.f_short = p.dp / (p.dp - lost) if lost else 1.0
         self.plan = RunPlan(p.checkpoint, self.env.now, self.progress, self.f_slow * self.f_short,
@@ -194,6 +196,12 @@ class Replica:
             self.lead = st.block_left
 
     # ---- the processes that interrupt it -------------------------------------------------
+    def _tick(self) -> None:
+        """Count an arrival; past the replica's limit, stop the whole replica (see run())."""
+        self.events += 1
+        if self.events > self.p.max_events and not self.abort.triggered:
+            self.abort.succeed()
+
     def _interrupt(self, cause) -> None:
         if self.proc.is_alive:
             self.proc.interrupt(cause)
@@ -202,6 +210,7 @@ class Replica:
         while True:
             yield self.env.timeout(gap())
             self.counts[cls.name] += 1
+            self._tick()
             if cls.takes_node:
                 self._lose_node()
             self._interrupt(cls)
@@ -219,12 +228,14 @@ class Replica:
         while True:
             yield self.env.timeout(gap())
             self.counts["planned_maintenance"] += 1
+            self._tick()
             self._interrupt(PlannedStop("planned_maintenance"))
 
     def _stragglers(self, gap):
         while True:
             yield self.env.timeout(gap())
             self.counts["straggler"] += 1
+            self._tick()
             self.slow += 1
             self.env.process(self._evict_straggler())
             if self.slow == 1 and self.phase == UP:
@@ -240,16 +251,19 @@ class Replica:
     # ---- driving --------------------------------------------------------------------------
     def run(self) -> ReplicaOutcome:
         env, p = self.env, self.p
-        limit = p.give_up_s if p.horizon_s is None else p.horizon_s
-        stop = env.any_of([self.proc, env.timeout(limit)]) if limit < float("inf") else self.proc
-        env.run(until=stop)
-        if not self.finished:                      # the horizon cut a phase short
-            if self.phase == UP:
+        cap = p.give_up_s if p.horizon_s is None else min(p.horizon_s, p.give_up_s)
+        stops = [self.proc, self.abort] + ([env.timeout(cap)] if cap < float("inf") else [])
+        env.run(until=env.any_of(stops))
+        stop = ""
+        if not self.finished:                      # the horizon, the cap or the limit cut it short
+            stop = "events" if self.abort.triggered else (
+                "horizon" if p.horizon_s is not None and p.horizon_s <= p.give_up_s else "cap")
+            if self.phase == UP and self.plan is not None:
                 self._end_run()
-            else:
+            elif self.phase != UP:
                 self._charge(self._cause())
         return ReplicaOutcome(env.now, self.progress, self.finished, self.checkpoints,
-                              dict(self.counts), dict(self.lost), self.timeline)
+                              dict(self.counts), dict(self.lost), self.timeline, stop)
 
 
 def run_replica(params, seed: int, index: int, record: bool = False) -> ReplicaOutcome:

@@ -11,6 +11,7 @@ from simulator.config.overrides import apply, parse_override
 from simulator.config.scenario import load_scenario
 from simulator.explore.cases import Inputs
 from simulator.explore.layouts import Layout
+from simulator.outputs import write_text
 
 
 def layout_workload(inputs: Inputs, overrides: Sequence[str], layout: Layout, gpus: int, path: Path) -> dict:
@@ -41,7 +42,6 @@ def write_layout_yaml(inputs: Inputs, overrides: Sequence[str], layout: Layout, 
         head.append("# The search also changed the cluster; run with: "
                     + " ".join(f"--set '{t}'" for t in cluster_sets))
     text = "\n".join(head) + "\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    write_text(path, text)
     load_scenario(path, overrides=cluster_sets)
     return path

@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from simulator.config.loader import read_yaml
+from simulator.config.overrides import Override, parse_override
 from simulator.config.scenario import Scenario, build_scenario, load_scenario
 from simulator.cost.efficiency import DEFAULT
-from simulator.errors import ConfigError, InfeasibleError
+from simulator.errors import ConfigError, InfeasibleError, clip
 
 # Result.to_json() keys copied into a row, in column order (absent keys stay empty, never made up)
 METRICS = ("layout", "num_gpus", "step_time_s", "mfu", "tokens_per_s", "memory_per_gpu_gib",
            "fits_in_memory", "ideal_time_to_train_days", "time_to_train_days", "time_to_train_days_p10",
-           "time_to_train_days_p50", "time_to_train_days_p90", "ettr", "failures_total", "gpu_hours",
+           "time_to_train_days_p50", "time_to_train_days_p90", "time_to_train_reason", "ettr", "failures_total", "gpu_hours",
            "energy_mwh", "avg_power_mw", "peak_power_mw", "co2_tonnes", "cost_usd")
 BREAKDOWN = ("compute", "recompute", "tp_comm", "cp_comm", "ep_comm", "pp_comm", "bubble", "dp_comm",
              "optimizer")
@@ -47,6 +48,8 @@ class Case:
     params: tuple[tuple[str, str], ...] = ()       # (column, value text) shown in tables and files
     source: int = 0                                # index into the study's tuple of Inputs
     overrides: tuple[str, ...] = ()                # `--set` texts, applied in order
+    # the option that wrote each override, named in messages ("--grid", "--vary"); default --set
+    options: tuple[str, ...] = ()
     gpus: int | None = None
     efficiency: tuple[tuple[str, float], ...] = ()
 
@@ -85,8 +88,13 @@ def with_cluster(inputs: Inputs, cluster: str | Path) -> Inputs:
 
 
 def scenario_of(inputs: Inputs, case: Case) -> Scenario:
+    overrides: list = list(case.overrides)
+    for i, option in enumerate(case.options[:len(overrides)]):
+        if option and option != "--set":
+            ov = parse_override(overrides[i])
+            overrides[i] = Override(ov.path, ov.value, ov.text, label=f"{option} {ov.text}")
     return build_scenario(inputs.wraw, inputs.craw, workload_source=inputs.workload_source,
-                          cluster_source=inputs.cluster_source, overrides=list(case.overrides), gpus=case.gpus)
+                          cluster_source=inputs.cluster_source, overrides=overrides, gpus=case.gpus)
 
 
 def flatten(data: dict) -> dict:
@@ -102,10 +110,12 @@ def flatten(data: dict) -> dict:
 
 
 def _blank(case: Case, status: str, error: str, extra: dict | None = None) -> dict:
-    row = {"case": case.label, **dict(case.params), **{k: None for k in RESULT_COLUMNS}}
+    """A row with no results: the case's own axis values are kept, also where an axis shares its
+    column with a result (a ``num_gpus`` axis)."""
+    row = {"case": case.label, **{k: None for k in RESULT_COLUMNS}, **dict(case.params)}
     row.update(extra or {})
     row["status"], row["error"] = status, error
-    return row
+    return {k: row.get(k) for k in dict.fromkeys(("case", *dict(case.params), *RESULT_COLUMNS))}
 
 
 def evaluate(study: Study, case: Case) -> dict:
@@ -128,6 +138,11 @@ def evaluate(study: Study, case: Case) -> dict:
         return _blank(case, "infeasible", str(exc), {"memory_per_gpu_gib": mem, "fits_in_memory": False})
     except ConfigError as exc:
         return _blank(case, "invalid", str(exc))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bug in one case is that case's row, not a dead study
+        return _blank(case, "error", f"internal error (a bug in trainsim, please report it): "
+                                     f"{type(exc).__name__}: {clip(str(exc))}")
     row = {"case": case.label, **dict(case.params), **flatten(result.to_json())}
     row["status"], row["error"] = "ok", None
     return {k: row.get(k) for k in dict.fromkeys(("case", *dict(case.params), *RESULT_COLUMNS))}
@@ -146,6 +161,8 @@ def days_key(confidence: str) -> str:
 def time_at(row: dict, confidence: str) -> float | None:
     """Days to train at ``confidence``; failure-free days when the row has no campaign."""
     value = row.get(days_key(confidence))
+    if row.get("time_to_train_reason") not in (None, ""):
+        return None if value in (None, "") else float(value)   # the campaign ran and did not finish
     if value in (None, ""):
         value = row.get("ideal_time_to_train_days")
     if value in (None, ""):

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from simulator.cli import non_negative_int as _non_negative_int
-from simulator.cli import positive_int as _positive_int
+from simulator.argtypes import non_negative_int as _non_negative_int
+from simulator.argtypes import positive_int as _positive_int
+from simulator.argtypes import replica_count as _replica_count
 from simulator.explore import handlers
 
 CONFIDENCES = ("p10", "p50", "p90", "mean")
@@ -24,7 +25,7 @@ def _common(p: argparse.ArgumentParser, gpus: bool = True, plot: str = "chart") 
                    help="override a key for every case (repeatable), as for `trainsim run`")
     p.add_argument("--json", action="store_true", help="print only JSON on stdout")
     p.add_argument("--fast", action="store_true", help="closed-form step instead of the step DES")
-    p.add_argument("--replicas", type=_positive_int, default=32,
+    p.add_argument("--replicas", type=_replica_count, default=32,
                    help="Monte Carlo replicas of each campaign (default 32)")
     p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every case's campaign (default 0)")
     p.add_argument("--workers", type=_positive_int,
@@ -34,6 +35,10 @@ def _common(p: argparse.ArgumentParser, gpus: bool = True, plot: str = "chart") 
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--plot", metavar="FILE", help=f"write the {plot} (PNG, or any format from the suffix)")
     p.add_argument("--calibration", metavar="FILE", help="efficiencies from `trainsim calibrate` (docs/calibration.md)")
+    p.add_argument("--report", metavar="FILE.html",
+                   help="write a self-contained HTML report (chart, tables, inputs, assumptions, validation band)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite existing output files (--out, --plot, --write, --report)")
 
 
 def _space_options(p: argparse.ArgumentParser) -> None:
@@ -63,7 +68,6 @@ def register(sub) -> None:
                     help="an axis of the grid (repeatable; the first is the outermost loop)")
     sw.add_argument("--out", metavar="FILE", help="results file, .csv or .json, written row by row")
     sw.add_argument("--resume", action="store_true", help="keep the rows already in --out, run the rest")
-    sw.add_argument("--force", action="store_true", help="overwrite an existing --out")
     _common(sw)
     sw.set_defaults(func=handlers.sweep)
 

@@ -10,12 +10,16 @@ import math
 import multiprocessing
 import os
 import signal
+import socket
+import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
-from simulator.errors import ConfigError
+from simulator.errors import ConfigError, clip, short
+from simulator.limits import DASK_CONNECT_S, MAX_WORKERS_PER_CPU
 
 TARGET_TASK_S = 0.1     # seconds a task should take at least (issue 8)
 
@@ -34,13 +38,84 @@ class InlineExecutor(Executor):
         return future
 
 
-def _ignore_sigint() -> None:
-    """Workers leave Ctrl-C to the main process, which cancels the study and keeps its file."""
+def _watch_parent(parent: int, period_s: float = 0.5) -> None:
+    """A worker thread: exit this process as soon as its parent is gone (SIGKILLed, crashed), so no
+    orphan keeps computing or holds the caller's stdout open."""
+    while True:
+        time.sleep(period_s)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _worker_init(parent: int, pdeathsig: bool = True) -> None:
+    """Workers leave Ctrl-C to the main process, which cancels the study and keeps its file, and
+    die with their parent: on Linux the kernel sends SIGKILL at once (PR_SET_PDEATHSIG); elsewhere,
+    and as a fallback, a thread notices within half a second. (The kernel signal fires when the
+    *thread* that forked exits, so it is armed only for pools made by the main thread.)"""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if pdeathsig and sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)      # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:      # the parent died before the signal was armed
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="watch-parent").start()
 
 
 def default_workers() -> int:
     return os.cpu_count() or 1
+
+
+def check_workers(n: int) -> int:
+    """``--workers`` at most MAX_WORKERS_PER_CPU x the CPUs: more only adds processes and memory."""
+    most = MAX_WORKERS_PER_CPU * default_workers()
+    if n > most:
+        raise ConfigError("too many worker processes", source="--workers", value=n,
+                          expected=f"at most {most} ({MAX_WORKERS_PER_CPU} x the {default_workers()} CPUs "
+                                   "of this machine); use --scheduler for more machines")
+    return n
+
+
+def _parse_address(address: str) -> tuple[str, int] | None:
+    """(host, port) of a tcp:// (or scheme-less host:port) scheduler address; None for other
+    schemes (inproc://, ucx://, tls://: left to Dask)."""
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "tcp", address
+    if scheme != "tcp":
+        return None
+    host, colon, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError("not a scheduler address", source="--scheduler", value=address,
+                          expected="tcp://HOST:PORT, e.g. tcp://head:8786")
+    return host, int(port)
+
+
+def _probe_scheduler(address: str, timeout_s: float) -> None:
+    """Connect to a tcp:// scheduler and wait, at most ``timeout_s``, for the first bytes of its
+    handshake (a Dask scheduler speaks first). An address that refuses, never answers, or is
+    another kind of server (HTTP waits for a request) is a ConfigError, not a hang."""
+    where = _parse_address(address)
+    if where is None:
+        return
+    expected = "the address of a running Dask scheduler, e.g. tcp://head:8786"
+    try:
+        with socket.create_connection(where, timeout=timeout_s) as sock:
+            sock.settimeout(timeout_s)
+            if not sock.recv(1):
+                raise ConfigError("the scheduler closed the connection without a handshake", source="--scheduler",
+                                  value=address, expected=expected)
+    except socket.timeout:
+        raise ConfigError(f"no answer within {timeout_s:g} s (not a Dask scheduler, or a stuck one)",
+                          source="--scheduler", value=address, expected=expected) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Dask scheduler ({exc.strerror or exc})", source="--scheduler",
+                          value=address, expected=expected) from None
 
 
 def _dask_executor(address: str, timeout_s: float):
@@ -50,17 +125,36 @@ def _dask_executor(address: str, timeout_s: float):
         raise ConfigError("a Dask scheduler needs the optional `dask` extra, which is not installed",
                           source="--scheduler", value=address,
                           expected="pip install 'trainsim[dask]' (dask[distributed]) on this machine and the workers") from None
-    try:
-        client = Client(address, timeout=f"{timeout_s}s")
-    except (OSError, TimeoutError) as exc:
-        raise ConfigError(f"cannot reach the Dask scheduler ({exc})", source="--scheduler", value=address,
+    _probe_scheduler(address, timeout_s)
+    box: dict = {}
+
+    def connect() -> None:
+        try:
+            box["client"] = Client(address, timeout=f"{timeout_s}s")
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            box["error"] = exc
+
+    # the Client gets its own thread and a hard deadline: a server that completes the TCP handshake
+    # but never finishes Dask's, or answers garbage, must not hang `run` or a study
+    thread = threading.Thread(target=connect, daemon=True, name="dask-connect")
+    thread.start()
+    thread.join(2 * timeout_s + 5)
+    if thread.is_alive():
+        raise ConfigError(f"the Dask handshake did not finish within {2 * timeout_s + 5:g} s", source="--scheduler",
+                          value=address, expected="the address of a running Dask scheduler")
+    if "error" in box:
+        exc = box["error"]
+        if isinstance(exc, KeyboardInterrupt):
+            raise exc
+        raise ConfigError(f"cannot connect to the Dask scheduler ({type(exc).__name__}: {clip(str(exc), 300)})",
+                          source="--scheduler", value=address,
                           expected="the address of a running scheduler, e.g. tcp://head:8786") from None
-    return client
+    return box["client"]
 
 
 @contextmanager
 def executor_for(workers: int | None = None, scheduler: str | None = None,
-                 connect_timeout_s: float = 10.0) -> Iterator[Executor]:
+                 connect_timeout_s: float = DASK_CONNECT_S) -> Iterator[Executor]:
     """An Executor for ``--workers N`` (1: in this process) or ``--scheduler tcp://host:port`` (Dask)."""
     if scheduler:
         client = _dask_executor(scheduler, connect_timeout_s)
@@ -69,14 +163,15 @@ def executor_for(workers: int | None = None, scheduler: str | None = None,
         finally:
             client.close()
         return
-    n = workers or default_workers()
+    n = check_workers(workers or default_workers())
     if n <= 1:
         yield InlineExecutor()
         return
     # fork (where there is one) is fast and needs no `if __name__ == "__main__"` guard in scripts;
     # every worker is started here, before any progress-bar thread exists in this process
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method), initializer=_ignore_sigint)
+    pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method), initializer=_worker_init,
+                               initargs=(os.getpid(), threading.current_thread() is threading.main_thread()))
     try:
         for f in [pool.submit(os.getpid) for _ in range(n)]:
             f.result()

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
 from simulator import units
-from simulator.errors import ConfigError
+from simulator.errors import ConfigError, InfeasibleError
 from simulator.explore.cases import SimOptions, Study, days_key, read_inputs
 from simulator.explore.executors import executor_for
 from simulator.explore.layouts import RECOMPUTE, Space
@@ -36,23 +35,15 @@ def note(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def check_output(path: str | Path, option: str) -> None:
-    """Before any work: ``path`` must be a file name whose folder exists or can be created."""
-    p = Path(path)
-    if p.is_dir():
-        raise ConfigError("is a folder", source=option, value=str(path), expected="a file name")
-    folder = p.absolute().parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ConfigError(f"cannot create the file: {folder} is not a folder", source=option, value=str(path),
-                          expected="a path whose folder exists or can be created")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot write in {folder}", source=option, value=str(path),
-                          expected="a path in a folder you can write to")
+def check_output(path: str | Path, option: str, force: bool = False, overwrite_ok: bool = False) -> None:
+    """Before any work: ``path`` must be a file name whose folder exists or can be created, and an
+    existing file is only replaced with --force (simulator.outputs, the one checked writer)."""
+    from simulator.outputs import check_output as checked
+
+    checked(path, option, force=force, overwrite_ok=overwrite_ok)
 
 
-def check_plot(path: str | Path | None, option: str = "--plot") -> None:
+def check_plot(path: str | Path | None, option: str = "--plot", force: bool = False) -> None:
     """Before any work: a chart path with a format matplotlib writes, in a folder that can be made."""
     if path is None:
         return
@@ -64,7 +55,36 @@ def check_plot(path: str | Path | None, option: str = "--plot") -> None:
         raise ConfigError("unknown chart format" if suffix else "the file name has no format suffix",
                           source=option, value=str(path),
                           expected="a file ending in " + ", ".join(f".{f}" for f in formats))
-    check_output(path, option)
+    check_output(path, option, force)
+
+
+def check_outputs(args) -> None:
+    """Before any work: the --plot chart path and the --report page path (never overwritten
+    without --force)."""
+    from simulator.report.html import check_report_path
+
+    check_plot(args.plot, force=getattr(args, "force", False))
+    check_report_path(getattr(args, "report", None), getattr(args, "force", False))
+
+
+def charts(args, make_figure, kind: str, question: str, name: str, rows, text: str, caption: str,
+           scenario=None, inputs=(), answer: str = "") -> None:
+    """Build the study's chart once, then write it to --plot and/or into the --report page."""
+    if not (args.plot or getattr(args, "report", None)):
+        return
+    from simulator.report.style import save
+
+    fig = make_figure()
+    if args.plot:
+        _plotted(save(fig, args.plot))
+    if getattr(args, "report", None):
+        from simulator.report import html
+        from simulator.report.pages import study_page
+
+        sources = [x for i in inputs for x in (i.workload_source, i.cluster_source)]
+        page = study_page(kind, question, name, rows, text, fig, caption, args.fast, args.replicas, scenario,
+                          sources, answer)
+        note(f"wrote {html.write(page, args.report, args.force)}")
 
 
 def options(args) -> SimOptions:
@@ -86,16 +106,29 @@ def _plotted(path) -> None:
 def compare(args) -> int:
     from simulator.explore.compare import compare_cases
     from simulator.explore.sweep import run_cases
+    from simulator.report.study_plots import compare_figure
     from simulator.report.study_tables import compare_text
 
-    check_plot(args.plot)
+    check_outputs(args)
     inputs, cases = compare_cases(args.workloads, args.vary, args.cluster, args.overrides, args.gpus)
     with _executor(args) as ex:
         rows = run_cases(Study(inputs, options(args)), cases, ex, progress=not args.no_progress)
-    if args.plot:
-        from simulator.report.study_plots import plot_compare
-        _plotted(plot_compare(rows, args.plot, "compare"))
-    return emit(args, rows, compare_text(rows))
+    text = compare_text(rows)
+    charts(args, lambda: compare_figure(rows), "compare", "How do these cases compare in time, energy and cost?",
+           ", ".join(Path(w).stem for w in args.workloads), rows, text,
+           "Each metric per case, with its change from the first case; days with the P10-P90 range.",
+           _base_scenario(args.workloads[0], args), inputs)
+    return emit(args, rows, text)
+
+
+def _base_scenario(workload, args):
+    """The first workload's scenario, for the assumptions it fills in (None when it does not load alone)."""
+    from simulator.config.scenario import load_scenario
+
+    try:
+        return load_scenario(workload, cluster=args.cluster, overrides=args.overrides, gpus=getattr(args, "gpus", None))
+    except (ConfigError, InfeasibleError):
+        return None
 
 
 def sweep(args) -> int:
@@ -103,9 +136,9 @@ def sweep(args) -> int:
     from simulator.explore.values import parse_axis
     from simulator.report.study_tables import sweep_text
 
-    check_plot(args.plot)
+    check_outputs(args)
     if args.out:
-        check_output(args.out, "--out")
+        check_output(args.out, "--out", overwrite_ok=args.force or args.resume)
     inp, s = read_inputs(args.workload, args.cluster, args.overrides, args.gpus)
     axes = [parse_axis(g, "--grid") for g in args.grid]
     inputs, cases = axis_cases(axes, s, inp, tuple(args.overrides), args.gpus, option="--grid")
@@ -125,10 +158,14 @@ def sweep(args) -> int:
         raise
     if args.out:
         note(f"wrote {len(rows)} rows to {args.out}")
-    if args.plot:
-        from simulator.report.study_plots import plot_compare
-        _plotted(plot_compare(rows, args.plot, "sweep"))
-    return emit(args, rows, sweep_text(rows))
+    from simulator.report.study_plots import sweep_figure
+
+    text = sweep_text(rows)
+    charts(args, lambda: sweep_figure(rows, [a.key for a in axes], f"({s.name})"), "sweep",
+           "How do time and cost change across the grid?", s.name, rows, text,
+           "Days to train and campaign cost against the first grid axis, one line per value of the others.",
+           s, inputs)
+    return emit(args, rows, text)
 
 
 def _ints(text: str | None, flag: str, least: int = 1) -> tuple[int, ...] | None:
@@ -192,9 +229,9 @@ def search(args) -> int:
     from simulator.explore.search import SearchSettings, search as run_search
     from simulator.report.study_text import search_text
 
-    check_plot(args.plot)
+    check_outputs(args)
     if args.write:
-        check_output(args.write, "--write")
+        check_output(args.write, "--write", args.force)
     inp, s, gpus = _search_inputs(args)
     settings = SearchSettings(gpus=gpus, objective=args.objective, confidence=args.confidence, top=args.top,
                               space=_space(args, s))
@@ -206,14 +243,23 @@ def search(args) -> int:
                           note=f"objective {args.objective}; `trainsim search` re-simulated it with the "
                                f"{options(args).engine} engine")
         note(f"wrote {args.write} (run it with: trainsim run {args.write})")
-    if args.plot:
-        from simulator.report.study_plots import plot_pareto
+    engine = f"{options(args).engine} step + campaign, {args.replicas} replicas"
+    text = search_text(res, s.name, days_key(args.confidence), engine)
+
+    def figure():
+        from simulator.report.study_plots import pareto_figure
         cf = [(r.step_time_s, r.step_energy_j) for r in res.ranked if r.step_energy_j is not None]
         short = [(r.step_time_s, r.step_energy_j) for r in res.shortlist if r.step_energy_j is not None]
-        _plotted(plot_pareto(res.rows, res.front, res.best, cf, args.plot, f"{s.name} on {gpus} GPUs",
-                             days_key(args.confidence), short))
-    engine = f"{options(args).engine} step + campaign, {args.replicas} replicas"
-    return emit(args, search_json(res, s.name), search_text(res, s.name, days_key(args.confidence), engine))
+        return pareto_figure(res.rows, res.front, res.best, cf, f"({s.name} on {gpus:,} GPUs)",
+                             days_key(args.confidence), short)
+
+    best = res.rows[res.best] if res.best is not None else None
+    answer = (f"best by {args.objective}: {best.get('layout')}" if best else "none of the re-simulated layouts ran")
+    charts(args, figure, "search", f"Which parallel layout is best on {gpus:,} GPUs (objective: {args.objective})?",
+           s.name, [{**row, "case": r.layout.describe()} for r, row in zip(res.shortlist, res.rows)], text,
+           "Left: every layout that fits, closed form. Right: the re-simulated ones, days against cost.",
+           s, (inp,), answer)
+    return emit(args, search_json(res, s.name), text)
 
 
 def _ranked_json(r) -> dict:
@@ -254,7 +300,7 @@ def size(args) -> int:
     from simulator.explore.size import SizeSettings, size as run_size
     from simulator.report.study_text import size_text
 
-    check_plot(args.plot)
+    check_outputs(args)
     deadline = _quantity(args.deadline, "time", "--deadline", 86400.0, "a duration > 0, e.g. 60d or '8 weeks'")
     budget = _quantity(args.budget, "money", "--budget", 1.0, "an amount > 0, e.g. '$40M' or '4e7 USD'")
     inp, s = read_inputs(args.workload, args.cluster, args.overrides)
@@ -264,20 +310,31 @@ def size(args) -> int:
     with _executor(args) as ex:
         res = run_size(inp, s, tuple(args.overrides), st, ex, options(args), progress=not args.no_progress)
     key = days_key(args.confidence)
-    if args.plot:
-        from simulator.report.study_plots import plot_size
-        _plotted(plot_size(res.rows, args.plot, st.deadline_days, budget, res.answer, key, s.name))
+    text = size_text(res, s.name, key)
+    from simulator.report.study_plots import size_figure
+
+    shown = [{**r, "case": f"{r['num_gpus']:,} GPUs"} for r in res.rows if r.get("status") != "not simulated"
+             or r.get("closed_form_days") is not None]
+    charts(args, lambda: size_figure(res.rows, st.deadline_days, budget, res.answer, key, f"({s.name})"), "size",
+           "How many GPUs meet the deadline (or the budget)?", s.name, shown, text,
+           "Days to train and cost against the GPU count; failure-free closed form as a lower bound.", s, (inp,),
+           text.rsplit("answer: ", 1)[-1].splitlines()[0] if res.answer is not None else "no count meets the goal")
     data = {"workload": s.name, "deadline_days": st.deadline_days, "budget_usd": budget,
             "confidence": args.confidence, "answer": res.rows[res.answer] if res.answer is not None else None,
+            "closest": res.rows[res.closest] if res.closest is not None else None,
             "rows": res.rows}
-    return emit(args, data, size_text(res, s.name, key))
+    rc = emit(args, data, text)
+    if rc == 0 and res.answer is None:
+        from simulator.explore.size import NO_ANSWER_EXIT
+        return NO_ANSWER_EXIT
+    return rc
 
 
 def sensitivity(args) -> int:
     from simulator.explore.sensitivity import factors, sensitivity as run_sensitivity
     from simulator.report.study_text import delta, sensitivity_text
 
-    check_plot(args.plot)
+    check_outputs(args)
     inp, s = read_inputs(args.workload, args.cluster, args.overrides, args.gpus)
     chosen = factors(args.inputs.split(",") if args.inputs else None, args.add)
     with _executor(args) as ex:
@@ -286,13 +343,19 @@ def sensitivity(args) -> int:
     key = days_key(args.confidence)
     d_time = [(delta(res.base, sw.low, key), delta(res.base, sw.high, key)) for sw in res.swings]
     d_cost = [(delta(res.base, sw.low, "cost_usd"), delta(res.base, sw.high, "cost_usd")) for sw in res.swings]
-    if args.plot:
-        from simulator.report.study_plots import plot_tornado
-        _plotted(plot_tornado([sw.factor.label for sw in res.swings], d_time, d_cost, args.plot, args.percent,
-                              f"{s.name}: ±{args.percent:g}%"))
+    from simulator.report.study_plots import tornado_figure
+
+    text = sensitivity_text(res, s.name, key)
+    rows = [{**row, "case": f"{sw.factor.label} {side}{args.percent:g}%"} for sw in res.swings
+            for side, row in (("-", sw.low), ("+", sw.high))]
+    charts(args, lambda: tornado_figure([sw.factor.label for sw in res.swings], d_time, d_cost, args.percent,
+                                        f"({s.name}, ±{args.percent:g}%)"),
+           "sensitivity", f"Which inputs move time and cost the most when each is off by {args.percent:g}%?",
+           s.name, [{**res.base, "case": "base"}] + rows, text,
+           "Change in days to train and in cost when each input is lowered (solid) or raised (hatched).", s, (inp,))
     data = {"workload": s.name, "percent": args.percent, "confidence": args.confidence, "base": res.base,
             "inputs": [{"name": sw.factor.name, "label": sw.factor.label, "keys": list(sw.factor.keys),
                         "low_value": sw.low_value, "high_value": sw.high_value,
                         "time_delta_days": list(dt), "cost_delta_usd": list(dc), "low": sw.low, "high": sw.high}
                        for sw, dt, dc in zip(res.swings, d_time, d_cost)]}
-    return emit(args, data, sensitivity_text(res, s.name, key))
+    return emit(args, data, text)

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from simulator import units
-from simulator.cli import non_negative_int as _non_negative_int
-from simulator.cli import positive_int as _positive_int
+from simulator.argtypes import non_negative_int as _non_negative_int
+from simulator.argtypes import positive_int as _positive_int
+from simulator.argtypes import replica_count as _replica_count
 from simulator.errors import ConfigError
 
 
@@ -36,7 +37,7 @@ def _common(p: argparse.ArgumentParser, replicas: int) -> None:
     p.add_argument("--gpus", type=_positive_int, help="number of GPUs (overrides num_gpus)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a workload or cluster key of the baseline (repeatable)")
-    p.add_argument("--replicas", type=_positive_int, default=replicas,
+    p.add_argument("--replicas", type=_replica_count, default=replicas,
                    help=f"Monte Carlo replicas of each training campaign (default {replicas})")
     p.add_argument("--seed", type=_non_negative_int, default=0,
                    help="seed of the campaign's random streams (default 0)")
@@ -65,6 +66,9 @@ def register(sub) -> None:
                     help=f"pruned model's retraining tokens / baseline tokens (default {RETRAIN_FRACTION:g}, Minitron)")
     lv.add_argument("--no-distill", action="store_true", help="retrain the pruned model without a teacher")
     lv.add_argument("--plot", metavar="FILE", help="write a chart of the levers (PNG)")
+    lv.add_argument("--report", metavar="FILE.html",
+                    help="write a self-contained HTML report (chart, table, inputs, assumptions, validation band)")
+    lv.add_argument("--force", action="store_true", help="overwrite existing --plot / --report files")
     lv.set_defaults(func=cmd_levers)
 
     pl = sub.add_parser("plan", help="model size and tokens from the Chinchilla fit, priced against a workload")
@@ -96,7 +100,10 @@ def cmd_levers(args: argparse.Namespace) -> int:
     from simulator.explore.levers import LeverOptions, evaluate
     from simulator.report.lever_table import format_table
 
-    check_plot(args.plot)
+    from simulator.report.html import check_report_path
+
+    check_plot(args.plot, force=args.force)
+    check_report_path(args.report, args.force)
     opts = LeverOptions(optimizer=args.optimizer, prune_width=args.prune_width, prune_depth=args.prune_depth,
                         retrain_fraction=args.retrain_fraction, distill=not args.no_distill,
                         levers=_levers(args.only))
@@ -104,16 +111,36 @@ def cmd_levers(args: argparse.Namespace) -> int:
                     overrides=args.overrides, opts=opts, engine="analytical" if args.fast else "des",
                     replicas=args.replicas, seed=args.seed, calibration=args.calibration)
     data = [r.to_json() for r in rows]
-    if args.plot:
-        from simulator.report.lever_plots import plot_levers
+    text = format_table(data)
+    if args.plot or args.report:
+        from simulator.report.lever_plots import levers_figure
+        from simulator.report.style import save
 
-        plot_levers(data, args.plot, title=f"cost levers: {Path(args.workload).stem}")
-        print(f"wrote {args.plot}", file=sys.stderr)
+        fig = levers_figure(data, title=f"({Path(args.workload).stem})")
+        if args.plot:
+            save(fig, args.plot)
+            print(f"wrote {args.plot}", file=sys.stderr)
+        if args.report:
+            _lever_report(args, data, fig, text)
     if args.json:
         print(json.dumps(finite({"workload": args.workload, "levers": data}), indent=2, default=str))
     else:
-        print(format_table(data))
+        print(text)
     return 0
+
+
+def _lever_report(args, data: list[dict], fig, text: str) -> None:
+    from simulator.config.scenario import load_scenario
+    from simulator.report import html
+    from simulator.report.pages import study_page
+
+    base = load_scenario(args.workload, cluster=args.cluster, overrides=args.overrides, gpus=args.gpus)
+    rows = [{"case": d["label"], "status": "n/a: " + d["error"] if d["error"] else "ok", **d["metrics"]}
+            for d in data]
+    page = study_page("levers", "Which cost levers save the most time, energy and money?", base.name, rows, text,
+                      fig, "Each lever's days, GPU-hours, energy, emissions and cost over the baseline's.",
+                      args.fast, args.replicas, base, (args.workload, base.cluster_source))
+    print(f"wrote {html.write(page, args.report, args.force)}", file=sys.stderr)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

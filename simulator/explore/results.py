@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import Sequence
 
 from simulator.errors import ConfigError
+from simulator.files import read_text
+from simulator.limits import MAX_YAML_BYTES
+
+MAX_RESULTS_BYTES = 1 << 30     # 1 GiB: a million rows of ~1 KB
 
 FORMATS = (".csv", ".json")
 _CLOSE = "\n]\n"
@@ -32,6 +36,31 @@ def file_format(path: str | Path) -> str:
     return suffix
 
 
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r"}
+_UNESCAPES = {"\\": "\\", "n": "\n", "r": "\r"}
+MAX_CELL_CHARS = 4000      # an error message in a row is cut here (csv's own field limit is 131072)
+
+
+def _escape(text: str) -> str:
+    """One physical line per row: backslash, newline and carriage return written as \\\\, \\n, \\r."""
+    return "".join(_ESCAPES.get(ch, ch) for ch in text) if any(ch in text for ch in _ESCAPES) else text
+
+
+def _unescape(text: str) -> str:
+    if "\\" not in text:
+        return text
+    out, i = [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] in _UNESCAPES:
+            out.append(_UNESCAPES[text[i + 1]])
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
 def _cell(value: object) -> str:
     if value is None:
         return ""
@@ -39,7 +68,10 @@ def _cell(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else str(value)
-    return str(value)
+    text = str(value)
+    if len(text) > MAX_CELL_CHARS:
+        text = text[:MAX_CELL_CHARS - 3] + "..."
+    return _escape(text)
 
 
 def _csv_line(values: Sequence[object]) -> str:
@@ -108,17 +140,14 @@ def read_rows(path: str | Path, typed: Sequence[str] = ()) -> list[dict]:
     """Rows of a results file; a trailing partial row is dropped. CSV cells are text, except the
     ``typed`` columns, which are read back as numbers, booleans or None."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, MAX_RESULTS_BYTES, what="a results file (.csv or .json)")
     if file_format(path) == ".csv":
-        if not text.endswith("\n"):
-            text = text[: text.rfind("\n") + 1]
-        rows = list(csv.DictReader(io.StringIO(text)))
-        return [{k: _typed(v) if k in typed else v for k, v in r.items()} for r in rows]
+        return _csv_rows(text, path, typed)
     try:
         data = json.loads(text)
         if isinstance(data, list):
-            return data
-    except json.JSONDecodeError:
+            return _checked_rows(data, path)
+    except (json.JSONDecodeError, RecursionError):
         pass
     rows = []
     for line in text.splitlines()[1:]:
@@ -127,9 +156,41 @@ def read_rows(path: str | Path, typed: Sequence[str] = ()) -> list[dict]:
             continue
         try:
             rows.append(json.loads(line))
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             break
+    return _checked_rows(rows, path)
+
+
+def _checked_rows(rows: list, path: Path) -> list[dict]:
+    if not all(isinstance(r, dict) for r in rows):
+        raise ConfigError("is not a results file: its rows are not objects", source=str(path),
+                          expected="a file written by trainsim sweep --out, or --force")
     return rows
+
+
+def _csv_rows(text: str, path: Path, typed: Sequence[str]) -> list[dict]:
+    """Rows of a CSV written one line per row. A last line that is cut (no newline, or the wrong
+    number of cells) was being written when the study stopped: it is dropped; a damaged line
+    before it is an error."""
+    lines = text.split("\n")
+    complete, tail = lines[:-1], lines[-1]      # tail: "" when the file ends with a newline
+    if not complete:
+        return []
+    try:
+        header = next(csv.reader([complete[0]]))
+        rows = []
+        for i, line in enumerate(complete[1:], start=2):
+            cells = next(csv.reader([line]), [])
+            if len(cells) != len(header):
+                if i == len(complete) and not tail:
+                    break                           # a cut last record: dropped
+                raise ConfigError(f"line {i} has {len(cells)} cells but the header has {len(header)}",
+                                  source=str(path), expected="a file written by trainsim sweep --out, or --force")
+            rows.append({k: _unescape(v) for k, v in zip(header, cells)})
+    except csv.Error as exc:
+        raise ConfigError(f"is not a readable CSV ({exc})", source=str(path),
+                          expected="a file written by trainsim sweep --out, or --force") from None
+    return [{k: _typed(v) if k in typed else v for k, v in r.items()} for r in rows]
 
 
 def check_prefix(rows: list[dict], labels: Sequence[str], path: str | Path) -> None:
@@ -166,8 +227,10 @@ def check_study(path: str | Path, record: dict) -> None:
     that differs); a file with no record cannot be resumed safely."""
     side = study_path(path)
     try:
-        old = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        old = json.loads(read_text(side, MAX_YAML_BYTES, what="a study record"))
+        if not isinstance(old, dict):
+            raise ValueError("not a JSON object")
+    except (ConfigError, ValueError):
         raise ConfigError(f"cannot resume: no record of the options its rows were computed with ({side} is "
                           "missing or unreadable)", source=str(path),
                           expected="--force to start over, or another --out") from None

@@ -28,6 +28,7 @@ from simulator.model.training import plan
 MARGIN = 1.25     # the closed form may be this much slower than the step DES before a count is skipped
 DAY = 86400.0
 ROUND = 4         # counts simulated per round when looking for the smallest that meets a deadline
+NO_ANSWER_EXIT = 4    # `trainsim size` exit status when no candidate meets the goal (README)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class SizeResult:
     settings: SizeSettings
     rows: list[dict]                     # one per candidate count, increasing; simulated ones full
     answer: int | None                   # index into rows
+    closest: int | None = None           # no answer: the simulated row nearest to the goal
 
 
 def layout_counts(s: Scenario, max_gpus: int) -> list[int]:
@@ -73,11 +75,17 @@ def node_grid(gpus_per_node: int, max_gpus: int) -> list[int]:
 
 
 def _resize(s: Scenario, gpus: int) -> tuple[str, ...]:
-    """A bigger build of the same cluster when ``gpus`` exceeds it."""
+    """A bigger build of the same cluster when ``gpus`` exceeds it; an explicit spare pool grows in
+    proportion (a spare_fraction pool follows the job by itself)."""
     gpn = s.cluster.node.gpus_per_node
     if gpus <= s.cluster.num_nodes * gpn:
         return ()
-    return (f"cluster.num_nodes={math.ceil(gpus / gpn)}",)
+    nodes = math.ceil(gpus / gpn)
+    out = (f"cluster.num_nodes={nodes}",)
+    spares = s.cluster.reliability.spare_nodes
+    if spares:
+        out += (f"cluster.reliability.spare_nodes={math.ceil(spares * nodes / s.cluster.num_nodes)}",)
+    return out
 
 
 def _bound(inputs: Inputs, overrides: tuple[str, ...], gpus: int, executor: Executor,
@@ -145,7 +153,25 @@ def size(inputs: Inputs, base: Scenario, overrides: tuple[str, ...], st: SizeSet
     if not any(r["closed_form_days"] is not None for r in rows):
         raise InfeasibleError(f"no candidate GPU count gives {inputs.workload_source} a valid layout "
                               f"(tried {counts[:8]}{'...' if len(counts) > 8 else ''})")
-    return SizeResult(st, rows, answer)
+    return SizeResult(st, rows, answer, None if answer is not None else _closest(rows, st))
+
+
+def _closest(rows: list[dict], st: SizeSettings) -> int | None:
+    """The simulated row nearest the goal: the least days over the deadline (budget: the least
+    cost over it), relative misses summed when both are set."""
+    def miss(r: dict) -> float:
+        days, cost = time_at(r, st.confidence), r.get("cost_usd")
+        out = 0.0
+        if st.deadline_days is not None:
+            out += math.inf if days is None else max(0.0, days / st.deadline_days - 1.0)
+        if st.budget_usd is not None:
+            out += math.inf if cost is None else max(0.0, cost / st.budget_usd - 1.0)
+        return out
+    done = [i for i, r in enumerate(rows) if r.get("status") == "ok" and math.isfinite(miss(r))]
+    if not done and st.deadline_days is not None:      # nothing simulated: the best lower bound
+        bound = [i for i, r in enumerate(rows) if r.get("closed_form_days") is not None]
+        return min(bound, key=lambda i: (rows[i]["closed_form_days"], rows[i]["num_gpus"]), default=None)
+    return min(done, key=lambda i: (miss(rows[i]), rows[i]["num_gpus"]), default=None)
 
 
 def _worth(row: dict, st: SizeSettings, base: Scenario, margin: float) -> bool:

@@ -63,6 +63,7 @@ def axis_cases(axes: Sequence[Axis], scenario, inputs: Inputs, base_overrides: S
         cases.append(Case(
             label=_label(combo, names), params=tuple((s.key, s.label) for s in combo), source=source,
             overrides=tuple(base_overrides) + tuple(s.override for s in combo if s.override),
+            options=("--set",) * len(base_overrides) + (option,) * sum(1 for s in combo if s.override),
             gpus=None if "num_gpus" in keys else gpus,      # a num_gpus axis wins over --gpus
             efficiency=tuple(s.efficiency for s in combo if s.efficiency)))
     return tuple(sources), cases

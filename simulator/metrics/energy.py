@@ -9,11 +9,14 @@ for the whole campaign. Facility energy = PUE x IT energy.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from simulator.errors import ConfigError
+from simulator.files import read_text
+from simulator.limits import MAX_CSV_BYTES
 
 HOUR = 3600.0
 TRAINING_CAUSES = ("lost_work", "stragglers", "fewer_replicas")
@@ -51,21 +54,23 @@ def energy_by_use(wall_s: float, lost_s: dict, step_w: float, wait_w: float, idl
 
 def read_profile(path: Path) -> list[float]:
     """Hourly carbon intensity (kg/kWh) from a CSV: one value per row, last column, header allowed."""
-    if not path.exists():
-        raise ConfigError("carbon intensity profile not found", source=str(path),
-                          path="prices.carbon_intensity_profile", expected="a CSV of hourly kg/kWh")
+    text = read_text(path, MAX_CSV_BYTES, what="a CSV of hourly kg/kWh", key="prices.carbon_intensity_profile")
     values = []
-    with path.open(newline="", encoding="utf-8") as fh:
-        for i, row in enumerate(csv.reader(fh)):
-            if not row:
-                continue
-            try:
-                values.append(float(row[-1]))
-            except ValueError:
-                if i == 0:
-                    continue   # header
-                raise ConfigError(f"row {i + 1} is not a number", source=str(path), value=row[-1],
-                                  path="prices.carbon_intensity_profile", expected="kg/kWh per hour") from None
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise ConfigError(f"not a valid CSV ({exc})", source=str(path), path="prices.carbon_intensity_profile",
+                          expected="kg/kWh per hour") from None
+    for i, row in enumerate(rows):
+        if not row:
+            continue
+        try:
+            values.append(float(row[-1]))
+        except ValueError:
+            if i == 0:
+                continue   # header
+            raise ConfigError(f"row {i + 1} is not a number", source=str(path), value=row[-1],
+                              path="prices.carbon_intensity_profile", expected="kg/kWh per hour") from None
     if not values or any(v < 0 or not math.isfinite(v) for v in values):
         raise ConfigError("needs at least one non-negative hourly value", source=str(path),
                           path="prices.carbon_intensity_profile", expected="kg/kWh per hour")
@@ -109,7 +114,7 @@ def account(s, step_w: float, step_min_w: float, step_max_w: float, step_time: f
     lost = dict(camp.time_lost_s)
     gpn = c.node.gpus_per_node
     # the job carries its share of the cluster's spare pool
-    spare_nodes = c.reliability.spare_nodes * power.nodes / c.num_nodes
+    spare_nodes = c.reliability.spare_pool(c.num_nodes) * power.nodes / c.num_nodes
     spares_w = power.pue * spare_nodes * (power.node_overhead + gpn * power.idle)
     uses = energy_by_use(wall, lost, step_w, power.facility(power.gpus * power.gpu_watts(0)),
                          power.idle_facility(), spares_w)

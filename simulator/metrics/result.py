@@ -77,10 +77,15 @@ def campaign_json(c) -> dict:
         "time_to_train_days_p10": c.time_to_train_days_p10,
         "time_to_train_days_p50": c.time_to_train_days_p50,
         "time_to_train_days_p90": c.time_to_train_days_p90,
+        "time_to_train_reason": c.time_to_train_reason,       # null when the campaign finishes
         "ettr": c.ettr,
         "failures": dict(c.failures),
         "checkpoint_interval_s": c.checkpoint_interval_s,
         "campaign": {
+            "finishes": c.finishes, "simulated": c.simulated,
+            "estimated_time_to_train_days": c.estimated_time_to_train_days,
+            "max_wall_days": c.max_wall_days, "spare_nodes": c.spare_nodes,
+            "checkpoint_load_s": c.checkpoint_load_s, "warnings": list(c.warnings),
             "replicas": c.replicas, "seed": c.seed, "finished_fraction": c.finished_fraction,
             "wall_days": c.wall_days, "mtbf_hours": c.mtbf_s / 3600.0,
             "planned_interruptions": c.planned_interruptions, "stragglers": c.stragglers,

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from simulator.config.workload import ModelConfig
+if TYPE_CHECKING:        # annotations only: config validates with the model, not the reverse
+    from simulator.config.workload import ModelConfig
+
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simulator.config.workload import OptimizerConfig
+from typing import TYPE_CHECKING
+
 from simulator.model.memory import OPTIMIZER_STATE_BYTES
+
+if TYPE_CHECKING:        # annotations only: config validates with the model, not the reverse
+    from simulator.config.workload import OptimizerConfig
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,13 @@ channels survive does not matter here: only the shape of the pruned model is pri
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from simulator.config.workload import ModelConfig
 from simulator.model.arch import resolve
 from simulator.model.params import count
+
+if TYPE_CHECKING:        # annotations only: config validates with the model, not the reverse
+    from simulator.config.workload import ModelConfig
 
 _KEYS = ("num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads", "num_query_groups",
          "kv_channels")

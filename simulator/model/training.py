@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from simulator.config.workload import TrainingConfig
 from simulator.model.optimizers import steps_factor
+
+if TYPE_CHECKING:        # annotations only: config validates with the model, not the reverse
+    from simulator.config.workload import TrainingConfig
 
 
 @dataclass(frozen=True)

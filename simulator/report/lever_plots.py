@@ -4,38 +4,43 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from simulator.report import style
+
 
 PANELS = (("time_to_train_days_p50", "days (P50)"), ("gpu_hours", "GPU-hours"), ("energy_mwh", "MWh"),
-          ("co2_tonnes", "tCO2e"), ("cost_usd", "USD"))
+          ("co2_tonnes", "tCO2e"), ("cost_usd", "cost"))
 
 
 def plot_levers(rows: list[dict], path: str | Path, title: str = "") -> Path:
+    """Write levers_figure(rows, title) to ``path``."""
+    return style.save(levers_figure(rows, title), path)
+
+
+def levers_figure(rows: list[dict], title: str = ""):
     """Horizontal bars, one panel per metric, each lever's value over the baseline's (baseline = 1).
     ``rows`` as for report/lever_table.format_table; rows with an error are left out."""
     ok = [r for r in rows if not r["error"]]
     base = ok[0]["metrics"]
     panels = [(k, name) for k, name in PANELS if base.get(k)]
     labels = [r["label"] for r in ok][::-1]
-    fig = Figure(figsize=(3.2 * len(panels) + 2.5, 0.45 * len(ok) + 1.6), dpi=100)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    cols = min(3, len(panels))
+    nrows = -(-len(panels) // cols)
+    fig = style.figure(13, (0.45 * len(ok) + 1.4) * nrows + 0.8)
+    axes = fig.subplots(nrows, cols, squeeze=False).ravel()
     for ax, (key, name) in zip(axes, panels):
         vals = [(r["metrics"].get(key) or 0.0) / base[key] for r in ok][::-1]
-        colours = ["tab:gray" if lab == ok[0]["label"] else "tab:blue" for lab in labels]
+        colours = [style.GREY if lab == ok[0]["label"] else (style.GREEN if v < 1 else style.VERMILION)
+                   for lab, v in zip(labels, vals)]
         ax.barh(range(len(vals)), vals, color=colours)
         for y, v in enumerate(vals):
-            ax.text(v, y, f" {v:.2f}", va="center", fontsize="small")
-        ax.axvline(1.0, color="black", linewidth=0.8)
-        ax.set_xlim(0, max(max(vals) * 1.25, 1.3))
-        ax.set_title(f"{name} / baseline", fontsize="medium")
-    axes[0].set_yticks(range(len(labels)))
-    axes[0].set_yticklabels(labels)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    return out
+            ax.text(v, y, f" {v:.2f}x ({v - 1:+.0%})", va="center", fontsize=10)
+        ax.axvline(1.0, color=style.BLACK, linewidth=0.8)
+        ax.set_xlim(0, max(max(vals) * 1.45, 1.5))
+        ax.set_xlabel(f"{name}, x baseline")
+        ax.set_title(name)
+        ax.set_yticks(range(len(labels)), labels if ax.get_subplotspec().is_first_col() else [""] * len(labels))
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle(f"What does each lever save against the baseline? {title}".strip()
+                 + " (green: cheaper/faster)")
+    return fig

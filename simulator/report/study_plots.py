@@ -1,7 +1,9 @@
-"""Charts of the study commands: compare bars, search Pareto scatter, size curve, sensitivity tornado.
+"""Charts of the study commands: compare bars, sweep lines, search Pareto scatter, size curve,
+sensitivity tornado. Each ``*_figure`` function builds a matplotlib Figure (the HTML report inlines
+it as SVG); each ``plot_*`` function writes it to a path and returns the path.
 
-Matplotlib through a Figure on an Agg canvas (no display, no global pyplot state). Each function
-takes rows (flat dicts of simulator.explore.cases) and a path, writes the image and returns it.
+Rows are the flat dicts of simulator.explore.cases. Titles state the question the chart answers;
+axes carry units; money reads $k/$M/$B (report/style.py).
 """
 from __future__ import annotations
 
@@ -9,12 +11,14 @@ from pathlib import Path
 from typing import Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
+from simulator.report import style
 from simulator.report.study_tables import num
 
-COMPARE_PANELS = (("time_to_train_days_p50", "days to train (P50)"), ("gpu_hours", "GPU-hours"),
-                  ("energy_mwh", "MWh"), ("co2_tonnes", "tCO2e"), ("cost_usd", "USD"))
+COMPARE_PANELS = (("time_to_train_days_p50", "days to train (P50)", "{:.1f} d"),
+                  ("cost_usd", "cost", None), ("gpu_hours", "GPU-hours", None),
+                  ("energy_mwh", "energy (MWh)", "{:,.0f}"), ("co2_tonnes", "emissions (tCO2e)", "{:,.0f}"),
+                  ("step_time_s", "step time (s)", "{:.3g} s"))
 
 
 def plot_formats() -> tuple[str, ...]:
@@ -22,132 +26,243 @@ def plot_formats() -> tuple[str, ...]:
     return tuple(sorted(FigureCanvasAgg.get_supported_filetypes()))
 
 
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
+def _value(key: str, v: float, spec: str | None) -> str:
+    if key == "cost_usd":
+        return style.money(v)
+    return style.si_words(v) if spec is None else spec.format(v)
+
+
+def compare_figure(rows: Sequence[dict], title: str = ""):
+    """One horizontal bar panel per metric, one bar per case, each labelled with its value and its
+    change from the first case (so a 2% difference is read, not guessed); days carry a P10-P90 bar."""
+    ok = [r for r in rows if r.get("status") == "ok"]
+    panels = [p for p in COMPARE_PANELS if any(num(r.get(p[0])) is not None for r in ok)][:4]
+    cols = 2 if len(panels) > 1 else 1
+    nrows = -(-len(panels) // cols) if panels else 1
+    bar_h = 0.42 * max(len(ok), 1) + 1.0
+    fig = style.figure(12 if cols == 2 else 8, max(3.2, bar_h * nrows + 0.8))
+    axes = fig.subplots(nrows, cols, squeeze=False).ravel()
+    labels = [str(r.get("case")) for r in ok]
+    ys = list(range(len(ok)))
+    for ax, (key, name, spec) in zip(axes, panels):
+        vals = [num(r.get(key)) for r in ok]
+        shown = [v or 0.0 for v in vals]
+        colours = [style.GREY if i == 0 else style.BLUE for i in ys]
+        ax.barh(ys, shown, color=colours, height=0.65)
+        if key == "time_to_train_days_p50":
+            lo = [max(v - (num(r.get("time_to_train_days_p10")) or v), 0) for v, r in zip(shown, ok)]
+            hi = [max((num(r.get("time_to_train_days_p90")) or v) - v, 0) for v, r in zip(shown, ok)]
+            ax.errorbar(shown, ys, xerr=[lo, hi], fmt="none", ecolor=style.BLACK, capsize=3, linewidth=1)
+        top = max(shown) if shown else 1.0
+        base = vals[0] if vals else None
+        for y, v in zip(ys, vals):
+            if v is None:
+                ax.text(0, y, " n/a", va="center")
+                continue
+            text = " " + _value(key, v, spec)
+            if y > 0 and base:
+                text += f" ({(v - base) / base:+.1%})"
+            ax.text(v, y, text, va="center", fontsize=10)
+        ax.set_xlim(0, top * 1.45 if top > 0 else 1)
+        ax.set_yticks(ys, labels if ax.get_subplotspec().is_first_col() else [""] * len(ys))
+        ax.invert_yaxis()
+        ax.set_xlabel(name)
+        if key == "cost_usd":
+            style.money_axis(ax.xaxis)
+        elif spec is None:
+            style.count_axis(ax.xaxis)
+        style.few_ticks(ax.xaxis, 4)
+        ax.set_title(name)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle(f"How do the cases compare? {title}".strip() + " (grey: the first case; % change from it)")
     return fig
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
-
-
 def plot_compare(rows: Sequence[dict], path: str | Path, title: str = "") -> Path:
-    """One horizontal bar panel per metric (days with a P10-P90 whisker), one bar per case."""
+    return style.save(compare_figure(rows, title), path)
+
+
+def _float_or_none(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def sweep_figure(rows: Sequence[dict], axes_keys: Sequence[str], title: str = ""):
+    """Days to train and cost against the first grid axis when it is numeric (one line per value of
+    the other axes); otherwise bars by case with thinned, rotated labels so none overlap."""
     ok = [r for r in rows if r.get("status") == "ok"]
-    panels = [(k, name) for k, name in COMPARE_PANELS if any(num(r.get(k)) is not None for r in ok)]
-    panels = panels or [("step_time_s", "step time (s)")]
-    fig = _figure(3.0 * len(panels) + 2.5, 0.45 * max(len(ok), 1) + 1.6)
-    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
-    labels = [str(r.get("case")) for r in ok]
-    for ax, (key, name) in zip(axes, panels):
-        vals = [num(r.get(key)) or 0.0 for r in ok]
-        ax.barh(range(len(ok)), vals, color="tab:blue")
-        if key == "time_to_train_days_p50":
-            lo = [v - (num(r.get("time_to_train_days_p10")) or v) for v, r in zip(vals, ok)]
-            hi = [(num(r.get("time_to_train_days_p90")) or v) - v for v, r in zip(vals, ok)]
-            ax.errorbar(vals, range(len(ok)), xerr=[lo, hi], fmt="none", ecolor="black", capsize=3)
-        ax.set_title(name, fontsize="medium")
-        ax.invert_yaxis()
-    axes[0].set_yticks(range(len(ok)), labels, fontsize="small")
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+    keys = [k for k in axes_keys if any(k in r for r in ok)]
+    fig = style.figure(12, 5)
+    ax0, ax1 = fig.subplots(1, 2)
+    xkey = keys[0] if keys else None
+    numeric = xkey is not None and ok and all(_float_or_none(r.get(xkey)) is not None for r in ok)
+    metrics = (("time_to_train_days_p50", "days to train (P50)"), ("cost_usd", "cost (USD)"))
+    if numeric:
+        groups: dict[tuple, list] = {}
+        for r in ok:
+            groups.setdefault(tuple((k, r.get(k)) for k in keys[1:]), []).append(r)
+        markers = "osD^v<>P"
+        for ax, (key, name) in zip((ax0, ax1), metrics):
+            for i, (g, members) in enumerate(groups.items()):
+                pts = sorted((_float_or_none(r[xkey]), num(r.get(key))) for r in members
+                             if num(r.get(key)) is not None)
+                label = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in g) or None
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=markers[i % len(markers)],
+                        color=style.PALETTE[i % len(style.PALETTE)], label=label)
+            xs = sorted({_float_or_none(r[xkey]) for r in ok})
+            if xs and xs[0] > 0 and (xkey == "num_gpus" or xs[-1] / xs[0] >= 16):
+                ax.set_xscale("log", base=2)
+                ax.set_xticks(xs[::max(1, -(-len(xs) // 10))])
+                ax.xaxis.set_major_formatter(style.GPUS)
+                ax.minorticks_off()
+            ax.set_xlabel(xkey.rsplit(".", 1)[-1].replace("_", " ") if xkey != "num_gpus" else "GPUs")
+            ax.set_ylabel(name)
+            style.few_ticks(ax.xaxis, 8) if ax.get_xscale() == "linear" else None
+            if len(groups) > 1:
+                ax.legend(fontsize=9)
+    else:
+        labels = [str(r.get("case")) for r in ok]
+        every = max(1, len(ok) // 20)
+        for ax, (key, name) in zip((ax0, ax1), metrics):
+            ax.bar(range(len(ok)), [num(r.get(key)) or 0.0 for r in ok], color=style.BLUE)
+            ax.set_xticks(range(0, len(ok), every), labels[::every], rotation=45, ha="right", fontsize=9)
+            ax.set_ylabel(name)
+    style.money_axis(ax1.yaxis)
+    ax0.set_title("time to train")
+    ax1.set_title("cost of the campaign")
+    fig.suptitle(f"How do time and cost change across the sweep? {title}".strip())
+    return fig
+
+
+def plot_sweep(rows: Sequence[dict], axes_keys: Sequence[str], path: str | Path, title: str = "") -> Path:
+    return style.save(sweep_figure(rows, axes_keys, title), path)
+
+
+def pareto_figure(rows: Sequence[dict], front: Sequence[int], best: int | None, closed_form: Sequence[tuple],
+                  title: str = "", days_key: str = "time_to_train_days_p50", shortlisted: Sequence[tuple] = ()):
+    """Left: every fitting layout's closed-form step time vs step energy (grey), the re-simulated
+    ones in blue. Right: the re-simulated layouts, days vs cost, the Pareto front joined."""
+    fig = style.figure(12, 5.2)
+    ax0, ax1 = fig.subplots(1, 2)
+    if closed_form:
+        ax0.scatter([t for t, _ in closed_form], [e / 3.6e6 for _, e in closed_form], s=8, c=style.GREY,
+                    alpha=0.5, label="layouts that fit in memory")
+    if shortlisted:
+        ax0.scatter([t for t, _ in shortlisted], [e / 3.6e6 for _, e in shortlisted], s=40, c=style.BLUE,
+                    marker="D", label="re-simulated")
+    if closed_form or shortlisted:
+        ax0.set_xscale("log")
+        ax0.set_yscale("log")
+        ax0.legend()
+    ax0.set_xlabel("step time (s, closed form)")
+    ax0.set_ylabel("energy per step (kWh, closed form)")
+    ax0.set_title("the search space")
+    pts = [(i, num(r.get(days_key)), num(r.get("cost_usd"))) for i, r in enumerate(rows)]
+    pts = [p for p in pts if p[1] is not None and p[2] is not None]
+    if pts:
+        ax1.scatter([p[1] for p in pts], [p[2] for p in pts], s=50, c=style.BLUE, label="re-simulated layout")
+        fr = sorted((p for p in pts if p[0] in set(front)), key=lambda p: p[1])
+        ax1.plot([p[1] for p in fr], [p[2] for p in fr], "-o", color=style.ORANGE, mfc="none", ms=12,
+                 label="Pareto front")
+        for p in pts:
+            if p[0] == best:
+                ax1.scatter([p[1]], [p[2]], marker="*", s=300, c=style.VERMILION, zorder=4, label="best")
+                ax1.annotate(str(rows[p[0]].get("layout") or ""), (p[1], p[2]), textcoords="offset points",
+                             xytext=(8, 8), fontsize=10)
+        ax1.legend()
+    style.money_axis(ax1.yaxis)
+    ax1.set_xlabel(f"days to train ({days_key.rsplit('_', 1)[-1].upper()}, with failures)")
+    ax1.set_ylabel("cost of the campaign")
+    ax1.set_title("re-simulated layouts")
+    fig.suptitle(f"Which parallel layout is fastest and cheapest? {title}".strip())
+    return fig
 
 
 def plot_pareto(rows: Sequence[dict], front: Sequence[int], best: int | None, closed_form: Sequence[tuple],
                 path: str | Path, title: str = "", days_key: str = "time_to_train_days_p50",
                 shortlisted: Sequence[tuple] = ()) -> Path:
-    """Left: every fitting layout's closed-form step time vs step energy (grey), the re-simulated
-    ones in blue. Right: the re-simulated layouts, days vs cost, coloured by energy, front joined."""
-    fig = _figure(12, 5)
-    ax0, ax1 = fig.subplots(1, 2)
-    if closed_form:
-        ax0.scatter([t for t, _ in closed_form], [e / 3.6e6 for _, e in closed_form], s=6, c="lightgray",
-                    label="fitting layouts")
-    if shortlisted:
-        ax0.scatter([t for t, _ in shortlisted], [e / 3.6e6 for _, e in shortlisted], s=30, c="tab:blue",
-                    label="re-simulated")
-    if closed_form or shortlisted:
-        ax0.set_xscale("log")
-        ax0.set_yscale("log")
-        ax0.legend(fontsize="small")
-    ax0.set_xlabel("step time (s, closed form)")
-    ax0.set_ylabel("step energy (kWh, closed form)")
-    ax0.set_title("search space")
-    pts = [(i, num(r.get(days_key)), num(r.get("cost_usd")), num(r.get("energy_mwh"))) for i, r in enumerate(rows)]
-    pts = [p for p in pts if p[1] is not None and p[2] is not None]
-    if pts:
-        sc = ax1.scatter([p[1] for p in pts], [p[2] for p in pts], c=[p[3] or 0.0 for p in pts], cmap="viridis", s=40)
-        fig.colorbar(sc, ax=ax1, label="MWh")
-        fr = sorted((p for p in pts if p[0] in set(front)), key=lambda p: p[1])
-        ax1.plot([p[1] for p in fr], [p[2] for p in fr], "r-o", mfc="none", ms=10, label="Pareto front")
-        for p in pts:
-            if p[0] == best:
-                ax1.scatter([p[1]], [p[2]], marker="*", s=250, c="red", label="best")
-        ax1.legend(fontsize="small")
-    ax1.set_xlabel("days to train (with failures)")
-    ax1.set_ylabel("cost (USD)")
-    ax1.set_title("re-simulated layouts")
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+    return style.save(pareto_figure(rows, front, best, closed_form, title, days_key, shortlisted), path)
+
+
+def size_figure(rows: Sequence[dict], deadline: float | None, budget: float | None, answer: int | None,
+                days_key: str = "time_to_train_days_p50", title: str = ""):
+    """Days to train (left axis) and cost (right axis) against the GPU count, with the deadline,
+    the budget and the answer; x ticks are the GPU counts tried, legend outside the data."""
+    fig = style.figure(10, 5.6)
+    ax = fig.add_subplot()
+    sim = [r for r in rows if r.get("status") == "ok" and num(r.get(days_key)) is not None]
+    bound = [r for r in rows if num(r.get("closed_form_days")) is not None]
+    handles = []
+    handles += ax.plot([r["num_gpus"] for r in bound], [num(r["closed_form_days"]) for r in bound], ":",
+                       color=style.GREY, linewidth=2, label="failure-free days (closed form)")
+    handles += ax.plot([r["num_gpus"] for r in sim], [num(r[days_key]) for r in sim], "o-", color=style.BLUE,
+                       label=f"days with failures ({days_key.rsplit('_', 1)[-1].upper()})")
+    if deadline:
+        handles.append(ax.axhline(deadline, color=style.VERMILION, linestyle="--", label=f"deadline {deadline:g} d"))
+    if answer is not None:
+        handles.append(ax.axvline(rows[answer]["num_gpus"], color=style.GREEN, linewidth=2,
+                                  label=f"answer: {rows[answer]['num_gpus']:,} GPUs"))
+    counts = sorted({r["num_gpus"] for r in bound + sim})
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    if counts:
+        every = max(1, -(-len(counts) // 10))
+        ax.set_xticks(counts[::every])
+        ax.xaxis.set_major_formatter(style.GPUS)
+        ax.xaxis.set_minor_formatter(style.FuncFormatter(lambda *_: ""))
+        ax.tick_params(axis="x", rotation=30)
+    ax.set_xlabel("GPUs")
+    ax.set_ylabel("days to train (log scale)")
+    ax.yaxis.set_major_formatter(style.FuncFormatter(lambda v, _p=None: f"{v:,.0f}"))
+    ax.yaxis.set_minor_formatter(style.FuncFormatter(lambda v, _p=None: f"{v:,.0f}" if str(round(v))[0] in "25" else ""))
+    costed = [r for r in sim if num(r.get("cost_usd")) is not None]
+    if costed:
+        ax2 = ax.twinx()
+        ax2.spines["right"].set_visible(True)
+        handles += ax2.plot([r["num_gpus"] for r in costed], [num(r["cost_usd"]) for r in costed], "s--",
+                            color=style.ORANGE, label="cost (right axis)")
+        if budget:
+            handles.append(ax2.axhline(budget, color=style.ORANGE, linestyle=":", linewidth=2,
+                                       label=f"budget {style.money(budget)}"))
+        style.money_axis(ax2.yaxis)
+        ax2.set_ylabel("cost of the campaign")
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=10)
+    ax.set_title(f"How many GPUs meet the goal? {title}".strip())
+    return fig
 
 
 def plot_size(rows: Sequence[dict], path: str | Path, deadline: float | None, budget: float | None,
               answer: int | None, days_key: str = "time_to_train_days_p50", title: str = "") -> Path:
-    """Days to train and cost against the GPU count (log scale), with the deadline and budget."""
-    fig = _figure(8, 4.5)
-    ax = fig.add_subplot()
-    sim = [r for r in rows if r.get("status") == "ok" and num(r.get(days_key)) is not None]
-    bound = [r for r in rows if num(r.get("closed_form_days")) is not None]
-    ax.plot([r["num_gpus"] for r in bound], [num(r["closed_form_days"]) for r in bound], ":", color="gray",
-            label="failure-free (closed form)")
-    ax.plot([r["num_gpus"] for r in sim], [num(r[days_key]) for r in sim], "o-", color="tab:blue",
-            label=f"with failures ({days_key.rsplit('_', 1)[-1]})")
-    if deadline:
-        ax.axhline(deadline, color="tab:red", linestyle="--", label=f"deadline {deadline:g} d")
-    if answer is not None:
-        ax.axvline(rows[answer]["num_gpus"], color="tab:green", label=f"answer {rows[answer]['num_gpus']} GPUs")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("GPUs")
-    ax.set_ylabel("days to train")
-    costed = [r for r in sim if num(r.get("cost_usd")) is not None]
-    if costed:
-        ax2 = ax.twinx()
-        ax2.plot([r["num_gpus"] for r in costed], [num(r["cost_usd"]) for r in costed], "s--", color="tab:orange",
-                 label="cost")
-        if budget:
-            ax2.axhline(budget, color="tab:orange", linestyle=":", label="budget")
-        ax2.set_ylabel("cost (USD)")
-        ax2.legend(loc="lower left", fontsize="small")
-    ax.legend(loc="upper right", fontsize="small")
-    if title:
-        ax.set_title(title)
-    return _save(fig, path)
+    return style.save(size_figure(rows, deadline, budget, answer, days_key, title), path)
+
+
+def tornado_figure(labels: Sequence[str], time_deltas: Sequence[tuple], cost_deltas: Sequence[tuple],
+                   percent: float, title: str = ""):
+    """Two tornado panels: the change in days and in cost when each input moves -X% / +X%."""
+    fig = style.figure(12, max(3.5, 0.5 * len(labels) + 2.0))
+    axes = fig.subplots(1, 2, sharey=True)
+    ys = list(range(len(labels)))
+    for ax, deltas, name in ((axes[0], time_deltas, "change in days to train"),
+                             (axes[1], cost_deltas, "change in cost")):
+        low = [d[0] or 0.0 for d in deltas]
+        high = [d[1] or 0.0 for d in deltas]
+        ax.barh(ys, low, color=style.BLUE, label=f"input -{percent:g}%")
+        ax.barh(ys, high, color=style.ORANGE, hatch="//", label=f"input +{percent:g}%")
+        ax.axvline(0, color=style.BLACK, linewidth=0.8)
+        ax.set_xlabel(name + (" (days)" if ax is axes[0] else ""))
+        ax.set_title(name)
+        ax.legend(loc="lower right")
+        style.few_ticks(ax.xaxis, 5)
+    style.money_axis(axes[1].xaxis)
+    axes[0].set_yticks(ys, list(labels))
+    axes[0].invert_yaxis()
+    fig.suptitle(f"Which inputs move time and cost the most? {title}".strip())
+    return fig
 
 
 def plot_tornado(labels: Sequence[str], time_deltas: Sequence[tuple], cost_deltas: Sequence[tuple],
                  path: str | Path, percent: float, title: str = "") -> Path:
-    """Two tornado panels: the change in days and in cost when each input moves -X% / +X%."""
-    fig = _figure(11, 0.5 * len(labels) + 1.8)
-    axes = fig.subplots(1, 2, sharey=True)
-    ys = range(len(labels))
-    for ax, deltas, name in ((axes[0], time_deltas, "days to train"), (axes[1], cost_deltas, "cost (USD)")):
-        low = [d[0] or 0.0 for d in deltas]
-        high = [d[1] or 0.0 for d in deltas]
-        ax.barh(ys, low, color="tab:blue", label=f"-{percent:g}%")
-        ax.barh(ys, high, color="tab:orange", label=f"+{percent:g}%")
-        ax.axvline(0, color="black", linewidth=0.8)
-        ax.set_title(f"change in {name}", fontsize="medium")
-        ax.legend(fontsize="small")
-    axes[0].set_yticks(list(ys), list(labels))
-    axes[0].invert_yaxis()
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+    return style.save(tornado_figure(labels, time_deltas, cost_deltas, percent, title), path)

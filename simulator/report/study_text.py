@@ -90,6 +90,15 @@ def size_text(res, name: str, days_key: str) -> str:
     lines.append(table(("", "GPUs", "layout", "ideal d", "status", "days", "ETTR", "$", "MWh"), body, left=3))
     if res.answer is None:
         lines += ["", "no candidate count meets the goal (see the table; try --max-gpus, --search or a later deadline)"]
+        c = res.rows[res.closest] if getattr(res, "closest", None) is not None else None
+        if c is not None:
+            if c.get("status") == "ok":
+                lines.append(f"closest: {c['num_gpus']:,} GPUs ({c.get('layout')}): {fmt(c.get(days_key), '{:.1f}')} "
+                             f"days at {st.confidence}, {money(c.get('cost_usd'))}"
+                             + (f" ({c['time_to_train_reason']})" if c.get("time_to_train_reason") else ""))
+            else:
+                lines.append(f"closest: {c['num_gpus']:,} GPUs ({c.get('layout')}): at least "
+                             f"{fmt(c.get('closed_form_days'), '{:.1f}')} days failure-free (not simulated)")
     else:
         r = res.rows[res.answer]
         lines += ["", f"answer: {r['num_gpus']:,} GPUs ({r.get('layout')}): {fmt(r.get(days_key), '{:.1f}')} days at "

@@ -11,6 +11,15 @@ _LABELS = {
 }
 
 
+def fmt_days(days: float) -> str:
+    """Days with one decimal, or years beyond a few thousand days (never nan)."""
+    if days is None or days != days:
+        return "—"
+    if days >= 3650:
+        return f"{days / 365.25:,.3g} y"
+    return f"{days:,.1f} d"
+
+
 def breakdown_line(breakdown: dict, total: float) -> str:
     parts = [(k, v) for k, v in breakdown.items() if v > 0.0005 * total]
     parts.sort(key=lambda kv: -kv[1])
@@ -47,15 +56,21 @@ def summary(r: Result) -> str:
     if r.train_steps is not None and c is not None:
         lost = c.time_lost_s
         top = sorted(((v, k) for k, v in lost.items() if v > 0), reverse=True)[:3]
-        lines.append(
-            f"time to train    {fmt_si(r.train_tokens, billion='B')} tokens in {r.train_steps:,} steps: "
-            f"{r.ideal_time_to_train_days:.1f} d ideal · {c.time_to_train_days_p50:.1f} d P50 · "
-            f"{c.time_to_train_days_p90:.1f} d P90 (ETTR {c.ettr:.2f}, {c.failures['total']:.0f} failures)")
+        head = (f"time to train    {fmt_si(r.train_tokens, billion='B')} tokens in {r.train_steps:,} "
+                f"steps: {fmt_days(r.ideal_time_to_train_days)} ideal · ")
+        if c.finishes:
+            p90 = fmt_days(c.time_to_train_days_p90) if c.time_to_train_days_p90 is not None else "—"
+            lines.append(head + f"{fmt_days(c.time_to_train_days_p50)} P50 · {p90} P90 "
+                         f"(ETTR {c.ettr:.2f}, {c.failures['total']:.0f} failures)")
+        else:
+            lines.append(head + f"{c.time_to_train_reason} (ETTR {c.ettr:.2f})")
         lines.append(
             f"campaign         checkpoint every {fmt_duration(c.checkpoint_interval_s)}, restart "
             f"{fmt_duration(c.restart_s)}, job MTBF {fmt_duration(c.mtbf_s)}; time lost: "
             + (", ".join(f"{k.replace('_', ' ')} {v / 86400:.1f} d" for v, k in top) or "none")
-            + f" ({c.replicas} replicas)")
+            + (f" ({c.replicas} replicas, {c.spare_nodes} spare nodes)" if c.simulated
+               else " (not simulated: decided from arithmetic)"))
+        lines.extend(f"warning          {w}" for w in c.warnings)
     elif r.train_steps is not None:
         lines.append(
             f"time to train    {fmt_si(r.train_tokens, billion='B')} tokens in {r.train_steps:,} steps: "
@@ -69,7 +84,7 @@ def summary(r: Result) -> str:
             f"energy           {e.energy_j / 3.6e9:,.0f} MWh · avg {e.avg_power_w / 1e6:.2f} MW · peak "
             f"{e.peak_power_w / 1e6:.2f} MW (a step swings {e.step_power_w['min'] / 1e6:.2f}–"
             f"{e.step_power_w['max'] / 1e6:.2f} MW) · {e.co2_kg / 1000:,.0f} tCO2e · "
-            f"$ {fmt_si(e.cost_usd)} (of which failures and checkpoints {100 * waste / e.cost_usd:.1f} %)")
+            f"$ {fmt_si(e.cost_usd)} (of which failures and checkpoints {100 * waste / e.cost_usd if e.cost_usd else 0.0:.1f} %)")
     lines.append(f"where the step goes: {breakdown_line(r.breakdown, r.step_time_s)}")
     lines.append(f"assumptions: {len(r.assumptions)} defaults filled in (see --json \"assumptions\")"
                  f" · engine: {r.engine}")

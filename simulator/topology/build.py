@@ -8,17 +8,20 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import networkx as nx
 
-from simulator.config.cluster import ClusterConfig
-from simulator.config.gpu import GPUSpec
 from simulator.errors import ConfigError
 from simulator.topology.clos import fat_tree, per_tier, single_switch
 from simulator.topology.direct import balanced_dims, dragonfly, torus3d
 from simulator.topology.graph import Hosts
 from simulator.topology.rail import rail_only, rail_optimized_fat_tree
 from simulator.topology.scaleup import scale_up
+
+if TYPE_CHECKING:        # annotations only: the topology takes config objects, never imports config
+    from simulator.config.cluster import ClusterConfig
+    from simulator.config.gpu import GPUSpec
 
 PCIE_FALLBACK = 32e9      # PCIe Gen4 x16 per direction, when neither YAML nor catalog gives NVLink
 TIERS_ALLOWED = {"fat_tree": (1, 2, 3), "leaf_spine": (2,), "rail_optimized_fat_tree": (2, 3),

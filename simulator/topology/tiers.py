@@ -7,9 +7,8 @@ and ``bisection_bandwidth`` when the graph would be too big to build or cut.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from simulator.config.cluster import ClusterConfig
-from simulator.config.gpu import GPUSpec
 from simulator.topology.analysis import Tier
 from simulator.topology.build import FabricParams, config_errors, fabric_params
 from simulator.topology.clos import FAT_TREE_NAMES
@@ -17,6 +16,10 @@ from simulator.topology.direct import DRAGONFLY_NAMES
 from simulator.topology.graph import HOST, NETWORK, SCALE_UP, chunks
 from simulator.topology.levels import LEVELS, Level
 from simulator.topology.scaleup import MESH_KINDS
+
+if TYPE_CHECKING:        # annotations only: the topology takes config objects, never imports config
+    from simulator.config.cluster import ClusterConfig
+    from simulator.config.gpu import GPUSpec
 
 NAMES = {"single_switch": {1: "switch"}, "torus3d": {1: "torus"}, "dragonfly": DRAGONFLY_NAMES}
 

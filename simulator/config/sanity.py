@@ -1,0 +1,37 @@
+"""Physical-consistency checks across keys that each validate alone: a value that cannot describe a
+real training run is an error naming both keys (never a silently nonsensical prediction)."""
+from __future__ import annotations
+
+import math
+
+from simulator.errors import ConfigError
+from simulator.units import fmt_si
+
+
+def _fail(where, path: str, message: str, value: object, expected: str) -> None:
+    raise ConfigError(message, source=where(tuple(path.split("."))), path=path, value=value, expected=expected)
+
+
+def check_scenario(workload, cluster, seq_length: int, wwhere, cwhere) -> None:
+    """Cross-key checks of a validated workload and cluster (``wwhere``/``cwhere``: loc -> source)."""
+    t = workload.training
+    per_step = t.global_batch_size * seq_length
+    if t.train_tokens is not None and t.train_iters is None and t.train_tokens < per_step:
+        _fail(wwhere, "training.train_tokens",
+              f"is less than one step: global_batch_size x seq_length = {t.global_batch_size} x {seq_length} "
+              f"= {fmt_si(per_step)} tokens", t.train_tokens,
+              f"at least {per_step:,} tokens (one global batch), e.g. '15T'")
+    spares = cluster.reliability.spare_nodes
+    if spares is not None and spares > cluster.num_nodes:
+        _fail(cwhere, "reliability.spare_nodes",
+              f"exceeds num_nodes={cluster.num_nodes}: a hot-spare pool larger than the cluster it serves", spares,
+              f"at most num_nodes ({cluster.num_nodes})")
+
+
+def check_step_time(step_time: float, source: str) -> None:
+    """A step time that is not a finite positive number comes from figures no hardware has (an
+    inline GPU at 1e-300 FLOP/s): bad input, not a prediction."""
+    if not (isinstance(step_time, float | int) and math.isfinite(step_time) and step_time > 0):
+        raise ConfigError(f"the GPU, node and fabric figures give a step time of {step_time!r} s", source=source,
+                          path="gpu", expected="physically plausible figures (peak FLOP/s, bandwidths) "
+                                               "that give a finite, positive step time")

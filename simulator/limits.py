@@ -1,0 +1,31 @@
+"""Every bound trainsim puts on its inputs, in one place (docs/usage.md, "Limits", explains each).
+
+The bounds keep every command's time and memory finite for any input: a hostile or absurd file,
+flag or value costs an error message (exit 2), never a hang, an exhausted machine or a lost result.
+Each is far above what a real training run or cluster needs, and says why.
+"""
+from __future__ import annotations
+
+# Input files (workload, cluster, topology, --vary cluster=, carbon-intensity profile)
+MAX_YAML_BYTES = 1 << 20        # 1 MiB: the bundled files are < 4 KiB; PyYAML reads ~1 MB/s
+MAX_CSV_BYTES = 16 << 20        # 16 MiB: an hourly profile for 100 years is ~10 MB
+MAX_YAML_NODES = 100_000        # values after expanding aliases (a "billion laughs" stops here)
+MAX_YAML_DEPTH = 64             # nesting of sections; the deepest real key path has 4 parts
+MAX_SET_CHARS = 10_000          # one --set KEY=VALUE text
+
+# Integers in the YAML (sizes, counts, steps): above 10^9 no dimension, count or step number of a
+# training run exists (10^9 GPUs, layers or steps), and products of a few such values stay exact
+# in a float (< 2^53).
+MAX_INT = 10**9
+# ports on one switch: the largest shipping Ethernet/InfiniBand switches have 512 (radix-512 ASICs
+# behind a 51.2 Tb/s chip); 65,536 leaves a wide margin and keeps the fabric generators' loops short
+MAX_SWITCH_RADIX = 65_536
+
+# Messages: every value echoed in an error is cut to this many characters (reprlib-style)
+MAX_ECHO_CHARS = 200
+
+# Executors
+MAX_WORKERS_PER_CPU = 4         # --workers above 4 x CPUs only adds fork and memory overhead
+DASK_CONNECT_S = 10.0           # --scheduler: seconds to connect and hear the scheduler's handshake
+MAX_REPLICAS = 100_000          # --replicas: Monte Carlo error ~ 1/sqrt(n) is 0.3 % here
+WARN_REPLICAS = 10_000          # --replicas above this: a note of the expected cost first
