@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run the campaign replicas on a Dask cluster, e.g. tcp://head:8786")
     run.add_argument("--plot", metavar="DIR", help="write plots: campaign timeline, time-to-train "
                      "distribution, power over a step and over the campaign")
+    run.add_argument("--calibration", metavar="FILE",
+                     help="efficiencies and error band from `trainsim calibrate` (docs/calibration.md)")
     run.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report (charts, "
                      "tables, inputs, assumptions, validation band) to send to others")
     run.add_argument("--force", action="store_true", help="overwrite existing --trace / --plot / --report files")
@@ -82,15 +84,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
                           value="--fast", expected="either --fast or --trace, not both")
     _check_run_outputs(args)
     scenario = load_scenario(args.workload, cluster=args.cluster, overrides=args.overrides, gpus=args.gpus)
+    from simulator.calibration.bands import band_json, band_text, for_run
+
+    eff, ratios, origin = for_run(args.calibration, scenario)
     if args.workers > 1 or args.scheduler:
         from simulator.explore.executors import executor_for
 
         with executor_for(args.workers, args.scheduler) as pool:
             result = simulate(scenario, engine="analytical" if args.fast else "des", trace=bool(args.trace),
-                              replicas=args.replicas, seed=args.seed, executor=pool, timeline=want_timeline)
+                              replicas=args.replicas, seed=args.seed, executor=pool, timeline=want_timeline,
+                              efficiency=eff)
     else:
         result = simulate(scenario, engine="analytical" if args.fast else "des", trace=bool(args.trace),
-                          replicas=args.replicas, seed=args.seed, timeline=want_timeline)
+                          replicas=args.replicas, seed=args.seed, timeline=want_timeline, efficiency=eff)
+    bands = band_json(result, ratios, origin)
     if args.trace:
         from simulator.report.trace import write_chrome_trace
 
@@ -104,7 +111,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         files = write_run_plots(result, power_model_of(scenario), args.plot)
         print(f"wrote {len(files)} plots to {args.plot}", file=sys.stderr)
-    text = summary(result)
+    text = summary(result) + "\n" + band_text(result, bands)
     if args.report:
         from simulator.metrics.power import power_model_of
         from simulator.report import html
@@ -113,7 +120,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         page = run_page(result, scenario, power_model_of(scenario), args.fast, args.replicas, text)
         print(f"wrote {html.write(page, args.report, args.force)}", file=sys.stderr)
     if args.json:
-        print(json.dumps(result.to_json(), indent=2, default=str))
+        print(json.dumps({**result.to_json(), **bands}, indent=2, default=str))
     else:
         print(text)
     return 0
@@ -176,9 +183,10 @@ def _extensions():
     """Subcommand modules: each exposes register(subparsers), which adds its parsers and sets
     ``func`` (a function of the parsed args returning an exit code) as their default."""
     from simulator.explore import commands as explore_commands
+    from simulator.calibration import commands as calibration_commands
     from simulator.explore import lever_commands
 
-    return [explore_commands.register, lever_commands.register]
+    return [explore_commands.register, lever_commands.register, calibration_commands.register]
 
 
 def main(argv: list[str] | None = None) -> int:

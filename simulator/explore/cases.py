@@ -61,6 +61,8 @@ class SimOptions:
     engine: str = "des"
     replicas: int = 32
     seed: int = 0
+    calibration: tuple = ()          # efficiency pairs of a --calibration file (docs/calibration.md)
+    calibration_cluster: tuple = ()  # (file, cluster name, GPU) it was made for
     campaign: bool = True
 
 
@@ -123,7 +125,12 @@ def evaluate(study: Study, case: Case) -> dict:
     opts = study.options
     try:
         s = scenario_of(study.inputs[case.source], case)
-        eff = DEFAULT.with_(**dict(case.efficiency)) if case.efficiency else DEFAULT
+        if opts.calibration_cluster and (s.cluster.name, s.gpu.name) != tuple(opts.calibration_cluster[1:]):
+            raise ConfigError("calibration made for another cluster", source=opts.calibration_cluster[0],
+                              path="cluster", value=list(opts.calibration_cluster[1:]),
+                              expected=f"{s.cluster.name} / {s.gpu.name} (this case's cluster)")
+        eff = DEFAULT.with_(**dict(opts.calibration)) if opts.calibration else DEFAULT
+        eff = eff.with_(**dict(case.efficiency)) if case.efficiency else eff
         result = simulate(s, efficiency=eff, engine=opts.engine, replicas=opts.replicas, seed=opts.seed,
                           campaign=opts.campaign)
     except InfeasibleError as exc:

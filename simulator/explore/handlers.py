@@ -88,7 +88,11 @@ def charts(args, make_figure, kind: str, question: str, name: str, rows, text: s
 
 
 def options(args) -> SimOptions:
-    return SimOptions(engine="analytical" if args.fast else "des", replicas=args.replicas, seed=args.seed)
+    from simulator.calibration.file import for_study
+
+    calibration, cluster = for_study(getattr(args, "calibration", None))
+    return SimOptions(engine="analytical" if args.fast else "des", replicas=args.replicas, seed=args.seed,
+                      calibration=calibration, calibration_cluster=cluster)
 
 
 def _executor(args):

@@ -43,6 +43,7 @@ def _common(p: argparse.ArgumentParser, replicas: int) -> None:
                    help="seed of the campaign's random streams (default 0)")
     p.add_argument("--fast", action="store_true", help="closed-form step time instead of the step DES")
     p.add_argument("--json", action="store_true", help="print only the JSON result on stdout")
+    p.add_argument("--calibration", metavar="FILE", help="efficiencies from `trainsim calibrate` (docs/calibration.md)")
 
 
 def _optimizer_preset(text: str) -> str:
@@ -116,7 +117,7 @@ def cmd_levers(args: argparse.Namespace) -> int:
                         levers=_levers(args.only))
     rows = evaluate(Path(args.workload), cluster=Path(args.cluster) if args.cluster else None, gpus=args.gpus,
                     overrides=args.overrides, opts=opts, engine="analytical" if args.fast else "des",
-                    replicas=args.replicas, seed=args.seed)
+                    replicas=args.replicas, seed=args.seed, calibration=args.calibration)
     data = [r.to_json() for r in rows]
     text = format_table(data)
     if args.plot or args.report:

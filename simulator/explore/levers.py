@@ -213,11 +213,17 @@ def run_lever(lv: Lever, base: Scenario, workload: Path, cluster: Path | None, g
 
 def evaluate(workload: Path, *, cluster: Path | None = None, gpus: int | None = None,
              overrides: list[str] | None = None, opts: LeverOptions = LeverOptions(),
-             engine: str = "des", replicas: int = 32, seed: int = 0) -> list[LeverRow]:
-    """Baseline, each lever alone, and the per-step levers that apply, combined."""
+             engine: str = "des", replicas: int = 32, seed: int = 0,
+             calibration: str | None = None) -> list[LeverRow]:
+    """Baseline, each lever alone, and the per-step levers that apply, combined; ``calibration``: a
+    file from `trainsim calibrate` whose efficiencies every simulation uses."""
     base_ov = list(overrides or [])
     base = load_scenario(workload, cluster=cluster, overrides=base_ov, gpus=gpus)
     sim = dict(engine=engine, replicas=replicas, seed=seed)
+    if calibration is not None:
+        from simulator.calibration.file import efficiency_for
+
+        sim["efficiency"] = efficiency_for(calibration, base)[0]
     baseline = Lever("baseline", "baseline", ())
     rows = [LeverRow(baseline, row_metrics(simulate(base, **sim)))]
     rows[0].metrics["overrides"] = []

@@ -60,7 +60,7 @@ def _say(text: str, quiet: bool) -> None:
 
 def validate(engine: str = "analytical", eff: Efficiency = DEFAULT, loso: bool = True, whole: bool = True,
              quiet: bool = False) -> Validation:
-    from simulator.explore.progress import progress_bar
+    from simulator.progress import progress_bar
     from simulator.validation.runner import load_rows
 
     rows = load_rows()
