@@ -14,7 +14,7 @@ from simulator.cost.efficiency import DEFAULT, Efficiency
 from simulator.cost.stage import StageTimes, stage_times
 from simulator.model.arch import resolve
 from simulator.model.memory import (
-    FP32_GRAD_COPY_BYTES, GRAD_BYTES, activation_bytes_per_layer, low_precision, stage_params,
+    FP32_GRAD_COPY_BYTES, GRAD_BYTES, low_precision, mean_layer_activation_bytes, stage_params,
 )
 from simulator.model.optimizers import overhead_flops_fraction
 from simulator.model.params import tensors_per_layer
@@ -240,12 +240,9 @@ def offload_exposed(s: Scenario, st: StageTimes) -> float:
     a = resolve(s.workload.model)
     rec = "selective" if lay.recompute == "full" else lay.recompute
     layers = lay.stage_layers[0]
-    n_moe = a.moe_layers_in(layers)
-    per_layer = sum(k * activation_bytes_per_layer(a, lay.micro_batch_size, lay.tp, lay.cp, lay.sequence_parallel,
-                                                   rec, s.workload.training.use_flash_attn, moe=moe,
-                                                   fp8=low_precision(s.workload.training.precision),
-                                                   etp=lay.expert_tp)
-                    for k, moe in ((layers - n_moe, False), (n_moe, True)) if k) / max(layers, 1)
+    per_layer = mean_layer_activation_bytes(a, layers, lay.micro_batch_size, lay.tp, lay.cp, lay.sequence_parallel,
+                                            rec, s.workload.training.use_flash_attn,
+                                            low_precision(s.workload.training.precision), lay.expert_tp)
     off = min(lay.offload_layers, layers) * per_layer   # as model/memory.py counts them
     xfer = off / (s.gpu.host_bandwidth * HOST_DMA_EFFICIENCY)
     return lay.num_microbatches * (max(0.0, xfer - st.fwd) + max(0.0, xfer - st.bwd))

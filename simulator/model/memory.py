@@ -144,6 +144,17 @@ def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequ
     return replicated / rep_div + (attn_split + core) / tp + mlp_split / mlp_tp + full
 
 
+def mean_layer_activation_bytes(a: Arch, layers: int, micro_batch: int, tp: int, cp: int,
+                                sequence_parallel: bool, recompute: str, flash_attention: bool,
+                                fp8: bool = False, etp: int | None = None) -> float:
+    """Activation bytes per layer of a stage of ``layers`` layers, dense and MoE layers at the
+    model's average share, for one microbatch on one GPU."""
+    n_moe = a.moe_layers_in(layers)
+    return sum(k * activation_bytes_per_layer(a, micro_batch, tp, cp, sequence_parallel, recompute,
+                                              flash_attention, moe=moe, fp8=fp8, etp=etp)
+               for k, moe in ((layers - n_moe, False), (n_moe, True)) if k) / max(layers, 1)
+
+
 def in_flight_microbatches(schedule: str, stage: int, pp: int, m: int, vpp: int) -> float:
     """Stage-microbatches of activations a stage holds at its peak, from the schedule's task lists
     (equal chunks; model/schedules.py ``peak_live_layers``)."""
@@ -249,12 +260,10 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
         else:
             grads = grad_b * n
         optim = opt_bytes * (sharded if zero_stage >= 1 else n)
-        n_moe = a.moe_layers_in(layers)
 
         def per_layer_act(rec: str) -> float:
-            return sum(k * activation_bytes_per_layer(a, micro_batch, tp, cp, sequence_parallel, rec,
-                                                      flash_attention, moe=moe, fp8=fp8, etp=etp)
-                       for k, moe in ((layers - n_moe, False), (n_moe, True)) if k) / max(layers, 1)
+            return mean_layer_activation_bytes(a, layers, micro_batch, tp, cp, sequence_parallel, rec,
+                                               flash_attention, fp8, etp)
 
         stored = per_layer_act("selective" if recompute == "full" else recompute)
         full_in = per_layer_act("full") if recompute == "full" else 0.0
