@@ -16,7 +16,6 @@ import argparse
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,13 +25,7 @@ from simulator import load_scenario, simulate  # noqa: E402
 from simulator.validation.runner import load_rows, scenario_of  # noqa: E402
 
 
-def best_of(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+from bench_iteration import timed as best_of  # noqa: E402 (best of `repeat` wall times)
 
 
 def megatron(repeat: int) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.cost.efficiency import DEFAULT, FIT_BOUNDS, Efficiency
-from simulator.validation.fit import GRID_POINTS, Linear, _from_unit, _log_preds, _to_unit, linearise
+from simulator.validation.fit import GRID_POINTS, Linear, _from_unit, _to_unit, linearise, trust_region
 
 PRIOR_WEIGHT = 0.02     # MAPE units per (unit range)^2
 MOVED = 0.01             # a parameter "moved" when it shifts by more than 1 % of its range
@@ -65,22 +65,10 @@ def fit_prior(cases, prior: Efficiency = DEFAULT, names: tuple[str, ...] = tuple
     x = x0.copy() if lin is None else lin.x.copy()
     lin = lin or linearise(cases, prior, names, x)
     best = float(_score(lin.p0[:, None], log_meas, x[:, None], x0, weight)[0])
-    radius = 0.5
-    for k in range(rounds):
-        z = _surrogate(lin, log_meas, x0, radius, weight)
-        if np.allclose(z, x):
-            if radius < 1e-3:
-                break
-            radius /= 2
-            continue
-        pz = _log_preds(cases, _from_unit(prior, names, z))
-        score = float(_score(pz[:, None], log_meas, z[:, None], x0, weight)[0])
-        if score < best - 1e-7:
-            x, best = z, score
-            if k + 1 < rounds:
-                lin = linearise(cases, prior, names, x, pz)
-        else:
-            radius /= 2
+    x, lin = trust_region(cases, prior, names, x, lin, best,
+                          lambda ln, r: _surrogate(ln, log_meas, x0, r, weight),
+                          lambda pz, z: float(_score(pz[:, None], log_meas, z[:, None], x0, weight)[0]),
+                          rounds, 1e-7, shrink_on_stall=True)
     return _from_unit(prior, names, x), lin
 
 

@@ -105,6 +105,34 @@ def _surrogate_min(lin: Linear, log_pub: np.ndarray, radius: float, w: np.ndarra
     return z
 
 
+def trust_region(cases, base: Efficiency, names: tuple[str, ...], x: np.ndarray, lin: Linear, best: float,
+                 surrogate, score, rounds: int, tol: float, shrink_on_stall: bool = False,
+                 on_round=None) -> tuple[np.ndarray, Linear]:
+    """The trust-region loop both fits share: minimise the linearised ``surrogate(lin, radius)``,
+    keep its step when the true ``score(log_preds, z)`` improves by more than ``tol`` (then
+    re-linearise there), halve the radius otherwise. A step that does not move ends the loop, or
+    with ``shrink_on_stall`` halves the radius until it is below 1e-3."""
+    radius = 0.5
+    for k in range(rounds):
+        z = surrogate(lin, radius)
+        if np.allclose(z, x):
+            if not shrink_on_stall or radius < 1e-3:
+                break
+            radius /= 2
+            continue
+        pz = _log_preds(cases, _from_unit(base, names, z))
+        value = score(pz, z)
+        if on_round:
+            on_round(k, value, best)
+        if value < best - tol:
+            x, best = z, value
+            if k + 1 < rounds:
+                lin = linearise(cases, base, names, x, pz)
+        else:
+            radius /= 2
+    return x, lin
+
+
 def fit(cases: list[Case], start: Efficiency = DEFAULT, names: tuple[str, ...] = tuple(FIT_BOUNDS),
         rounds: int = 4, lin: Linear | None = None, out=None) -> tuple[Efficiency, Linear]:
     """Minimise the MAPE over ``cases``; returns the best parameters and the last linear model."""
@@ -114,21 +142,15 @@ def fit(cases: list[Case], start: Efficiency = DEFAULT, names: tuple[str, ...] =
     p = _log_preds(cases, _from_unit(start, names, x)) if lin is None else None
     lin = lin or linearise(cases, start, names, x, p)
     best = float(_objective(lin.p0[:, None], log_pub, w)[0])
-    radius = 0.5
-    for k in range(rounds):
-        z = _surrogate_min(lin, log_pub, radius, w)
-        if np.allclose(z, x):
-            break
-        pz = _log_preds(cases, _from_unit(start, names, z))
-        score = float(_objective(pz[:, None], log_pub, w)[0])
+
+    def report(k: int, value: float, was: float) -> None:
         if out:
-            print(f"  round {k + 1}: MAPE {100 * score:.2f} % (was {100 * best:.2f} %)", file=out)
-        if score < best - 1e-6:
-            x, best = z, score
-            if k + 1 < rounds:
-                lin = linearise(cases, start, names, x, pz)
-        else:
-            radius /= 2
+            print(f"  round {k + 1}: MAPE {100 * value:.2f} % (was {100 * was:.2f} %)", file=out)
+
+    x, lin = trust_region(cases, start, names, x, lin, best,
+                          lambda ln, r: _surrogate_min(ln, log_pub, r, w),
+                          lambda pz, z: float(_objective(pz[:, None], log_pub, w)[0]),
+                          rounds, 1e-6, on_round=report)
     return _from_unit(start, names, x), lin
 
 
