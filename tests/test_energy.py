@@ -47,7 +47,7 @@ def test_stage_levels_prefer_compute_over_communication():
 
 
 def test_campaign_energy_is_the_integral_of_its_power_curve(scenario):
-    s = scenario("llama3-405b")
+    s = scenario("llama3-405b", "phases=null")          # one phase: one set of power levels
     r = simulate(s, replicas=1, seed=3, timeline=True)
     p, e = power_model_of(s), r.energy
     level = {"up": e.step_power_w["avg"], "checkpoint": p.facility(p.gpus * p.gpu_watts(0)),

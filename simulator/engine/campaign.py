@@ -57,16 +57,19 @@ class CampaignResult:
     estimated_time_to_train_days: float | None = None   # analytic (exponential failures)
     max_wall_days: float | None = None                  # the cap each replica ran under
     spare_nodes: int = 0                                # the pool (dedicated + idle nodes)
+    idle_spare_nodes: int = 0                           # of spare_nodes: idle cluster nodes
     checkpoint_load_s: float = 0.0
     simulated: bool = True                              # False: decided up front
     warnings: tuple = ()
+    phases: tuple = ()            # a run of training phases: each phase's CampaignResult (engine/phases.py)
 
     @property
     def finishes(self) -> bool:
         return self.time_to_train_days_p50 is not None
 
     def to_json(self) -> dict:
-        out = {k: v for k, v in self.__dict__.items() if k not in ("timeline",)}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("timeline", "phases")}
+        out["phases"] = [p.to_json() for p in self.phases]
         out["warnings"] = list(self.warnings)
         out["time_to_train_days_samples"] = list(self.time_to_train_days_samples)
         out["ettr_samples"] = list(self.ettr_samples)
@@ -128,6 +131,7 @@ def summarize(params: CampaignParams, outcomes: list[ReplicaOutcome], seed: int)
         checkpoint_blocking_s=ck.blocking_s, restart_s=params.restart_s,
         estimated_time_to_train_days=_finite(params.estimate_s / DAY),
         max_wall_days=params.give_up_s / DAY, spare_nodes=params.spare_nodes,
+        idle_spare_nodes=params.idle_spare_nodes,
         checkpoint_load_s=params.checkpoint_load_s)
     if not outcomes:                                  # decided up front: nothing simulated
         wall = min(params.estimate_s, params.give_up_s)

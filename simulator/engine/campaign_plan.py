@@ -52,6 +52,7 @@ class CampaignParams:
     straggler_slowdown: float
     straggler_time_to_detect_s: float
     jitter_slowdown: float = 1.0       # slowest-of-dp per-step jitter, on every step
+    idle_spare_nodes: int = 0          # of spare_nodes: idle cluster nodes (idle_nodes_as_spares)
     horizon_s: float | None = None
     give_up_s: float = math.inf        # the cap: beyond it a replica "does not finish"
     max_events: int = MAX_EVENTS       # interruptions a replica may simulate
@@ -127,15 +128,23 @@ def campaign_params(s: Scenario, step_time_s: float, *, train_steps: int | None 
     k = min(train_steps, max(1, round(min(interval / step_time_s, 1e18))))
     ck = CheckpointModel(size, write, blocking, is_async, k, step_time_s, train_steps)
 
-    idle = max(0, s.cluster.num_nodes - num_nodes) if rel.idle_nodes_as_spares else 0
-    cap = rel.max_wall_factor * work if rel.max_wall_time is None else rel.max_wall_time
+    dedicated = spare_pool_nodes(rel, num_nodes)
+    # the cluster's nodes the job leaves idle also serve as spares; the dedicated pool is counted
+    # among them when the cluster has room for it (reliability.spare_nodes <= num_nodes)
+    idle = max(0, s.cluster.num_nodes - num_nodes - dedicated) if rel.idle_nodes_as_spares else 0
+    # the cap: max_wall_factor x the ideal time, and never less than that many recoveries, so that
+    # a short run (a few steps of an annealing phase) is not "hopeless" because one failure's
+    # recovery outlasts ten times its work
+    recovery = rel.mean_time_to_detect + rel.restart_time + rel.communicator_init_per_gpu * num_gpus + load
+    cap = (rel.max_wall_factor * max(work, recovery) if rel.max_wall_time is None
+           else rel.max_wall_time)
     p = CampaignParams(
         checkpoint=ck, classes=classes, num_gpus=num_gpus, num_nodes=num_nodes, dp=s.layout.dp,
         mean_time_to_detect_s=rel.mean_time_to_detect, restart_time_s=rel.restart_time,
         communicator_init_s=rel.communicator_init_per_gpu * num_gpus,
         checkpoint_load_s=load,
         save_s=(blocking + write) if is_async else write, repair_s=rel.repair_time,
-        spare_nodes=spare_pool_nodes(rel, num_nodes) + idle,
+        spare_nodes=dedicated + idle, idle_spare_nodes=idle,
         continue_on_fewer_replicas=rel.continue_on_fewer_replicas,
         weibull_shape=rel.weibull_shape,
         planned_rate_per_s=rel.planned_maintenance_per_node_hour * num_nodes / HOUR,
