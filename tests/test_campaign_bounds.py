@@ -158,3 +158,21 @@ def test_step_jitter_stretches_every_step_by_the_slowest_replica():
     f = 1 + 0.02 * expected_max_normal(s.layout.dp)
     assert res.time_to_train_days == pytest.approx(1000 * STEP * f / DAY)
     assert res.time_lost_s["stragglers"] == pytest.approx(1000 * STEP * (f - 1))
+
+
+def test_more_data_parallel_replicas_are_never_faster_under_jitter_and_stragglers():
+    """Every step waits for the slowest of the DP replicas: with per-step jitter and stragglers on,
+    the same work on more replicas (same step time) never finishes sooner."""
+    from simulator.engine.campaign import expected_max_normal
+    ns = [1, 2, 3, 8, 64, 1000, 10**6]
+    assert [expected_max_normal(n) for n in ns] == sorted(expected_max_normal(n) for n in ns)
+    quiet = [R + k + "=0" for k in ("gpu_failures_per_gpu_hour", "host_failures_per_node_hour",
+             "network_failures_per_node_hour", "software_failures_per_node_hour",
+             "planned_maintenance_per_node_hour")]
+    noisy = quiet + [R + "step_jitter=0.02", R + "straggler_rate_per_node_hour=1e-4", "phases=null"]
+    walls = []
+    for gpus in (2048, 4096, 8192, 16384):
+        s = load_scenario(LLAMA, overrides=noisy, gpus=gpus)
+        p = campaign_params(s, STEP, train_steps=20_000)
+        walls.append((p.jitter_slowdown, expected_wall_s(p)))
+    assert walls == sorted(walls)
