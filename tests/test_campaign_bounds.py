@@ -152,7 +152,7 @@ def test_step_jitter_stretches_every_step_by_the_slowest_replica():
     assert expected_max_normal(2) == pytest.approx(1 / math.sqrt(math.pi), rel=0.06)   # exact 0.564
     quiet = [R + k + "=0" for k in ("gpu_failures_per_gpu_hour", "host_failures_per_node_hour",
              "network_failures_per_node_hour", "software_failures_per_node_hour",
-             "planned_maintenance_per_node_hour")]
+             "planned_maintenance_per_node_hour", "straggler_rate_per_node_hour")]
     s = load_scenario(LLAMA, overrides=quiet + [R + "step_jitter=0.02"])
     res = run_campaign(s, STEP, replicas=1, seed=0, train_steps=1000)
     f = 1 + 0.02 * expected_max_normal(s.layout.dp)
@@ -168,7 +168,7 @@ def test_more_data_parallel_replicas_are_never_faster_under_jitter_and_straggler
     assert [expected_max_normal(n) for n in ns] == sorted(expected_max_normal(n) for n in ns)
     quiet = [R + k + "=0" for k in ("gpu_failures_per_gpu_hour", "host_failures_per_node_hour",
              "network_failures_per_node_hour", "software_failures_per_node_hour",
-             "planned_maintenance_per_node_hour")]
+             "planned_maintenance_per_node_hour", "straggler_rate_per_node_hour")]
     noisy = quiet + [R + "step_jitter=0.02", R + "straggler_rate_per_node_hour=1e-4", "phases=null"]
     walls = []
     for gpus in (2048, 4096, 8192, 16384):

@@ -20,7 +20,8 @@ DAY = 86400.0
 R = "cluster.reliability."
 QUIET = [R + k + "=0" for k in (
     "gpu_failures_per_gpu_hour", "host_failures_per_node_hour", "network_failures_per_node_hour",
-    "software_failures_per_node_hour", "planned_maintenance_per_node_hour")]
+    "software_failures_per_node_hour", "planned_maintenance_per_node_hour",
+    "straggler_rate_per_node_hour")]
 
 
 def _raw(phases, **top):
