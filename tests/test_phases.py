@@ -148,3 +148,21 @@ def test_405b_schedule_json_and_text(capsys):
     out = capsys.readouterr().out
     assert "phases           1. batch 4M, seq 4K: 8,192 GPUs" in out
     assert not re.search(r"\bnan\b", out, re.IGNORECASE)
+
+
+PHASED_8B = ["--set", "phases=[{train_tokens: 1T, seq_length: 4096, num_gpus: 128}, {name: rest}]"]
+
+
+def test_studies_keep_working_on_a_phased_workload(capsys):
+    """size's failure-free bound sums the phases; a layout search explores the top level alone."""
+    w = str(WORKLOADS / "llama3-8b.yaml")
+    assert main(["size", w, "--deadline", "400d", "--fast", "--replicas", "2", "--counts", "256,512",
+                 "--json", "--no-progress", *PHASED_8B]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert all(r["closed_form_days"] and r["time_to_train_days_p50"] >= r["closed_form_days"] for r in rows)
+    assert main(["search", w, "--gpus", "64", "--fast", "--replicas", "2", "--no-progress", "--top", "2",
+                 *PHASED_8B]) == 0
+    assert "best:" in capsys.readouterr().out
+    assert main(["compare", w, "--vary", "training.train_tokens=2T,15T", "--fast", "--replicas", "2",
+                 "--no-progress", *PHASED_8B]) == 0
+    assert not re.search(r"\bnan\b", capsys.readouterr().out, re.IGNORECASE)
