@@ -176,3 +176,15 @@ def test_more_data_parallel_replicas_are_never_faster_under_jitter_and_straggler
         p = campaign_params(s, STEP, train_steps=20_000)
         walls.append((p.jitter_slowdown, expected_wall_s(p)))
     assert walls == sorted(walls)
+
+
+def test_compare_and_sweep_never_print_nan_for_a_campaign_that_does_not_finish(capsys, tmp_path):
+    w = str(WORKLOADS / "llama3-8b.yaml")
+    hopeless = R + "gpu_failures_per_gpu_hour=0.0001,1"
+    assert main(["compare", w, "--vary", hopeless, "--fast", "--replicas", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert not NAN.search(out)
+    csv = tmp_path / "s.csv"
+    assert main(["sweep", w, "--grid", hopeless, "--fast", "--replicas", "2", "--no-progress",
+                 "--out", str(csv)]) == 0
+    assert not NAN.search(capsys.readouterr().out) and not NAN.search(csv.read_text())
