@@ -166,3 +166,10 @@ def test_studies_keep_working_on_a_phased_workload(capsys):
     assert main(["compare", w, "--vary", "training.train_tokens=2T,15T", "--fast", "--replicas", "2",
                  "--no-progress", *PHASED_8B]) == 0
     assert not re.search(r"\bnan\b", capsys.readouterr().out, re.IGNORECASE)
+
+
+def test_a_null_in_a_phase_clears_the_top_level_value():
+    s = load_scenario(WORKLOADS / "llama3-405b.yaml", overrides=[
+        "phases=[{name: flat, train_iters: 10, parallelism: {virtual_pipeline_model_parallel_size: null}}]",
+        "training.train_tokens=null"])
+    assert s.layout.vpp == 2 and s.phases[0][1].layout.vpp == 1

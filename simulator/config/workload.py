@@ -197,7 +197,7 @@ class MemoryConfig(Strict):
 # A phase's parallelism: any ParallelismConfig key; one left out is the top level's value
 PhaseParallelismConfig = create_model(
     "PhaseParallelismConfig", __base__=Strict,
-    **{name: (info.rebuild_annotation() | None, None)
+    **{name: (info.rebuild_annotation() if info.default is None else info.rebuild_annotation() | None, None)
        for name, info in ParallelismConfig.model_fields.items()})
 
 
