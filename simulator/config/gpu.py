@@ -43,6 +43,10 @@ class GPUSpec(Strict):
     # streaming multiprocessors (AMD: compute units): GEMM tiles run in waves of this many
     # (cost/compute.py); null = no wave quantisation
     sm_count: int | None = Field(default=None, ge=1)
+    # exponentials per second the special-function units (MUFU.EX2) issue, the whole GPU: flash
+    # attention's softmax pays one per score it computes, forward and backward (cost/compute.py);
+    # null = not published, the softmax is costed by its matmuls alone
+    sfu_exp_rate: float | None = Field(default=None, gt=0)
     source: str = ""
 
     @model_validator(mode="after")

@@ -5,7 +5,7 @@ from dataclasses import dataclass, replace
 
 from simulator.config.scenario import Scenario
 from simulator.cost import comm
-from simulator.cost.compute import ops_time
+from simulator.cost.compute import QUANTIZE_SUFFIX, ops_time, quantize_ops
 from simulator.cost.efficiency import Efficiency
 from simulator.model.arch import Arch, resolve
 from simulator.model.recompute import recomputed_fraction
@@ -57,6 +57,7 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
     lay, prec = s.layout, s.workload.training.precision
     gpu = s.gpu
     ops: list[Op] = layer_ops(a, sh, moe=moe)
+    ops += quantize_ops(ops, prec, lay.num_microbatches)
     f = ops_time(ops, gpu, prec, eff)
     b = ops_time(ops, gpu, prec, eff, backward=True)
     attn_f = ops_time(ops, gpu, prec, eff, only_attention_core=True)
@@ -98,7 +99,8 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
     elif lay.recompute == "selective":
         rec = attn_f
     elif lay.recompute == "selective_op":   # norms and activation functions rerun (memory-bound ops)
-        rec = ops_time([o for o in ops if o.kind == "memory"], gpu, prec, eff)
+        rec = ops_time([o for o in ops if o.kind == "memory" and not o.name.endswith(QUANTIZE_SUFFIX)],
+                       gpu, prec, eff)
     return StageTimes(f + b, rec, tp_f + tp_b, cp_f + cp_b, ep_f + ep_b,
                       f + tp_f + cp_f + ep_f, b + rec + tp_b + cp_b + ep_b, wgrad)
 
