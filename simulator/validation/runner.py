@@ -204,6 +204,10 @@ def workload_of(row: dict) -> dict:
             parallel["decoder_first_pipeline_num_layers"] = edge
             parallel["decoder_last_pipeline_num_layers"] = edge
     precision = row["precision"].rstrip("?") or "bf16"
+    if row["source"] == "megatron-bridge" and precision == "fp8":
+        # the 26.02 table prints "FP8" without its scaling; that release's FP8 presets are per-tensor
+        # current scaling (scripts/performance/configs@9c9dd848 (v0.3.1): ..._FP8_CS_V2 presets)
+        precision = "fp8_cs"
     return {
         "name": row["run"], "num_gpus": int(row["num_gpus"]), "model": _model_of(row),
         "training": {"global_batch_size": int(row["global_batch_size"]), "precision": precision,
