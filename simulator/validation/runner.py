@@ -332,6 +332,14 @@ class Case:
     def source(self) -> str:
         return self.row["source"]
 
+    @property
+    def in_fit(self) -> bool:
+        """Whether the global efficiencies are fitted on this row: every expressible dense row. MoE
+        rows are predicted (in-sample and leave-one-source-out alike) but not fitted on: their errors
+        come from the MoE model (grouped GEMMs of small experts, dispatch, router and permutation
+        kernels, host overhead), which the global dense efficiencies must not be bent to absorb."""
+        return not resolve(self.scenario.workload.model).is_moe
+
     def predict(self, eff: Efficiency = DEFAULT, engine: str = "analytical") -> Row:
         return predict(self.row, eff, engine, self.scenario)
 
