@@ -12,7 +12,7 @@ from simulator.validation.runner import Row, Skipped, cases, mape, whole_run_row
 
 @dataclass
 class Validation:
-    rows: list[Row]                 # in-sample: the shipped parameters (fitted on every source)
+    rows: list[Row]                 # in-sample: the shipped parameters (fitted on every source's dense rows)
     held: dict[str, Row]            # run key -> the row predicted with its source left out of the fit
     refits: dict[str, Efficiency]   # source -> parameters fitted without it
     skipped: list[Skipped]
