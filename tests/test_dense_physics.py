@@ -25,7 +25,18 @@ from simulator.model.precision import QUANTIZATION
     ("mxfp4", 2 + 2 * (0.5 + 1 / 32)),
 ])
 def test_quantize_bytes_per_element_by_hand(precision, per_element):
-    assert QUANTIZATION[precision].bytes_per_element == pytest.approx(per_element)
+    assert QUANTIZATION[precision].bytes_per_element() == pytest.approx(per_element)
+
+
+@pytest.mark.parametrize("precision, per_element", [
+    ("fp8", 2 + 1), ("fp8_cs", 2 + 2 + 1),          # Blackwell: one FP8 copy serves both GEMMs
+    ("fp8_mx", 2 + 2 * (1 + 1 / 32)),                # block scales run along K: two quantizations
+    ("nvfp4", 2 + 2 + 2 + 2 * (0.5 + 1 / 16)),
+])
+def test_per_tensor_fp8_needs_no_transpose_on_blackwell(precision, per_element):
+    assert QUANTIZATION[precision].bytes_per_element(any_layout=True) == pytest.approx(per_element)
+    assert catalog_gpu("b200").fp8_any_layout and catalog_gpu("gb300").fp8_any_layout
+    assert not catalog_gpu("h100-sxm").fp8_any_layout and not catalog_gpu("mi300x").fp8_any_layout
 
 
 def test_quantize_ops_bytes_by_hand():
@@ -45,6 +56,8 @@ def test_quantize_kernel_is_memory_bound():
     (q,) = quantize_ops([gemm("qkv", 4096, 4096, 6144, 2.0, linear=True)], "fp8", microbatches=1)
     expect = q.bytes / (gpu.hbm_bandwidth * DEFAULT.memory) + DEFAULT.kernel_overhead
     assert op_time(q, gpu, "fp8", DEFAULT) == pytest.approx(expect)
+    (b,) = quantize_ops([gemm("qkv", 4096, 4096, 6144, 2.0, linear=True)], "fp8", microbatches=1, any_layout=True)
+    assert b.bytes == pytest.approx(q.bytes * 3 / 4)   # 2 + 1 bytes per element instead of 2 + 2
 
 
 def test_softmax_exponentials_by_hand():

@@ -114,7 +114,7 @@ def ops_time(ops: list[Op], gpu: GPUSpec, precision: str, eff: Efficiency, backw
 QUANTIZE_SUFFIX = "_quantize"
 
 
-def quantize_ops(ops: list[Op], precision: str, microbatches: int = 1) -> list[Op]:
+def quantize_ops(ops: list[Op], precision: str, microbatches: int = 1, any_layout: bool = False) -> list[Op]:
     """The memory-bound cast kernels a low-precision recipe adds around each linear-layer GEMM.
 
     Forward: the GEMM's input (m x k) is quantized (model.precision.Quantization: amax pass, cast,
@@ -122,11 +122,12 @@ def quantize_ops(ops: list[Op], precision: str, microbatches: int = 1) -> list[O
     and wgrad GEMMs. The weight (k x n) is quantized once per step and reused by every microbatch
     (Transformer Engine caches it from the first microbatch), so each microbatch carries 1 /
     ``microbatches`` of it. One kernel per quantized tensor (TE's fused cast-transpose). Attention,
-    the router and the output layer stay bf16: no casts."""
+    the router and the output layer stay bf16: no casts. ``any_layout``: the GPU's FP8 GEMMs take
+    non-TN operands (GPUSpec.fp8_any_layout), so per-tensor FP8 writes one copy."""
     q = quantization(precision)
     if q is None:
         return []
-    per = q.bytes_per_element
+    per = q.bytes_per_element(any_layout)
     out = []
     for op in ops:
         if not (op.linear and op.kind == "gemm" and op.shape is not None):

@@ -58,7 +58,7 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
     lay, prec = s.layout, s.workload.training.precision
     gpu = s.gpu
     ops: list[Op] = layer_ops(a, sh, moe=moe)
-    ops += quantize_ops(ops, prec, lay.num_microbatches)
+    ops += quantize_ops(ops, prec, lay.num_microbatches, gpu.fp8_any_layout)
     f = ops_time(ops, gpu, prec, eff)
     b = ops_time(ops, gpu, prec, eff, backward=True)
     attn_f = ops_time(ops, gpu, prec, eff, only_attention_core=True)

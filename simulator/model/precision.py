@@ -30,7 +30,8 @@ def is_low_precision(precision: str) -> bool:
 class Quantization:
     """What Transformer Engine's recipe for a precision writes and reads to quantize one bf16 tensor
     for the low-precision GEMMs (both orientations: the forward / dgrad GEMM reads it row-wise, the
-    wgrad GEMM column-wise, so every quantized tensor is written twice).
+    wgrad GEMM column-wise, so a quantized tensor is written twice, except per-tensor FP8 on GPUs
+    whose FP8 GEMMs take any layout).
 
     ``payload``: bytes per element of the quantized data; ``scale``: bytes of block scale per element
     (MXFP8 / MXFP4: one E8M0 byte per 32 elements; NVFP4: one E4M3 byte per 16); ``amax_pass``: the
@@ -45,11 +46,20 @@ class Quantization:
         self.payload, self.scale, self.amax_pass, self.hadamard_pass = payload, scale, amax_pass, hadamard_pass
 
     @property
-    def bytes_per_element(self) -> float:
+    def per_tensor(self) -> bool:
+        """One scale for the whole tensor (no block scales)."""
+        return self.scale == 0.0
+
+    def bytes_per_element(self, any_layout: bool = False) -> float:
         """HBM bytes per element of the bf16 source: read it (again for the amax and the Hadamard
-        pass), write both orientations with their scales."""
+        pass), write both orientations with their scales. With ``any_layout`` (Blackwell: FP8 GEMMs
+        take non-TN operands) a per-tensor FP8 tensor is written once and serves both GEMMs
+        (Transformer Engine allocates no transpose there: tensor/float8_tensor.py @ d0067d0d); block
+        formats scale along the GEMM's reduction axis, so their column-wise copy is a separate
+        quantization on every GPU."""
         reads = 2.0 * (1 + self.amax_pass + self.hadamard_pass)
-        return reads + 2.0 * (self.payload + self.scale)
+        copies = 1 if (any_layout and self.per_tensor) else 2
+        return reads + copies * (self.payload + self.scale)
 
 
 # training.precision -> its quantization (Transformer Engine recipes, as Megatron-Bridge / NeMo name them)
