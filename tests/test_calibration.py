@@ -68,7 +68,7 @@ def test_prior_leaves_uninformed_parameters_alone(tmp_path):
     truth = DEFAULT.with_(gemm=0.76)
     rows = read_measured(synthetic(tmp_path, truth), H100)
     cal = calibrate(rows)
-    assert cal.efficiency.fp8_gemm == DEFAULT.fp8_gemm
+    assert cal.efficiency.fp8_gemm == pytest.approx(DEFAULT.fp8_gemm, abs=1e-12)   # [0, 1] round trip
     assert "gemm" in cal.moved
     assert abs(cal.efficiency.gemm - 0.76) < 0.03
     assert np.mean([abs(r.error) for r in cal.rows]) < np.mean([abs(r.error) for r in cal.before])
