@@ -13,7 +13,8 @@ class Efficiency:
     # Fraction of the catalog's best measured matmul throughput (GPUSpec.max_gemm_fraction x peak)
     # that training GEMMs reach (shapes, wave quantisation, epilogues). Fitted.
     gemm: float = 0.852
-    # Attention kernels (flash or unfused batched matmuls) relative to the GEMM rate. Fitted.
+    # Attention kernels' matmuls (flash or unfused batched) relative to the GEMM rate; a fused kernel's
+    # softmax exponentials are costed on their own at the SFU rate (cost/compute.softmax_time). Fitted.
     attention: float = 0.533
     # Fixed cost per kernel launch and tail (launch gaps, synchronisation, wave tails), added to the
     # roofline time of every kernel. Fitted.
