@@ -229,7 +229,9 @@ def test_low_precisions_speed_up_on_blackwell(capsys):
     b = ["--cluster", "topologies/dgx-b200.yaml"]
     bf16, mx, fp4 = (_step(capsys, *b, "--set", f"training.precision={p}") for p in ("bf16", "fp8_mx", "nvfp4"))
     assert fp4 < mx < bf16
-    assert _step(capsys, "--set", "training.precision=fp8_cs") == _step(capsys, "--set", "training.precision=fp8")
+    # same FP8 GEMMs; current scaling pays one more read of each quantized tensor (its amax pass)
+    cs, ds = _step(capsys, "--set", "training.precision=fp8_cs"), _step(capsys, "--set", "training.precision=fp8")
+    assert ds < cs < 1.05 * ds
 
 
 def test_unsupported_precision_names_the_gpu_and_its_precisions(tmp_path, capsys):

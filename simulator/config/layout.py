@@ -165,6 +165,10 @@ def _check_parallel(w: WorkloadConfig, where) -> None:
     if cp > 1 and arch.seq % (2 * cp):
         _fail(where, P + "context_parallel_size", f"2 x context_parallel_size must divide seq_length={arch.seq} "
               "(causal load balancing splits the sequence into 2 x CP chunks)", cp, "a CP with seq % (2*CP) == 0")
+    if cp > 1 and par.cp_comm_type == "a2a" and (arch.heads // tp) % cp:
+        _fail(where, P + "cp_comm_type", f"a2a (Ulysses) context parallelism shards the {arch.heads // tp} "
+              f"attention heads of a TP rank over context_parallel_size={cp}, which does not divide them",
+              par.cp_comm_type, "p2p or all_gather, or a CP that divides num_attention_heads / TP")
     if ep > 1 and not arch.is_moe:
         _fail(where, P + "expert_model_parallel_size", "expert parallelism needs an MoE model (model.moe)",
               ep, "1 for a dense model")

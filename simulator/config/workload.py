@@ -126,6 +126,10 @@ class ParallelismConfig(Strict):
     pipeline_model_parallel_size: PosInt = 1
     virtual_pipeline_model_parallel_size: PosInt | None = None
     context_parallel_size: PosInt = 1
+    # how context parallelism exchanges keys and values (Megatron-Core cp_comm_type): p2p (ring
+    # attention, KV blocks passed rank to rank behind each step's attention), all_gather (gather the
+    # whole sequence's K/V first), a2a (Ulysses all-to-all between sequence and head sharding)
+    cp_comm_type: Literal["p2p", "all_gather", "a2a"] = "p2p"
     expert_model_parallel_size: PosInt = 1
     data_parallel_size: IntOrAuto = "auto"
     sequence_parallel: bool = False

@@ -15,7 +15,7 @@ import math
 from simulator.config.gpu import GPUSpec
 from simulator.cost.efficiency import Efficiency
 from simulator.model.ops import Op
-from simulator.model.precision import is_low_precision
+from simulator.model.precision import is_low_precision, quantization
 
 # Output tile of a bf16/fp8 training GEMM: 128 x 128 (CUTLASS's default Hopper/Ampere tensor-core tile,
 # the median cuBLAS heuristic choice for transformer shapes; NVIDIA's GEMM guide uses 128 x 128 for its
@@ -85,10 +85,55 @@ def op_time(op: Op, gpu: GPUSpec, precision: str, eff: Efficiency, backward: boo
     if op.shape is not None:
         slow = _backward_shape_factor(op, gpu.sm_count) if backward else 1.0 / shape_efficiency(*op.shape, gpu.sm_count)
         comp *= slow
+    comp += softmax_time(op, gpu)
     return (max(comp, mem) + overhead) * op.count
+
+
+def softmax_time(op: Op, gpu: GPUSpec) -> float:
+    """Seconds the special-function units spend on a fused attention kernel's exponentials (one
+    pass: the forward, or the backward's recomputation of the probabilities).
+
+    Within a tile the softmax sits between the two matmuls (S = QK^T, then P = exp(S - max), then
+    PV): the tensor cores wait for the exponentials, so their time adds to the matmul time rather
+    than hiding under it (NVIDIA, "Making Softmax More Efficient with NVIDIA Blackwell Ultra", 2025:
+    on GB200 the second matmul waits for MUFU.EX2; FlashAttention-4, Zadouri et al. 2025: on B200
+    the exponential unit (16/clk/SM) needs as many cycles as the 128 x 128 x 128 tile's matmuls).
+    At the SFU's issue rate (GPUSpec.sfu_exp_rate, a hardware throughput: no efficiency applied);
+    nothing when the catalog has no figure."""
+    if not op.exps or not gpu.sfu_exp_rate:
+        return 0.0
+    return op.exps / gpu.sfu_exp_rate
 
 
 def ops_time(ops: list[Op], gpu: GPUSpec, precision: str, eff: Efficiency, backward: bool = False,
              only_attention_core: bool = False) -> float:
     return sum(op_time(op, gpu, precision, eff, backward) for op in ops
                if op.attention_core or not only_attention_core)
+
+
+QUANTIZE_SUFFIX = "_quantize"
+
+
+def quantize_ops(ops: list[Op], precision: str, microbatches: int = 1, any_layout: bool = False) -> list[Op]:
+    """The memory-bound cast kernels a low-precision recipe adds around each linear-layer GEMM.
+
+    Forward: the GEMM's input (m x k) is quantized (model.precision.Quantization: amax pass, cast,
+    both orientations, block scales); backward: the output gradient (m x n) likewise, for the dgrad
+    and wgrad GEMMs. The weight (k x n) is quantized once per step and reused by every microbatch
+    (Transformer Engine caches it from the first microbatch), so each microbatch carries 1 /
+    ``microbatches`` of it. One kernel per quantized tensor (TE's fused cast-transpose). Attention,
+    the router and the output layer stay bf16: no casts. ``any_layout``: the GPU's FP8 GEMMs take
+    non-TN operands (GPUSpec.fp8_any_layout), so per-tensor FP8 writes one copy."""
+    q = quantization(precision)
+    if q is None:
+        return []
+    per = q.bytes_per_element(any_layout)
+    out = []
+    for op in ops:
+        if not (op.linear and op.kind == "gemm" and op.shape is not None):
+            continue
+        m, k, n = op.shape
+        fwd = per * (m * k + k * n / max(microbatches, 1))
+        bwd = per * m * n
+        out.append(Op(op.name + QUANTIZE_SUFFIX, "memory", 0.0, fwd, bwd_factor=bwd / fwd, count=op.count))
+    return out

@@ -5,7 +5,8 @@ from dataclasses import dataclass, replace
 
 from simulator.config.scenario import Scenario
 from simulator.cost import comm
-from simulator.cost.compute import ops_time
+from simulator.cost.context import cp_exposed
+from simulator.cost.compute import QUANTIZE_SUFFIX, ops_time, quantize_ops
 from simulator.cost.efficiency import Efficiency
 from simulator.model.arch import Arch, resolve
 from simulator.model.recompute import recomputed_fraction
@@ -57,6 +58,7 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
     lay, prec = s.layout, s.workload.training.precision
     gpu = s.gpu
     ops: list[Op] = layer_ops(a, sh, moe=moe)
+    ops += quantize_ops(ops, prec, lay.num_microbatches, gpu.fp8_any_layout)
     f = ops_time(ops, gpu, prec, eff)
     b = ops_time(ops, gpu, prec, eff, backward=True)
     attn_f = ops_time(ops, gpu, prec, eff, only_attention_core=True)
@@ -78,11 +80,8 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
         tp_b += RS_OVERLAPPED_BWD * lin_b * steal / (1 - steal)
     else:
         tp_f = tp_b = tp_one
-    cp_f = cp_b = 0.0
-    if lay.cp > 1:
-        kv = tokens * a.kv_exchange_width / lay.tp * sh.act_bytes
-        ring = (lay.cp - 1) * comm.send_recv(lay.tp, kv, tiers, peers=lay.cp)
-        cp_f, cp_b = max(0.0, ring - attn_f), max(0.0, 2 * ring - attn_b)
+    cp_f, cp_b = cp_exposed(s.workload.parallelism.cp_comm_type, lay, tiers, tokens, a.kv_exchange_width,
+                            a.q_width, a.attn_width, sh.act_bytes, attn_f, attn_b)
     ep_f = ep_b = 0.0
     if moe and lay.ep > 1:
         routed = tokens * a.topk * a.hidden * sh.act_bytes / (lay.tp if lay.sequence_parallel else 1)
@@ -98,7 +97,8 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
     elif lay.recompute == "selective":
         rec = attn_f
     elif lay.recompute == "selective_op":   # norms and activation functions rerun (memory-bound ops)
-        rec = ops_time([o for o in ops if o.kind == "memory"], gpu, prec, eff)
+        rec = ops_time([o for o in ops if o.kind == "memory" and not o.name.endswith(QUANTIZE_SUFFIX)],
+                       gpu, prec, eff)
     return StageTimes(f + b, rec, tp_f + tp_b, cp_f + cp_b, ep_f + ep_b,
                       f + tp_f + cp_f + ep_f, b + rec + tp_b + cp_b + ep_b, wgrad)
 

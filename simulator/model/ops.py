@@ -24,6 +24,9 @@ class Op:
     linear: bool = False   # a transformer block's linear layer: FP8 under precision fp8 (Transformer Engine)
     sparse: bool = False   # 2:4-sparse weights on sparse tensor cores (training.sparsity_2to4)
     shape: tuple[float, float, float] | None = None   # (m, k, n) of one GEMM kernel (cost/compute.py)
+    # softmax exponentials of a fused attention kernel, forward; the backward recomputes the
+    # probabilities once (FlashAttention's P = exp(S - LSE)), so it pays as many again
+    exps: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,8 @@ def attention_ops(a: Arch, sh: Shard) -> list[Op]:
         pairs = sq * sk * 0.5 * a.mean_causal_keys_fraction
         flops = 2.0 * b * heads * pairs * (dqk + dv)
         io = e * b * sq * heads * (dqk + dv) + e * b * sk * a.kv_exchange_width / t
-        return [Op("flash_attention", "gemm", flops, io, bwd_factor=2.5, attention_core=True)]
+        return [Op("flash_attention", "gemm", flops, io, bwd_factor=2.5, attention_core=True,
+                   exps=b * heads * pairs)]
     bh = b * heads
     # the unfused path materialises the whole s x s score matrix, window or not (masked)
     return [

@@ -25,6 +25,14 @@ TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 # per source: cluster file (or one per system the source names) and the software facts of that
 # source (see data/SOURCES.md)
 _MODERN_PAR = {"overlap_grad_reduce": True, "overlap_param_gather": True}
+# NeMo 24.07 and Megatron-Bridge performance runs reduce and accumulate gradients in bf16, not fp32:
+# NeMo-Framework-Launcher's H100 scripts pass optim.grad_sync_dtype=bf16 to the distributed Adam
+# (examples/training/gpt/h100/175b_fp8_16node.sh@edc90457, llama/h100/llama3_8b_fp8.sh@7e91d096);
+# Megatron-Bridge's performance configs set mixed_precision.grad_reduce_in_fp32 = False and
+# ddp.grad_reduce_in_fp32 = False for every model family (scripts/performance/configs/llama3/
+# llama3_llm_pretrain.py set_llama3_common_configs @1c43b392 (v0.2.1), likewise llama31, qwen3,
+# deepseek, gpt_oss; configs/llama/llama3_llm_pretrain.py @9c9dd848 (v0.3.1)).
+_MODERN_TRAINING = {"use_flash_attn": True, "grad_dtype": "bf16"}
 SOURCES = {
     "narayanan2021-t1": ("dgx-a100-selene.yaml", {"use_flash_attn": False}, {"overlap_grad_reduce": False}),
     "narayanan2021-t2": ("dgx-a100-selene.yaml", {"use_flash_attn": False}, {"overlap_grad_reduce": False}),
@@ -32,8 +40,8 @@ SOURCES = {
                            {"distributed_optimizer": True, "sequence_parallel": True,
                             "tp_comm_overlap": True, "overlap_grad_reduce": True, "overlap_param_gather": True}),
     "bigscience-tr11": ("jean-zay-a100.yaml", {"use_flash_attn": False}, {"overlap_grad_reduce": False}),
-    "nemo-24.07": (None, {"use_flash_attn": True}, _MODERN_PAR),
-    "megatron-bridge": (None, {"use_flash_attn": True}, _MODERN_PAR),
+    "nemo-24.07": (None, _MODERN_TRAINING, _MODERN_PAR),
+    "megatron-bridge": (None, _MODERN_TRAINING, _MODERN_PAR),
 }
 # modern.csv's cluster_hint -> the bundled topology of that system
 SYSTEMS = {
@@ -196,6 +204,10 @@ def workload_of(row: dict) -> dict:
             parallel["decoder_first_pipeline_num_layers"] = edge
             parallel["decoder_last_pipeline_num_layers"] = edge
     precision = row["precision"].rstrip("?") or "bf16"
+    if row["source"] == "megatron-bridge" and precision == "fp8":
+        # the 26.02 table prints "FP8" without its scaling; that release's FP8 presets are per-tensor
+        # current scaling (scripts/performance/configs@9c9dd848 (v0.3.1): ..._FP8_CS_V2 presets)
+        precision = "fp8_cs"
     return {
         "name": row["run"], "num_gpus": int(row["num_gpus"]), "model": _model_of(row),
         "training": {"global_batch_size": int(row["global_batch_size"]), "precision": precision,
@@ -319,6 +331,14 @@ class Case:
     @property
     def source(self) -> str:
         return self.row["source"]
+
+    @property
+    def in_fit(self) -> bool:
+        """Whether the global efficiencies are fitted on this row: every expressible dense row. MoE
+        rows are predicted (in-sample and leave-one-source-out alike) but not fitted on: their errors
+        come from the MoE model (grouped GEMMs of small experts, dispatch, router and permutation
+        kernels, host overhead), which the global dense efficiencies must not be bent to absorb."""
+        return not resolve(self.scenario.workload.model).is_moe
 
     def predict(self, eff: Efficiency = DEFAULT, engine: str = "analytical") -> Row:
         return predict(self.row, eff, engine, self.scenario)
