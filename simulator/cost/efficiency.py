@@ -18,6 +18,10 @@ class Efficiency:
     # Fixed cost per kernel launch and tail (launch gaps, synchronisation, wave tails), added to the
     # roofline time of every kernel. Fitted.
     kernel_overhead: float = 2.17e-5
+    # Host (CPU) time per kernel launch in eager PyTorch: Python and PyTorch dispatch, autograd
+    # bookkeeping, the CUDA launch call. A layer cannot run faster than its launches (cost/stage.py);
+    # CUDA graphs replay a captured scope as one launch. Fitted.
+    host_launch: float = 4.0e-5
     # Fraction of HBM bandwidth that element-wise / memory-bound kernels reach. Fitted.
     memory: float = 0.906
     # Fraction of NIC line rate that NCCL collectives reach as bus bandwidth across domains
@@ -78,6 +82,10 @@ FIT_BOUNDS: dict[str, tuple[float, float]] = {
     "fp8_gemm": (0.5, 0.9),
     # CUDA launch gap + tail per kernel: 2-5 us back to back, tens of us with host sync (Nsight)
     "kernel_overhead": (2e-6, 3e-5),
+    # host time per launched kernel in eager PyTorch: ~5-10 us of framework dispatch per op (PyTorch
+    # eager overhead, H. He, "Making Deep Learning Go Brrrr From First Principles", 2022), 5-50 us
+    # depending on the op (Megatron-LM CUDA-graphs design notes); a bare cudaLaunchKernel is 2-4 us
+    "host_launch": (3e-6, 5e-5),
     # NCCL inter-node per-step latency: 2-20 us (NCCL's tuning model, nccl-tests small sizes)
     "hop_latency_network": (2e-6, 2e-5),
 }
