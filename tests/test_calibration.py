@@ -51,9 +51,12 @@ def run(capsys, *argv):
 # --- fit ---------------------------------------------------------------------------------------
 
 def test_synthetic_shifts_are_recovered(tmp_path):
-    truth = DEFAULT.with_(gemm=0.78, kernel_overhead=1.2e-5)
+    # a fast host (3 us per launch): the small shapes' layers are not host-bound, so their per-kernel
+    # device cost shows (behind a slow host, kernel_overhead is hidden and cannot be recovered)
+    fast_host = DEFAULT.with_(host_launch=3e-6)
+    truth = fast_host.with_(gemm=0.78, kernel_overhead=1.2e-5)
     rows = read_measured(synthetic(tmp_path, truth), H100)
-    cal = calibrate(rows, names=("gemm", "kernel_overhead"))
+    cal = calibrate(rows, prior=fast_host, names=("gemm", "kernel_overhead"))
     for n in ("gemm", "kernel_overhead"):
         lo, hi = FIT_BOUNDS[n]
         assert abs(getattr(cal.efficiency, n) - getattr(truth, n)) < 0.02 * (hi - lo), n

@@ -185,6 +185,20 @@ PREPROCESS_LAUNCHES = 10
 DISPATCH_LAUNCHES = 6
 
 
+def permute_elements(a: Arch, sh: Shard, tokens: float) -> float:
+    """Activation elements the alltoall dispatcher moves through HBM per forward (the backward moves
+    the same gradients once): permute reads each token and writes its top-k copies, unpermute
+    reads the copies back and writes one sum per token, (1 + k) x tokens x hidden each; with EP and
+    several local experts, the received chunks are sorted by local expert after the dispatch and
+    back before the combine (Megatron-Core MoEAlltoAllTokenDispatcher, sort_chunks_by_idxs), a read
+    and a write of the k copies each way."""
+    k, h = a.topk, a.hidden
+    moved = 2 * (1 + k) * tokens * h
+    if sh.ep > 1 and a.num_experts // sh.ep > 1:
+        moved += 2 * 2 * k * tokens * h
+    return moved
+
+
 def tokens_per_expert(a: Arch, sh: Shard, tokens: float) -> float:
     """Mean routed tokens each local expert of the busiest EP rank processes per microbatch."""
     imbalance = a.load_imbalance if sh.ep > 1 else 1.0   # one rank holding every expert: no straggler
@@ -245,7 +259,7 @@ def layer_ops(a: Arch, sh: Shard, moe: bool = False) -> list[Op]:
         # tokens per expert, split sizes (int32 / int64 per token and expert): negligible bytes
         ops.append(memory_op("dispatch_preprocess", 4 * T * a.topk, 1.0, bwd_factor=0.0,
                              scope="moe_preprocess", launches=PREPROCESS_LAUNCHES))
-        ops.append(memory_op("token_permute", 2 * 2 * T * a.topk * a.hidden, e, scope="moe",
+        ops.append(memory_op("token_permute", permute_elements(a, sh, T), e, bwd_factor=1.0, scope="moe",
                              launches=DISPATCH_LAUNCHES))
         ops += expert_ops(a, sh, T)
         if a.shared_expert_ffn:
