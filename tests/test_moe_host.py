@@ -200,3 +200,13 @@ def test_gpt_oss_window_costs_whole_blocks():
     # about twice the exact window's pairs (w s - w^2/2), the price of whole 128 x 128 blocks
     assert window / ((128 * 4096 - 128 * 128 / 2) / (4096 * 4096 / 2)) == pytest.approx(2.0, rel=0.02)
     assert TILE_M == TILE_N == 128
+
+
+def test_des_reports_the_same_host_bound_time(scenario):
+    from simulator.engine.iteration import simulate_step
+
+    s = _qwen(scenario)   # bundled Qwen3-30B-A3B, eager: host-bound at 50 us per launch
+    des, cf = simulate_step(s), estimate_step(s)
+    assert cf.breakdown["host_bound"] > 0
+    assert des.breakdown["host_bound"] == pytest.approx(cf.breakdown["host_bound"], rel=0.02)
+    assert sum(des.breakdown.values()) == pytest.approx(des.step_time, rel=1e-9)
