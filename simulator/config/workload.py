@@ -118,6 +118,14 @@ class TrainingConfig(Strict):
     grad_dtype: Literal["fp32", "bf16", "fp16"] | None = None
     optimizer: OptimizerConfig = OptimizerConfig()
     use_flash_attn: bool = True                         # fused attention: no s x s matrix in HBM
+    # CUDA graphs (Megatron-Core cuda_graph_impl): captured kernels replay as one launch, so the host
+    # no longer bounds the layer (cost/stage.py). none | local (Megatron's graphs) | transformer_engine
+    # (TE make_graphed_callables) | full_iteration (the whole forward-backward captured)
+    cuda_graph_impl: Literal["none", "local", "transformer_engine", "full_iteration"] = "none"
+    # what local / transformer_engine capture (Megatron-Core cuda_graph_scope): attn (norm, attention,
+    # bias-dropout-add), mlp (dense MLP block), moe (whole MoE block), moe_router (pre-MLP norm and
+    # router), moe_preprocess (dispatcher metadata); empty: every scope of each layer
+    cuda_graph_scope: list[Literal["attn", "mlp", "moe", "moe_router", "moe_preprocess"]] = []
     sparsity_2to4: bool = False                         # 2:4-sparse MLP weights (sparse tensor cores)
 
 
@@ -167,6 +175,9 @@ class ParallelismConfig(Strict):
     overlap_grad_reduce: bool = True                    # DP gradient reduce overlapped with backward
     overlap_param_gather: bool = True                   # distributed-optimizer all-gather overlapped
     tp_comm_overlap: bool = False                       # TP collectives overlapped with GEMMs
+    # MoE dispatch/combine all-to-alls overlapped with another microbatch's compute (Megatron-Core
+    # --overlap-moe-expert-parallel-comm, Megatron-Bridge moe_a2a_overlap): needs EP > 1
+    overlap_moe_expert_parallel_comm: bool = False
 
 
 class CheckpointConfig(Strict):

@@ -19,6 +19,10 @@ class Efficiency:
     # Fixed cost per kernel launch and tail (launch gaps, synchronisation, wave tails), added to the
     # roofline time of every kernel. Fitted.
     kernel_overhead: float = 2.47e-5
+    # Host (CPU) time per kernel launch in eager PyTorch: Python and PyTorch dispatch, autograd
+    # bookkeeping, the CUDA launch call. A layer cannot run faster than its launches (cost/stage.py);
+    # CUDA graphs replay a captured scope as one launch. Fitted.
+    host_launch: float = 5.0e-5
     # Fraction of HBM bandwidth that element-wise / memory-bound kernels reach. Fitted.
     memory: float = 0.766
     # Fraction of NIC line rate that NCCL collectives reach as bus bandwidth across domains
@@ -84,4 +88,10 @@ FIT_BOUNDS: dict[str, tuple[float, float]] = {
     "fp8_gemm": (0.6, 1.0),
     # CUDA launch gap + tail per kernel: 2-5 us back to back, tens of us with host sync (Nsight)
     "kernel_overhead": (2e-6, 3e-5),
+    # host time per launched kernel in eager PyTorch: ~5-10 us of framework dispatch per simple op
+    # (H. He, "Making Deep Learning Go Brrrr From First Principles", 2022; a bare cudaLaunchKernel is
+    # 2-4 us); Megatron's modules wrap each kernel in Python module calls, autograd nodes, casts and
+    # views, which an independent write-up of Megatron-LM's CUDA graphs puts at 5-50 us per launch;
+    # 50 us is taken as the upper bound (an assumption at the top of that range)
+    "host_launch": (3e-6, 5e-5),
 }

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from simulator.config.scenario import Scenario
 from simulator.cost import comm
 from simulator.cost.context import cp_exposed
-from simulator.cost.compute import QUANTIZE_SUFFIX, ops_time, quantize_ops
+from simulator.cost.compute import QUANTIZE_SUFFIX, host_time, ops_time, quantize_ops
 from simulator.cost.efficiency import Efficiency
 from simulator.model.arch import Arch, resolve
 from simulator.model.recompute import recomputed_fraction
@@ -26,6 +26,12 @@ class StageTimes:
     fwd: float           # forward part of the total (for overlap windows)
     bwd: float           # backward part of the total
     wgrad: float = 0.0   # weight-gradient GEMMs inside bwd (split off by zero-bubble schedules)
+    host_fwd: float = 0.0  # part of compute (in fwd) the GPU waits for the host to launch kernels
+    host_bwd: float = 0.0  # the same in bwd
+
+    @property
+    def host(self) -> float:
+        return self.host_fwd + self.host_bwd
 
     @property
     def total(self) -> float:
@@ -52,6 +58,45 @@ RS_OVERLAPPED_BWD = 0.25   # backward: the data-gradient half of qkv and fc1 (ha
 def tp_overlap_steal(gpu) -> float:
     """Fraction of the SMs an overlapped TP reduce-scatter takes from the GEMM it hides behind."""
     return min(0.5, TP_OVERLAP_SMS / (gpu.sm_count or 132))
+
+
+LAYER_SCOPES = frozenset({"attn", "mlp", "moe", "moe_router", "moe_preprocess"})
+
+
+def graphed_scopes(s: Scenario) -> frozenset[str]:
+    """The CUDA-graph scopes the workload captures (training.cuda_graph_impl / cuda_graph_scope)."""
+    t = s.workload.training
+    if t.cuda_graph_impl == "none":
+        return frozenset()
+    if t.cuda_graph_impl == "full_iteration":
+        return frozenset({"full"})
+    return frozenset(t.cuda_graph_scope) if t.cuda_graph_scope else LAYER_SCOPES
+
+
+def host_bound_excess(ops: list[Op], s: Scenario, eff: Efficiency, device_fwd: float,
+                      device_bwd: float) -> tuple[float, float]:
+    """Seconds by which launching a layer's kernels outlasts running them, forward and backward.
+
+    The host queues kernels ahead of the GPU, so a layer takes max(device time, host launch time);
+    Megatron's all-to-all dispatcher syncs on the token counts once per layer, so the host cannot run
+    further ahead than a layer and the bound holds layer by layer."""
+    prec, graphed = s.workload.training.precision, graphed_scopes(s)
+    hf = host_time(ops, prec, eff, graphed=graphed)
+    hb = host_time(ops, prec, eff, backward=True, graphed=graphed)
+    return max(0.0, hf - device_fwd), max(0.0, hb - device_bwd)
+
+
+def _overlapped_ep(ep_f: float, ep_b: float, compute: float) -> tuple[float, float]:
+    """Exposed dispatch/combine under Megatron-Core's EP communication overlap
+    (overlap_moe_expert_parallel_comm; Megatron-Bridge moe_a2a_overlap): in the 1F1B steady state
+    one microbatch's forward and another's backward run interleaved layer by layer on two streams,
+    so each one's all-to-alls hide behind the other's compute; only what exceeds the layer's
+    forward + backward compute shows."""
+    total = ep_f + ep_b
+    if total <= 0.0:
+        return ep_f, ep_b
+    keep = max(0.0, total - compute) / total
+    return ep_f * keep, ep_b * keep
 
 
 def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, moe: bool) -> StageTimes:
@@ -89,6 +134,11 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
         if group.domains(tiers) > 1:   # DeepEP-style dispatch sends fewer copies across domains
             routed *= dispatch_volume_factor(a, group.domains(tiers))
         ep_f = ep_b = 2 * comm.all_to_all(group, routed, tiers)
+        if s.workload.parallelism.overlap_moe_expert_parallel_comm:
+            ep_f, ep_b = _overlapped_ep(ep_f, ep_b, f + b)
+    # a host slower than the layer's kernels (and the collectives on its stream) sets the time
+    host_f, host_b = host_bound_excess(ops, s, eff, f + tp_f + cp_f + ep_f, b + tp_b + cp_b + ep_b)
+    f, b = f + host_f, b + host_b
     wgrad = 0.5 * sum(ops_time([o], gpu, prec, eff, backward=True) for o in ops
                       if o.kind == "gemm" and not o.attention_core)
     rec = 0.0
@@ -100,10 +150,10 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
         rec = ops_time([o for o in ops if o.kind == "memory" and not o.name.endswith(QUANTIZE_SUFFIX)],
                        gpu, prec, eff)
     return StageTimes(f + b, rec, tp_f + tp_b, cp_f + cp_b, ep_f + ep_b,
-                      f + tp_f + cp_f + ep_f, b + rec + tp_b + cp_b + ep_b, wgrad)
+                      f + tp_f + cp_f + ep_f, b + rec + tp_b + cp_b + ep_b, wgrad, host_f, host_b)
 
 
-_FIELDS = ("compute", "recompute", "tp", "cp", "ep", "fwd", "bwd", "wgrad")
+_FIELDS = ("compute", "recompute", "tp", "cp", "ep", "fwd", "bwd", "wgrad", "host_fwd", "host_bwd")
 
 
 def scale(x: StageTimes, k: float) -> StageTimes:

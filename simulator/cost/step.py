@@ -274,7 +274,7 @@ def estimate_step(s: Scenario, eff: Efficiency = DEFAULT) -> StepEstimate:
     slow = stages[b]
     work = m * slow.total
     breakdown = {
-        "compute": m * slow.compute,
+        "compute": m * (slow.compute - slow.host),
         "recompute": m * slow.recompute,
         "tp_comm": m * slow.tp,
         "cp_comm": m * slow.cp,
@@ -284,6 +284,8 @@ def estimate_step(s: Scenario, eff: Efficiency = DEFAULT) -> StepEstimate:
         "dp_comm": grad_exposed + gather_exposed,
         "optimizer": opt,
     }
+    if slow.host > 0:   # the GPU waiting for the host to launch kernels (part of the layers' time)
+        breakdown["host_bound"] = m * slow.host
     if offload:
         breakdown["offload"] = offload
     step = pipe + grad_exposed + gather_exposed + opt + offload

@@ -164,6 +164,16 @@ def _model_of(row: dict) -> dict:
     return model
 
 
+def _cuda_graphs(cell: str) -> dict:
+    """Training keys for modern.csv's ``cuda_graphs`` cell: empty or "none" (eager), an impl
+    ("full_iteration"), or "impl:scope+scope" (transformer_engine:attn+moe_router)."""
+    cell = cell.strip()
+    if not cell or cell == "none":
+        return {}
+    impl, _, scopes = cell.partition(":")
+    return {"cuda_graph_impl": impl, **({"cuda_graph_scope": scopes.split("+")} if scopes else {})}
+
+
 def workload_of(row: dict) -> dict:
     """The workload mapping a published row describes (unstated fields: see SOURCES.md)."""
     _, training_extra, par_extra = SOURCES[row["source"]]
@@ -177,6 +187,8 @@ def workload_of(row: dict) -> dict:
         if zero == 1:
             parallel["distributed_optimizer"] = True   # Megatron's distributed optimizer
         parallel["tp_comm_overlap"] = row["tp_comm_overlap"] == "true"
+        if row.get("moe_a2a_overlap") == "true":
+            parallel["overlap_moe_expert_parallel_comm"] = True
     if row["virtual_pp"].strip():
         parallel["virtual_pipeline_model_parallel_size"] = int(row["virtual_pp"])
     if _int(row["cp"], 1) > 1:
@@ -211,7 +223,7 @@ def workload_of(row: dict) -> dict:
     return {
         "name": row["run"], "num_gpus": int(row["num_gpus"]), "model": _model_of(row),
         "training": {"global_batch_size": int(row["global_batch_size"]), "precision": precision,
-                     "train_iters": 1, **training_extra},
+                     "train_iters": 1, **training_extra, **_cuda_graphs(row.get("cuda_graphs", ""))},
         "parallelism": parallel,
     }
 
