@@ -119,7 +119,9 @@ def load(workload: str | Path | Mapping, cluster: str | Path | Mapping | None = 
             raise ConfigError("cluster file not found", source=wsource, path="cluster", value=str(cluster),
                               expected="an existing YAML file")
         craw, csource = read_yaml(Path(cluster)), str(cluster)
-    inputs = Inputs(wraw, craw, wsource, csource)
+    from simulator.calibration.file import from_cluster
+
+    inputs = Inputs(wraw, craw, wsource, csource, from_cluster(craw, csource))
     texts = override_texts(overrides)
     return Setup(inputs, texts, gpus, _scenario(inputs, texts, gpus))
 
@@ -146,11 +148,16 @@ class Run:
 def simulate(setup: Setup, *, fast: bool = False, replicas: int = 32, seed: int = 0,
              trace: bool = False) -> Run:
     """Simulate one setup: ``fast`` uses the closed-form step instead of the discrete-event one;
-    ``replicas`` Monte Carlo campaign replicas from ``seed``."""
+    ``replicas`` Monte Carlo campaign replicas from ``seed``; the efficiencies of the cluster's
+    ``calibration:`` file when it names one (docs/calibration.md)."""
+    from simulator.cost.efficiency import DEFAULT
     from simulator.simulate import simulate as run
 
+    applied = setup.inputs.calibration
+    if applied is not None:
+        applied.check(setup.scenario, out=None)
     return Run(run(setup.scenario, engine="analytical" if fast else "des", replicas=replicas, seed=seed,
-                   trace=trace))
+                   trace=trace, efficiency=DEFAULT if applied is None else applied.efficiencies()))
 
 
 @dataclass(frozen=True)

@@ -88,11 +88,10 @@ def charts(args, make_figure, kind: str, question: str, name: str, rows, text: s
 
 
 def options(args) -> SimOptions:
-    from simulator.calibration.file import for_study
+    from simulator.calibration.file import from_option
 
-    calibration, cluster = for_study(getattr(args, "calibration", None))
     return SimOptions(engine="analytical" if args.fast else "des", replicas=args.replicas, seed=args.seed,
-                      calibration=calibration, calibration_cluster=cluster)
+                      calibration=from_option(getattr(args, "calibration", None)))
 
 
 def _executor(args):
