@@ -21,7 +21,8 @@ replica i, model-error quantile j) gives T_i x r_j, r_j = exp(mu + sd t^-1((j + 
 evenly spaced probabilities, and the band is the P10-P90 of those products; energy and dollars
 scale with the same factor as the wall time (E x T_i r_j / mean T).
 
-    python -m simulator.calibration.bands     # regenerates data/loso_residuals.csv
+    python -m simulator.calibration.bands              # regenerates data/loso_residuals.csv
+    python -m simulator.calibration.bands --coverage   # nested leave-one-source-out coverage
 """
 from __future__ import annotations
 
@@ -189,7 +190,27 @@ def band_text(result, bands: dict) -> str:
     return text
 
 
+def coverage_report(rows: list[dict] | None = None) -> str:
+    """Nested leave-one-source-out coverage of the band, with the plain pooled P10/P90 of the other
+    sources' residuals for comparison (``python -m simulator.calibration.bands --coverage``)."""
+    rows = shipped_ratios() if rows is None else rows
+    cov, per = loso_coverage(rows)
+    plain = []
+    for src in dict.fromkeys(r["source"] for r in rows):
+        lo, hi = np.percentile([r["ratio"] for r in rows if r["source"] != src], [10, 90])
+        plain += [lo <= r["ratio"] <= hi for r in rows if r["source"] == src]
+    b = shipped_band()
+    lines = [f"{len(rows)} held-out rows of {len(per)} sources; P10-P90 coverage: this band {100 * cov:.0f} %, "
+             f"pooled empirical P10/P90 {100 * np.mean(plain):.0f} % (nominal 80 %)"]
+    lines += [f"  {s:<24} {100 * c:5.0f} %  ({sum(r['source'] == s for r in rows)} rows)" for s, c in per.items()]
+    lines.append(f"shipped band: step-time ratio P10-P90 {b.lo:.3f}-{b.hi:.3f} (t on {b.dof} dof)")
+    return "\n".join(lines)
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--coverage"]:
+        print(coverage_report())
+        return
     from simulator.validation.fit import leave_one_source_out
     from simulator.validation.runner import cases
 
