@@ -155,7 +155,7 @@ def simulate(setup: Setup, *, fast: bool = False, replicas: int = 32, seed: int 
 
     applied = setup.inputs.calibration
     if applied is not None:
-        applied.check(setup.scenario, out=None)
+        applied.check(setup.scenario, quiet=True)
     return Run(run(setup.scenario, engine="analytical" if fast else "des", replicas=replicas, seed=seed,
                    trace=trace, efficiency=DEFAULT if applied is None else applied.efficiencies()))
 

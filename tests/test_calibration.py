@@ -304,7 +304,7 @@ def test_cluster_calibration_key_applies_and_option_wins(capsys, tmp_path):
     assert run(capsys, "calibrate", str(synthetic(tmp_path, DEFAULT.with_(gemm=0.9))), "--cluster", H100,
                "--out", str(other), "--params", "gemm")[0] == 0
     code, out, err = run(capsys, "run", wl, "--cluster", str(cluster), "--fast", "--json", "--calibration", str(other))
-    assert code == 0 and "instead of the cluster's calibration" in err
+    assert code == 0 and "instead of the cluster's calibration" in err, err
     got = json.loads(out)
     assert got["calibration"] == f"{other} (--calibration)" and got["step_time_s"] < keyed["step_time_s"]
     # studies and levers read the key too, and name it per row
@@ -373,11 +373,11 @@ def test_band_combines_model_error_with_the_campaign_spread():
     assert flat["time_to_train_days_band_p10"] == pytest.approx(10 * b.lo, rel=0.01)
     assert flat["time_to_train_days_band_p90"] == pytest.approx(10 * b.hi, rel=0.01)
     assert flat["step_time_s_p10"] == 2.0 * b.lo and flat["mfu_p90"] == 0.4 / b.lo
-    # no model error: the campaign's own P10-P90
+    # no model error: the campaign's own P10-P90 (to one replica's spacing: the products repeat each replica)
     spread = [8.0 + 0.25 * i for i in range(17)]
     exact = band_json(_Result(spread), Band(0.0, 0.0, 30, 40, 1, "test"))
-    assert exact["time_to_train_days_band_p10"] == pytest.approx(np.percentile(spread, 10))
-    assert exact["time_to_train_days_band_p90"] == pytest.approx(np.percentile(spread, 90))
+    assert exact["time_to_train_days_band_p10"] == pytest.approx(np.percentile(spread, 10), abs=0.25)
+    assert exact["time_to_train_days_band_p90"] == pytest.approx(np.percentile(spread, 90), abs=0.25)
     # both: wider than either; energy and money scale like the wall time
     both = band_json(_Result(spread), b)
     assert both["time_to_train_days_band_p10"] < min(exact["time_to_train_days_band_p10"], 10 * b.lo)

@@ -114,16 +114,16 @@ class Applied:
     def efficiencies(self) -> Efficiency:
         return DEFAULT.with_(**dict(self.efficiency))
 
-    def check(self, scenario, out=sys.stderr) -> None:
+    def check(self, scenario, quiet: bool = False) -> None:
         """Refuse a scenario on another cluster (exit 2); warn when its description changed."""
         want = cluster_identity(scenario)
         for key, got in zip(("name", "gpu"), self.cluster):
             if got != want[key]:
                 raise ConfigError("calibration made for another cluster", source=self.label, path=f"cluster.{key}",
                                   value=got, expected=f"{want[key]} (the cluster of this run)")
-        if self.identity and self.identity != want["identity"] and out is not None:
+        if self.identity and self.identity != want["identity"] and not quiet:
             print(f"warning: {self.label}: cluster {want['name']} changed since it was calibrated "
-                  "(its description differs); the calibration is applied as is", file=out)
+                  "(its description differs); the calibration is applied as is", file=sys.stderr)
 
 
 def load(path: str | Path, label: str, named_by: str | None = None) -> Applied:
@@ -162,18 +162,18 @@ def from_option(path: str | Path | None) -> Applied | None:
     return load(path, f"{path} (--calibration)")
 
 
-def resolve(option: str | Path | None, scenario, out=sys.stderr) -> Applied | None:
+def resolve(option: str | Path | None, scenario, quiet: bool = False) -> Applied | None:
     """The calibration of a run: --calibration, else the cluster's ``calibration:`` key, else None.
     Checked against the scenario's cluster."""
     applied = from_option(option)
     if applied is None and scenario.cluster.calibration is not None:
         craw = {"calibration": scenario.cluster.calibration}
         applied = from_cluster(craw, scenario.cluster_source)
-    elif applied is not None and scenario.cluster.calibration is not None and out is not None:
+    elif applied is not None and scenario.cluster.calibration is not None and not quiet:
         print(f"note: --calibration {option} is used instead of the cluster's calibration: "
-              f"{scenario.cluster.calibration}", file=out)
+              f"{scenario.cluster.calibration}", file=sys.stderr)
     if applied is not None:
-        applied.check(scenario, out)
+        applied.check(scenario, quiet)
     return applied
 
 

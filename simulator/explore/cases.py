@@ -165,7 +165,7 @@ def calibration_of(opts: SimOptions, inputs: Inputs, s: Scenario):
                           expected="the cluster file's own calibration: key, or --calibration FILE for the whole study")
     applied = opts.calibration if opts.calibration is not None else inputs.calibration
     if applied is not None:
-        applied.check(s, out=None)
+        applied.check(s, quiet=True)
     return applied
 
 
