@@ -412,3 +412,24 @@ def test_studies_show_bands_and_rank_on_the_central_value(capsys, tmp_path):
     ok = [c for c in data["candidates"] if c["status"] == "ok"]
     assert all("time_to_train_days_band_p10" in c for c in ok)
     assert data["best"]["time_to_train_days_p50"] == min(c["time_to_train_days_p50"] for c in ok)
+
+
+def test_efficiency_multipliers_apply_to_the_calibrated_values(capsys, tmp_path):
+    """sensitivity's ±X% and a --vary efficiency.gemm=x0.9 scale the calibration's GEMM efficiency,
+    not the shipped one."""
+    import yaml
+
+    cal = tmp_path / "c.yaml"
+    assert run(capsys, "calibrate", str(synthetic(tmp_path, DEFAULT.with_(gemm=0.7))), "--cluster", H100,
+               "--out", str(cal), "--params", "gemm")[0] == 0
+    gemm = yaml.safe_load(cal.read_text())["efficiency"]["gemm"]
+    wl = str(ROOT / "workloads" / "llama3-8b.yaml")
+    common = ("--fast", "--workers", "1", "--no-progress", "--replicas", "2", "--json", "--calibration", str(cal))
+    code, out, _ = run(capsys, "sensitivity", wl, "--inputs", "gemm", "--percent", "10", *common)
+    assert code == 0
+    assert json.loads(out)["inputs"][0]["low_value"] == f"{gemm * 0.9:.4g}"
+    code, out, _ = run(capsys, "compare", wl, "--vary", "efficiency.gemm=x1,x0.9", *common)
+    rows = json.loads(out)
+    assert rows[1]["step_time_s"] > rows[0]["step_time_s"]
+    code, plain, _ = run(capsys, "run", wl, "--fast", "--json", "--calibration", str(cal))
+    assert rows[0]["step_time_s"] == pytest.approx(json.loads(plain)["step_time_s"])
