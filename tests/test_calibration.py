@@ -319,6 +319,11 @@ def test_cluster_calibration_key_applies_and_option_wins(capsys, tmp_path):
     data = json.loads(out)
     assert "calibration: in" in data["calibration"]
     assert data["levers"][0]["metrics"]["step_time_s"] == pytest.approx(keyed["step_time_s"])
+    from simulator import api
+
+    got = api.simulate(api.load(wl, cluster=str(cluster)), fast=True, replicas=4).to_dict()
+    assert got["step_time_s"] == pytest.approx(keyed["step_time_s"]) and "calibration: in" in got["calibration"]
+    assert got["step_time_s_p10"] == pytest.approx(keyed["step_time_s_p10"])
 
 
 @pytest.mark.parametrize("key, words", [
