@@ -147,3 +147,6 @@ class ClusterConfig(Strict):
     reliability: ReliabilityConfig = ReliabilityConfig()
     power: PowerConfig = PowerConfig()
     prices: PricesConfig = PricesConfig()
+    # a file written by `trainsim calibrate` for this cluster, relative to this file: its efficiencies
+    # and error band apply to every run on it (--calibration FILE on the command line wins)
+    calibration: str | None = None
