@@ -15,6 +15,7 @@ from simulator.config.overrides import Override, parse_override
 from simulator.config.sanity import check_scenario
 from simulator.config.workload import WorkloadConfig
 from simulator.errors import ConfigError
+from simulator.model.split import balanced_chunks, layer_ids
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ class Layout:
     recompute_method: str | None = None   # full recompute: uniform / block (Megatron)
     recompute_num_layers: int | None = None
     offload_layers: int = 0               # layers whose activations go to host memory
+    # decoder layers of each stage's model chunks, from pipeline_model_parallel_layout (empty: the
+    # stage's layers balanced over its vpp chunks)
+    chunks: tuple[tuple[int, ...], ...] = ()
 
     @property
     def expert_tp(self) -> int:
@@ -52,9 +56,16 @@ class Layout:
         return self.shard_degree or self.dp
 
     def chunk_layers(self, stage: int) -> tuple[int, ...]:
-        """Layers of each model chunk on ``stage`` (balanced when vpp does not divide them)."""
-        n, v = self.stage_layers[stage], self.vpp
-        return tuple(n // v + (1 if c < n % v else 0) for c in range(v))
+        """Layers of each model chunk on ``stage`` (the layout's, else balanced when vpp does not
+        divide them)."""
+        if self.chunks:
+            return self.chunks[stage]
+        return balanced_chunks(self.stage_layers[stage], self.vpp)
+
+    def stage_layer_ids(self, stage: int) -> tuple[int, ...]:
+        """Model indices of the decoder layers ``stage`` holds (virtual stage k = chunk c of rank r
+        with k = c x PP + r holds the k-th run of layers, Megatron's interleaved order)."""
+        return layer_ids(tuple(self.chunk_layers(i) for i in range(len(self.stage_layers))))[stage]
 
     @property
     def model_parallel(self) -> int:

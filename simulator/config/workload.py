@@ -160,6 +160,10 @@ class ParallelismConfig(Strict):
     pipeline_schedule: Literal["1f1b", "gpipe", "interleaved_1f1b", "zb_h1"] | None = None
     decoder_first_pipeline_num_layers: PosInt | None = None    # uneven first stage
     decoder_last_pipeline_num_layers: PosInt | None = None     # uneven last stage
+    # Megatron-Core pipeline_model_parallel_layout: the layers of every virtual stage, e.g.
+    # "Et*4|(t*4|)*14tmL" (E embedding, t decoder layer, m MTP module, L loss; | between stages);
+    # sets the virtual stages (PP x VPP stages); config/pipeline_layout.py
+    pipeline_model_parallel_layout: str | list[list[str]] | None = None
     overlap_grad_reduce: bool = True                    # DP gradient reduce overlapped with backward
     overlap_param_gather: bool = True                   # distributed-optimizer all-gather overlapped
     tp_comm_overlap: bool = False                       # TP collectives overlapped with GEMMs

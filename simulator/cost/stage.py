@@ -143,7 +143,7 @@ def stage_parts(s: Scenario, eff: Efficiency, tiers: comm.Tiers) -> list[StagePa
     pp = len(s.layout.stage_layers)
     out = []
     for i, layers in enumerate(s.layout.stage_layers):
-        n_moe = a.moe_layers_in(layers)
+        n_moe = a.moe_layers_among(s.layout.stage_layer_ids(i))   # the layers this stage really holds
         body = add(scale(dense, layers - n_moe), scale(moe, n_moe))
         frac = recomputed_fraction(s.layout, i)
         if s.layout.recompute == "full" and frac < 1.0:   # block method: only some layers rerun

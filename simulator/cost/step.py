@@ -97,7 +97,8 @@ def local_params(s: Scenario, stage: int) -> tuple[float, float]:
     lay = s.layout
     a = resolve(s.workload.model)
     pp = len(lay.stage_layers)
-    dense, experts = stage_params(a, lay.stage_layers[stage], stage == 0, stage == pp - 1, pp)
+    dense, experts = stage_params(a, lay.stage_layers[stage], stage == 0, stage == pp - 1, pp,
+                                  a.moe_layers_among(lay.stage_layer_ids(stage)))
     return dense / lay.tp, experts / (lay.expert_tp * lay.ep)
 
 
@@ -242,7 +243,8 @@ def offload_exposed(s: Scenario, st: StageTimes) -> float:
     layers = lay.stage_layers[0]
     per_layer = mean_layer_activation_bytes(a, layers, lay.micro_batch_size, lay.tp, lay.cp, lay.sequence_parallel,
                                             rec, s.workload.training.use_flash_attn,
-                                            low_precision(s.workload.training.precision), lay.expert_tp)
+                                            low_precision(s.workload.training.precision), lay.expert_tp,
+                                            a.moe_layers_among(lay.stage_layer_ids(0)))
     off = min(lay.offload_layers, layers) * per_layer   # as model/memory.py counts them
     xfer = off / (s.gpu.host_bandwidth * HOST_DMA_EFFICIENCY)
     return lay.num_microbatches * (max(0.0, xfer - st.fwd) + max(0.0, xfer - st.bwd))

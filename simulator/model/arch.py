@@ -104,6 +104,18 @@ class Arch:
         # Megatron-LM: layer i is an MoE layer when i % moe_layer_freq == 0
         return -(-self.num_layers // self.moe_layer_freq)
 
+    def is_moe_layer(self, layer: int) -> bool:
+        """Whether model layer ``layer`` (0-based) is an MoE layer."""
+        if not self.is_moe:
+            return False
+        if self.moe_pattern:
+            return self.moe_pattern[layer]
+        return layer % self.moe_layer_freq == 0
+
+    def moe_layers_among(self, ids) -> int:
+        """MoE layers among the model layers ``ids`` (those a pipeline stage holds)."""
+        return sum(1 for i in ids if self.is_moe_layer(i)) if self.is_moe else 0
+
     def moe_layers_in(self, layers: int) -> float:
         """MoE layers among ``layers`` of a pipeline stage, at the model's average share (the shares
         of all stages add up to num_moe_layers)."""
