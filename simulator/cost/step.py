@@ -51,9 +51,13 @@ def pipeline_time(stages: list[StageTimes], m: int, schedule: str, vpp: int, p2p
         fill = (sum(totals) - slow) / vpp
         comm_t = 2 * (p - 1) * p2p
         return m * slow + fill + comm_t, comm_t
-    comm_t = 2 * (p - 1) * p2p + 2 * (m - 1) * p2p
+    # the slowest stage waits for a steady-state transfer only where its neighbours' slack (it is
+    # slower than the next-slowest stage by that much per microbatch) does not already cover it
+    # (uneven stages: the step DES shows the faster stages' sends arriving early)
+    b = totals.index(slow)
+    slack = slow - max(t for i, t in enumerate(totals) if i != b)
+    comm_t = 2 * (p - 1) * p2p + 2 * (m - 1) * max(0.0, p2p - slack / 2)
     if schedule == "zb_h1":   # weight gradients fill the drain: (p-1)(F+B-W) (Qi et al. 2024)
-        b = totals.index(slow)
         fill = sum(t - 2 * st.wgrad for i, (t, st) in enumerate(zip(totals, stages)) if i != b)
         return m * slow + max(fill, 0.0) + comm_t, comm_t
     return (m - 1) * slow + sum(totals) + comm_t, comm_t
