@@ -80,6 +80,12 @@ class ModelConfig(Strict):
     window_attn_skip_freq: PosInt | None = None
     # or per layer, Hugging Face layer_types: "sliding_attention" / "full_attention"
     layer_types: list[Literal["sliding_attention", "full_attention"]] | None = None
+    # chunked attention (Llama 4 iRoPE; Hugging Face / Megatron-Bridge attention_chunk_size): on the
+    # RoPE layers each query attends only to the earlier keys of its own chunk of this many tokens
+    attention_chunk_size: PosInt | None = None
+    # NoPE layers (Megatron-Bridge Llama 4 nope_layer_interval, Hugging Face no_rope_layer_interval):
+    # layer i has no rotary embedding and attends the whole causal prefix when (i + 1) % N == 0
+    nope_layer_interval: PosInt | None = None
     # "learnable": a learned per-head sink logit in the softmax (GPT-OSS attention sinks)
     softmax_type: Literal["vanilla", "off-by-one", "learnable"] = "vanilla"
     # multi-token prediction modules after the last layer (DeepSeek-V3: 1), Megatron --mtp-num-layers

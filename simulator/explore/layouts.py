@@ -75,7 +75,8 @@ class Layout:
                 f"{P}reshard_after_forward={_yaml(reshard_after_forward(self.zero, s.pp))}",
                 f"{P}recompute_granularity={self.recompute}", f"{P}pipeline_schedule={_yaml(schedule)}",
                 f"{P}decoder_first_pipeline_num_layers={_yaml(s.first)}",
-                f"{P}decoder_last_pipeline_num_layers={_yaml(s.last)}")
+                f"{P}decoder_last_pipeline_num_layers={_yaml(s.last)}",
+                f"{P}pipeline_model_parallel_layout=null")
 
     def parallelism(self) -> dict:
         """The same choices as parallelism-section fields (for building configs in memory)."""
