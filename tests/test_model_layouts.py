@@ -13,7 +13,7 @@ from simulator.engine.iteration import simulate_step
 from simulator.explore.layouts import split_refusal, stage_splits
 from simulator.model.arch import resolve
 from simulator.model.memory import stage_params
-from simulator.model.params import count, dense_layer_params, embedding_params, moe_layer_params
+from simulator.model.params import count, dense_layer_params, embedding_params, moe_layer_params, mtp_params
 from simulator.model.split import layer_ids
 from simulator.simulate import stage_memory
 from simulator.validation.runner import load_rows, not_expressible, scenario_of
@@ -53,7 +53,11 @@ def test_layout_places_chunks_in_interleaved_order():
     ("Et*60mL", 1, "holds 60 decoder layers"),
     ("Et*61L", 1, "holds 0 MTP modules"),
     ("t*61mLE", 1, "must start with the embedding"),
-    ("Et*30|t*31m|L", 1, "MTP modules (m) must sit in the last stage"),
+    ("Et*30|t*31m|L", 1, "MTP modules (m) must sit in the last model chunk"),
+    ("Et*30|t*31|mL|", 1, "in the last stage"),
+    ("Et*30m|t*31L", 2, "decoder layers (t) must all come before"),
+    ("Et*20|m|t*41|L", 2, "decoder layers (t) must all come before"),
+    ("Et*31|t*30|m|L", 2, "must not sit on the first pipeline rank"),
     ("Et*30|t*31|mL", 2, "not a multiple"),
     ("Ex*61mL", 1, "unknown symbol"),
     ("E(t*61mL", 1, "unbalanced"),
@@ -78,6 +82,25 @@ def test_layout_errors_exit_2_naming_the_key(tmp_path, capsys):
                        _s(P + "pipeline_model_parallel_layout", "Et*4|(t*4|)*14tmL")))
     code, err = run_cli(capsys, "run", str(wl), "--fast")
     check(code, err, 2, P + "virtual_pipeline_model_parallel_size", "16 stages on PP=16")
+
+
+def test_standalone_mtp_stage_holds_the_mtp_modules(scenario):
+    # Megatron-Core's example layout: the MTP module alone on virtual stage 30 (PP16 VP2: rank 14's
+    # last chunk), the loss alone on rank 15's
+    s = scenario("deepseek-v3", f"{P}decoder_first_pipeline_num_layers=null",
+                 f"{P}decoder_last_pipeline_num_layers=null", "training.global_batch_size=16384",
+                 f"{P}pipeline_model_parallel_layout=Et*3|(tt|)*29,m|L")
+    lay = s.layout
+    assert lay.vpp == 2 and lay.mtp_rank == 14 and lay.chunk_layers(14) == (2, 0) and lay.stage_layers[0] == 5
+    parts = stage_parts(s, DEFAULT, tiers_of(s.cluster, s.gpu, DEFAULT, s.num_gpus))
+    assert parts[14].tail.total > parts[15].tail.total > 0 and parts[13].tail.total == 0
+    a = resolve(s.workload.model)
+    mem = stage_memory(s)
+    assert mem[14].weights > mem[13].weights          # the MTP module and its output-projection copy
+    mtp14 = stage_params(a, 2, False, False, 16, 2, mtp=True)[0] - stage_params(a, 2, False, False, 16, 2)[0]
+    assert mtp14 == mtp_params(a)[0] + a.vocab * a.hidden
+    des, cf = simulate_step(s), estimate_step(s)
+    assert des.step_time == pytest.approx(cf.step_time, rel=0.02)
 
 
 # ---- uneven stages costed per stage (hand-computed) --------------------------------------------

@@ -62,8 +62,8 @@ def _stage_layers(w: WorkloadConfig, pp: int, where) -> tuple[int, ...]:
     return tuple(([first] if first is not None else []) + [mid] * inner + ([last] if last is not None else []))
 
 
-def _layout_chunks(w: WorkloadConfig, pp: int, where) -> tuple[tuple[int, ...], ...]:
-    """Decoder layers of every rank's model chunks from pipeline_model_parallel_layout."""
+def _layout_chunks(w: WorkloadConfig, pp: int, where):
+    """Decoder layers of every rank's model chunks (and the MTP rank) from pipeline_model_parallel_layout."""
     par = w.parallelism
     key = P + "pipeline_model_parallel_layout"
     for other in ("decoder_first_pipeline_num_layers", "decoder_last_pipeline_num_layers"):
@@ -81,7 +81,7 @@ def _layout_chunks(w: WorkloadConfig, pp: int, where) -> tuple[tuple[int, ...], 
         _fail(where, P + "virtual_pipeline_model_parallel_size", f"disagrees with the layout's "
               f"{sp.vpp * pp} stages on PP={pp} ({sp.vpp} virtual stages per rank)", vpp,
               f"{sp.vpp}, or leave it out (the layout sets it)")
-    return sp.chunks
+    return sp
 
 
 def _zero_stage(w: WorkloadConfig, where) -> int:
@@ -258,8 +258,10 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
               t.global_batch_size, f"a multiple of {par.micro_batch_size * dp}")
     m = t.global_batch_size // (par.micro_batch_size * dp)
     chunks: tuple[tuple[int, ...], ...] = ()
+    mtp_stage = -1
     if par.pipeline_model_parallel_layout is not None:
-        chunks = _layout_chunks(w, pp, where)
+        sp = _layout_chunks(w, pp, where)
+        chunks, mtp_stage = sp.chunks, sp.mtp_rank
         stage_layers = tuple(sum(c) for c in chunks)
         vpp = len(chunks[0])
     else:
@@ -281,8 +283,10 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
                   "a divisor of the layers per pipeline stage (with uneven first/last stages: at most "
                   "the smallest stage's layers + 1)")
         if m % pp:
-            _fail(where, P + "virtual_pipeline_model_parallel_size", f"the interleaved schedule needs the "
-                  f"number of microbatches ({m}) to be a multiple of PP={pp}", vpp,
+            vkey = "pipeline_model_parallel_layout" if chunks else "virtual_pipeline_model_parallel_size"
+            _fail(where, P + vkey, f"the interleaved schedule ({vpp} virtual stages per rank) needs the "
+                  f"number of microbatches ({m}) to be a multiple of PP={pp}",
+                  par.pipeline_model_parallel_layout if chunks else vpp,
                   "a global batch giving a multiple of PP microbatches, or no interleaving")
         if schedule != "interleaved_1f1b":
             _fail(where, P + "pipeline_schedule", "virtual stages need the interleaved schedule",
@@ -314,5 +318,5 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
                     reshard_after_forward=par.reshard_after_forward, grad_dtype=grad_dtype,
                     recompute_method=par.recompute_method, recompute_num_layers=par.recompute_num_layers,
                     offload_layers=par.cpu_offloading_num_layers if par.cpu_offloading else 0,
-                    chunks=chunks)
+                    chunks=chunks, mtp_stage=mtp_stage)
     return num_gpus, layout

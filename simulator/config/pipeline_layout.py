@@ -10,8 +10,10 @@ multi-token-prediction module, ``L`` the loss; ``X*n`` and ``(...)*n`` repeat; c
 
 Megatron's rules kept here: the embedding comes first and the loss last, each exactly once; the
 decoder layers number num_layers and the MTP modules mtp_num_layers, all after the last decoder
-layer. This build costs the MTP modules with the output layer, so they must sit in the last stage's
-last model chunk (Megatron's "standalone MTP" on another rank is not modelled).
+layer, and MTP only in the last model chunk of the rank that holds it, never on the first rank
+(unless PP = 1). The MTP modules must sit together in one virtual stage: with the loss (the usual
+recipe layouts) or, "standalone", in a stage of their own on another rank (Megatron-Core's
+mtp_standalone), which then also holds its copy of the output projection for the MTP logits.
 """
 from __future__ import annotations
 
@@ -68,6 +70,7 @@ class StageSplit:
 
     vpp: int
     chunks: tuple[tuple[int, ...], ...]     # [rank][chunk] -> decoder layers
+    mtp_rank: int = -1                      # rank whose last chunk holds the MTP modules (-1: none / last)
 
     @property
     def stage_layers(self) -> tuple[int, ...]:
@@ -82,8 +85,8 @@ def split(layout: str | list, pp: int, num_layers: int, mtp_layers: int) -> Stag
     flat = [x for st in stages for x in st]
     if not flat or flat[0] != "E" or flat.count("E") != 1:
         raise LayoutError("must start with the embedding (E) and hold it exactly once")
-    if flat[-1] != "L" or flat.count("L") != 1:
-        raise LayoutError("must end with the loss (L) and hold it exactly once")
+    if flat[-1] != "L" or flat.count("L") != 1 or "L" not in stages[-1]:
+        raise LayoutError("must end with the loss (L), in the last stage, and hold it exactly once")
     if flat.count("t") != num_layers:
         raise LayoutError(f"holds {flat.count('t')} decoder layers (t), the model has num_layers={num_layers}")
     if flat.count("m") != mtp_layers:
@@ -91,8 +94,17 @@ def split(layout: str | list, pp: int, num_layers: int, mtp_layers: int) -> Stag
     if "m" in flat and "t" in flat[flat.index("m"):]:
         raise LayoutError("decoder layers (t) must all come before the MTP modules (m)")
     vpp = len(stages) // pp
-    if mtp_layers and any("m" in st for st in stages[:-1]):
-        raise LayoutError("the MTP modules (m) must sit in the last stage, with the loss (this build "
-                          "costs them with the output layer)")
+    mtp_rank = -1
+    if mtp_layers:
+        where = [k for k, st in enumerate(stages) if "m" in st]
+        if len(where) > 1:
+            raise LayoutError("the MTP modules (m) must sit together in one stage")
+        k = where[0]
+        if k // pp != vpp - 1:
+            raise LayoutError("the MTP modules (m) must sit in the last model chunk of their rank "
+                              "(Megatron-Core's restriction)")
+        if k % pp == 0 and pp > 1:
+            raise LayoutError("the MTP modules (m) must not sit on the first pipeline rank (Megatron-Core)")
+        mtp_rank = k % pp if k % pp != pp - 1 else -1
     chunks = tuple(tuple(stages[c * pp + r].count("t") for c in range(vpp)) for r in range(pp))
-    return StageSplit(vpp, chunks)
+    return StageSplit(vpp, chunks, mtp_rank)

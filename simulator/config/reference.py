@@ -149,7 +149,9 @@ The layout sets the virtual stages (`virtual_pipeline_model_parallel_size`, if g
 and excludes `decoder_first/last_pipeline_num_layers`. Exit 2 when the stage count is not a
 multiple of PP, the embedding is not first or the loss not last (each exactly once), the decoder
 layers are not `num_layers` or the MTP modules not `mtp_num_layers`, a decoder layer follows an MTP
-module, or an MTP module sits outside the last stage (this build costs MTP with the output layer).
+module, the MTP modules are split over stages, sit outside their rank's last model chunk or on the
+first rank, or the loss is not in the last stage. MTP modules in a stage of their own ("standalone",
+e.g. `Et*3|(tt|)*29,m|L`) are costed on that rank, with a copy of the output projection.
 """)
     parts.append(MODEL_FEATURE_NOTES)
     return "\n".join(parts)

@@ -45,6 +45,12 @@ class Layout:
     # decoder layers of each stage's model chunks, from pipeline_model_parallel_layout (empty: the
     # stage's layers balanced over its vpp chunks)
     chunks: tuple[tuple[int, ...], ...] = ()
+    mtp_stage: int = -1                   # stage holding the MTP modules (-1: the last; a layout's "standalone")
+
+    @property
+    def mtp_rank(self) -> int:
+        """Pipeline stage whose last chunk runs the multi-token prediction modules."""
+        return self.mtp_stage if self.mtp_stage >= 0 else len(self.stage_layers) - 1
 
     @property
     def expert_tp(self) -> int:

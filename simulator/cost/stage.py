@@ -9,7 +9,7 @@ from simulator.cost.compute import ops_time
 from simulator.cost.efficiency import Efficiency
 from simulator.model.arch import Arch, resolve
 from simulator.model.recompute import recomputed_fraction
-from simulator.model.ops import Op, Shard, embedding_ops, layer_ops, output_ops
+from simulator.model.ops import Op, Shard, embedding_ops, head_ops, layer_ops, mtp_ops
 from simulator.model.routing import dispatch_volume_factor
 
 
@@ -150,7 +150,10 @@ def stage_parts(s: Scenario, eff: Efficiency, tiers: comm.Tiers) -> list[StagePa
             skipped = body.recompute * (1.0 - frac)
             body = replace(body, recompute=body.recompute - skipped, bwd=body.bwd - skipped)
         head = _extra(embedding_ops(a, sh) if i == 0 else [], s, eff)
-        tail = _extra(output_ops(a, sh) if i == pp - 1 else [], s, eff)
+        # the last stage runs the output head; the MTP modules run in the last chunk of their stage
+        # (the last, or a layout's standalone MTP stage)
+        tail = _extra((head_ops(a, sh) if i == pp - 1 else []) + (mtp_ops(a, sh) if i == s.layout.mtp_rank else []),
+                      s, eff)
         out.append(StageParts(body, head, tail))
     return out
 

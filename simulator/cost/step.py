@@ -102,7 +102,7 @@ def local_params(s: Scenario, stage: int) -> tuple[float, float]:
     a = resolve(s.workload.model)
     pp = len(lay.stage_layers)
     dense, experts = stage_params(a, lay.stage_layers[stage], stage == 0, stage == pp - 1, pp,
-                                  a.moe_layers_among(lay.stage_layer_ids(stage)))
+                                  a.moe_layers_among(lay.stage_layer_ids(stage)), stage == lay.mtp_rank)
     return dense / lay.tp, experts / (lay.expert_tp * lay.ep)
 
 

@@ -163,10 +163,13 @@ def in_flight_microbatches(schedule: str, stage: int, pp: int, m: int, vpp: int)
 
 
 def stage_params(a: Arch, layers: int, first: bool, last: bool, pp: int,
-                 n_moe: float | None = None) -> tuple[float, float]:
+                 n_moe: float | None = None, mtp: bool | None = None) -> tuple[float, float]:
     """(dense parameters, routed-expert parameters) held by a pipeline stage of ``layers`` layers,
-    ``n_moe`` of them MoE layers (default: the model's average share), before TP/EP sharding."""
+    ``n_moe`` of them MoE layers (default: the model's average share), before TP/EP sharding.
+    ``mtp``: the stage holds the multi-token prediction modules (default: the last stage does); on
+    another stage (a standalone MTP stage) they come with a copy of the output projection."""
     n_moe = a.moe_layers_in(layers) if n_moe is None else n_moe
+    mtp = last if mtp is None else mtp
     shared, experts = moe_layer_params(a) if a.is_moe else (0, 0)
     dense = (layers - n_moe) * dense_layer_params(a) + n_moe * shared
     if first:
@@ -176,8 +179,11 @@ def stage_params(a: Arch, layers: int, first: bool, last: bool, pp: int,
         dense += output_params(a)
         if a.tied_embeddings and pp > 1:
             dense += a.vocab * a.hidden   # the last stage keeps its own copy of the tied embedding
-        mtp_dense, experts_mtp = mtp_params(a)   # multi-token prediction modules sit on the last stage
+    if mtp and a.mtp_layers:
+        mtp_dense, experts_mtp = mtp_params(a)   # multi-token prediction modules (the last stage's by default)
         dense += mtp_dense
+        if not last:
+            dense += a.vocab * a.hidden   # a standalone MTP stage projects its own logits
     return float(dense), float(n_moe * experts + experts_mtp)
 
 
@@ -211,7 +217,7 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
                      recompute_num_layers: int | None = None, offload_layers: int = 0,
                      runtime_reserve: float = RUNTIME_RESERVE_BYTES,
                      fragmentation: float = 0.0,
-                     chunks: tuple[tuple[int, ...], ...] = ()) -> list[MemoryBreakdown]:
+                     chunks: tuple[tuple[int, ...], ...] = (), mtp_stage: int = -1) -> list[MemoryBreakdown]:
     """The memory breakdown of one GPU of every pipeline stage.
 
     ``precision`` fp8/fp8_*/nvfp4 adds the low-precision copies of the transformer layers' weights
@@ -234,12 +240,13 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
     expert_dp = max(tp * cp * dp // (etp * ep), 1)
     shard_dense = shard * cp
     shard_expert = max(expert_dp * shard // dp, 1)
+    mtp_at = mtp_stage if mtp_stage >= 0 else pp - 1
     stage_chunks = chunks or tuple(balanced_chunks(n, vpp) for n in stage_layers)
     moe_counts = stage_moe_layers(a, stage_chunks)
     stages: list[MemoryBreakdown] = []
     for i, layers in enumerate(stage_layers):
         n_moe_i = moe_counts[i]
-        dense, experts = stage_params(a, layers, i == 0, i == pp - 1, pp, n_moe_i)
+        dense, experts = stage_params(a, layers, i == 0, i == pp - 1, pp, n_moe_i, i == mtp_at)
         dense_gpu = dense / tp
         expert_gpu = experts / (etp * ep)
         n = dense_gpu + expert_gpu
@@ -302,6 +309,7 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
             acts += 2.0 * tokens * a.hidden / (tp if sequence_parallel else 1)
         if i == pp - 1:
             acts += tokens * a.vocab / tp * (2 + 4)   # bf16 logits and their fp32 copy, one microbatch
+        if i == mtp_at:
             if a.mtp_layers:   # each MTP module: its layer's activations and its logits
                 mtp = activation_bytes_per_layer(a, micro_batch, tp, cp, sequence_parallel, recompute,
                                                  flash_attention, moe=a.last_layer_moe, fp8=fp8, etp=etp)
