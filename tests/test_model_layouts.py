@@ -10,7 +10,7 @@ from simulator.cost.efficiency import DEFAULT
 from simulator.cost.stage import stage_parts
 from simulator.cost.step import estimate_step, pipeline_time
 from simulator.engine.iteration import simulate_step
-from simulator.explore.layouts import split_refusal, stage_splits
+from simulator.explore.layouts import _vpp_values, split_refusal, stage_splits
 from simulator.model.arch import resolve
 from simulator.model.memory import stage_params
 from simulator.model.params import count, dense_layer_params, embedding_params, moe_layer_params, mtp_params
@@ -190,6 +190,11 @@ def test_uneven_split_rule():
     assert stage_splits(32, 4) == [(None, None, (8, 8, 8, 8))]
     assert stage_splits(61, 32) == [] and "leave 1 for the first and last" in split_refusal(61, 32)
     assert "exceeds num_layers" in split_refusal(61, 64)
+    # virtual stages: Llama 3's split counts embedding and loss as layers (16 slots per stage on PP8);
+    # other uneven splits need VPP to divide every stage's layers
+    assert _vpp_values((15,) + (16,) * 6 + (15,), True, 8, 64) == [1, 2, 4, 8, 16]
+    assert _vpp_values((3,) + (4,) * 14 + (2,), True, 16, 64) == [1]
+    assert _vpp_values((8, 8, 8, 8), False, 4, 64) == [1, 2, 4, 8]
 
 
 def test_search_places_deepseek_v3(capsys):

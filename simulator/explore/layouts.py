@@ -6,6 +6,7 @@ simulator/config/layout.py, which stays the judge: the search re-checks every ca
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -142,11 +143,16 @@ def _tp_values(a: Arch, n: int) -> list[int]:
 
 
 def _vpp_values(stages: tuple[int, ...], uneven: bool, pp: int, m: int) -> list[int]:
+    """Virtual stages per rank: divisors of the layers per stage. Llama 3's split (both ends one layer
+    lighter) is Megatron's account_for_embedding/loss_in_pipeline_split, which needs PP x VPP to
+    divide layers + 2: VPP divides the inner stages' count. Other uneven splits
+    (num_layers_in_first/last_pipeline_stage) split every stage's layers into VPP equal chunks."""
     if pp == 1 or m % pp:
         return [1]
-    smallest = min(stages)
     if uneven:
-        return [1] + list(range(2, smallest + 1))
+        mid = stages[1] if pp > 2 else max(stages)
+        slots = mid if (pp > 2 and stages[0] == stages[-1] == mid - 1) else math.gcd(*stages)
+        return [1] + [v for v in divisors(slots) if v > 1]
     return [1] + [v for v in divisors(stages[0]) if v > 1]
 
 
