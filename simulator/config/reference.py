@@ -44,6 +44,20 @@ def _model_of(annotation) -> type[BaseModel] | None:
     return None
 
 
+def _list_model_of(annotation) -> type[BaseModel] | None:
+    """The section type of a list of sections (``phases: [{...}, ...]``), else None."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, typing.Annotated):
+        for arg in typing.get_args(annotation):
+            found = _list_model_of(arg)
+            if found:
+                return found
+    if origin is list:
+        (item,) = typing.get_args(annotation) or (None,)
+        return item if isinstance(item, type) and issubclass(item, BaseModel) else None
+    return None
+
+
 _NAMES = {int: "integer", float: "number", bool: "true/false", str: "text"}
 _SPECIAL = {"_int_or_auto": "positive integer or 'auto'",
             "_duration_or_auto": "duration, e.g. '1 h', or 'auto'"}
@@ -105,7 +119,11 @@ def rows(model: type[BaseModel], prefix: str = "") -> list[str]:
     for name, info in model.model_fields.items():
         sub = _model_of(info.annotation)
         path = prefix + name
-        if sub is not None:
+        item = _list_model_of(info.annotation)
+        if item is not None:
+            out.append(f"| `{path}` | list of sections, or null | {_default_text(info)} |")
+            out += rows(item, path + "[].")
+        elif sub is not None:
             out.append(f"| `{path}` | section | {_default_text(info)} |")
             out += rows(sub, path + ".")
         else:

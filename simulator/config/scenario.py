@@ -11,7 +11,8 @@ from simulator.config.cluster import ClusterConfig
 from simulator.config.errors import raise_config_error, suggest
 from simulator.config.gpu import GPUSpec, catalog_gpu
 from simulator.config.loader import read_yaml, source_finder, validate
-from simulator.config.overrides import Override, parse_override
+from simulator.config.overrides import Override, apply, parse_override
+from simulator.config.phases import in_phase, phase_raws
 from simulator.config.sanity import check_scenario
 from simulator.config.workload import WorkloadConfig
 from simulator.errors import ConfigError
@@ -103,6 +104,8 @@ class Scenario:
     workload_source: str
     cluster_source: str
     assumptions: dict = field(default_factory=dict)
+    # training phases in order (config/phases.py): (name, Scenario) each; () = one phase, this one
+    phases: tuple = ()
 
     @property
     def name(self) -> str:
@@ -187,7 +190,28 @@ def _finish(wcfg, wraw, craw, workload_source, cluster_source, wl_over, cl_over,
     num_gpus, layout = derive_layout(wcfg, ccfg, gpu, wwhere, cwhere)
     check_scenario(wcfg, ccfg, wcfg.model.seq_length, wwhere, cwhere)
     assumptions = {**defaults_used(wcfg), **{f"cluster.{k}": v for k, v in defaults_used(ccfg).items()}}
-    return Scenario(wcfg, ccfg, gpu, layout, num_gpus, workload_source, cluster_source, assumptions)
+    phases = ()
+    if wcfg.phases:
+        phases = _phases(wcfg, apply(wraw, wl_over, workload_source), wwhere, ccfg, gpu, cwhere,
+                         workload_source, cluster_source, derive_layout)
+    return Scenario(wcfg, ccfg, gpu, layout, num_gpus, workload_source, cluster_source, assumptions,
+                    phases)
+
+
+def _phases(wcfg, data, wwhere, ccfg, gpu, cwhere, workload_source, cluster_source, derive_layout) -> tuple:
+    """(name, Scenario) of each training phase, validated and derived like a workload file."""
+    out = []
+    for k, (name, raw) in enumerate(phase_raws(wcfg, data, wwhere)):
+        try:
+            pcfg = validate(WorkloadConfig, raw, workload_source, [])
+            where = source_finder(workload_source, [], raw)
+            n, lay = derive_layout(pcfg, ccfg, gpu, where, cwhere)
+            check_scenario(pcfg, ccfg, pcfg.model.seq_length, where, cwhere)
+        except ConfigError as exc:
+            raise in_phase(exc, k, name) from None
+        out.append((name, Scenario(pcfg, ccfg, gpu, lay, n, workload_source, cluster_source,
+                                   defaults_used(pcfg))))
+    return tuple(out)
 
 
 def load_scenario(workload: str | Path, *, cluster: str | Path | None = None,

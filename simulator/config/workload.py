@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, create_model
 
 from simulator import units
 
@@ -204,6 +204,27 @@ class MemoryConfig(Strict):
     fragmentation: Annotated[float, BeforeValidator(units.parser("ratio")), Field(ge=0, le=1)] = 0.0
 
 
+# A phase's parallelism: any ParallelismConfig key; one left out is the top level's value
+PhaseParallelismConfig = create_model(
+    "PhaseParallelismConfig", __base__=Strict,
+    **{name: (info.rebuild_annotation() if info.default is None else info.rebuild_annotation() | None, None)
+       for name, info in ParallelismConfig.model_fields.items()})
+
+
+class PhaseConfig(Strict):
+    """One phase of the run (docs/campaign.md, "Training phases"): a key left out (null) is the top
+    level's value. Exactly one phase may leave out its length: it trains what is left of
+    training.train_tokens (or train_iters) after the others."""
+
+    name: str | None = None                             # default: "phase N"
+    train_tokens: Count | None = None
+    train_iters: PosInt | None = None                   # steps
+    seq_length: PosInt | None = None                    # model.seq_length
+    global_batch_size: PosInt | None = None             # training.global_batch_size (sequences)
+    num_gpus: PosInt | None = None
+    parallelism: PhaseParallelismConfig = PhaseParallelismConfig()
+
+
 class WorkloadConfig(Strict):
     name: str
     description: str | None = None
@@ -214,3 +235,6 @@ class WorkloadConfig(Strict):
     parallelism: ParallelismConfig = ParallelismConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     memory: MemoryConfig = MemoryConfig()
+    # training phases simulated in order in one campaign (batch ramp-up, longer context, annealing);
+    # each phase's step is simulated under its own layout. Absent: one phase, the top level
+    phases: Annotated[list[PhaseConfig], Field(min_length=1, max_length=64)] | None = None

@@ -175,13 +175,20 @@ def _check_task(task: SearchTask) -> None:
                           expected=f"at most {capacity}, or a bigger cluster (--set cluster.num_nodes=...)")
 
 
+def top_level_only(inputs: Inputs) -> tuple[str, ...]:
+    """A layout search explores the top level's layout on N GPUs; a workload's training phases
+    keep their own layouts, so the search (and its re-simulation) runs the top level alone."""
+    return ("phases=null",) if inputs.wraw.get("phases") else ()
+
+
 def search(inputs: Inputs, overrides: tuple[str, ...], settings: SearchSettings, executor: Executor,
            options: SimOptions = SimOptions(), progress: bool = True) -> SearchResult:
     """Enumerate, rank, shortlist and re-simulate (see the module docstring)."""
     if settings.objective not in OBJECTIVES:
         raise ConfigError("unknown objective", source="--objective", value=settings.objective,
                           expected=" | ".join(OBJECTIVES))
-    task = SearchTask(inputs, tuple(overrides), settings.gpus, settings.space)
+    overrides = tuple(overrides) + top_level_only(inputs)
+    task = SearchTask(inputs, overrides, settings.gpus, settings.space)
     _check_task(task)
     shapes, valid, ranked, pruned = rank_all(task, executor, progress)
     ranked.sort(key=lambda r: rank_key(r, settings.objective))
