@@ -43,7 +43,8 @@ def stage_memory(s: Scenario) -> list[MemoryBreakdown]:
         shard_degree=lay.shard, reshard_after_forward=lay.reshard_after_forward,
         recompute_method=lay.recompute_method, recompute_num_layers=lay.recompute_num_layers,
         offload_layers=lay.offload_layers, runtime_reserve=s.workload.memory.runtime_reserve,
-        fragmentation=s.workload.memory.fragmentation)
+        fragmentation=s.workload.memory.fragmentation,
+        chunks=tuple(lay.chunk_layers(i) for i in range(lay.pp)), mtp_stage=lay.mtp_stage)
 
 
 def _infeasible(s: Scenario, mem: MemoryBreakdown) -> InfeasibleError:

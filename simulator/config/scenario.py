@@ -16,6 +16,7 @@ from simulator.config.phases import in_phase, phase_raws
 from simulator.config.sanity import check_scenario
 from simulator.config.workload import WorkloadConfig
 from simulator.errors import ConfigError
+from simulator.model.split import balanced_chunks, layer_ids
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,15 @@ class Layout:
     recompute_method: str | None = None   # full recompute: uniform / block (Megatron)
     recompute_num_layers: int | None = None
     offload_layers: int = 0               # layers whose activations go to host memory
+    # decoder layers of each stage's model chunks, from pipeline_model_parallel_layout (empty: the
+    # stage's layers balanced over its vpp chunks)
+    chunks: tuple[tuple[int, ...], ...] = ()
+    mtp_stage: int = -1                   # stage holding the MTP modules (-1: the last; a layout's "standalone")
+
+    @property
+    def mtp_rank(self) -> int:
+        """Pipeline stage whose last chunk runs the multi-token prediction modules."""
+        return self.mtp_stage if self.mtp_stage >= 0 else len(self.stage_layers) - 1
 
     @property
     def expert_tp(self) -> int:
@@ -53,9 +63,16 @@ class Layout:
         return self.shard_degree or self.dp
 
     def chunk_layers(self, stage: int) -> tuple[int, ...]:
-        """Layers of each model chunk on ``stage`` (balanced when vpp does not divide them)."""
-        n, v = self.stage_layers[stage], self.vpp
-        return tuple(n // v + (1 if c < n % v else 0) for c in range(v))
+        """Layers of each model chunk on ``stage`` (the layout's, else balanced when vpp does not
+        divide them)."""
+        if self.chunks:
+            return self.chunks[stage]
+        return balanced_chunks(self.stage_layers[stage], self.vpp)
+
+    def stage_layer_ids(self, stage: int) -> tuple[int, ...]:
+        """Model indices of the decoder layers ``stage`` holds (virtual stage k = chunk c of rank r
+        with k = c x PP + r holds the k-th run of layers, Megatron's interleaved order)."""
+        return layer_ids(tuple(self.chunk_layers(i) for i in range(len(self.stage_layers))))[stage]
 
     @property
     def model_parallel(self) -> int:

@@ -80,6 +80,12 @@ class ModelConfig(Strict):
     window_attn_skip_freq: PosInt | None = None
     # or per layer, Hugging Face layer_types: "sliding_attention" / "full_attention"
     layer_types: list[Literal["sliding_attention", "full_attention"]] | None = None
+    # chunked attention (Llama 4 iRoPE; Hugging Face / Megatron-Bridge attention_chunk_size): on the
+    # RoPE layers each query attends only to the earlier keys of its own chunk of this many tokens
+    attention_chunk_size: PosInt | None = None
+    # NoPE layers (Megatron-Bridge Llama 4 nope_layer_interval, Hugging Face no_rope_layer_interval):
+    # layer i has no rotary embedding and attends the whole causal prefix when (i + 1) % N == 0
+    nope_layer_interval: PosInt | None = None
     # "learnable": a learned per-head sink logit in the softmax (GPT-OSS attention sinks)
     softmax_type: Literal["vanilla", "off-by-one", "learnable"] = "vanilla"
     # multi-token prediction modules after the last layer (DeepSeek-V3: 1), Megatron --mtp-num-layers
@@ -172,6 +178,10 @@ class ParallelismConfig(Strict):
     pipeline_schedule: Literal["1f1b", "gpipe", "interleaved_1f1b", "zb_h1"] | None = None
     decoder_first_pipeline_num_layers: PosInt | None = None    # uneven first stage
     decoder_last_pipeline_num_layers: PosInt | None = None     # uneven last stage
+    # Megatron-Core pipeline_model_parallel_layout: the layers of every virtual stage, e.g.
+    # "Et*4|(t*4|)*14tmL" (E embedding, t decoder layer, m MTP module, L loss; | between stages);
+    # sets the virtual stages (PP x VPP stages); config/pipeline_layout.py
+    pipeline_model_parallel_layout: str | list[list[str]] | None = None
     overlap_grad_reduce: bool = True                    # DP gradient reduce overlapped with backward
     overlap_param_gather: bool = True                   # distributed-optimizer all-gather overlapped
     tp_comm_overlap: bool = False                       # TP collectives overlapped with GEMMs

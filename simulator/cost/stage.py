@@ -10,7 +10,7 @@ from simulator.cost.compute import QUANTIZE_SUFFIX, host_time, ops_time, quantiz
 from simulator.cost.efficiency import Efficiency
 from simulator.model.arch import Arch, resolve
 from simulator.model.recompute import recomputed_fraction
-from simulator.model.ops import Op, Shard, embedding_ops, layer_ops, output_ops
+from simulator.model.ops import Op, Shard, embedding_ops, head_ops, layer_ops, mtp_ops
 from simulator.model.routing import dispatch_volume_factor
 
 
@@ -193,14 +193,17 @@ def stage_parts(s: Scenario, eff: Efficiency, tiers: comm.Tiers) -> list[StagePa
     pp = len(s.layout.stage_layers)
     out = []
     for i, layers in enumerate(s.layout.stage_layers):
-        n_moe = a.moe_layers_in(layers)
+        n_moe = a.moe_layers_among(s.layout.stage_layer_ids(i))   # the layers this stage really holds
         body = add(scale(dense, layers - n_moe), scale(moe, n_moe))
         frac = recomputed_fraction(s.layout, i)
         if s.layout.recompute == "full" and frac < 1.0:   # block method: only some layers rerun
             skipped = body.recompute * (1.0 - frac)
             body = replace(body, recompute=body.recompute - skipped, bwd=body.bwd - skipped)
         head = _extra(embedding_ops(a, sh) if i == 0 else [], s, eff)
-        tail = _extra(output_ops(a, sh) if i == pp - 1 else [], s, eff)
+        # the last stage runs the output head; the MTP modules run in the last chunk of their stage
+        # (the last, or a layout's standalone MTP stage)
+        tail = _extra((head_ops(a, sh) if i == pp - 1 else []) + (mtp_ops(a, sh) if i == s.layout.mtp_rank else []),
+                      s, eff)
         out.append(StageParts(body, head, tail))
     return out
 

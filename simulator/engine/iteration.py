@@ -85,7 +85,7 @@ def _chunk_work(part: StageParts, layers: tuple[int, ...]) -> list[StageTimes]:
     from simulator.cost.stage import add, scale
 
     total = sum(layers)
-    chunks = [scale(part.layers, n / total) for n in layers]
+    chunks = [scale(part.layers, n / total if total else 0.0) for n in layers]
     chunks[0] = add(chunks[0], part.head)
     chunks[-1] = add(chunks[-1], part.tail)
     return chunks

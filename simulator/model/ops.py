@@ -283,23 +283,32 @@ def embedding_ops(a: Arch, sh: Shard) -> list[Op]:
     return [memory_op("embedding", elems, sh.act_bytes)]
 
 
-def output_ops(a: Arch, sh: Shard) -> list[Op]:
-    """Last stage: final norm, vocabulary projection, cross-entropy over fp32 logits; then each
-    multi-token prediction module (norms, the 2h -> h projection, one layer, its own logits and loss)."""
+def head_ops(a: Arch, sh: Shard) -> list[Op]:
+    """Last stage: final norm, vocabulary projection, cross-entropy over fp32 logits."""
     T, Tn, e = sh.tokens(a), sh.norm_tokens(a), sh.act_bytes
     v = a.vocab / sh.tp
-    head = [
+    return [
         memory_op("final_norm", 2 * Tn * a.hidden, e),
         gemm("logits", T, a.hidden, v, e),
         memory_op("cross_entropy", T * v * (e + 4 + 4), 1.0, bwd_factor=1.0),
     ]
-    ops = list(head)
-    if a.mtp_layers:
-        module = [memory_op("mtp_norms", 4 * Tn * a.hidden, e),
-                  gemm("mtp_proj", T, 2 * a.hidden, a.hidden / sh.tp, e, linear=True),
-                  *layer_ops(a, sh, moe=a.last_layer_moe), *head]
-        ops += [replace(op, name=f"mtp_{op.name}", count=op.count * a.mtp_layers) for op in module]
-    return ops
+
+
+def mtp_ops(a: Arch, sh: Shard) -> list[Op]:
+    """Each multi-token prediction module: norms, the 2h -> h projection, one layer, its own logits
+    and loss (empty without MTP)."""
+    if not a.mtp_layers:
+        return []
+    T, Tn, e = sh.tokens(a), sh.norm_tokens(a), sh.act_bytes
+    module = [memory_op("mtp_norms", 4 * Tn * a.hidden, e),
+              gemm("mtp_proj", T, 2 * a.hidden, a.hidden / sh.tp, e, linear=True),
+              *layer_ops(a, sh, moe=a.last_layer_moe), *head_ops(a, sh)]
+    return [replace(op, name=f"mtp_{op.name}", count=op.count * a.mtp_layers) for op in module]
+
+
+def output_ops(a: Arch, sh: Shard) -> list[Op]:
+    """Last stage with the MTP modules on it: the output head, then each MTP module."""
+    return head_ops(a, sh) + mtp_ops(a, sh)
 
 
 def fwd_flops(ops: list[Op]) -> float:

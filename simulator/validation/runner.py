@@ -206,7 +206,19 @@ def workload_of(row: dict) -> dict:
     if row["sequence_parallel"].strip():
         parallel["sequence_parallel"] = row["sequence_parallel"] == "true"
     layers, pp = int(row["num_layers"]), int(row["pp"])
-    if row["first_stage_layers"].strip():
+    if row["pipeline_layout"].strip():
+        # Megatron-Core pipeline_model_parallel_layout from the release's performance recipe (the
+        # tables do not print it). DeepSeek-V3 rows: NVIDIA-NeMo/Megatron-Bridge
+        # src/megatron/bridge/recipes/deepseek/deepseek_v3.py set_deepseek_v3_pipeline_model_parallel_layout
+        # layout_map @ 1c43b392 (v0.2.1, 25.11) and @ 9c9dd848 (v0.3.1, 26.02.01); the v0.3.1 GB300
+        # pp_layout in scripts/performance/configs/deepseek/deepseek_workload_base_configs.py @ 9c9dd848;
+        # PP8 VP4 from the v0.2.1 H100 recipe (scripts/performance/configs/deepseek/deepseek_llm_pretrain.py
+        # @ 1c43b392). Each row's notes say which (data/SOURCES.md).
+        parallel["pipeline_model_parallel_layout"] = row["pipeline_layout"].strip()
+        parallel.pop("virtual_pipeline_model_parallel_size", None)   # the layout sets it
+        if row["virtual_pp"].strip():
+            parallel["virtual_pipeline_model_parallel_size"] = int(row["virtual_pp"])
+    elif row["first_stage_layers"].strip():
         parallel["decoder_first_pipeline_num_layers"] = int(row["first_stage_layers"])
         parallel["decoder_last_pipeline_num_layers"] = int(row["last_stage_layers"])
     elif layers % pp:  # uneven split as the framework's partitioner does: lighter first and last stages
@@ -254,6 +266,7 @@ FEATURES = {
     "model.softmax_type": "attention sinks", "model.qk_layernorm": "QK-layernorm",
     "model.mtp_num_layers": "multi-token prediction", "model.moe.first_k_dense_replace": "leading dense MoE layers",
     "parallelism.expert_tensor_parallel_size": "expert tensor parallelism",
+    "parallelism.pipeline_model_parallel_layout": "pipeline layout",
     "parallelism.cpu_offloading": "activation CPU offload", "parallelism.cpu_offloading_num_layers": "activation CPU offload",
 }
 
