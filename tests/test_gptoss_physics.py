@@ -44,3 +44,54 @@ def test_unfused_bias_dropout_add_moves_more_and_launches_more():
     assert len(unfused) == len(fused) + 2          # a bias add after attention and after the MLP
     extra = sum(o.bytes for o in unfused) - sum(o.bytes for o in fused)
     assert extra == pytest.approx(2 * 2 * 2048 * 1024 * 2.0)   # 2 more elements per token, twice
+
+
+# ---- the clamped gated activation (activation_func_clamp_value) ----------------------------------
+
+def _moe(**kw) -> ModelConfig:
+    return _model(moe={"num_experts": 32, "moe_router_topk": 4, "moe_ffn_hidden_size": 512}, **kw)
+
+
+def test_clamp_is_three_eager_kernels_by_hand():
+    # EP 8 -> 4 local experts; 2048 tokens x top-4 x EP 8 / 32 experts = 2048 tokens per expert
+    a = resolve(_moe(add_bias_linear=False, activation_func_clamp_value=7.0))
+    ops = {o.name: o for o in layer_ops(a, Shard(1, 1, 1, 8, False, True), moe=True)}
+    half = 4 * 2048 * 512            # one half (gate or linear) of fc1's output over the local experts
+    clamp, cat = ops["expert_act_clamp"], ops["expert_act_clamp_cat"]
+    # two clamps: read + write a half each; the concatenation: read + write both halves
+    assert clamp.count == 2 and clamp.bytes == pytest.approx(2 * half * 2.0)
+    assert cat.count == 1 and cat.bytes == pytest.approx(4 * half * 2.0)
+    # backward: each clamp 3 passes over its half, the split's join 4
+    assert clamp.bytes * clamp.bwd_factor * clamp.count + cat.bytes * cat.bwd_factor == pytest.approx(10 * half * 2.0)
+    assert "expert_act_clamp" not in {o.name for o in layer_ops(resolve(_moe(add_bias_linear=False)),
+                                                                  Shard(1, 1, 1, 8, False, True), moe=True)}
+
+
+def test_clamp_keeps_a_clamped_copy_for_the_backward():
+    from simulator.model.memory import activation_bytes_per_layer
+    args = dict(micro_batch=1, tp=1, cp=1, sequence_parallel=False, flash_attention=True, moe=True)
+    plain = activation_bytes_per_layer(resolve(_moe()), recompute="none", **args)
+    clamped = activation_bytes_per_layer(resolve(_moe(activation_func_clamp_value=7.0)), recompute="none", **args)
+    # 2048 tokens x top-4, fc1 output 2 x 512 wide, 2 bytes
+    assert clamped - plain == pytest.approx(2048 * 4 * 2 * 1024)
+    # selective_op recomputes the activation (Megatron's moe_act): nothing more kept
+    assert activation_bytes_per_layer(resolve(_moe(activation_func_clamp_value=7.0)), recompute="selective_op", **args) \
+        == activation_bytes_per_layer(resolve(_moe()), recompute="selective_op", **args)
+
+
+# ---- fc2's expert bias (TEGroupedMLP._apply_bias) --------------------------------------------------
+
+def test_expert_fc2_bias_per_local_expert_by_hand():
+    from simulator.cost.compute import host_launches
+    sh = Shard(1, 1, 1, 8, False, True)
+    ops = {o.name: o for o in layer_ops(resolve(_moe()), sh, moe=True)}
+    m, h = 2048, 1024                 # routed tokens per local expert, hidden
+    b, cat = ops["expert_fc2_bias"], ops["expert_fc2_bias_cat"]
+    # t + b * p per local expert: two kernels, 4 elements per token and channel in all
+    assert b.count == 2 * 4 and b.count * b.bytes == pytest.approx(4 * 4 * m * h * 2.0)
+    assert b.count * b.bytes * b.bwd_factor == pytest.approx(4 * 6 * m * h * 2.0)   # bias + prob gradients
+    assert cat.bytes == pytest.approx(2 * 4 * m * h * 2.0) and cat.bwd_factor == 1.0
+    assert host_launches(b, "bf16") + host_launches(cat, "bf16") == 2 * 4 + 1
+    # no biases, no such ops
+    names = {o.name for o in layer_ops(resolve(_moe(add_bias_linear=False)), sh, moe=True)}
+    assert not {"expert_fc2_bias", "expert_fc2_bias_cat"} & names
