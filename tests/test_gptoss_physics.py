@@ -62,7 +62,8 @@ def test_clamp_is_three_eager_kernels_by_hand():
     assert clamp.count == 2 and clamp.bytes == pytest.approx(2 * half * 2.0)
     assert cat.count == 1 and cat.bytes == pytest.approx(4 * half * 2.0)
     # backward: each clamp 3 passes over its half, the split's join 4
-    assert clamp.bytes * clamp.bwd_factor * clamp.count + cat.bytes * cat.bwd_factor == pytest.approx(10 * half * 2.0)
+    backward = clamp.bytes * clamp.bwd_factor * clamp.count + cat.bytes * cat.bwd_factor
+    assert backward == pytest.approx(10 * half * 2.0)
     assert "expert_act_clamp" not in {o.name for o in layer_ops(resolve(_moe(add_bias_linear=False)),
                                                                   Shard(1, 1, 1, 8, False, True), moe=True)}
 

@@ -289,8 +289,9 @@ def residual_ops(a: Arch, tokens: float, e: float, prefix: str, scope: str = "")
     """The bias-dropout-add after a sublayer (``prefix`` "attn" or "mlp").
 
     Fused (Megatron-Core ``bias_dropout_fusion``, the default): one kernel (_residual_elems).
-    Unfused (megatron/core/fusions/fused_bias_dropout.py's unfused path: ``x + bias``, then
-    ``torch.nn.functional.dropout``, then ``residual + out``): one eager kernel per step, each a full
+    Unfused (_bias_dropout_add_func in NVIDIA/Megatron-LM megatron/core/fusions/fused_bias_dropout.py
+    @ e8b9df15: ``x + bias``, then ``torch.nn.functional.dropout``, then ``residual + out``): one
+    eager kernel per step, each a full
     pass over the hidden stream -- the bias add reads the output and writes it again (2 elements per
     token and channel; the bias vector itself is negligible), dropout reads, writes and stores a
     1-byte mask (2.5; skipped at p = 0, where PyTorch returns its input untouched), the residual add
