@@ -96,3 +96,12 @@ def test_expert_fc2_bias_per_local_expert_by_hand():
     # no biases, no such ops
     names = {o.name for o in layer_ops(resolve(_moe(add_bias_linear=False)), sh, moe=True)}
     assert not {"expert_fc2_bias", "expert_fc2_bias_cat"} & names
+
+
+def test_selective_op_reruns_only_norms_and_activations():
+    """Megatron recompute_modules [layernorm, moe_act] (trainsim's selective_op): the norms, the clamp
+    and the activation rerun; the residual adds, fc2's bias, the permutation and the GEMMs do not."""
+    ops = layer_ops(resolve(_moe(activation_func_clamp_value=7.0, bias_dropout_fusion=False)),
+                    Shard(1, 1, 1, 8, False, True), moe=True)
+    assert {o.name for o in ops if o.rerun} == {"input_norm", "post_attn_norm", "expert_act_clamp",
+                                                 "expert_act_clamp_cat", "expert_activation"}

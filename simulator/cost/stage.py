@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from simulator.config.scenario import Scenario
 from simulator.cost import comm
 from simulator.cost.context import cp_exposed
-from simulator.cost.compute import QUANTIZE_SUFFIX, host_time, ops_time, quantize_ops
+from simulator.cost.compute import host_time, ops_time, quantize_ops
 from simulator.cost.efficiency import Efficiency
 from simulator.model.arch import Arch, resolve
 from simulator.model.recompute import recomputed_fraction
@@ -146,9 +146,8 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
         rec = f + tp_f + cp_f + ep_f
     elif lay.recompute == "selective":
         rec = attn_f
-    elif lay.recompute == "selective_op":   # norms and activation functions rerun (memory-bound ops)
-        rec = ops_time([o for o in ops if o.kind == "memory" and not o.name.endswith(QUANTIZE_SUFFIX)],
-                       gpu, prec, eff)
+    elif lay.recompute == "selective_op":   # norms and activation functions rerun (Op.rerun)
+        rec = ops_time([o for o in ops if o.rerun], gpu, prec, eff)
     return StageTimes(f + b, rec, tp_f + tp_b, cp_f + cp_b, ep_f + ep_b,
                       f + tp_f + cp_f + ep_f, b + rec + tp_b + cp_b + ep_b, wgrad, host_f, host_b)
 

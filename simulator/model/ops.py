@@ -33,6 +33,9 @@ class Op:
     group: int = 1
     launches: float = 1.0  # host-side kernel launches of one forward execution (cost/compute.py:host_time)
     scope: str = ""        # CUDA-graph scope the op is captured in (Megatron cuda_graph_scope names)
+    # a norm or an activation function: what selective_op recomputation reruns in the backward
+    # (Megatron recompute_modules [layernorm, moe_act]; torchtitan's op-level policy)
+    rerun: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,8 @@ def gemm(name: str, m: float, k: float, n: float, e: float, count: int = 1, line
 
 
 def memory_op(name: str, elements: float, e: float, bwd_factor: float = 2.0, scope: str = "",
-              launches: float = 1.0) -> Op:
-    return Op(name, "memory", 0.0, elements * e, bwd_factor, scope=scope, launches=launches)
+              launches: float = 1.0, rerun: bool = False) -> Op:
+    return Op(name, "memory", 0.0, elements * e, bwd_factor, scope=scope, launches=launches, rerun=rerun)
 
 
 def in_scope(ops: list[Op], scope: str) -> list[Op]:
@@ -143,17 +146,17 @@ def qkv_ops(a: Arch, sh: Shard) -> list[Op]:
         H = a.heads
         if a.q_lora_rank:
             ops += [gemm("q_down", Tn, a.hidden, a.q_lora_rank, e, linear=True),
-                    memory_op("q_latent_norm", 2 * Tn * a.q_lora_rank, e),
+                    memory_op("q_latent_norm", 2 * Tn * a.q_lora_rank, e, rerun=True),
                     gemm("q_up", T, a.q_lora_rank, a.q_width / t, e, linear=True)]
         else:
             ops.append(gemm("q_proj", T, a.hidden, a.q_width / t, e, linear=True))
         ops += [gemm("kv_down", Tn, a.hidden, a.kv_lora_rank + a.qk_rope_dim, e, linear=True),
-                memory_op("kv_latent_norm", 2 * Tn * a.kv_lora_rank, e),
+                memory_op("kv_latent_norm", 2 * Tn * a.kv_lora_rank, e, rerun=True),
                 gemm("kv_up", T, a.kv_lora_rank, H * (a.qk_nope_dim + a.v_dim) / t, e, linear=True)]
     else:
         ops.append(gemm("qkv", T, a.hidden, (a.attn_width + 2 * a.kv_width) / t, e, linear=True))
     if a.qk_layernorm:
-        ops.append(memory_op("qk_norm", 2 * T * (a.q_width + a.kv_width) / t, e))
+        ops.append(memory_op("qk_norm", 2 * T * (a.q_width + a.kv_width) / t, e, rerun=True))
     return ops
 
 
@@ -172,9 +175,9 @@ def clamp_ops(a: Arch, half_elems: float, e: float, prefix: str, count: int = 1,
     if not a.act_clamp:
         return []
     return [Op(f"{prefix}act_clamp", "memory", 0.0, 2 * half_elems * e, bwd_factor=1.5, count=2 * count,
-               scope=scope),
+               scope=scope, rerun=True),
             Op(f"{prefix}act_clamp_cat", "memory", 0.0, 4 * half_elems * e, bwd_factor=1.0, count=count,
-               scope=scope)]
+               scope=scope, rerun=True)]
 
 
 def mlp_ops(a: Arch, sh: Shard, tokens: float, ffn: int, prefix: str, count: int = 1) -> list[Op]:
@@ -184,7 +187,7 @@ def mlp_ops(a: Arch, sh: Shard, tokens: float, ffn: int, prefix: str, count: int
     return [
         gemm(f"{prefix}fc1", tokens, a.hidden, up, e, count, linear=True, sparse=sh.sparse_2to4),
         *clamp_ops(a, tokens * ffn / t, e, prefix, count),
-        Op(f"{prefix}activation", "memory", 0.0, act_elems * e * count),
+        Op(f"{prefix}activation", "memory", 0.0, act_elems * e * count, rerun=True),
         gemm(f"{prefix}fc2", tokens, ffn / t, a.hidden, e, count, linear=True, sparse=sh.sparse_2to4),
     ]
 
@@ -254,7 +257,7 @@ def expert_ops(a: Arch, sh: Shard, tokens: float) -> list[Op]:
 
     return [grouped("expert_fc1", a.hidden, up),
             *clamp_ops(a, local * m * ffn, e, "expert_", scope="moe"),   # one kernel over all local experts
-            Op("expert_activation", "memory", 0.0, act_elems * e, scope="moe"),
+            Op("expert_activation", "memory", 0.0, act_elems * e, scope="moe", rerun=True),
             grouped("expert_fc2", ffn, a.hidden),
             *expert_bias_ops(a, local, m, e)]
 
@@ -317,14 +320,14 @@ def layer_ops(a: Arch, sh: Shard, moe: bool = False) -> list[Op]:
     # bias-dropout-add), "mlp" / "moe" (pre-MLP norm, the MLP or MoE layer, its bias-dropout-add),
     # "moe_router" (pre-MLP norm and router), "moe_preprocess" (the dispatcher's metadata)
     ops = in_scope([
-        memory_op("input_norm", 2 * Tn * a.hidden, e),
+        memory_op("input_norm", 2 * Tn * a.hidden, e, rerun=True),
         *qkv_ops(a, sh),
         *attention_ops(a, sh),
         gemm("attn_proj", T, a.attn_width / t, a.hidden, e, linear=True),
         *residual_ops(a, Tn, e, "attn"),   # bias + dropout + add
     ], "attn")
     if moe:
-        ops.append(memory_op("post_attn_norm", 2 * Tn * a.hidden, e, scope="moe_router"))
+        ops.append(memory_op("post_attn_norm", 2 * Tn * a.hidden, e, scope="moe_router", rerun=True))
         router = gemm("router", T, a.hidden, a.num_experts, e, scope="moe_router")
         ops.append(replace(router, launches=ROUTER_LAUNCHES))
         # tokens per expert, split sizes (int32 / int64 per token and expert): negligible bytes
@@ -337,7 +340,7 @@ def layer_ops(a: Arch, sh: Shard, moe: bool = False) -> list[Op]:
             ops += in_scope(mlp_ops(a, sh, T, a.shared_expert_ffn, "shared_"), "moe")
         ops += residual_ops(a, Tn, e, "mlp", scope="moe")
     else:
-        ops += in_scope([memory_op("post_attn_norm", 2 * Tn * a.hidden, e),
+        ops += in_scope([memory_op("post_attn_norm", 2 * Tn * a.hidden, e, rerun=True),
                          *mlp_ops(a, sh, T, a.ffn, ""),
                          *residual_ops(a, Tn, e, "mlp")], "mlp")
     return ops
