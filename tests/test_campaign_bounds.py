@@ -134,7 +134,9 @@ def test_405b_sizing_curve_cost_rises_with_the_gpu_count():
     cost more (lower MFU, more failures per day, lower ETTR) and nobody waits for spares."""
     from simulator import simulate
     from simulator.explore.size import _resize
-    flat = ["parallelism.virtual_pipeline_model_parallel_size=null"]   # 8 microbatches at 32K GPUs
+    # no interleaving (8 microbatches at 32K GPUs): Meta's V8 layout replaced by 7-layer edge stages
+    flat = ["parallelism.pipeline_model_parallel_layout=null", "parallelism.decoder_first_pipeline_num_layers=7",
+            "parallelism.decoder_last_pipeline_num_layers=7"]
     base = load_scenario(LLAMA, overrides=flat)
     costs = []
     for g in (4096, 8192, 16384, 32768, 65536):

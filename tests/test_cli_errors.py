@@ -355,6 +355,7 @@ OOM = ["--set", "parallelism.tensor_model_parallel_size=1", "--set", "parallelis
        "--set", "parallelism.decoder_first_pipeline_num_layers=null",
        "--set", "parallelism.decoder_last_pipeline_num_layers=null",
        "--set", "parallelism.virtual_pipeline_model_parallel_size=null", "--gpus", "64",
+       "--set", "parallelism.pipeline_model_parallel_layout=null",
        "--set", "phases=null"]      # the top level alone: its phases run on 8,192 GPUs
 
 

@@ -248,7 +248,8 @@ def test_too_big_is_infeasible_with_breakdown(scenario):
     s = scenario("llama3-405b", "parallelism.pipeline_model_parallel_size=2",
                  "parallelism.decoder_first_pipeline_num_layers=null",
                  "parallelism.decoder_last_pipeline_num_layers=null",
-                 "parallelism.virtual_pipeline_model_parallel_size=null", gpus=2048)
+                 "parallelism.virtual_pipeline_model_parallel_size=null",
+                 "parallelism.pipeline_model_parallel_layout=null", gpus=2048)
     with pytest.raises(InfeasibleError) as exc:
         simulate(s)
     msg = str(exc.value)

@@ -21,8 +21,16 @@ def _err(capsys, argv):
 
 
 def test_the_issue_command_interleaves_the_405b(capsys):
-    """`run llama3-405b --set ...virtual_pipeline_model_parallel_size=2` ran on 16K H100s (Llama 3 paper)."""
+    """The bundled 405B layout (PP16 x V8, one layer per chunk, Llama 3 paper section 3.3.2) and the
+    two-chunk interleaving both fit on 16K H100s."""
+    code = main(["run", W405, "--fast", "--json", "--replicas", "1"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["fits_in_memory"] and out["layout"].startswith("TP8 PP16 VPP8")
+    assert out["breakdown"]["bubble"] / out["step_time_s"] < 0.15   # (p-1)/(v m + p - 1) = 15/143
     code = main(["run", W405, "--fast", "--json", "--replicas", "1",
+                 "--set", "parallelism.pipeline_model_parallel_layout=null",
+                 "--set", "parallelism.decoder_first_pipeline_num_layers=7",
+                 "--set", "parallelism.decoder_last_pipeline_num_layers=7",
                  "--set", "parallelism.virtual_pipeline_model_parallel_size=2"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["fits_in_memory"]

@@ -170,6 +170,7 @@ def test_studies_keep_working_on_a_phased_workload(capsys):
 
 def test_a_null_in_a_phase_clears_the_top_level_value():
     s = load_scenario(WORKLOADS / "llama3-405b.yaml", overrides=[
-        "phases=[{name: flat, train_iters: 10, parallelism: {virtual_pipeline_model_parallel_size: null}}]",
+        "phases=[{name: flat, train_iters: 10, parallelism: {pipeline_model_parallel_layout: null, "
+        "decoder_first_pipeline_num_layers: 7, decoder_last_pipeline_num_layers: 7}}]",
         "training.train_tokens=null"])
-    assert s.layout.vpp == 2 and s.phases[0][1].layout.vpp == 1
+    assert s.layout.vpp == 8 and s.phases[0][1].layout.vpp == 1

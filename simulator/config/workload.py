@@ -143,6 +143,13 @@ class TrainingConfig(Strict):
     # router), moe_preprocess (dispatcher metadata); empty: every scope of each layer
     cuda_graph_scope: list[Literal["attn", "mlp", "moe", "moe_router", "moe_preprocess"]] = []
     sparsity_2to4: bool = False                         # 2:4-sparse MLP weights (sparse tensor cores)
+    # CUDA_LAUNCH_BLOCKING=1 in the launch environment: every kernel launch returns only when the
+    # kernel has finished (CUDA Toolkit docs, "CUDA Environment Variables"), so the host no longer
+    # queues kernels ahead of the GPU and each launch's host time adds to the kernel's instead of
+    # hiding behind it (cost/stage.py). BigScience's BLOOM-176B launch script sets it
+    # (bigscience-workshop/bigscience train/tr11-176B-ml/tr11-176B-ml.slurm @ e726b15: "do not remove or the
+    # training will hang").
+    cuda_launch_blocking: bool = False
 
 
 class ParallelismConfig(Strict):

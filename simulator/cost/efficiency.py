@@ -24,7 +24,7 @@ class Efficiency:
     # CUDA graphs replay a captured scope as one launch. Fitted.
     host_launch: float = 4.81e-5
     # Fraction of HBM bandwidth that element-wise / memory-bound kernels reach. Fitted.
-    memory: float = 0.756
+    memory: float = 0.757
     # Fraction of NIC line rate that NCCL collectives reach as bus bandwidth across domains
     # (nccl-tests all-reduce, 1 GB, DGX H100 with 8 x 400G NDR: ~370-385 GB/s at 16 nodes of 400 GB/s,
     # 0.92-0.96; 320-350 GB/s on smaller or busier fabrics). Fitted within FIT_BOUNDS.

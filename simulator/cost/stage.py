@@ -79,10 +79,14 @@ def host_bound_excess(ops: list[Op], s: Scenario, eff: Efficiency, device_fwd: f
 
     The host queues kernels ahead of the GPU, so a layer takes max(device time, host launch time);
     Megatron's all-to-all dispatcher syncs on the token counts once per layer, so the host cannot run
-    further ahead than a layer and the bound holds layer by layer."""
+    further ahead than a layer and the bound holds layer by layer. Under CUDA_LAUNCH_BLOCKING
+    (training.cuda_launch_blocking) each launch waits for its kernel, so host and device time add:
+    the whole host time shows."""
     prec, graphed = s.workload.training.precision, graphed_scopes(s)
     hf = host_time(ops, prec, eff, graphed=graphed)
     hb = host_time(ops, prec, eff, backward=True, graphed=graphed)
+    if s.workload.training.cuda_launch_blocking:
+        return hf, hb
     return max(0.0, hf - device_fwd), max(0.0, hb - device_bwd)
 
 

@@ -39,7 +39,8 @@ SOURCES = {
     "megatron-core-h100": ("dgx-h100-superpod.yaml", {"use_flash_attn": True},
                            {"distributed_optimizer": True, "sequence_parallel": True,
                             "tp_comm_overlap": True, "overlap_grad_reduce": True, "overlap_param_gather": True}),
-    "bigscience-tr11": ("jean-zay-a100.yaml", {"use_flash_attn": False}, {"overlap_grad_reduce": False}),
+    "bigscience-tr11": ("jean-zay-a100.yaml", {"use_flash_attn": False, "cuda_launch_blocking": True},
+                        {"overlap_grad_reduce": False}),
     "nemo-24.07": (None, _MODERN_TRAINING, _MODERN_PAR),
     "megatron-bridge": (None, _MODERN_TRAINING, _MODERN_PAR),
 }
