@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from simulator.config.scenario import Scenario
 from simulator.cost import comm
-from simulator.cost.compute import ops_time
+from simulator.cost.compute import op_time, ops_time
 from simulator.cost.efficiency import Efficiency
 from simulator.model.arch import Arch, resolve
 from simulator.model.recompute import recomputed_fraction
@@ -57,22 +58,24 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
     lay, prec = s.layout, s.workload.training.precision
     gpu = s.gpu
     ops: list[Op] = layer_ops(a, sh, moe=moe)
-    f = ops_time(ops, gpu, prec, eff)
-    b = ops_time(ops, gpu, prec, eff, backward=True)
-    attn_f = ops_time(ops, gpu, prec, eff, only_attention_core=True)
-    attn_b = ops_time(ops, gpu, prec, eff, backward=True, only_attention_core=True)
+    # each op's forward and backward time once; the sums below add them in op order, as ops_time does
+    fw = [op_time(o, gpu, prec, eff) for o in ops]
+    bw = [op_time(o, gpu, prec, eff, backward=True) for o in ops]
+    f, b = sum(fw), sum(bw)
+    attn_f = sum(t for o, t in zip(ops, fw) if o.attention_core)
+    attn_b = sum(t for o, t in zip(ops, bw) if o.attention_core)
     tokens = sh.tokens(a)
     act = tokens * a.hidden * sh.act_bytes
     tp_group = comm.Group.of("tp", lay)
     # two all-reduces (or all-gather + reduce-scatter pairs under SP) per layer, each direction
     tp_one = 2 * comm.all_reduce(tp_group, act, tiers)
     if s.workload.parallelism.tp_comm_overlap and lay.tp > 1:
-        gemm_f = sum(ops_time([o], gpu, prec, eff) for o in ops if o.kind == "gemm")
+        gemm_f = sum(t for o, t in zip(ops, fw) if o.kind == "gemm")
         tp_f, tp_b = max(0.0, tp_one - gemm_f), max(0.0, tp_one - 2 * gemm_f)
         # the hidden communication is not free: a reduce-scatter overlapped with its GEMM runs on
         # TP_OVERLAP_SMS of the GPU's SMs, which the GEMM loses while both run
-        lin_f = sum(ops_time([o], gpu, prec, eff) for o in ops if o.kind == "gemm" and o.linear)
-        lin_b = sum(ops_time([o], gpu, prec, eff, backward=True) for o in ops if o.kind == "gemm" and o.linear)
+        lin_f = sum(t for o, t in zip(ops, fw) if o.kind == "gemm" and o.linear)
+        lin_b = sum(t for o, t in zip(ops, bw) if o.kind == "gemm" and o.linear)
         steal = tp_overlap_steal(gpu)
         tp_f += RS_OVERLAPPED_FWD * lin_f * steal / (1 - steal)
         tp_b += RS_OVERLAPPED_BWD * lin_b * steal / (1 - steal)
@@ -90,15 +93,14 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
         if group.domains(tiers) > 1:   # DeepEP-style dispatch sends fewer copies across domains
             routed *= dispatch_volume_factor(a, group.domains(tiers))
         ep_f = ep_b = 2 * comm.all_to_all(group, routed, tiers)
-    wgrad = 0.5 * sum(ops_time([o], gpu, prec, eff, backward=True) for o in ops
-                      if o.kind == "gemm" and not o.attention_core)
+    wgrad = 0.5 * sum(t for o, t in zip(ops, bw) if o.kind == "gemm" and not o.attention_core)
     rec = 0.0
     if lay.recompute == "full":
         rec = f + tp_f + cp_f + ep_f
     elif lay.recompute == "selective":
         rec = attn_f
     elif lay.recompute == "selective_op":   # norms and activation functions rerun (memory-bound ops)
-        rec = ops_time([o for o in ops if o.kind == "memory"], gpu, prec, eff)
+        rec = sum(t for o, t in zip(ops, fw) if o.kind == "memory")
     return StageTimes(f + b, rec, tp_f + tp_b, cp_f + cp_b, ep_f + ep_b,
                       f + tp_f + cp_f + ep_f, b + rec + tp_b + cp_b + ep_b, wgrad)
 
@@ -122,7 +124,7 @@ class StageParts:
     head: StageTimes        # embedding (first stage) — runs in the first model chunk
     tail: StageTimes        # final norm, logits, loss (last stage) — runs in the last chunk
 
-    @property
+    @cached_property
     def total(self) -> StageTimes:
         return add(add(self.layers, self.head), self.tail)
 
@@ -141,17 +143,21 @@ def stage_parts(s: Scenario, eff: Efficiency, tiers: comm.Tiers) -> list[StagePa
     dense = _layer(a, s, sh, eff, tiers, moe=False)
     moe = _layer(a, s, sh, eff, tiers, moe=True) if a.is_moe else dense
     pp = len(s.layout.stage_layers)
-    out = []
+    out, seen = [], {}   # stages alike (layers, recomputed share, first / last) share one StageParts
     for i, layers in enumerate(s.layout.stage_layers):
+        frac = recomputed_fraction(s.layout, i)
+        key = (layers, frac, i == 0, i == pp - 1)
+        if key in seen:
+            out.append(seen[key])
+            continue
         n_moe = a.moe_layers_in(layers)
         body = add(scale(dense, layers - n_moe), scale(moe, n_moe))
-        frac = recomputed_fraction(s.layout, i)
         if s.layout.recompute == "full" and frac < 1.0:   # block method: only some layers rerun
             skipped = body.recompute * (1.0 - frac)
             body = replace(body, recompute=body.recompute - skipped, bwd=body.bwd - skipped)
         head = _extra(embedding_ops(a, sh) if i == 0 else [], s, eff)
         tail = _extra(output_ops(a, sh) if i == pp - 1 else [], s, eff)
-        out.append(StageParts(body, head, tail))
+        out.append(seen.setdefault(key, StageParts(body, head, tail)))
     return out
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulator.memo import by_identity
+
 COMPUTE, COMM, WAIT = 1.0, 0.5, 0.1      # share of (TDP - idle) above idle power, per state
 
 
@@ -103,15 +105,20 @@ def average_step_power(stage_busy: list[tuple[float, float]], step: float, model
     return float(model.facility(gpu_w))
 
 
+@by_identity()   # frozen cluster and GPU: one count for every layout
+def _network_switches(cluster, gpu) -> int:
+    from simulator.topology import tier_view
+
+    return sum(t.switches for t in tier_view(cluster, gpu) if t.kind == "network")
+
+
 def power_model_of(s) -> PowerModel:
     """The job's PowerModel from its Scenario: its GPUs, its nodes and its share of the switches."""
     import math
 
-    from simulator.topology import tier_view
-
     c = s.cluster
     gpn = c.node.gpus_per_node
-    switches = sum(t.switches for t in tier_view(c, s.gpu) if t.kind == "network")
+    switches = _network_switches(c, s.gpu)
     share = s.num_gpus / (c.num_nodes * gpn)
     return PowerModel(tdp=s.gpu.tdp, idle=s.gpu.idle_power, node_overhead=c.power.node_overhead,
                       switches=switches * c.power.switch_power * share, pue=c.power.pue,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from simulator.memo import by_identity
 from simulator.model.schedules import peak_live_layers
 from simulator.model.arch import Arch
 from simulator.model.params import (
@@ -144,6 +145,7 @@ def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequ
     return replicated / rep_div + (attn_split + core) / tp + mlp_split / mlp_tp + full
 
 
+@by_identity(1024)   # pure in a frozen Arch and plain values: stages and layouts alike share it
 def mean_layer_activation_bytes(a: Arch, layers: int, micro_batch: int, tp: int, cp: int,
                                 sequence_parallel: bool, recompute: str, flash_attention: bool,
                                 fp8: bool = False, etp: int | None = None) -> float:
@@ -161,6 +163,7 @@ def in_flight_microbatches(schedule: str, stage: int, pp: int, m: int, vpp: int)
     return peak_live_layers(schedule, pp, m, stage, vpp, (1,) * vpp) / vpp
 
 
+@by_identity(1024)
 def stage_params(a: Arch, layers: int, first: bool, last: bool, pp: int) -> tuple[float, float]:
     """(dense parameters, routed-expert parameters) held by a pipeline stage before TP/EP sharding."""
     n_moe = a.moe_layers_in(layers)
