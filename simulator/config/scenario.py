@@ -110,10 +110,10 @@ def defaults_used(model: BaseModel, prefix: str = "") -> dict:
 
 def _check_fabric(cluster: ClusterConfig, gpu: GPUSpec, where) -> None:
     """The fabric the cluster describes must be buildable (switch radix, tiers, unit sizes)."""
-    from simulator.topology import tier_view
+    from simulator.topology.tiers import tier_tuple
 
     try:
-        tier_view(cluster, gpu)
+        tier_tuple(cluster, gpu)   # remembered: the cost and power models read the same view
     except ConfigError as exc:
         loc = tuple((exc.path or "fabric").split("."))
         raise ConfigError(str(exc).split(": ", 1)[-1], source=where(loc), path=".".join(loc)) from None

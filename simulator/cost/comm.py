@@ -93,9 +93,9 @@ def has_nvls(cluster: ClusterConfig, nvlink_bw: float) -> bool:
 
 
 def _tier_view(cluster: ClusterConfig, gpu: GPUSpec) -> tuple:
-    from simulator.topology import tier_view
+    from simulator.topology.tiers import tier_tuple
 
-    return tuple(tier_view(cluster, gpu))
+    return tier_tuple(cluster, gpu)
 
 
 @dataclass(frozen=True)

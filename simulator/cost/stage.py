@@ -109,11 +109,13 @@ _FIELDS = ("compute", "recompute", "tp", "cp", "ep", "fwd", "bwd", "wgrad")
 
 
 def scale(x: StageTimes, k: float) -> StageTimes:
-    return StageTimes(*(getattr(x, f) * k for f in _FIELDS))
+    return StageTimes(x.compute * k, x.recompute * k, x.tp * k, x.cp * k, x.ep * k, x.fwd * k, x.bwd * k,
+                      x.wgrad * k)
 
 
 def add(x: StageTimes, y: StageTimes) -> StageTimes:
-    return StageTimes(*(getattr(x, f) + getattr(y, f) for f in _FIELDS))
+    return StageTimes(x.compute + y.compute, x.recompute + y.recompute, x.tp + y.tp, x.cp + y.cp, x.ep + y.ep,
+                      x.fwd + y.fwd, x.bwd + y.bwd, x.wgrad + y.wgrad)
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.memo import by_identity
-
 COMPUTE, COMM, WAIT = 1.0, 0.5, 0.1      # share of (TDP - idle) above idle power, per state
 
 
@@ -105,11 +103,10 @@ def average_step_power(stage_busy: list[tuple[float, float]], step: float, model
     return float(model.facility(gpu_w))
 
 
-@by_identity()   # frozen cluster and GPU: one count for every layout
 def _network_switches(cluster, gpu) -> int:
-    from simulator.topology import tier_view
+    from simulator.topology.tiers import tier_tuple
 
-    return sum(t.switches for t in tier_view(cluster, gpu) if t.kind == "network")
+    return sum(t.switches for t in tier_tuple(cluster, gpu) if t.kind == "network")
 
 
 def power_model_of(s) -> PowerModel:

@@ -80,9 +80,12 @@ class MemoryBreakdown:
                 + self.low_precision_weights + self.gather_buffers + self.fragmentation)
 
     def as_gib(self) -> dict:
-        d = {f.name: getattr(self, f.name) / GIB for f in fields(self) if f.name != "stage"}
+        d = {name: getattr(self, name) / GIB for name in _BREAKDOWN_FIELDS}
         d["total"] = self.total / GIB
         return d
+
+
+_BREAKDOWN_FIELDS = tuple(f.name for f in fields(MemoryBreakdown) if f.name != "stage")
 
 
 def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequence_parallel: bool,
@@ -145,7 +148,7 @@ def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequ
     return replicated / rep_div + (attn_split + core) / tp + mlp_split / mlp_tp + full
 
 
-@by_identity(1024)   # pure in a frozen Arch and plain values: stages and layouts alike share it
+@by_identity(1024, objects=1)   # pure in a frozen Arch and plain values: stages and layouts alike share it
 def mean_layer_activation_bytes(a: Arch, layers: int, micro_batch: int, tp: int, cp: int,
                                 sequence_parallel: bool, recompute: str, flash_attention: bool,
                                 fp8: bool = False, etp: int | None = None) -> float:
@@ -163,7 +166,7 @@ def in_flight_microbatches(schedule: str, stage: int, pp: int, m: int, vpp: int)
     return peak_live_layers(schedule, pp, m, stage, vpp, (1,) * vpp) / vpp
 
 
-@by_identity(1024)
+@by_identity(1024, objects=1)
 def stage_params(a: Arch, layers: int, first: bool, last: bool, pp: int) -> tuple[float, float]:
     """(dense parameters, routed-expert parameters) held by a pipeline stage before TP/EP sharding."""
     n_moe = a.moe_layers_in(layers)
