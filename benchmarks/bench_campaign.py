@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from simulator import load_scenario, simulate
-from simulator.engine.campaign import campaign_params, run_campaign, run_replicas
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout, not an installed copy
+
+from simulator import load_scenario, simulate  # noqa: E402
+from simulator.engine.campaign import campaign_params, run_campaign, run_replicas  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = 86400.0

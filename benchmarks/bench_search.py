@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
-from simulator.explore.cases import SimOptions, read_inputs
-from simulator.explore.executors import executor_for
-from simulator.explore.ranking import SearchTask
-from simulator.explore.search import SearchSettings, rank_all, search
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout, not an installed copy
+
+from simulator.explore.cases import SimOptions, read_inputs  # noqa: E402
+from simulator.explore.executors import executor_for  # noqa: E402
+from simulator.explore.ranking import SearchTask  # noqa: E402
+from simulator.explore.search import SearchSettings, rank_all, search  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

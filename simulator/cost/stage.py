@@ -8,6 +8,7 @@ from simulator.config.scenario import Scenario
 from simulator.cost import comm
 from simulator.cost.compute import op_time, ops_time
 from simulator.cost.efficiency import Efficiency
+from simulator.memo import by_identity
 from simulator.model.arch import Arch, resolve
 from simulator.model.recompute import recomputed_fraction
 from simulator.model.ops import Op, Shard, embedding_ops, layer_ops, output_ops
@@ -54,13 +55,19 @@ def tp_overlap_steal(gpu) -> float:
     return min(0.5, TP_OVERLAP_SMS / (gpu.sm_count or 132))
 
 
+@by_identity(objects=3)   # frozen Arch, GPU and efficiencies; the search's layouts share shards
+def _op_times(a: Arch, gpu, eff: Efficiency, sh: Shard, prec: str, moe: bool) -> tuple:
+    """(a layer's ops, each op's forward time, each op's backward time); the sums in ``_layer`` add
+    them in op order, as ops_time does."""
+    ops: tuple[Op, ...] = tuple(layer_ops(a, sh, moe=moe))
+    return (ops, tuple(op_time(o, gpu, prec, eff) for o in ops),
+            tuple(op_time(o, gpu, prec, eff, backward=True) for o in ops))
+
+
 def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, moe: bool) -> StageTimes:
     lay, prec = s.layout, s.workload.training.precision
     gpu = s.gpu
-    ops: list[Op] = layer_ops(a, sh, moe=moe)
-    # each op's forward and backward time once; the sums below add them in op order, as ops_time does
-    fw = [op_time(o, gpu, prec, eff) for o in ops]
-    bw = [op_time(o, gpu, prec, eff, backward=True) for o in ops]
+    ops, fw, bw = _op_times(a, gpu, eff, sh, prec, moe)
     f, b = sum(fw), sum(bw)
     attn_f = sum(t for o, t in zip(ops, fw) if o.attention_core)
     attn_b = sum(t for o, t in zip(ops, bw) if o.attention_core)

@@ -234,7 +234,16 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
     shard_dense = shard * cp
     shard_expert = max(expert_dp * shard // dp, 1)
     stages: list[MemoryBreakdown] = []
+    middle: dict = {}   # layers -> (a middle stage's breakdown, its chunk weights, working activations)
     for i, layers in enumerate(stage_layers):
+        if 0 < i < pp - 1 and layers in middle:
+            # a middle stage like one before holds the same states; only its in-flight activations differ
+            mb, chunk_weights, working = middle[layers]
+            acts = peak_live_layers(schedule, pp, num_microbatches, i, vpp, chunk_weights) + working
+            stages.append(MemoryBreakdown(mb.weights, mb.gradients, mb.optimizer, acts, runtime_reserve, i,
+                                          low_precision_weights=mb.low_precision_weights,
+                                          gather_buffers=mb.gather_buffers, fragmentation=fragmentation * acts))
+            continue
         dense, experts = stage_params(a, layers, i == 0, i == pp - 1, pp)
         dense_gpu = dense / tp
         expert_gpu = experts / (etp * ep)
@@ -309,4 +318,6 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
         stages.append(MemoryBreakdown(weights, grads, optim, acts, runtime_reserve, i,
                                       low_precision_weights=lp, gather_buffers=gather,
                                       fragmentation=frag, offloaded=offloaded))
+        if 0 < i < pp - 1:
+            middle[layers] = (stages[-1], tuple(weights_by_chunk), working)
     return stages
