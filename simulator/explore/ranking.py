@@ -125,14 +125,15 @@ def rank_structure(base: Scenario, st: Structure, order: int, task: SearchTask,
     except ConfigError as exc:
         return 0, [], ("layout", str(exc))
     valid = len(zeros) * len(space.recompute)
-    lightest = memory_of(_variant(s0, max(zeros), space.recompute[-1])).total
+    light = (max(zeros), space.recompute[-1])
+    lightest = memory_of(_variant(s0, *light)).total
     if lightest > cap:
         return valid, [], ("memory", lightest / GIB)
     out = []
     for z in zeros:
         for i, r in enumerate(space.recompute):
             s = _variant(s0, z, r)
-            need = memory_of(s).total
+            need = lightest if (z, r) == light else memory_of(s).total
             if need <= cap:
                 out.append(_rank(s, Layout(st, z, r, space.schedule), order * 16 + z * 4 + i, power, need))
                 break

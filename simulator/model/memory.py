@@ -283,19 +283,23 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
         stored = per_layer_act("selective" if recompute == "full" else recompute)
         full_in = per_layer_act("full") if recompute == "full" else 0.0
         chunks = _chunks(layers, vpp)
-        weights_by_chunk, working = [], 0.0
+        weights_by_chunk, working, by_size = [], 0.0, {}
         for c, cl in enumerate(chunks):
-            kept = cl
-            if i == 0 and pp == 1 and offload_layers:
-                kept = max(cl - offload_layers, 0)
-            rec_layers, together = _recomputed(kept, recompute, recompute_method, recompute_num_layers)
-            if recompute == "full" and (recompute_method or "uniform") == "uniform":
-                # one checkpointed input per group of `together` layers
-                groups = -(-kept // max(together, 1)) if kept else 0
-                weights_by_chunk.append(groups * full_in)
-            else:
-                weights_by_chunk.append(rec_layers * full_in + (kept - rec_layers) * stored)
-            working = max(working, together * stored)   # a recomputed group's activations in backward
+            if cl not in by_size:   # a stage's chunks come in at most two sizes
+                kept = cl
+                if i == 0 and pp == 1 and offload_layers:
+                    kept = max(cl - offload_layers, 0)
+                rec_layers, together = _recomputed(kept, recompute, recompute_method, recompute_num_layers)
+                if recompute == "full" and (recompute_method or "uniform") == "uniform":
+                    # one checkpointed input per group of `together` layers
+                    groups = -(-kept // max(together, 1)) if kept else 0
+                    weight = groups * full_in
+                else:
+                    weight = rec_layers * full_in + (kept - rec_layers) * stored
+                by_size[cl] = (weight, together * stored)   # a recomputed group's activations in backward
+            weight, work = by_size[cl]
+            weights_by_chunk.append(weight)
+            working = max(working, work)
         live = peak_live_layers(schedule, pp, num_microbatches, i, vpp, tuple(weights_by_chunk))
         acts = live + working
         offloaded = 0.0
