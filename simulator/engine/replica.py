@@ -58,6 +58,7 @@ class ReplicaOutcome:
 
 URGENT, NORMAL = 0, 1      # event priorities at one instant (SimPy's): interrupts come first
 _STOP = object()           # the event that ends the run
+_WAKE = object()           # the end of a wait of the training process (argument: its token)
 
 
 class Replica:
@@ -73,7 +74,7 @@ class Replica:
         self.progress, self.committed, self.pending, self.lead = 0.0, 0.0, None, 0.0
         self.missing = self.short = self.slow = 0
         self.phase, self.since, self.left = UP, 0.0, 0.0      # left: of a timed phase
-        self.restart_cause, self.save_reason, self.plan = "restart", "", None
+        self.restart_cause, self.save_reason, self.plan, self.run_s = "restart", "", None, 0.0
         self.request, self.request_need, self.granted = False, 0, False   # a wait for spares
         self.f_slow = self.f_short = 1.0
         self.checkpoints, self.finished = 0, False
@@ -104,11 +105,7 @@ class Replica:
         """The training process waits ``delay`` seconds, then runs ``then()`` (unless interrupted)."""
         self._token += 1
         self._resume = then
-        heappush(self._queue, (self.now + delay, NORMAL, next(self._seq), self._wake, self._token))
-
-    def _wake(self, token: int) -> None:
-        if token == self._token:               # else: an interrupt abandoned this wait
-            self._resume()
+        heappush(self._queue, (self.now + delay, NORMAL, next(self._seq), _WAKE, self._token))
 
     def _stop_soon(self, _arg=None) -> None:
         """One of the run's ends happened: stop once the events already due now are processed
@@ -128,7 +125,7 @@ class Replica:
         while True:
             if self.phase == UP:
                 self._begin_run()
-                self._wait(self.plan.duration(), self._run_done)
+                self._wait(self.run_s, self._run_done)
                 return
             self.since = self.now
             if self.phase == WAIT:
@@ -193,12 +190,13 @@ class Replica:
         self.f_short = p.dp / (p.dp - lost) if lost else 1.0
         self.plan = RunPlan(p.checkpoint, self.now, self.progress, self.f_slow * self.f_short,
                             committed=self.committed, pending=self.pending, lead=self.lead)
+        self.run_s = self.plan.duration()       # wall seconds to the end of training, uninterrupted
         self.lead = 0.0
 
     def _end_run(self):
         """Close the current run at now: progress, checkpoints, time split by cause, timeline."""
         plan = self.plan
-        x = min(self.now - plan.t0, plan.duration())
+        x = min(self.now - plan.t0, self.run_s)
         st = plan.at(x)
         gain = st.progress - plan.p0
         self.lost["stragglers"] += gain * (self.f_slow - 1.0)
@@ -325,9 +323,13 @@ class Replica:
             if not queue:
                 raise RuntimeError("a campaign replica ran out of events before it ended")
             self.now, _, _, action, arg = heappop(queue)
-            if action is _STOP:
+            if action is _WAKE:
+                if arg == self._token:             # else: an interrupt abandoned this wait
+                    self._resume()
+            elif action is _STOP:
                 break
-            action(arg)
+            else:
+                action(arg)
         stop = ""
         if not self.finished:                      # the horizon, the cap or the limit cut it short
             stop = "events" if self.aborted else (
