@@ -119,7 +119,9 @@ def load(workload: str | Path | Mapping, cluster: str | Path | Mapping | None = 
             raise ConfigError("cluster file not found", source=wsource, path="cluster", value=str(cluster),
                               expected="an existing YAML file")
         craw, csource = read_yaml(Path(cluster)), str(cluster)
-    inputs = Inputs(wraw, craw, wsource, csource)
+    from simulator.calibration.file import from_cluster
+
+    inputs = Inputs(wraw, craw, wsource, csource, from_cluster(craw, csource))
     texts = override_texts(overrides)
     return Setup(inputs, texts, gpus, _scenario(inputs, texts, gpus))
 
@@ -129,9 +131,10 @@ class Run:
     """One simulation: ``result`` is the library's Result (every field, the trace, the campaign)."""
 
     result: Result
+    bands: dict = field(default_factory=dict)     # P10-P90 keys and `calibration`, as in `run --json`
 
     def to_dict(self) -> dict:
-        return _finite(self.result.to_json())
+        return _finite({**self.result.to_json(), **self.bands})
 
     def records(self) -> list[dict]:
         return [self.to_dict()]
@@ -146,11 +149,21 @@ class Run:
 def simulate(setup: Setup, *, fast: bool = False, replicas: int = 32, seed: int = 0,
              trace: bool = False) -> Run:
     """Simulate one setup: ``fast`` uses the closed-form step instead of the discrete-event one;
-    ``replicas`` Monte Carlo campaign replicas from ``seed``."""
+    ``replicas`` Monte Carlo campaign replicas from ``seed``; the efficiencies and band of the
+    cluster's ``calibration:`` file when it names one (docs/calibration.md)."""
+    from simulator.cost.efficiency import DEFAULT
     from simulator.simulate import simulate as run
 
-    return Run(run(setup.scenario, engine="analytical" if fast else "des", replicas=replicas, seed=seed,
-                   trace=trace))
+    from simulator.calibration.bands import band_json, shipped_band
+    from simulator.calibration.file import describe
+
+    applied = setup.inputs.calibration
+    if applied is not None:
+        applied.check(setup.scenario, quiet=True)
+    result = run(setup.scenario, engine="analytical" if fast else "des", replicas=replicas, seed=seed,
+                 trace=trace, efficiency=DEFAULT if applied is None else applied.efficiencies())
+    band = shipped_band() if applied is None else applied.band
+    return Run(result, {"calibration": describe(applied), **band_json(result, band)})
 
 
 @dataclass(frozen=True)

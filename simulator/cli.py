@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--plot", metavar="DIR", help="write plots: campaign timeline, time-to-train "
                      "distribution, power over a step and over the campaign")
     run.add_argument("--calibration", metavar="FILE",
-                     help="efficiencies and error band from `trainsim calibrate` (docs/calibration.md)")
+                     help="efficiencies and error band from `trainsim calibrate` (docs/calibration.md); "
+                          "wins over the cluster's `calibration:` key")
     run.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report (charts, "
                      "tables, inputs, assumptions, validation band) to send to others")
     run.add_argument("--force", action="store_true", help="overwrite existing --trace / --plot / --report files")
@@ -87,9 +88,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
                           value="--fast", expected="either --fast or --trace, not both")
     _check_run_outputs(args)
     scenario = load_scenario(args.workload, cluster=args.cluster, overrides=args.overrides, gpus=args.gpus)
-    from simulator.calibration.bands import band_json, band_text, for_run
+    from simulator.calibration.bands import band_json, band_text, shipped_band
+    from simulator.calibration.file import describe, resolve
+    from simulator.cost.efficiency import DEFAULT
 
-    eff, ratios, origin = for_run(args.calibration, scenario)
+    applied = resolve(args.calibration, scenario)
+    eff, band = (DEFAULT, shipped_band()) if applied is None else (applied.efficiencies(), applied.band)
     if args.workers is None:   # a pool pays for its start-up only with many replicas
         from simulator.explore.executors import default_workers
 
@@ -104,7 +108,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         result = simulate(scenario, engine="analytical" if args.fast else "des", trace=bool(args.trace),
                           replicas=args.replicas, seed=args.seed, timeline=want_timeline, efficiency=eff)
-    bands = band_json(result, ratios, origin)
+    bands = {"calibration": describe(applied), **band_json(result, band)}
     if args.trace:
         from simulator.report.trace import write_chrome_trace
 

@@ -5,9 +5,13 @@ from simulator.config.sanity import check_step_time
 from simulator.config.scenario import Scenario
 from simulator.cost.efficiency import DEFAULT, Efficiency
 from simulator.cost.step import estimate_step
+from dataclasses import dataclass
+
 from simulator.engine.campaign import run_campaign
+from simulator.engine.campaign_plan import campaign_params
+from simulator.engine.phases import run_phases
 from simulator.engine.iteration import simulate_step
-from simulator.metrics.energy import account
+from simulator.metrics.energy import account, combine
 from simulator.metrics.power import average_step_power, power_model_of, step_power
 from simulator.errors import InfeasibleError
 from simulator.metrics.result import Result
@@ -17,7 +21,7 @@ from simulator.model.memory import GIB, MemoryBreakdown, memory_per_stage
 from simulator.model.params import count
 from simulator.model.recompute import recomputed_fraction
 from simulator.model.optimizers import overhead_flops_fraction, steps_factor
-from simulator.model.training import plan
+from simulator.model.training import TrainingPlan, plan
 
 _DERIVED = {"model.ffn_hidden_size": "ffn", "model.num_query_groups": "query_groups",
             "model.kv_channels": "kv_channels"}
@@ -39,7 +43,8 @@ def stage_memory(s: Scenario) -> list[MemoryBreakdown]:
         shard_degree=lay.shard, reshard_after_forward=lay.reshard_after_forward,
         recompute_method=lay.recompute_method, recompute_num_layers=lay.recompute_num_layers,
         offload_layers=lay.offload_layers, runtime_reserve=s.workload.memory.runtime_reserve,
-        fragmentation=s.workload.memory.fragmentation)
+        fragmentation=s.workload.memory.fragmentation,
+        chunks=tuple(lay.chunk_layers(i) for i in range(lay.pp)), mtp_stage=lay.mtp_stage)
 
 
 def _infeasible(s: Scenario, mem: MemoryBreakdown) -> InfeasibleError:
@@ -66,6 +71,85 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     """
     a = resolve(s.workload.model)
     t, lay = s.workload.training, s.layout
+    st = _step(s, efficiency, check_memory, engine, trace)
+    step_time = st.step_time
+    tokens_per_step = t.global_batch_size * a.seq
+    peak = s.gpu.peak("bf16") or s.gpu.peak(t.precision)
+    model_flops = model_flops_per_token(a) * tokens_per_step
+    rec_share = recomputed_fraction(lay) if lay.recompute == "full" else 1.0
+    hw_flops = model_flops + rec_share * recompute_flops_per_token(a, lay.recompute) * tokens_per_step
+    denom = step_time * s.num_gpus
+    pc = count(a)
+    tp = plan(t, a.seq)
+    camp = energy = None
+    phases: list = []
+    if s.phases:
+        steps = [_step(ps, efficiency, check_memory, engine, False) for _, ps in s.phases]
+        plans = [plan(ps.workload.training, resolve(ps.workload.model).seq) for _, ps in s.phases]
+        phases = [_phase_row(name, ps, pst, pp)
+                  for (name, ps), pst, pp in zip(s.phases, steps, plans)]
+        tp = TrainingPlan(sum(pp.steps for pp in plans), tp.tokens_per_step if tp else tokens_per_step,
+                          sum(pp.tokens for pp in plans))
+        if campaign:
+            params = [campaign_params(ps, pst.step_time, train_steps=pp.steps, num_parameters=pc.total)
+                      for (_, ps), pst, pp in zip(s.phases, steps, plans)]
+            camp, per = run_phases(params, [n for n, _ in s.phases], replicas, seed, executor, timeline)
+            if camp.finishes:
+                energy = combine([account(ps, pst.step_w, pst.step_min, pst.step_max, pst.step_time, c,
+                                          power_model_of(ps))
+                                  for (_, ps), pst, c in zip(s.phases, steps, per)])
+            for row, c, ps in zip(phases, per, s.phases):
+                row.update(_phase_campaign(c, ps[1]))
+    elif campaign and tp is not None:
+        camp = run_campaign(s, step_time, replicas=replicas, seed=seed, executor=executor,
+                            train_steps=tp.steps, num_parameters=pc.total, timeline=timeline)
+        # a campaign that does not finish has no energy, carbon or cost (null, with its reason)
+        energy = account(s, st.step_w, st.step_min, st.step_max, step_time, camp, st.power) if camp.finishes else None
+    ideal = sum(r["ideal_time_to_train_days"] for r in phases) if phases else (
+        tp.steps * step_time / 86400 if tp else None)
+    assumptions = dict(s.assumptions)
+    for key, attr in _DERIVED.items():
+        if key in assumptions and assumptions[key] is None:
+            assumptions[key] = getattr(a, attr)
+    for key, value in (("training.optimizer.steps_factor", steps_factor(t.optimizer)),
+                       ("training.optimizer.overhead_flops_fraction", overhead_flops_fraction(t.optimizer))):
+        if key in assumptions and assumptions[key] is None:
+            assumptions[key] = value
+    return Result(
+        name=s.name, cluster=s.cluster.name, gpu=s.gpu.name, layout=lay.describe(), num_gpus=s.num_gpus,
+        num_parameters=pc.total, num_active_parameters=pc.active, step_time_s=step_time,
+        tokens_per_s=tokens_per_step / step_time, mfu=model_flops / (denom * peak),
+        hfu=hw_flops / (denom * peak), tflops_per_gpu=model_flops / denom / 1e12,
+        memory_per_gpu_gib=st.mem.total / GIB, memory_capacity_gib=s.gpu.usable_hbm / GIB,
+        memory_breakdown_gib=st.mem.as_gib(), fits_in_memory=st.fits,
+        global_batch_size=t.global_batch_size, seq_length=a.seq, micro_batch_size=lay.micro_batch_size,
+        num_microbatches=lay.num_microbatches, breakdown=st.breakdown, engine=engine,
+        train_steps=tp.steps if tp else None, train_tokens=tp.tokens if tp else None,
+        ideal_time_to_train_days=ideal,
+        stage_utilization=st.utilization, stage_memory_gib=[m.total / GIB for m in st.per_stage],
+        stage_memory_breakdown_gib=[m.as_gib() for m in st.per_stage],
+        assumptions=assumptions, trace=st.events, campaign=camp,
+        energy=energy, step_power=st.sp, phases=phases)
+
+
+@dataclass(frozen=True)
+class _Step:
+    step_time: float
+    breakdown: dict
+    events: list
+    utilization: list
+    step_w: float
+    step_min: float
+    step_max: float
+    sp: object
+    per_stage: list
+    mem: MemoryBreakdown
+    fits: bool
+    power: object
+
+
+def _step(s: Scenario, efficiency: Efficiency, check_memory: bool, engine: str, trace: bool) -> _Step:
+    """One step of ``s``: its time, breakdown and power, by the DES or the closed form."""
     per_stage = stage_memory(s)
     mem = max(per_stage, key=lambda mb: mb.total)
     fits = mem.total <= s.gpu.usable_hbm
@@ -89,40 +173,37 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     else:
         raise ValueError(f"unknown engine {engine!r}")
     check_step_time(step_time, s.cluster_source)
+    return _Step(step_time, breakdown, events, utilization, step_w, step_min, step_max, sp,
+                 per_stage, mem, fits, power)
+
+
+def _phase_row(name: str, s: Scenario, st: _Step, tp) -> dict:
+    """The step-level figures of one training phase (the JSON "phases" rows)."""
+    a, t = resolve(s.workload.model), s.workload.training
     tokens_per_step = t.global_batch_size * a.seq
     peak = s.gpu.peak("bf16") or s.gpu.peak(t.precision)
     model_flops = model_flops_per_token(a) * tokens_per_step
-    rec_share = recomputed_fraction(lay) if lay.recompute == "full" else 1.0
-    hw_flops = model_flops + rec_share * recompute_flops_per_token(a, lay.recompute) * tokens_per_step
-    denom = step_time * s.num_gpus
-    pc = count(a)
-    tp = plan(t, a.seq)
-    camp = energy = None
-    if campaign and tp is not None:
-        camp = run_campaign(s, step_time, replicas=replicas, seed=seed, executor=executor,
-                            train_steps=tp.steps, num_parameters=count(a).total, timeline=timeline)
-        # a campaign that does not finish has no energy, carbon or cost (null, with its reason)
-        energy = account(s, step_w, step_min, step_max, step_time, camp, power) if camp.finishes else None
-    assumptions = dict(s.assumptions)
-    for key, attr in _DERIVED.items():
-        if key in assumptions and assumptions[key] is None:
-            assumptions[key] = getattr(a, attr)
-    for key, value in (("training.optimizer.steps_factor", steps_factor(t.optimizer)),
-                       ("training.optimizer.overhead_flops_fraction", overhead_flops_fraction(t.optimizer))):
-        if key in assumptions and assumptions[key] is None:
-            assumptions[key] = value
-    return Result(
-        name=s.name, cluster=s.cluster.name, gpu=s.gpu.name, layout=lay.describe(), num_gpus=s.num_gpus,
-        num_parameters=pc.total, num_active_parameters=pc.active, step_time_s=step_time,
-        tokens_per_s=tokens_per_step / step_time, mfu=model_flops / (denom * peak),
-        hfu=hw_flops / (denom * peak), tflops_per_gpu=model_flops / denom / 1e12,
-        memory_per_gpu_gib=mem.total / GIB, memory_capacity_gib=s.gpu.usable_hbm / GIB,
-        memory_breakdown_gib=mem.as_gib(), fits_in_memory=fits,
-        global_batch_size=t.global_batch_size, seq_length=a.seq, micro_batch_size=lay.micro_batch_size,
-        num_microbatches=lay.num_microbatches, breakdown=breakdown, engine=engine,
-        train_steps=tp.steps if tp else None, train_tokens=tp.tokens if tp else None,
-        ideal_time_to_train_days=tp.steps * step_time / 86400 if tp else None,
-        stage_utilization=utilization, stage_memory_gib=[m.total / GIB for m in per_stage],
-        stage_memory_breakdown_gib=[m.as_gib() for m in per_stage],
-        assumptions=assumptions, trace=events, campaign=camp,
-        energy=energy, step_power=sp)
+    return {
+        "name": name, "num_gpus": s.num_gpus, "layout": s.layout.describe(),
+        "seq_length": a.seq, "global_batch_size": t.global_batch_size,
+        "micro_batch_size": s.layout.micro_batch_size, "num_microbatches": s.layout.num_microbatches,
+        "train_steps": tp.steps, "train_tokens": tp.tokens, "step_time_s": st.step_time,
+        "tokens_per_s": tokens_per_step / st.step_time,
+        "mfu": model_flops / (st.step_time * s.num_gpus * peak),
+        "tflops_per_gpu": model_flops / (st.step_time * s.num_gpus) / 1e12,
+        "memory_per_gpu_gib": st.mem.total / GIB,
+        "ideal_time_to_train_days": tp.steps * st.step_time / 86400,
+    }
+
+
+def _phase_campaign(c, s: Scenario) -> dict:
+    """One phase's campaign figures (its wall time includes the switch into it)."""
+    wall = c.wall_days
+    return {
+        "time_to_train_days_p50": c.time_to_train_days_p50,
+        "time_to_train_days_mean": c.time_to_train_days,
+        "time_to_train_reason": c.time_to_train_reason, "ettr": c.ettr,
+        "failures": c.failures.get("total", 0.0), "checkpoint_interval_s": c.checkpoint_interval_s,
+        "restart_s": c.restart_s, "mtbf_hours": c.mtbf_s / 3600.0,
+        "gpu_hours": s.num_gpus * wall * 24.0 if c.finishes else None,
+    }

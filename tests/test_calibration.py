@@ -9,7 +9,7 @@ import pytest
 
 import simulator
 from simulator import load_scenario, simulate
-from simulator.calibration.bands import quantiles, ratio, shipped_ratios
+from simulator.calibration.bands import band_of, loso_coverage, ratio, shipped_band, shipped_ratios, t_quantile
 from simulator.calibration.fit import calibrate
 from simulator.calibration.measured import read_measured
 from simulator.cli import main
@@ -51,9 +51,14 @@ def run(capsys, *argv):
 # --- fit ---------------------------------------------------------------------------------------
 
 def test_synthetic_shifts_are_recovered(tmp_path):
-    truth = DEFAULT.with_(gemm=0.78, kernel_overhead=1.2e-5)
+    # a fast host (3 us per launch): the small shapes' layers are not host-bound, so their per-kernel
+    # device cost shows (behind a slow host, kernel_overhead is hidden and cannot be recovered);
+    # slower GEMMs and a longer launch gap: a shift across the valley in which the two trade off on
+    # these shapes (both shifted the same way, the prior would slide the fit along it)
+    fast_host = DEFAULT.with_(host_launch=3e-6)
+    truth = fast_host.with_(gemm=DEFAULT.gemm - 0.05, kernel_overhead=DEFAULT.kernel_overhead + 4e-6)
     rows = read_measured(synthetic(tmp_path, truth), H100)
-    cal = calibrate(rows, names=("gemm", "kernel_overhead"))
+    cal = calibrate(rows, prior=fast_host, names=("gemm", "kernel_overhead"))
     for n in ("gemm", "kernel_overhead"):
         lo, hi = FIT_BOUNDS[n]
         assert abs(getattr(cal.efficiency, n) - getattr(truth, n)) < 0.02 * (hi - lo), n
@@ -66,7 +71,7 @@ def test_prior_leaves_uninformed_parameters_alone(tmp_path):
     truth = DEFAULT.with_(gemm=0.76)
     rows = read_measured(synthetic(tmp_path, truth), H100)
     cal = calibrate(rows)
-    assert cal.efficiency.fp8_gemm == DEFAULT.fp8_gemm
+    assert cal.efficiency.fp8_gemm == pytest.approx(DEFAULT.fp8_gemm, abs=1e-12)   # [0, 1] round trip
     assert "gemm" in cal.moved
     assert abs(cal.efficiency.gemm - 0.76) < 0.03
     assert np.mean([abs(r.error) for r in cal.rows]) < np.mean([abs(r.error) for r in cal.before])
@@ -81,14 +86,44 @@ def test_unshifted_measurements_move_nothing(tmp_path):
 # --- bands -------------------------------------------------------------------------------------
 
 def test_bands_cover_about_80_percent_of_held_out_sources():
-    """Nested leave-one-source-out: each source's held-out residuals against a band from the others'."""
-    rs = shipped_ratios()
-    inside = []
-    for src in {r["source"] for r in rs}:
-        lo, hi = quantiles(r["ratio"] for r in rs if r["source"] != src)
-        inside += [lo <= r["ratio"] <= hi for r in rs if r["source"] == src]
-    assert len(inside) >= 30
-    assert 0.6 <= np.mean(inside) <= 0.95
+    """Nested leave-one-source-out on the shipped residuals: each source's rows against the band
+    made from the other sources' residuals only (the held-out source is in neither the efficiencies'
+    fit nor the band). A method check, not today's numbers: it must hold after any refit."""
+    rows = shipped_ratios()
+    assert len({r["source"] for r in rows}) >= 4 and len(rows) >= 30
+    coverage, per = loso_coverage(rows)
+    assert 0.7 <= coverage <= 0.95, per
+
+
+def test_band_method_on_a_known_random_effects_population():
+    """Synthetic residuals log r = b_source + e_row (b ~ N(0, 0.1), e ~ N(0, 0.05)): the band of a
+    row of a new source covers about 80 % of such rows (the t quantile pays for having few sources)."""
+    rng = np.random.default_rng(7)
+    hits = []
+    for trial in range(300):
+        rows = [{"source": f"s{k}", "ratio": float(np.exp(b + e))}
+                for k, b in enumerate(rng.normal(0, 0.1, 6)) for e in rng.normal(0, 0.05, 8)]
+        band = band_of([r["ratio"] for r in rows], [r["source"] for r in rows])
+        new = np.exp(rng.normal(0, 0.1) + rng.normal(0, 0.05))
+        hits.append(band.covers(new))
+    assert 0.75 <= np.mean(hits) <= 0.92
+
+
+def test_t_quantile_matches_tables():
+    # Student t, one-sided 90 %: 3.078 (1 dof), 1.533 (4), 1.372 (10); 97.5 %: 12.706 (1), 2.228 (10)
+    for p, dof, want in ((0.9, 1, 3.078), (0.9, 4, 1.533), (0.9, 10, 1.372), (0.975, 10, 2.228)):
+        assert t_quantile(p, dof) == pytest.approx(want, abs=2e-3)
+    assert t_quantile(0.1, 4) == -t_quantile(0.9, 4)
+
+
+def test_band_of_one_group_is_the_textbook_prediction_interval():
+    r = [0.9, 1.0, 1.1, 1.05]
+    b = band_of(r)
+    logs = np.log(r)
+    half = t_quantile(0.9, 3) * np.std(logs, ddof=1) * np.sqrt(1 + 1 / 4)
+    assert b.lo == pytest.approx(np.exp(logs.mean() - half)) and b.hi == pytest.approx(np.exp(logs.mean() + half))
+    with pytest.raises(ValueError):
+        band_of([1.0])
 
 
 def test_shipped_residuals_are_current():
@@ -107,13 +142,17 @@ def test_shipped_residuals_are_current():
 
 
 def test_uncalibrated_run_central_numbers_unchanged(capsys):
+    """The band code adds keys and changes none: the central numbers are those of simulate() without
+    it (and tests/test_cli.py::test_golden checks every bundled run through the CLI, band code
+    included, bit for bit against tests/golden)."""
     wl = str(ROOT / "workloads" / "llama3-8b.yaml")
     code, out, _ = run(capsys, "run", wl, "--fast", "--json")
     assert code == 0
     got = json.loads(out)
     plain = json.loads(json.dumps(simulate(load_scenario(wl), engine="analytical").to_json(), default=str))
     band_keys = {k for k in got if k not in plain}
-    assert band_keys and all(k == "band" or k.endswith(("_p10", "_p90")) for k in band_keys)
+    assert band_keys and all(k in ("band", "calibration") or k.endswith(("_p10", "_p90")) for k in band_keys)
+    assert got["calibration"] == "none (shipped efficiencies)"
     assert {k: got[k] for k in plain} == plain
     assert got["step_time_s_p10"] <= got["step_time_s"] <= got["step_time_s_p90"]
     assert got["mfu_p10"] <= got["mfu"] <= got["mfu_p90"]
@@ -239,3 +278,168 @@ def test_calibration_from_another_version_or_cluster_refused(capsys, tmp_path):
     junk.write_text("efficiency: [1, 2\n")
     code, _, err = run(capsys, "run", str(ROOT / "workloads" / "llama3-8b.yaml"), "--fast", "--calibration", str(junk))
     assert code == 2 and "junk.yaml" in err
+
+
+# --- the cluster's calibration: key ------------------------------------------------------------
+
+def _calibrated_cluster(capsys, tmp_path, key="calibration: cal/c.yaml\n"):
+    """A copy of the H100 cluster naming a calibration (gemm shifted) next to it, and that file."""
+    (tmp_path / "cal").mkdir()
+    cal = tmp_path / "cal" / "c.yaml"
+    assert run(capsys, "calibrate", str(synthetic(tmp_path, DEFAULT.with_(gemm=0.7))), "--cluster", H100,
+               "--out", str(cal), "--params", "gemm")[0] == 0
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(open(H100).read() + "\n" + key)
+    return cluster, cal
+
+
+def test_cluster_calibration_key_applies_and_option_wins(capsys, tmp_path):
+    cluster, cal = _calibrated_cluster(capsys, tmp_path)
+    wl = str(ROOT / "workloads" / "llama3-8b.yaml")
+    base = json.loads(run(capsys, "run", wl, "--fast", "--json")[1])
+    code, out, err = run(capsys, "run", wl, "--cluster", str(cluster), "--fast", "--json")
+    assert code == 0 and "changed since" not in err      # the key itself is not part of the cluster's identity
+    keyed = json.loads(out)
+    flag = json.loads(run(capsys, "run", wl, "--fast", "--json", "--calibration", str(cal))[1])
+    assert keyed["step_time_s"] == flag["step_time_s"] > base["step_time_s"] * 1.05
+    assert "calibration: in" in keyed["calibration"] and str(cluster) in keyed["calibration"]
+    assert keyed["band"]["residuals"].startswith(str(cal.parent))
+    # --calibration on the command line wins over the key, and says so
+    other = tmp_path / "other.yaml"
+    assert run(capsys, "calibrate", str(synthetic(tmp_path, DEFAULT.with_(gemm=0.9))), "--cluster", H100,
+               "--out", str(other), "--params", "gemm")[0] == 0
+    code, out, err = run(capsys, "run", wl, "--cluster", str(cluster), "--fast", "--json", "--calibration", str(other))
+    assert code == 0 and "instead of the cluster's calibration" in err, err
+    got = json.loads(out)
+    assert got["calibration"] == f"{other} (--calibration)" and got["step_time_s"] < keyed["step_time_s"]
+    # studies and levers read the key too, and name it per row
+    code, out, _ = run(capsys, "compare", wl, "--cluster", str(cluster), "--vary", "parallelism.micro_batch_size=1,2",
+                       "--fast", "--json", "--workers", "1", "--no-progress", "--replicas", "2")
+    assert code == 0
+    rows = json.loads(out)
+    assert rows[0]["step_time_s"] == pytest.approx(keyed["step_time_s"]) and "calibration: in" in rows[0]["calibration"]
+    code, out, _ = run(capsys, "levers", wl, "--cluster", str(cluster), "--fast", "--json", "--replicas", "2",
+                       "--only", "fp8")
+    assert code == 0
+    data = json.loads(out)
+    assert "calibration: in" in data["calibration"]
+    assert data["levers"][0]["metrics"]["step_time_s"] == pytest.approx(keyed["step_time_s"])
+    from simulator import api
+
+    got = api.simulate(api.load(wl, cluster=str(cluster)), fast=True, replicas=4).to_dict()
+    assert got["step_time_s"] == pytest.approx(keyed["step_time_s"]) and "calibration: in" in got["calibration"]
+    assert got["step_time_s_p10"] == pytest.approx(keyed["step_time_s_p10"])
+
+
+@pytest.mark.parametrize("key, words", [
+    ("calibration: nope.yaml\n", ["cluster.yaml", "calibration", "not found", "nope.yaml"]),
+    ("calibration: 3\n", ["cluster.yaml", "calibration"]),
+    ("calibraton: cal/c.yaml\n", ["cluster.yaml", "calibraton"]),
+])
+def test_cluster_calibration_key_errors(capsys, tmp_path, key, words):
+    cluster, _ = _calibrated_cluster(capsys, tmp_path, key)
+    code, _, err = run(capsys, "run", str(ROOT / "workloads" / "llama3-8b.yaml"), "--cluster", str(cluster), "--fast")
+    assert code == 2 and "Traceback" not in err
+    for w in words:
+        assert w in err, (w, err)
+
+
+def test_cluster_calibration_of_another_version_or_cluster_refused(capsys, tmp_path):
+    cluster, cal = _calibrated_cluster(capsys, tmp_path)
+    wl = str(ROOT / "workloads" / "llama3-8b.yaml")
+    text = cal.read_text()
+    cal.write_text(text.replace(f"trainsim_version: {simulator.__version__}", "trainsim_version: 0.0.1"))
+    code, _, err = run(capsys, "run", wl, "--cluster", str(cluster), "--fast")
+    assert code == 2 and "another trainsim version" in err and "named by calibration: in" in err
+    cal.write_text(text.replace("name: dgx-h100-superpod", "name: someone-elses"))
+    code, _, err = run(capsys, "run", wl, "--cluster", str(cluster), "--fast")
+    assert code == 2 and "another cluster" in err and "someone-elses" in err
+
+
+# --- bands carried into time, energy and money; bands in studies ---------------------------------
+
+class _Campaign:
+    def __init__(self, samples):
+        self.time_to_train_days_samples = tuple(samples)
+
+
+class _Energy:
+    energy_j, cost_usd = 3.6e9 * 100, 1e6       # 100 MWh, $1M for the mean campaign
+
+
+class _Result:
+    step_time_s, tokens_per_s, mfu = 2.0, 1e6, 0.4
+
+    def __init__(self, samples):
+        self.campaign, self.energy = _Campaign(samples), _Energy()
+
+
+def test_band_combines_model_error_with_the_campaign_spread():
+    from simulator.calibration.bands import Band, band_json
+
+    b = Band(mu=0.0, sd=0.1, dof=30, rows=40, groups=1, origin="test")
+    # no campaign spread: the time band is the model's alone
+    flat = band_json(_Result([10.0] * 16), b)
+    assert flat["time_to_train_days_band_p10"] == pytest.approx(10 * b.lo, rel=0.01)
+    assert flat["time_to_train_days_band_p90"] == pytest.approx(10 * b.hi, rel=0.01)
+    assert flat["step_time_s_p10"] == 2.0 * b.lo and flat["mfu_p90"] == 0.4 / b.lo
+    # no model error: the campaign's own P10-P90 (to one replica's spacing: the products repeat each replica)
+    spread = [8.0 + 0.25 * i for i in range(17)]
+    exact = band_json(_Result(spread), Band(0.0, 0.0, 30, 40, 1, "test"))
+    assert exact["time_to_train_days_band_p10"] == pytest.approx(np.percentile(spread, 10), abs=0.25)
+    assert exact["time_to_train_days_band_p90"] == pytest.approx(np.percentile(spread, 90), abs=0.25)
+    # both: wider than either; energy and money scale like the wall time
+    both = band_json(_Result(spread), b)
+    assert both["time_to_train_days_band_p10"] < min(exact["time_to_train_days_band_p10"], 10 * b.lo)
+    assert both["time_to_train_days_band_p90"] > exact["time_to_train_days_band_p90"]
+    mean = np.mean(spread)
+    assert both["energy_mwh_p90"] == pytest.approx(100 * both["time_to_train_days_band_p90"] / mean)
+    assert both["cost_usd_p10"] == pytest.approx(1e6 * both["time_to_train_days_band_p10"] / mean)
+
+
+def test_studies_show_bands_and_rank_on_the_central_value(capsys, tmp_path):
+    from simulator.report.study_plots import compare_figure
+
+    wl = str(ROOT / "workloads" / "llama3-8b.yaml")
+    common = ("--fast", "--workers", "1", "--no-progress", "--replicas", "2")
+    out = tmp_path / "rows.csv"
+    code, text, _ = run(capsys, "sweep", wl, "--grid", "parallelism.micro_batch_size=1,2", *common, "--out", str(out))
+    assert code == 0 and "step P10–P90 s" in text and "$ P10–P90" in text and "none (shipped efficiencies)" in text
+    header = out.read_text().splitlines()[0].split(",")
+    for k in ("step_time_s_p10", "step_time_s_p90", "time_to_train_days_band_p90", "cost_usd_p10", "calibration"):
+        assert k in header
+    code, js, _ = run(capsys, "compare", wl, "--vary", "parallelism.micro_batch_size=1,2", *common, "--json")
+    rows = json.loads(js)
+    for r in rows:
+        assert r["step_time_s_p10"] < r["step_time_s"] < r["step_time_s_p90"]
+        assert r["mfu_p10"] < r["mfu"] < r["mfu_p90"]
+        assert r["time_to_train_days_band_p10"] < r["time_to_train_days_p50"] < r["time_to_train_days_band_p90"]
+        assert r["cost_usd_p10"] < r["cost_usd"] < r["cost_usd_p90"]
+    fig = compare_figure(rows)
+    assert sum(type(c).__name__ == "ErrorbarContainer" for ax in fig.axes for c in ax.containers) >= 3
+    code, js, _ = run(capsys, "search", wl, "--tp", "1,2", "--pp", "1", "--top", "3", *common, "--json")
+    data = json.loads(js)
+    ok = [c for c in data["candidates"] if c["status"] == "ok"]
+    assert all("time_to_train_days_band_p10" in c for c in ok)
+    assert data["best"]["time_to_train_days_p50"] == min(c["time_to_train_days_p50"] for c in ok)
+
+
+def test_efficiency_multipliers_apply_to_the_calibrated_values(capsys, tmp_path):
+    """sensitivity's ±X% and a --vary efficiency.gemm=x0.9 scale the calibration's GEMM efficiency,
+    not the shipped one."""
+    import yaml
+
+    cal = tmp_path / "c.yaml"
+    assert run(capsys, "calibrate", str(synthetic(tmp_path, DEFAULT.with_(gemm=0.7))), "--cluster", H100,
+               "--out", str(cal), "--params", "gemm")[0] == 0
+    gemm = yaml.safe_load(cal.read_text())["efficiency"]["gemm"]
+    wl = str(ROOT / "workloads" / "llama3-8b.yaml")
+    common = ("--fast", "--workers", "1", "--no-progress", "--replicas", "2", "--json", "--calibration", str(cal))
+    code, out, _ = run(capsys, "sensitivity", wl, "--inputs", "gemm", "--percent", "10", *common)
+    assert code == 0
+    assert json.loads(out)["inputs"][0]["low_value"] == f"{gemm * 0.9:.4g}"
+    code, out, _ = run(capsys, "compare", wl, "--vary", "efficiency.gemm=x1,x0.9", *common)
+    rows = json.loads(out)
+    assert rows[1]["step_time_s"] > rows[0]["step_time_s"]
+    code, plain, _ = run(capsys, "run", wl, "--fast", "--json", "--calibration", str(cal))
+    assert rows[0]["step_time_s"] == pytest.approx(json.loads(plain)["step_time_s"])

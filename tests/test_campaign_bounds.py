@@ -152,9 +152,39 @@ def test_step_jitter_stretches_every_step_by_the_slowest_replica():
     assert expected_max_normal(2) == pytest.approx(1 / math.sqrt(math.pi), rel=0.06)   # exact 0.564
     quiet = [R + k + "=0" for k in ("gpu_failures_per_gpu_hour", "host_failures_per_node_hour",
              "network_failures_per_node_hour", "software_failures_per_node_hour",
-             "planned_maintenance_per_node_hour")]
+             "planned_maintenance_per_node_hour", "straggler_rate_per_node_hour")]
     s = load_scenario(LLAMA, overrides=quiet + [R + "step_jitter=0.02"])
     res = run_campaign(s, STEP, replicas=1, seed=0, train_steps=1000)
     f = 1 + 0.02 * expected_max_normal(s.layout.dp)
     assert res.time_to_train_days == pytest.approx(1000 * STEP * f / DAY)
     assert res.time_lost_s["stragglers"] == pytest.approx(1000 * STEP * (f - 1))
+
+
+def test_more_data_parallel_replicas_are_never_faster_under_jitter_and_stragglers():
+    """Every step waits for the slowest of the DP replicas: with per-step jitter and stragglers on,
+    the same work on more replicas (same step time) never finishes sooner."""
+    from simulator.engine.campaign import expected_max_normal
+    ns = [1, 2, 3, 8, 64, 1000, 10**6]
+    assert [expected_max_normal(n) for n in ns] == sorted(expected_max_normal(n) for n in ns)
+    quiet = [R + k + "=0" for k in ("gpu_failures_per_gpu_hour", "host_failures_per_node_hour",
+             "network_failures_per_node_hour", "software_failures_per_node_hour",
+             "planned_maintenance_per_node_hour", "straggler_rate_per_node_hour")]
+    noisy = quiet + [R + "step_jitter=0.02", R + "straggler_rate_per_node_hour=1e-4", "phases=null"]
+    walls = []
+    for gpus in (2048, 4096, 8192, 16384):
+        s = load_scenario(LLAMA, overrides=noisy, gpus=gpus)
+        p = campaign_params(s, STEP, train_steps=20_000)
+        walls.append((p.jitter_slowdown, expected_wall_s(p)))
+    assert walls == sorted(walls)
+
+
+def test_compare_and_sweep_never_print_nan_for_a_campaign_that_does_not_finish(capsys, tmp_path):
+    w = str(WORKLOADS / "llama3-8b.yaml")
+    hopeless = R + "gpu_failures_per_gpu_hour=0.0001,1"
+    assert main(["compare", w, "--vary", hopeless, "--fast", "--replicas", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert not NAN.search(out)
+    csv = tmp_path / "s.csv"
+    assert main(["sweep", w, "--grid", hopeless, "--fast", "--replicas", "2", "--no-progress",
+                 "--out", str(csv)]) == 0
+    assert not NAN.search(capsys.readouterr().out) and not NAN.search(csv.read_text())

@@ -354,7 +354,8 @@ def test_missing_workload_argument(capsys):
 OOM = ["--set", "parallelism.tensor_model_parallel_size=1", "--set", "parallelism.pipeline_model_parallel_size=1",
        "--set", "parallelism.decoder_first_pipeline_num_layers=null",
        "--set", "parallelism.decoder_last_pipeline_num_layers=null",
-       "--set", "parallelism.virtual_pipeline_model_parallel_size=null", "--gpus", "64"]
+       "--set", "parallelism.virtual_pipeline_model_parallel_size=null", "--gpus", "64",
+       "--set", "phases=null"]      # the top level alone: its phases run on 8,192 GPUs
 
 
 def test_model_too_large_for_memory(tmp_path, capsys):

@@ -170,7 +170,9 @@ def test_size_with_a_layout_search_per_count(capsys):
     assert answer["num_gpus"] == 512 and answer["time_to_train_days_p50"] <= 40
     assert "mb" in answer["layout"] and "ZeRO" in answer["layout"]     # a searched layout, not the file's
     assert [r["num_gpus"] for r in data["rows"]] == [256, 512, 768]
-    assert data["rows"][2]["closed_form_days"] is None          # 768 = 3 x 256: no layout divides
+    # 768 = 3 x 256: only three pipeline stages take the factor 3, and 32 layers split over them
+    # unevenly (11 / 11 / 10, Megatron's decoder_first/last_pipeline_num_layers)
+    assert data["rows"][2]["closed_form_days"] is not None and "PP3(11/10)" in data["rows"][2]["layout"]
 
 
 def test_plot_and_write_paths_are_checked_before_any_work(capsys, monkeypatch):

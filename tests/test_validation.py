@@ -29,9 +29,9 @@ def test_every_published_row_is_predicted_or_says_why(all_rows, rows):
 
 
 def test_overall_error(rows):
-    # 6.3 % since the refit on the modern rows too (5.8 % when fitted on these 32 alone):
-    # docs/validation.md, "Before and after"
-    assert mape(rows) < 0.065
+    # 6.7 % since NCCL's network hop is pinned rather than fitted on the ZeRO-3 rows (6.3 % before,
+    # 5.8 % when fitted on these 32 alone): docs/validation.md, "Before and after"
+    assert mape(rows) < 0.07
 
 
 def test_megatron_rows_each_within_ten_percent(rows):

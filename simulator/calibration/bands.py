@@ -5,25 +5,42 @@ were not fitted on (leave-one-source-out on the shipped validation set, or leave
 user's calibration rows). Every shipped metric is a step time or inversely proportional to one
 (tokens/s, TFLOP/s, MFU at fixed FLOPs per step), so the ratio is metric-free.
 
-Band of the step time: central value x the 10th and 90th percentiles of the ratios. Tokens/s and
-MFU are inversely proportional to the step time, so their bands are the central value divided by
-the 90th and 10th percentiles. Time to train, energy and dollars: the model's error and the
-campaign's Monte Carlo spread are taken as independent and multiplied: every pair (campaign
-replica i, residual j) gives T_i x r_j, and the band is the P10-P90 of those products; energy and
-dollars scale with the same factor as the wall time (E x T_i r_j / mean T), an approximation
-that holds while the cluster's power is roughly the same per unit of wall time.
+The band is a prediction interval for the log-ratio of a row from a source not in the residuals
+(docs/calibration.md, "How the band is made"): a one-way random-effects model, source as the
+group, log r = mu + b_source + e_row. With k >= 2 sources: mu = mean of the source means,
+s_b^2 = variance of the source means (ddof 1), s_e^2 = pooled within-source variance, and the
+new row's spread is sd = sqrt(s_b^2 (1 + 1/k) + s_e^2), with a Student-t quantile on k - 1
+degrees of freedom (the source means are what pins mu and s_b down, and there are few of them).
+With one group (a user's calibration: one cluster, one stack) it is the textbook interval of a
+new observation: mean +- t(n - 1) x sd x sqrt(1 + 1/n). P10/P90 of the ratio: exp(mu -+ t sd).
 
-    python -m simulator.calibration.bands     # regenerates data/loso_residuals.csv
+Step time: central x the ratio's P10 and P90. Tokens/s and MFU are inversely proportional to the
+step time, so their band is central / P90 ... central / P10. Time to train, energy and dollars:
+the model error and the campaign's Monte Carlo spread are independent; every pair (campaign
+replica i, model-error quantile j) gives T_i x r_j, r_j = exp(mu + sd t^-1((j + 1/2) / M)) on M
+evenly spaced probabilities, and the band is the P10-P90 of those products; energy and dollars
+scale with the same factor as the wall time (E x T_i r_j / mean T).
+
+    python -m simulator.calibration.bands              # regenerates data/loso_residuals.csv
+    python -m simulator.calibration.bands --coverage   # nested leave-one-source-out coverage
 """
 from __future__ import annotations
 
 import csv
+import functools
+import math
 import sys
+from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
 
 SHIPPED = "data/loso_residuals.csv"
+LEVEL = 0.9           # P90 (and P10 = 1 - LEVEL)
+DRAWS = 199           # model-error quantiles combined with the campaign's replicas
+BAND_KEYS = ("step_time_s_p10", "step_time_s_p90", "tokens_per_s_p10", "tokens_per_s_p90", "mfu_p10", "mfu_p90",
+             "time_to_train_days_band_p10", "time_to_train_days_band_p90", "energy_mwh_p10", "energy_mwh_p90",
+             "cost_usd_p10", "cost_usd_p90")
 
 
 def ratio(metric: str, published: float, predicted: float) -> float:
@@ -38,16 +55,92 @@ def shipped_ratios() -> list[dict]:
             for r in csv.DictReader(text.splitlines())]
 
 
-def quantiles(ratios) -> tuple[float, float]:
-    r = np.asarray(list(ratios), dtype=float)
-    lo, hi = np.percentile(r, [10, 90])
-    return float(lo), float(hi)
+@functools.lru_cache(maxsize=64)
+def t_quantile(p: float, dof: int) -> float:
+    """Student-t quantile (numpy only: the CDF integrated on a fine grid, then interpolated)."""
+    if p < 0.5:
+        return -t_quantile(1.0 - p, dof)
+    x = np.linspace(0.0, 60.0, 240_001)
+    log_c = math.lgamma((dof + 1) / 2) - math.lgamma(dof / 2) - 0.5 * math.log(dof * math.pi)
+    pdf = np.exp(log_c - (dof + 1) / 2 * np.log1p(x * x / dof))
+    cdf = 0.5 + np.concatenate(([0.0], np.cumsum((pdf[1:] + pdf[:-1]) / 2 * np.diff(x))))
+    return float(np.interp(p, cdf, x))
 
 
-def band_json(result, ratios, origin: str) -> dict:
-    """The *_p10 / *_p90 keys of a run's JSON for the residual ``ratios`` (the central keys untouched)."""
-    r = np.asarray(list(ratios), dtype=float)
-    lo, hi = quantiles(r)
+@dataclass(frozen=True)
+class Band:
+    """The predictive distribution of the log step-time ratio: exp(mu + sd x t(dof))."""
+
+    mu: float
+    sd: float
+    dof: int
+    rows: int
+    groups: int
+    origin: str
+
+    @property
+    def lo(self) -> float:
+        return self.at(1.0 - LEVEL)
+
+    @property
+    def hi(self) -> float:
+        return self.at(LEVEL)
+
+    def at(self, p: float) -> float:
+        return math.exp(self.mu + self.sd * t_quantile(p, self.dof))
+
+    def draws(self, m: int = DRAWS) -> np.ndarray:
+        return np.array([self.at((j + 0.5) / m) for j in range(m)])
+
+    def covers(self, r: float) -> bool:
+        return self.lo <= r <= self.hi
+
+
+def band_of(ratios, groups=None, origin: str = "") -> Band:
+    """The prediction band of ``ratios`` (> 0), grouped by ``groups`` (one group when None)."""
+    logs = np.log(np.asarray(list(ratios), dtype=float))
+    if groups is None:
+        groups = [""] * len(logs)
+    groups = list(groups)
+    if len(logs) < 2 or len(groups) != len(logs) or not np.all(np.isfinite(logs)):
+        raise ValueError("a band needs at least two positive residual ratios, one group each")
+    names = list(dict.fromkeys(groups))
+    k = len(names)
+    if k == 1:
+        n = len(logs)
+        sd = float(np.std(logs, ddof=1)) * math.sqrt(1 + 1 / n)
+        return Band(float(logs.mean()), sd, n - 1, n, 1, origin)
+    means = {g: float(np.mean([x for x, h in zip(logs, groups) if h == g])) for g in names}
+    within = [x - means[g] for x, g in zip(logs, groups)]
+    se2 = float(np.sum(np.square(within)) / (len(logs) - k)) if len(logs) > k else 0.0
+    sb2 = float(np.var(list(means.values()), ddof=1))
+    sd = math.sqrt(sb2 * (1 + 1 / k) + se2)
+    return Band(float(np.mean(list(means.values()))), sd, k - 1, len(logs), k, origin)
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_band() -> Band:
+    rs = shipped_ratios()
+    return band_of([r["ratio"] for r in rs], [r["source"] for r in rs],
+                   "the shipped validation, leave-one-source-out")
+
+
+def loso_coverage(rows: list[dict]) -> tuple[float, dict]:
+    """Nested leave-one-source-out: each source's residuals against the band of the other sources'
+    (coverage over rows, and per source)."""
+    inside, per = [], {}
+    for src in dict.fromkeys(r["source"] for r in rows):
+        rest = [r for r in rows if r["source"] != src]
+        b = band_of([r["ratio"] for r in rest], [r["source"] for r in rest])
+        hits = [b.covers(r["ratio"]) for r in rows if r["source"] == src]
+        per[src] = float(np.mean(hits))
+        inside += hits
+    return float(np.mean(inside)), per
+
+
+def band_json(result, band: Band) -> dict:
+    """The *_p10 / *_p90 keys of a run's JSON for ``band`` (the central keys untouched)."""
+    lo, hi = band.lo, band.hi
     out = {
         "step_time_s_p10": result.step_time_s * lo, "step_time_s_p90": result.step_time_s * hi,
         "tokens_per_s_p10": result.tokens_per_s / hi, "tokens_per_s_p90": result.tokens_per_s / lo,
@@ -57,8 +150,8 @@ def band_json(result, ratios, origin: str) -> dict:
     samples = np.asarray(getattr(c, "time_to_train_days_samples", ()) or (), dtype=float)
     samples = samples[np.isfinite(samples)]
     if c is not None and len(samples):
-        prod = np.outer(samples, r).ravel()
-        t10, t90 = np.percentile(prod, [10, 90])
+        prod = np.outer(samples, band.draws()).ravel()
+        t10, t90 = np.percentile(prod, [100 * (1 - LEVEL), 100 * LEVEL])
         out["time_to_train_days_band_p10"], out["time_to_train_days_band_p90"] = float(t10), float(t90)
         e = result.energy
         if e is not None:
@@ -67,8 +160,10 @@ def band_json(result, ratios, origin: str) -> dict:
             out["energy_mwh_p90"] = e.energy_j / 3.6e9 * t90 / mean
             out["cost_usd_p10"] = e.cost_usd * t10 / mean
             out["cost_usd_p90"] = e.cost_usd * t90 / mean
-    out["band"] = {"method": "P10-P90 of out-of-sample step-time ratios x campaign Monte Carlo",
-                   "residuals": origin, "rows": int(len(r)), "ratio_p10": lo, "ratio_p90": hi}
+    out["band"] = {"method": "random-effects prediction interval of the out-of-sample step-time ratio "
+                             "(Student t), x campaign Monte Carlo",
+                   "residuals": band.origin, "rows": band.rows, "sources": band.groups,
+                   "ratio_p10": lo, "ratio_p90": hi}
     return out
 
 
@@ -86,12 +181,36 @@ def band_text(result, bands: dict) -> str:
     if "energy_mwh_p10" in b:
         parts.append(f"energy {b['energy_mwh_p10']:,.0f}–{b['energy_mwh_p90']:,.0f} MWh")
         parts.append(f"$ {fmt_si(b['cost_usd_p10'])}–{fmt_si(b['cost_usd_p90'])}")
-    return (f"prediction band  " + " · ".join(parts)
-            + f"\n                 (model error from {b['band']['residuals']}, {b['band']['rows']} rows, "
-              "with the campaign's spread)")
+    src = b["band"]["sources"]
+    text = (f"prediction band  " + " · ".join(parts)
+            + f"\n                 (model error from {b['band']['residuals']}, {b['band']['rows']} rows"
+            + (f" of {src} sources" if src > 1 else "") + ", with the campaign's spread)")
+    if "calibration" in b:
+        text += f"\ncalibration      {b['calibration']}"
+    return text
+
+
+def coverage_report(rows: list[dict] | None = None) -> str:
+    """Nested leave-one-source-out coverage of the band, with the plain pooled P10/P90 of the other
+    sources' residuals for comparison (``python -m simulator.calibration.bands --coverage``)."""
+    rows = shipped_ratios() if rows is None else rows
+    cov, per = loso_coverage(rows)
+    plain = []
+    for src in dict.fromkeys(r["source"] for r in rows):
+        lo, hi = np.percentile([r["ratio"] for r in rows if r["source"] != src], [10, 90])
+        plain += [lo <= r["ratio"] <= hi for r in rows if r["source"] == src]
+    b = shipped_band()
+    lines = [f"{len(rows)} held-out rows of {len(per)} sources; P10-P90 coverage: this band {100 * cov:.0f} %, "
+             f"pooled empirical P10/P90 {100 * np.mean(plain):.0f} % (nominal 80 %)"]
+    lines += [f"  {s:<24} {100 * c:5.0f} %  ({sum(r['source'] == s for r in rows)} rows)" for s, c in per.items()]
+    lines.append(f"shipped band: step-time ratio P10-P90 {b.lo:.3f}-{b.hi:.3f} (t on {b.dof} dof)")
+    return "\n".join(lines)
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--coverage"]:
+        print(coverage_report())
+        return
     from simulator.validation.fit import leave_one_source_out
     from simulator.validation.runner import cases
 
@@ -106,18 +225,6 @@ def main() -> None:
                 w.writerow([r.source, r.run, r.metric, r.published, f"{r.predicted:.6g}",
                             f"{ratio(r.metric, r.published, r.predicted):.6f}"])
     print(f"wrote {path}", file=sys.stderr)
-
-
-def for_run(calibration: str | None, scenario):
-    """(efficiencies, residual ratios, where they come from) for a run with or without --calibration."""
-    from simulator.cost.efficiency import DEFAULT
-
-    if calibration is None:
-        return DEFAULT, [r["ratio"] for r in shipped_ratios()], "the shipped validation, leave-one-source-out"
-    from simulator.calibration.file import efficiency_for
-
-    eff, ratios = efficiency_for(calibration, scenario)
-    return eff, ratios, f"{calibration}, leave-one-out"
 
 
 if __name__ == "__main__":

@@ -59,6 +59,10 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         raise ConfigError(f"too few rows ({len(rows)}): leave-one-out needs at least 2 measured runs",
                           source=args.measured, path="rows", expected="2 or more rows")
     names = _names(args.params, len(rows))
+    own = rows[0].scenario.cluster.calibration
+    if own is not None:
+        print(f"note: the cluster's calibration: {own} is not used; calibrate refits from the shipped values",
+              file=sys.stderr)
     cal = calibrate(rows, names=names)
     mapping = file.to_mapping(cal, rows[0].scenario)
     file.write(mapping, args.out, args.force)
@@ -94,13 +98,15 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from simulator.calibration.file import efficiency_for
+    from simulator.calibration.file import from_option
     from simulator.calibration.measured import read_measured
     from simulator.cost.efficiency import DEFAULT
     from simulator.validation.runner import mape
 
     rows = read_measured(args.measured, args.cluster)
-    eff, _ = efficiency_for(args.check, rows[0].scenario)
+    applied = from_option(args.check)
+    applied.check(rows[0].scenario)
+    eff = applied.efficiencies()
     before, after = [c.predict(DEFAULT) for c in rows], [c.predict(eff) for c in rows]
     if args.json:
         print(json.dumps({"mape_shipped": mape(before), "mape_calibrated": mape(after),

@@ -81,8 +81,11 @@ class ReliabilityConfig(Strict):
     communicator_init_per_gpu: Duration = "2.44 ms"
     continue_on_fewer_replicas: bool = False            # else wait for a repaired node
     idle_nodes_as_spares: bool = True                   # cluster nodes the job leaves idle
-    straggler_rate_per_node_hour: NonNegFloat = 0.0     # off: no published per-node rate
-    straggler_slowdown: PosFloat = Field(default=1.1, ge=1.0)  # step time x this while slow
+    # a node that slows without failing (slow GPU, slow NIC, flapping link): BLOOM-176B's log
+    # (bigscience tr11 chronicles, 2022-04-28) records one slow GPU in ~117 days on 48 nodes
+    # (1 / 136,000 node-hours = 7.3e-6) that took the job from 149 to 140 TFLOPs (x1.06)
+    straggler_rate_per_node_hour: NonNegFloat = 7.3e-6
+    straggler_slowdown: PosFloat = Field(default=1.06, ge=1.0)  # step time x this while slow
     straggler_time_to_detect: Duration = "30 min"       # then the node is swapped for a spare
     # per-step jitter: coefficient of variation of one data-parallel replica's step time (OS noise,
     # thermal throttling, a flapping link); every step waits for the slowest of the dp replicas, so
@@ -144,3 +147,6 @@ class ClusterConfig(Strict):
     reliability: ReliabilityConfig = ReliabilityConfig()
     power: PowerConfig = PowerConfig()
     prices: PricesConfig = PricesConfig()
+    # a file written by `trainsim calibrate` for this cluster, relative to this file: its efficiencies
+    # and error band apply to every run on it (--calibration FILE on the command line wins)
+    calibration: str | None = None

@@ -27,7 +27,7 @@ def _model_of(annotation: object) -> type[BaseModel] | None:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType, typing.Annotated):
+    if origin in (typing.Union, types.UnionType, typing.Annotated, list):
         for arg in typing.get_args(annotation):
             found = _model_of(arg)
             if found:
@@ -39,6 +39,8 @@ def fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
     """Field names of the section at ``loc`` below ``model`` (for 'did you mean')."""
     current: type[BaseModel] | None = model
     for part in loc:
+        if isinstance(part, int):          # an item of a list of sections (phases[0])
+            continue
         if current is None or part not in current.model_fields:
             return []
         current = _model_of(current.model_fields[part].annotation)

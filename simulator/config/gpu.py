@@ -43,6 +43,14 @@ class GPUSpec(Strict):
     # streaming multiprocessors (AMD: compute units): GEMM tiles run in waves of this many
     # (cost/compute.py); null = no wave quantisation
     sm_count: int | None = Field(default=None, ge=1)
+    # exponentials per second the special-function units (MUFU.EX2) issue, the whole GPU: flash
+    # attention's softmax pays one per score it computes, forward and backward (cost/compute.py);
+    # null = not published, the softmax is costed by its matmuls alone
+    sfu_exp_rate: float | None = Field(default=None, gt=0)
+    # CUDA compute capability (8.0 A100, 9.0 Hopper, 10.0 B200/GB200, 10.3 B300/GB300); null for
+    # other vendors. Blackwell's FP8 GEMMs take any operand layout, so per-tensor FP8 keeps no
+    # transposed copy there (cost/compute.quantize_ops)
+    compute_capability: float | None = Field(default=None, gt=0)
     source: str = ""
 
     @model_validator(mode="after")
@@ -69,6 +77,14 @@ class GPUSpec(Strict):
         if precision == "bf16":
             return p.bf16 or p.fp16
         return getattr(p, precision, None)
+
+    @property
+    def fp8_any_layout(self) -> bool:
+        """cuBLAS FP8 GEMMs accept non-TN operand layouts (Transformer Engine's
+        is_non_tn_fp8_gemm_supported: compute capability 10.x-11.x or 13+), so a per-tensor FP8 tensor
+        serves the wgrad GEMM without a transposed copy."""
+        cc = self.compute_capability
+        return cc is not None and (10.0 <= cc < 12.0 or cc >= 13.0)
 
     def precisions(self) -> list[str]:
         """The training.precision names this GPU has tensor-core peaks for."""

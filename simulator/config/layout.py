@@ -8,6 +8,8 @@ from __future__ import annotations
 from simulator.config.cluster import ClusterConfig
 from simulator.config.gpu import GPUSpec
 from simulator.config.model_checks import check_model_features
+from simulator.config.pipeline_layout import LayoutError
+from simulator.config.pipeline_layout import split as layout_split
 from simulator.config.workload import WorkloadConfig
 from simulator.errors import ConfigError
 from simulator.model.arch import resolve
@@ -58,6 +60,28 @@ def _stage_layers(w: WorkloadConfig, pp: int, where) -> tuple[int, ...]:
               f"split evenly over the other {inner} stages", (first, last), "a split that divides")
     mid = rest // inner
     return tuple(([first] if first is not None else []) + [mid] * inner + ([last] if last is not None else []))
+
+
+def _layout_chunks(w: WorkloadConfig, pp: int, where):
+    """Decoder layers of every rank's model chunks (and the MTP rank) from pipeline_model_parallel_layout."""
+    par = w.parallelism
+    key = P + "pipeline_model_parallel_layout"
+    for other in ("decoder_first_pipeline_num_layers", "decoder_last_pipeline_num_layers"):
+        if getattr(par, other) is not None:
+            _fail(where, P + other, "conflicts with pipeline_model_parallel_layout (the layout places "
+                  "every layer)", getattr(par, other), f"no {other}, or no layout")
+    try:
+        sp = layout_split(par.pipeline_model_parallel_layout, pp, w.model.num_layers, w.model.mtp_num_layers)
+    except LayoutError as e:
+        _fail(where, key, str(e), par.pipeline_model_parallel_layout,
+              "a Megatron-Core layout such as 'Et*4|(t*4|)*14tmL' with PP x VPP stages, num_layers t, "
+              "mtp_num_layers m, E first and L last")
+    vpp = par.virtual_pipeline_model_parallel_size
+    if vpp is not None and vpp != sp.vpp:
+        _fail(where, P + "virtual_pipeline_model_parallel_size", f"disagrees with the layout's "
+              f"{sp.vpp * pp} stages on PP={pp} ({sp.vpp} virtual stages per rank)", vpp,
+              f"{sp.vpp}, or leave it out (the layout sets it)")
+    return sp
 
 
 def _zero_stage(w: WorkloadConfig, where) -> int:
@@ -165,6 +189,10 @@ def _check_parallel(w: WorkloadConfig, where) -> None:
     if cp > 1 and arch.seq % (2 * cp):
         _fail(where, P + "context_parallel_size", f"2 x context_parallel_size must divide seq_length={arch.seq} "
               "(causal load balancing splits the sequence into 2 x CP chunks)", cp, "a CP with seq % (2*CP) == 0")
+    if cp > 1 and par.cp_comm_type == "a2a" and (arch.heads // tp) % cp:
+        _fail(where, P + "cp_comm_type", f"a2a (Ulysses) context parallelism shards the {arch.heads // tp} "
+              f"attention heads of a TP rank over context_parallel_size={cp}, which does not divide them",
+              par.cp_comm_type, "p2p or all_gather, or a CP that divides num_attention_heads / TP")
     if ep > 1 and not arch.is_moe:
         _fail(where, P + "expert_model_parallel_size", "expert parallelism needs an MoE model (model.moe)",
               ep, "1 for a dense model")
@@ -233,8 +261,16 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
               f"is not divisible by micro_batch_size x DP = {par.micro_batch_size} x {dp}",
               t.global_batch_size, f"a multiple of {par.micro_batch_size * dp}")
     m = t.global_batch_size // (par.micro_batch_size * dp)
-    stage_layers = _stage_layers(w, pp, where)
-    vpp = par.virtual_pipeline_model_parallel_size or 1
+    chunks: tuple[tuple[int, ...], ...] = ()
+    mtp_stage = -1
+    if par.pipeline_model_parallel_layout is not None:
+        sp = _layout_chunks(w, pp, where)
+        chunks, mtp_stage = sp.chunks, sp.mtp_rank
+        stage_layers = tuple(sum(c) for c in chunks)
+        vpp = len(chunks[0])
+    else:
+        stage_layers = _stage_layers(w, pp, where)
+        vpp = par.virtual_pipeline_model_parallel_size or 1
     schedule = par.pipeline_schedule or ("interleaved_1f1b" if vpp > 1 else "1f1b")
     if vpp > 1:
         if pp == 1:
@@ -243,14 +279,18 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
         uneven = (par.decoder_first_pipeline_num_layers or par.decoder_last_pipeline_num_layers)
         # uneven first/last stages may leave one chunk with only the embedding or the loss
         # (Megatron's account_for_embedding/loss_in_pipeline_split): at most their layers + 1 chunks
-        if min(stage_layers) + (1 if uneven else 0) < vpp or (not uneven and any(n % vpp for n in stage_layers)):
+        if chunks:
+            pass   # the layout gives every chunk's layers
+        elif min(stage_layers) + (1 if uneven else 0) < vpp or (not uneven and any(n % vpp for n in stage_layers)):
             _fail(where, P + "virtual_pipeline_model_parallel_size",
                   f"does not divide the layers per stage {sorted(set(stage_layers))}", vpp,
                   "a divisor of the layers per pipeline stage (with uneven first/last stages: at most "
                   "the smallest stage's layers + 1)")
         if m % pp:
-            _fail(where, P + "virtual_pipeline_model_parallel_size", f"the interleaved schedule needs the "
-                  f"number of microbatches ({m}) to be a multiple of PP={pp}", vpp,
+            vkey = "pipeline_model_parallel_layout" if chunks else "virtual_pipeline_model_parallel_size"
+            _fail(where, P + vkey, f"the interleaved schedule ({vpp} virtual stages per rank) needs the "
+                  f"number of microbatches ({m}) to be a multiple of PP={pp}",
+                  par.pipeline_model_parallel_layout if chunks else vpp,
                   "a global batch giving a multiple of PP microbatches, or no interleaving")
         if schedule != "interleaved_1f1b":
             _fail(where, P + "pipeline_schedule", "virtual stages need the interleaved schedule",
@@ -281,5 +321,6 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
                     shard_degree=par.data_parallel_shard_degree or 0,
                     reshard_after_forward=par.reshard_after_forward, grad_dtype=grad_dtype,
                     recompute_method=par.recompute_method, recompute_num_layers=par.recompute_num_layers,
-                    offload_layers=par.cpu_offloading_num_layers if par.cpu_offloading else 0)
+                    offload_layers=par.cpu_offloading_num_layers if par.cpu_offloading else 0,
+                    chunks=chunks, mtp_stage=mtp_stage)
     return num_gpus, layout

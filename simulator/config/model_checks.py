@@ -72,3 +72,9 @@ def check_model_features(m: ModelConfig, where) -> None:
     if m.window_attn_skip_freq is not None and m.window_attn_skip_freq > L:
         _fail(where, "model.window_attn_skip_freq", f"exceeds num_layers={L}: no layer would be full attention",
               m.window_attn_skip_freq, f"at most {L}, or leave it out for all-windowed layers")
+    if m.nope_layer_interval is not None and m.attention_chunk_size is None:
+        _fail(where, "model.nope_layer_interval", "says which layers attend globally, but no "
+              "attention_chunk_size is set", m.nope_layer_interval, "model.attention_chunk_size as well")
+    if m.attention_chunk_size is not None and m.sliding_window is not None:
+        _fail(where, "model.attention_chunk_size", "give a sliding window or attention chunks, not both",
+              m.attention_chunk_size, "only one of sliding_window / attention_chunk_size")

@@ -14,6 +14,8 @@ MODEL_FEATURE_NOTES = """
 | `model.sliding_window` | tokens | null (full attention) | keys each query attends on windowed layers (Hugging Face `sliding_window`; gpt-oss: 128) |
 | `model.window_attn_skip_freq` | layers | null (every layer windowed) | N: layer i is full attention when (i + 1) % N == 0 (Megatron `window_attn_skip_freq`; gpt-oss: 2) |
 | `model.layer_types` | list | null | per layer `sliding_attention` / `full_attention` (Hugging Face `layer_types`) |
+| `model.attention_chunk_size` | tokens | null (no chunking) | chunked attention: on RoPE layers a query attends only the earlier keys of its own chunk (Hugging Face / Megatron-Bridge Llama 4 `attention_chunk_size`: 8192) |
+| `model.nope_layer_interval` | layers | null (every layer chunked) | N: layer i has no RoPE and attends the whole causal prefix when (i + 1) % N == 0 (Megatron-Bridge Llama 4 `nope_layer_interval`, Hugging Face `no_rope_layer_interval`: 4) |
 | `model.softmax_type` | - | `vanilla` | `learnable`: one learned sink logit per head (gpt-oss attention sinks; Megatron `softmax_type`) |
 | `model.mtp_num_layers` | modules | `0` | multi-token prediction modules on the last stage (Megatron `--mtp-num-layers`; DeepSeek-V3: 1) |
 | `model.moe.moe_layer_freq` | layers, or a 0/1 list | `1` | int k: layer i is MoE when i % k == 0; a list: 1 = MoE layer, one entry per layer (Megatron) |
@@ -25,13 +27,17 @@ MODEL_FEATURE_NOTES = """
 | `model.moe.moe_token_dispatcher_type` | - | `alltoall` | `alltoall`: NCCL all-to-all, one copy per routed expert; `flex`: DeepEP-style, one copy per destination scale-up domain over the network, forwarded over NVLink (Megatron `--moe-token-dispatcher-type`; deepseek-ai/DeepEP) |
 | `model.moe.moe_router_num_groups` | groups | null | group-limited routing: expert groups (Megatron; DeepSeek-V3 `n_group`: 8) |
 | `model.moe.moe_router_group_topk` | groups | null | groups one token may use (DeepSeek-V3 `topk_group`: 4) |
+| `training.cuda_graph_impl` | - | `none` | CUDA graphs (Megatron-Core `--cuda-graph-impl`): `local` / `transformer_engine` capture the layer scopes of `cuda_graph_scope`, `full_iteration` the whole forward-backward; a captured scope replays as one host launch, so it no longer host-bounds the layer (docs/model.md, "Host launch bound") |
+| `training.cuda_graph_scope` | list | `[]` (every scope of each layer) | `attn`, `mlp`, `moe`, `moe_router`, `moe_preprocess` (Megatron-Core `cuda_graph_scope`; dropless MoE recipes capture `attn`, `moe_router`, `moe_preprocess`: Megatron-Bridge `docs/training/cuda-graphs.md`) |
+| `parallelism.overlap_moe_expert_parallel_comm` | - | `false` | MoE dispatch/combine overlapped with another microbatch's compute (Megatron-Core `--overlap-moe-expert-parallel-comm`, Megatron-Bridge `moe_a2a_overlap`); only what exceeds the layer's compute shows |
 | `training.precision` | - | `bf16` | `fp8` / `fp8_cs` / `fp8_ds` (per-tensor FP8), `fp8_mx` (MXFP8), `nvfp4`, `mxfp4` (Megatron-Bridge recipe names): the linear layers run at the catalog's `fp8` / `mxfp8` / `nvfp4` / `mxfp4` peak |
 | `peak_flops.mxfp8`, `.nvfp4`, `.mxfp4` | FLOP/s | null | dense block-scaled peaks (datasheets cited in `simulator/catalog/gpus.yaml`) |
 
 Errors (exit 2): an MLA section missing any of its required keys, or combined with `kv_channels`,
 `num_query_groups` or `qk_layernorm`; `sliding_window` larger than `seq_length`; `layer_types` or a
 `moe_layer_freq` list whose length is not `num_layers`; `window_attn_skip_freq` / `layer_types`
-without `sliding_window`, or both given; `first_k_dense_replace` leaving no MoE layer; only one of
+without `sliding_window`, or both given; `nope_layer_interval` without `attention_chunk_size`, or chunks
+together with a sliding window; `first_k_dense_replace` leaving no MoE layer; only one of
 `moe_router_num_groups` / `moe_router_group_topk`, groups not dividing the experts or more chosen than exist; a load
 imbalance below 1 or set together with forced balancing; a precision the GPU has no peak for (the
 message names the GPU and the precisions it has).

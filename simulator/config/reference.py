@@ -44,6 +44,20 @@ def _model_of(annotation) -> type[BaseModel] | None:
     return None
 
 
+def _list_model_of(annotation) -> type[BaseModel] | None:
+    """The section type of a list of sections (``phases: [{...}, ...]``), else None."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, typing.Annotated):
+        for arg in typing.get_args(annotation):
+            found = _list_model_of(arg)
+            if found:
+                return found
+    if origin is list:
+        (item,) = typing.get_args(annotation) or (None,)
+        return item if isinstance(item, type) and issubclass(item, BaseModel) else None
+    return None
+
+
 _NAMES = {int: "integer", float: "number", bool: "true/false", str: "text"}
 _SPECIAL = {"_int_or_auto": "positive integer or 'auto'",
             "_duration_or_auto": "duration, e.g. '1 h', or 'auto'"}
@@ -105,7 +119,11 @@ def rows(model: type[BaseModel], prefix: str = "") -> list[str]:
     for name, info in model.model_fields.items():
         sub = _model_of(info.annotation)
         path = prefix + name
-        if sub is not None:
+        item = _list_model_of(info.annotation)
+        if item is not None:
+            out.append(f"| `{path}` | list of sections, or null | {_default_text(info)} |")
+            out += rows(item, path + "[].")
+        elif sub is not None:
             out.append(f"| `{path}` | section | {_default_text(info)} |")
             out += rows(sub, path + ".")
         else:
@@ -119,7 +137,7 @@ def document() -> str:
         ("Workload", WorkloadConfig, "`workloads/*.yaml`; override with `--set KEY=VALUE`."),
         ("Cluster", ClusterConfig, "`topologies/*.yaml`; override with `--set cluster.KEY=VALUE`. "
          "`gpu` is a catalog name (`a100-40gb`, `a100-80gb`, `h100-sxm`, `h800`, `h200`, `b200`, `gb200`, "
-         "`b300`, `gb300`, `mi300x`, `mi325x`, `mi355x`) or an inline table with the keys of the GPU table below."),
+         "`b300`, `gb300`, `mi300x`, `mi325x`, `mi355x`, `tpu-v5p`, `tpu7x`) or an inline table with the keys of the GPU table below."),
         ("GPU (catalog entry or inline `gpu:` table)", GPUSpec, "`simulator/catalog/gpus.yaml`."),
     ):
         parts.append(f"\n## {title}\n\n{note}\n\n| key | type | default |\n|---|---|---|")
@@ -128,8 +146,9 @@ def document() -> str:
 ## Cross-key rules (exit 2)
 
 TP must divide attention heads, query groups and the FFN width; PP must divide the layers unless
-`decoder_first/last_pipeline_num_layers` give uneven stages; virtual stages must divide the layers
-per stage and the interleaved schedule needs a multiple of PP microbatches; the global batch must be
+`decoder_first/last_pipeline_num_layers` give uneven stages or `pipeline_model_parallel_layout`
+places every layer; virtual stages must divide the layers per stage and the interleaved schedule
+needs a multiple of PP microbatches; the global batch must be
 divisible by micro batch × DP; `num_gpus` must be a multiple of TP × PP × CP and at most the
 cluster's GPUs; 2 × CP must divide the sequence; EP needs an MoE model, must divide the experts and
 DP × CP; ZeRO-2/3 do not combine with PP; `distributed_optimizer: true` is ZeRO-1; FP8 needs a GPU
@@ -137,6 +156,20 @@ with FP8 tensor cores; `train_tokens` and `train_iters` are exclusive. Physical 
 GPU's `idle_power` is at most its `tdp`; `train_tokens` is at least one global batch
 (`global_batch_size` × `seq_length` tokens); `reliability.spare_nodes` is at most `num_nodes`; the
 GPU and fabric figures must give a finite, positive step time.
+
+## Pipeline layout
+
+| key | unit | default | meaning (source) |
+|---|---|---|---|
+| `parallelism.pipeline_model_parallel_layout` | text, or a list of lists | null (even split, or decoder_first/last) | the layers of each of the PP × VPP virtual stages, in order (virtual stage k runs as chunk k // PP of rank k % PP): `E` embedding, `t` decoder layer, `m` MTP module, `L` loss, `\\|` between stages, `X*N` and `(...)*N` repeat, commas ignored; or lists of `embedding` / `decoder` / `mtp` / `loss` (Megatron-Core `pipeline_model_parallel_layout`, e.g. Megatron-Bridge's DeepSeek-V3 `Et*4\\|(t*4\\|)*14tmL`) |
+
+The layout sets the virtual stages (`virtual_pipeline_model_parallel_size`, if given, must agree)
+and excludes `decoder_first/last_pipeline_num_layers`. Exit 2 when the stage count is not a
+multiple of PP, the embedding is not first or the loss not last (each exactly once), the decoder
+layers are not `num_layers` or the MTP modules not `mtp_num_layers`, a decoder layer follows an MTP
+module, the MTP modules are split over stages, sit outside their rank's last model chunk or on the
+first rank, or the loss is not in the last stage. MTP modules in a stage of their own ("standalone",
+e.g. `Et*3|(tt|)*29,m|L`) are costed on that rank, with a copy of the output projection.
 """)
     parts.append(MODEL_FEATURE_NOTES)
     return "\n".join(parts)

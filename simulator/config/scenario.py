@@ -11,10 +11,12 @@ from simulator.config.cluster import ClusterConfig
 from simulator.config.errors import raise_config_error, suggest
 from simulator.config.gpu import GPUSpec, catalog_gpu
 from simulator.config.loader import read_yaml, source_finder, validate
-from simulator.config.overrides import Override, parse_override
+from simulator.config.overrides import Override, apply, parse_override
+from simulator.config.phases import in_phase, phase_raws
 from simulator.config.sanity import check_scenario
 from simulator.config.workload import WorkloadConfig
 from simulator.errors import ConfigError
+from simulator.model.split import balanced_chunks, layer_ids
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,15 @@ class Layout:
     recompute_method: str | None = None   # full recompute: uniform / block (Megatron)
     recompute_num_layers: int | None = None
     offload_layers: int = 0               # layers whose activations go to host memory
+    # decoder layers of each stage's model chunks, from pipeline_model_parallel_layout (empty: the
+    # stage's layers balanced over its vpp chunks)
+    chunks: tuple[tuple[int, ...], ...] = ()
+    mtp_stage: int = -1                   # stage holding the MTP modules (-1: the last; a layout's "standalone")
+
+    @property
+    def mtp_rank(self) -> int:
+        """Pipeline stage whose last chunk runs the multi-token prediction modules."""
+        return self.mtp_stage if self.mtp_stage >= 0 else len(self.stage_layers) - 1
 
     @property
     def expert_tp(self) -> int:
@@ -52,9 +63,16 @@ class Layout:
         return self.shard_degree or self.dp
 
     def chunk_layers(self, stage: int) -> tuple[int, ...]:
-        """Layers of each model chunk on ``stage`` (balanced when vpp does not divide them)."""
-        n, v = self.stage_layers[stage], self.vpp
-        return tuple(n // v + (1 if c < n % v else 0) for c in range(v))
+        """Layers of each model chunk on ``stage`` (the layout's, else balanced when vpp does not
+        divide them)."""
+        if self.chunks:
+            return self.chunks[stage]
+        return balanced_chunks(self.stage_layers[stage], self.vpp)
+
+    def stage_layer_ids(self, stage: int) -> tuple[int, ...]:
+        """Model indices of the decoder layers ``stage`` holds (virtual stage k = chunk c of rank r
+        with k = c x PP + r holds the k-th run of layers, Megatron's interleaved order)."""
+        return layer_ids(tuple(self.chunk_layers(i) for i in range(len(self.stage_layers))))[stage]
 
     @property
     def model_parallel(self) -> int:
@@ -86,6 +104,8 @@ class Scenario:
     workload_source: str
     cluster_source: str
     assumptions: dict = field(default_factory=dict)
+    # training phases in order (config/phases.py): (name, Scenario) each; () = one phase, this one
+    phases: tuple = ()
 
     @property
     def name(self) -> str:
@@ -170,7 +190,28 @@ def _finish(wcfg, wraw, craw, workload_source, cluster_source, wl_over, cl_over,
     num_gpus, layout = derive_layout(wcfg, ccfg, gpu, wwhere, cwhere)
     check_scenario(wcfg, ccfg, wcfg.model.seq_length, wwhere, cwhere)
     assumptions = {**defaults_used(wcfg), **{f"cluster.{k}": v for k, v in defaults_used(ccfg).items()}}
-    return Scenario(wcfg, ccfg, gpu, layout, num_gpus, workload_source, cluster_source, assumptions)
+    phases = ()
+    if wcfg.phases:
+        phases = _phases(wcfg, apply(wraw, wl_over, workload_source), wwhere, ccfg, gpu, cwhere,
+                         workload_source, cluster_source, derive_layout)
+    return Scenario(wcfg, ccfg, gpu, layout, num_gpus, workload_source, cluster_source, assumptions,
+                    phases)
+
+
+def _phases(wcfg, data, wwhere, ccfg, gpu, cwhere, workload_source, cluster_source, derive_layout) -> tuple:
+    """(name, Scenario) of each training phase, validated and derived like a workload file."""
+    out = []
+    for k, (name, raw) in enumerate(phase_raws(wcfg, data, wwhere)):
+        try:
+            pcfg = validate(WorkloadConfig, raw, workload_source, [])
+            where = source_finder(workload_source, [], raw)
+            n, lay = derive_layout(pcfg, ccfg, gpu, where, cwhere)
+            check_scenario(pcfg, ccfg, pcfg.model.seq_length, where, cwhere)
+        except ConfigError as exc:
+            raise in_phase(exc, k, name) from None
+        out.append((name, Scenario(pcfg, ccfg, gpu, lay, n, workload_source, cluster_source,
+                                   defaults_used(pcfg))))
+    return tuple(out)
 
 
 def load_scenario(workload: str | Path, *, cluster: str | Path | None = None,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, create_model
 
 from simulator import units
 
@@ -80,6 +80,12 @@ class ModelConfig(Strict):
     window_attn_skip_freq: PosInt | None = None
     # or per layer, Hugging Face layer_types: "sliding_attention" / "full_attention"
     layer_types: list[Literal["sliding_attention", "full_attention"]] | None = None
+    # chunked attention (Llama 4 iRoPE; Hugging Face / Megatron-Bridge attention_chunk_size): on the
+    # RoPE layers each query attends only to the earlier keys of its own chunk of this many tokens
+    attention_chunk_size: PosInt | None = None
+    # NoPE layers (Megatron-Bridge Llama 4 nope_layer_interval, Hugging Face no_rope_layer_interval):
+    # layer i has no rotary embedding and attends the whole causal prefix when (i + 1) % N == 0
+    nope_layer_interval: PosInt | None = None
     # "learnable": a learned per-head sink logit in the softmax (GPT-OSS attention sinks)
     softmax_type: Literal["vanilla", "off-by-one", "learnable"] = "vanilla"
     # multi-token prediction modules after the last layer (DeepSeek-V3: 1), Megatron --mtp-num-layers
@@ -118,6 +124,14 @@ class TrainingConfig(Strict):
     grad_dtype: Literal["fp32", "bf16", "fp16"] | None = None
     optimizer: OptimizerConfig = OptimizerConfig()
     use_flash_attn: bool = True                         # fused attention: no s x s matrix in HBM
+    # CUDA graphs (Megatron-Core cuda_graph_impl): captured kernels replay as one launch, so the host
+    # no longer bounds the layer (cost/stage.py). none | local (Megatron's graphs) | transformer_engine
+    # (TE make_graphed_callables) | full_iteration (the whole forward-backward captured)
+    cuda_graph_impl: Literal["none", "local", "transformer_engine", "full_iteration"] = "none"
+    # what local / transformer_engine capture (Megatron-Core cuda_graph_scope): attn (norm, attention,
+    # bias-dropout-add), mlp (dense MLP block), moe (whole MoE block), moe_router (pre-MLP norm and
+    # router), moe_preprocess (dispatcher metadata); empty: every scope of each layer
+    cuda_graph_scope: list[Literal["attn", "mlp", "moe", "moe_router", "moe_preprocess"]] = []
     sparsity_2to4: bool = False                         # 2:4-sparse MLP weights (sparse tensor cores)
 
 
@@ -126,6 +140,10 @@ class ParallelismConfig(Strict):
     pipeline_model_parallel_size: PosInt = 1
     virtual_pipeline_model_parallel_size: PosInt | None = None
     context_parallel_size: PosInt = 1
+    # how context parallelism exchanges keys and values (Megatron-Core cp_comm_type): p2p (ring
+    # attention, KV blocks passed rank to rank behind each step's attention), all_gather (gather the
+    # whole sequence's K/V first), a2a (Ulysses all-to-all between sequence and head sharding)
+    cp_comm_type: Literal["p2p", "all_gather", "a2a"] = "p2p"
     expert_model_parallel_size: PosInt = 1
     data_parallel_size: IntOrAuto = "auto"
     sequence_parallel: bool = False
@@ -160,9 +178,16 @@ class ParallelismConfig(Strict):
     pipeline_schedule: Literal["1f1b", "gpipe", "interleaved_1f1b", "zb_h1"] | None = None
     decoder_first_pipeline_num_layers: PosInt | None = None    # uneven first stage
     decoder_last_pipeline_num_layers: PosInt | None = None     # uneven last stage
+    # Megatron-Core pipeline_model_parallel_layout: the layers of every virtual stage, e.g.
+    # "Et*4|(t*4|)*14tmL" (E embedding, t decoder layer, m MTP module, L loss; | between stages);
+    # sets the virtual stages (PP x VPP stages); config/pipeline_layout.py
+    pipeline_model_parallel_layout: str | list[list[str]] | None = None
     overlap_grad_reduce: bool = True                    # DP gradient reduce overlapped with backward
     overlap_param_gather: bool = True                   # distributed-optimizer all-gather overlapped
     tp_comm_overlap: bool = False                       # TP collectives overlapped with GEMMs
+    # MoE dispatch/combine all-to-alls overlapped with another microbatch's compute (Megatron-Core
+    # --overlap-moe-expert-parallel-comm, Megatron-Bridge moe_a2a_overlap): needs EP > 1
+    overlap_moe_expert_parallel_comm: bool = False
 
 
 class CheckpointConfig(Strict):
@@ -194,6 +219,27 @@ class MemoryConfig(Strict):
     fragmentation: Annotated[float, BeforeValidator(units.parser("ratio")), Field(ge=0, le=1)] = 0.0
 
 
+# A phase's parallelism: any ParallelismConfig key; one left out is the top level's value
+PhaseParallelismConfig = create_model(
+    "PhaseParallelismConfig", __base__=Strict,
+    **{name: (info.rebuild_annotation() if info.default is None else info.rebuild_annotation() | None, None)
+       for name, info in ParallelismConfig.model_fields.items()})
+
+
+class PhaseConfig(Strict):
+    """One phase of the run (docs/campaign.md, "Training phases"): a key left out (null) is the top
+    level's value. Exactly one phase may leave out its length: it trains what is left of
+    training.train_tokens (or train_iters) after the others."""
+
+    name: str | None = None                             # default: "phase N"
+    train_tokens: Count | None = None
+    train_iters: PosInt | None = None                   # steps
+    seq_length: PosInt | None = None                    # model.seq_length
+    global_batch_size: PosInt | None = None             # training.global_batch_size (sequences)
+    num_gpus: PosInt | None = None
+    parallelism: PhaseParallelismConfig = PhaseParallelismConfig()
+
+
 class WorkloadConfig(Strict):
     name: str
     description: str | None = None
@@ -204,3 +250,6 @@ class WorkloadConfig(Strict):
     parallelism: ParallelismConfig = ParallelismConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     memory: MemoryConfig = MemoryConfig()
+    # training phases simulated in order in one campaign (batch ramp-up, longer context, annealing);
+    # each phase's step is simulated under its own layout. Absent: one phase, the top level
+    phases: Annotated[list[PhaseConfig], Field(min_length=1, max_length=64)] | None = None

@@ -14,8 +14,8 @@ import math
 
 from simulator.config.gpu import GPUSpec
 from simulator.cost.efficiency import Efficiency
-from simulator.model.ops import Op
-from simulator.model.precision import is_low_precision
+from simulator.model.ops import GROUP_STREAMS, Op
+from simulator.model.precision import is_low_precision, quantization
 
 # Output tile of a bf16/fp8 training GEMM: 128 x 128 (CUTLASS's default Hopper/Ampere tensor-core tile,
 # the median cuBLAS heuristic choice for transformer shapes; NVIDIA's GEMM guide uses 128 x 128 for its
@@ -36,26 +36,33 @@ def gemm_rate(gpu: GPUSpec, precision: str, eff: Efficiency) -> float:
     return rate
 
 
-def shape_efficiency(m: float, k: float, n: float, sms: int | None) -> float:
+def shape_efficiency(m: float, k: float, n: float, sms: int | None, concurrent: int = 1) -> float:
     """Useful fraction of a GEMM's tensor-core time: tile padding, wave quantisation, thin-k cost.
 
-    Tends to 1 for a deep GEMM whose dimensions are multiples of the tile and whose tiles fill
-    whole waves."""
+    ``concurrent`` identical GEMMs in flight at once (a grouped GEMM's streams) share the SMs: their
+    tiles fill the waves together. Tends to 1 for a deep GEMM whose dimensions are multiples of the
+    tile and whose tiles fill whole waves."""
     if m <= 0 or k <= 0 or n <= 0:
         return 1.0
     tm, tn = math.ceil(m / TILE_M), math.ceil(n / TILE_N)
     padding = (m * n) / (tm * TILE_M * tn * TILE_N)
-    tiles = tm * tn
+    tiles = tm * tn * concurrent
     waves = (tiles / (math.ceil(tiles / sms) * sms)) if sms else 1.0
     depth = k / (k + K_OVERHEAD)
     return padding * waves * depth
 
 
+def concurrency(op: Op) -> int:
+    """GEMMs of a grouped op in flight at once: one per stream (Transformer Engine's 4)."""
+    return min(op.group, GROUP_STREAMS)
+
+
 def _backward_shape_factor(op: Op, sms: int | None) -> float:
     """Mean slowdown of dgrad and wgrad against the rate of a well-shaped GEMM."""
     m, k, n = op.shape
-    dgrad = shape_efficiency(m, n, k, sms)      # (m x n) @ (n x k)
-    wgrad = shape_efficiency(k, m, n, sms)      # (k x m) @ (m x n)
+    c = concurrency(op)
+    dgrad = shape_efficiency(m, n, k, sms, c)      # (m x n) @ (n x k)
+    wgrad = shape_efficiency(k, m, n, sms, c)      # (k x m) @ (m x n)
     return 0.5 * (1.0 / dgrad + 1.0 / wgrad)
 
 
@@ -72,9 +79,12 @@ def op_time(op: Op, gpu: GPUSpec, precision: str, eff: Efficiency, backward: boo
     times faster, forward and backward alike (the measured speedup is over both).
     """
     scale = op.bwd_factor if backward else 1.0
+    if scale == 0.0:
+        return 0.0                          # no backward (e.g. the dispatcher's metadata)
     kernels = max(1.0, round(scale)) if op.kind == "gemm" else 1.0   # dgrad + wgrad in backward
     mem = op.bytes * scale / (gpu.hbm_bandwidth * eff.memory)
-    overhead = kernels * eff.kernel_overhead
+    # a grouped op's GEMMs run concurrent streams' worth at a time: their fixed costs overlap that much
+    overhead = kernels * eff.kernel_overhead * op.group / concurrency(op)
     if op.kind == "memory":
         return (mem + overhead) * op.count
     prec = precision if (op.linear or not is_low_precision(precision)) else "bf16"
@@ -83,12 +93,85 @@ def op_time(op: Op, gpu: GPUSpec, precision: str, eff: Efficiency, backward: boo
         rate *= sparse_gemm_speedup(gpu, eff)
     comp = op.flops * scale / rate
     if op.shape is not None:
-        slow = _backward_shape_factor(op, gpu.sm_count) if backward else 1.0 / shape_efficiency(*op.shape, gpu.sm_count)
+        slow = (_backward_shape_factor(op, gpu.sm_count) if backward
+                else 1.0 / shape_efficiency(*op.shape, gpu.sm_count, concurrency(op)))
         comp *= slow
+    comp += softmax_time(op, gpu)
     return (max(comp, mem) + overhead) * op.count
+
+
+def softmax_time(op: Op, gpu: GPUSpec) -> float:
+    """Seconds the special-function units spend on a fused attention kernel's exponentials (one
+    pass: the forward, or the backward's recomputation of the probabilities).
+
+    Within a tile the softmax sits between the two matmuls (S = QK^T, then P = exp(S - max), then
+    PV): the tensor cores wait for the exponentials, so their time adds to the matmul time rather
+    than hiding under it (NVIDIA, "Making Softmax More Efficient with NVIDIA Blackwell Ultra", 2025:
+    on GB200 the second matmul waits for MUFU.EX2; FlashAttention-4, Zadouri et al. 2025: on B200
+    the exponential unit (16/clk/SM) needs as many cycles as the 128 x 128 x 128 tile's matmuls).
+    At the SFU's issue rate (GPUSpec.sfu_exp_rate, a hardware throughput: no efficiency applied);
+    nothing when the catalog has no figure."""
+    if not op.exps or not gpu.sfu_exp_rate:
+        return 0.0
+    return op.exps / gpu.sfu_exp_rate
+
+
+def host_launches(op: Op, precision: str, backward: bool = False) -> float:
+    """Kernels the host launches for one forward (or backward) execution of ``op`` and its copies.
+
+    A GEMM's backward launches two (data and weight gradient); a linear layer under a low precision
+    quantises its input first (Transformer Engine casts per GEMM operand: one more launch per GEMM)."""
+    per = op.launches
+    if backward and op.bwd_factor == 0.0:
+        return 0.0
+    if op.kind == "gemm" and backward:
+        per *= max(1.0, round(op.bwd_factor))
+    if op.linear and is_low_precision(precision):
+        per *= 2
+    return per * op.count
+
+
+def host_time(ops: list[Op], precision: str, eff: Efficiency, backward: bool = False,
+              graphed: frozenset[str] = frozenset()) -> float:
+    """Host (CPU) seconds to launch ``ops``: each launch costs eff.host_launch (PyTorch dispatch,
+    autograd, the CUDA launch call). Ops in a CUDA-graph scope of ``graphed`` replay as one graph
+    launch per scope (Megatron-Core / Transformer Engine graph capture); "full" graphs everything."""
+    if "full" in graphed:
+        return eff.host_launch if ops else 0.0
+    launches = sum(host_launches(op, precision, backward) for op in ops if op.scope not in graphed)
+    launches += len({op.scope for op in ops if op.scope in graphed})
+    return launches * eff.host_launch
 
 
 def ops_time(ops: list[Op], gpu: GPUSpec, precision: str, eff: Efficiency, backward: bool = False,
              only_attention_core: bool = False) -> float:
     return sum(op_time(op, gpu, precision, eff, backward) for op in ops
                if op.attention_core or not only_attention_core)
+
+
+QUANTIZE_SUFFIX = "_quantize"
+
+
+def quantize_ops(ops: list[Op], precision: str, microbatches: int = 1, any_layout: bool = False) -> list[Op]:
+    """The memory-bound cast kernels a low-precision recipe adds around each linear-layer GEMM.
+
+    Forward: the GEMM's input (m x k) is quantized (model.precision.Quantization: amax pass, cast,
+    both orientations, block scales); backward: the output gradient (m x n) likewise, for the dgrad
+    and wgrad GEMMs. The weight (k x n) is quantized once per step and reused by every microbatch
+    (Transformer Engine caches it from the first microbatch), so each microbatch carries 1 /
+    ``microbatches`` of it. One kernel per quantized tensor (TE's fused cast-transpose). Attention,
+    the router and the output layer stay bf16: no casts. ``any_layout``: the GPU's FP8 GEMMs take
+    non-TN operands (GPUSpec.fp8_any_layout), so per-tensor FP8 writes one copy."""
+    q = quantization(precision)
+    if q is None:
+        return []
+    per = q.bytes_per_element(any_layout)
+    out = []
+    for op in ops:
+        if not (op.linear and op.kind == "gemm" and op.shape is not None):
+            continue
+        m, k, n = op.shape
+        fwd = per * (m * k + k * n / max(microbatches, 1))
+        bwd = per * m * n
+        out.append(Op(op.name + QUANTIZE_SUFFIX, "memory", 0.0, fwd, bwd_factor=bwd / fwd, count=op.count))
+    return out

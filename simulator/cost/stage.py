@@ -6,12 +6,12 @@ from functools import cached_property
 
 from simulator.config.scenario import Scenario
 from simulator.cost import comm
-from simulator.cost.compute import op_time, ops_time
+from simulator.cost.context import cp_exposed
+from simulator.cost.compute import QUANTIZE_SUFFIX, host_time, ops_time, quantize_ops
 from simulator.cost.efficiency import Efficiency
-from simulator.memo import by_identity
 from simulator.model.arch import Arch, resolve
 from simulator.model.recompute import recomputed_fraction
-from simulator.model.ops import Op, Shard, embedding_ops, layer_ops, output_ops
+from simulator.model.ops import Op, Shard, embedding_ops, head_ops, layer_ops, mtp_ops
 from simulator.model.routing import dispatch_volume_factor
 
 
@@ -27,6 +27,12 @@ class StageTimes:
     fwd: float           # forward part of the total (for overlap windows)
     bwd: float           # backward part of the total
     wgrad: float = 0.0   # weight-gradient GEMMs inside bwd (split off by zero-bubble schedules)
+    host_fwd: float = 0.0  # part of compute (in fwd) the GPU waits for the host to launch kernels
+    host_bwd: float = 0.0  # the same in bwd
+
+    @property
+    def host(self) -> float:
+        return self.host_fwd + self.host_bwd
 
     @property
     def total(self) -> float:
@@ -55,44 +61,73 @@ def tp_overlap_steal(gpu) -> float:
     return min(0.5, TP_OVERLAP_SMS / (gpu.sm_count or 132))
 
 
-@by_identity(objects=3)   # frozen Arch, GPU and efficiencies; the search's layouts share shards
-def _op_times(a: Arch, gpu, eff: Efficiency, sh: Shard, prec: str, moe: bool) -> tuple:
-    """(a layer's ops, each op's forward time, each op's backward time); the sums in ``_layer`` add
-    them in op order, as ops_time does."""
-    ops: tuple[Op, ...] = tuple(layer_ops(a, sh, moe=moe))
-    return (ops, tuple(op_time(o, gpu, prec, eff) for o in ops),
-            tuple(op_time(o, gpu, prec, eff, backward=True) for o in ops))
+LAYER_SCOPES = frozenset({"attn", "mlp", "moe", "moe_router", "moe_preprocess"})
+
+
+def graphed_scopes(s: Scenario) -> frozenset[str]:
+    """The CUDA-graph scopes the workload captures (training.cuda_graph_impl / cuda_graph_scope)."""
+    t = s.workload.training
+    if t.cuda_graph_impl == "none":
+        return frozenset()
+    if t.cuda_graph_impl == "full_iteration":
+        return frozenset({"full"})
+    return frozenset(t.cuda_graph_scope) if t.cuda_graph_scope else LAYER_SCOPES
+
+
+def host_bound_excess(ops: list[Op], s: Scenario, eff: Efficiency, device_fwd: float,
+                      device_bwd: float) -> tuple[float, float]:
+    """Seconds by which launching a layer's kernels outlasts running them, forward and backward.
+
+    The host queues kernels ahead of the GPU, so a layer takes max(device time, host launch time);
+    Megatron's all-to-all dispatcher syncs on the token counts once per layer, so the host cannot run
+    further ahead than a layer and the bound holds layer by layer."""
+    prec, graphed = s.workload.training.precision, graphed_scopes(s)
+    hf = host_time(ops, prec, eff, graphed=graphed)
+    hb = host_time(ops, prec, eff, backward=True, graphed=graphed)
+    return max(0.0, hf - device_fwd), max(0.0, hb - device_bwd)
+
+
+def _overlapped_ep(ep_f: float, ep_b: float, compute: float) -> tuple[float, float]:
+    """Exposed dispatch/combine under Megatron-Core's EP communication overlap
+    (overlap_moe_expert_parallel_comm; Megatron-Bridge moe_a2a_overlap): in the 1F1B steady state
+    one microbatch's forward and another's backward run interleaved layer by layer on two streams,
+    so each one's all-to-alls hide behind the other's compute; only what exceeds the layer's
+    forward + backward compute shows."""
+    total = ep_f + ep_b
+    if total <= 0.0:
+        return ep_f, ep_b
+    keep = max(0.0, total - compute) / total
+    return ep_f * keep, ep_b * keep
 
 
 def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, moe: bool) -> StageTimes:
     lay, prec = s.layout, s.workload.training.precision
     gpu = s.gpu
-    ops, fw, bw = _op_times(a, gpu, eff, sh, prec, moe)
-    f, b = sum(fw), sum(bw)
-    attn_f = sum(t for o, t in zip(ops, fw) if o.attention_core)
-    attn_b = sum(t for o, t in zip(ops, bw) if o.attention_core)
+    ops: list[Op] = layer_ops(a, sh, moe=moe)
+    ops += quantize_ops(ops, prec, lay.num_microbatches, gpu.fp8_any_layout)
+    f = ops_time(ops, gpu, prec, eff)
+    b = ops_time(ops, gpu, prec, eff, backward=True)
+    attn_f = ops_time(ops, gpu, prec, eff, only_attention_core=True)
+    attn_b = ops_time(ops, gpu, prec, eff, backward=True, only_attention_core=True)
     tokens = sh.tokens(a)
     act = tokens * a.hidden * sh.act_bytes
     tp_group = comm.Group.of("tp", lay)
     # two all-reduces (or all-gather + reduce-scatter pairs under SP) per layer, each direction
     tp_one = 2 * comm.all_reduce(tp_group, act, tiers)
     if s.workload.parallelism.tp_comm_overlap and lay.tp > 1:
-        gemm_f = sum(t for o, t in zip(ops, fw) if o.kind == "gemm")
+        gemm_f = sum(ops_time([o], gpu, prec, eff) for o in ops if o.kind == "gemm")
         tp_f, tp_b = max(0.0, tp_one - gemm_f), max(0.0, tp_one - 2 * gemm_f)
         # the hidden communication is not free: a reduce-scatter overlapped with its GEMM runs on
         # TP_OVERLAP_SMS of the GPU's SMs, which the GEMM loses while both run
-        lin_f = sum(t for o, t in zip(ops, fw) if o.kind == "gemm" and o.linear)
-        lin_b = sum(t for o, t in zip(ops, bw) if o.kind == "gemm" and o.linear)
+        lin_f = sum(ops_time([o], gpu, prec, eff) for o in ops if o.kind == "gemm" and o.linear)
+        lin_b = sum(ops_time([o], gpu, prec, eff, backward=True) for o in ops if o.kind == "gemm" and o.linear)
         steal = tp_overlap_steal(gpu)
         tp_f += RS_OVERLAPPED_FWD * lin_f * steal / (1 - steal)
         tp_b += RS_OVERLAPPED_BWD * lin_b * steal / (1 - steal)
     else:
         tp_f = tp_b = tp_one
-    cp_f = cp_b = 0.0
-    if lay.cp > 1:
-        kv = tokens * a.kv_exchange_width / lay.tp * sh.act_bytes
-        ring = (lay.cp - 1) * comm.send_recv(lay.tp, kv, tiers, peers=lay.cp)
-        cp_f, cp_b = max(0.0, ring - attn_f), max(0.0, 2 * ring - attn_b)
+    cp_f, cp_b = cp_exposed(s.workload.parallelism.cp_comm_type, lay, tiers, tokens, a.kv_exchange_width,
+                            a.q_width, a.attn_width, sh.act_bytes, attn_f, attn_b)
     ep_f = ep_b = 0.0
     if moe and lay.ep > 1:
         routed = tokens * a.topk * a.hidden * sh.act_bytes / (lay.tp if lay.sequence_parallel else 1)
@@ -100,29 +135,34 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
         if group.domains(tiers) > 1:   # DeepEP-style dispatch sends fewer copies across domains
             routed *= dispatch_volume_factor(a, group.domains(tiers))
         ep_f = ep_b = 2 * comm.all_to_all(group, routed, tiers)
-    wgrad = 0.5 * sum(t for o, t in zip(ops, bw) if o.kind == "gemm" and not o.attention_core)
+        if s.workload.parallelism.overlap_moe_expert_parallel_comm:
+            ep_f, ep_b = _overlapped_ep(ep_f, ep_b, f + b)
+    # a host slower than the layer's kernels (and the collectives on its stream) sets the time
+    host_f, host_b = host_bound_excess(ops, s, eff, f + tp_f + cp_f + ep_f, b + tp_b + cp_b + ep_b)
+    f, b = f + host_f, b + host_b
+    wgrad = 0.5 * sum(ops_time([o], gpu, prec, eff, backward=True) for o in ops
+                      if o.kind == "gemm" and not o.attention_core)
     rec = 0.0
     if lay.recompute == "full":
         rec = f + tp_f + cp_f + ep_f
     elif lay.recompute == "selective":
         rec = attn_f
     elif lay.recompute == "selective_op":   # norms and activation functions rerun (memory-bound ops)
-        rec = sum(t for o, t in zip(ops, fw) if o.kind == "memory")
+        rec = ops_time([o for o in ops if o.kind == "memory" and not o.name.endswith(QUANTIZE_SUFFIX)],
+                       gpu, prec, eff)
     return StageTimes(f + b, rec, tp_f + tp_b, cp_f + cp_b, ep_f + ep_b,
-                      f + tp_f + cp_f + ep_f, b + rec + tp_b + cp_b + ep_b, wgrad)
+                      f + tp_f + cp_f + ep_f, b + rec + tp_b + cp_b + ep_b, wgrad, host_f, host_b)
 
 
-_FIELDS = ("compute", "recompute", "tp", "cp", "ep", "fwd", "bwd", "wgrad")
+_FIELDS = ("compute", "recompute", "tp", "cp", "ep", "fwd", "bwd", "wgrad", "host_fwd", "host_bwd")
 
 
 def scale(x: StageTimes, k: float) -> StageTimes:
-    return StageTimes(x.compute * k, x.recompute * k, x.tp * k, x.cp * k, x.ep * k, x.fwd * k, x.bwd * k,
-                      x.wgrad * k)
+    return StageTimes(*(getattr(x, f) * k for f in _FIELDS))
 
 
 def add(x: StageTimes, y: StageTimes) -> StageTimes:
-    return StageTimes(x.compute + y.compute, x.recompute + y.recompute, x.tp + y.tp, x.cp + y.cp, x.ep + y.ep,
-                      x.fwd + y.fwd, x.bwd + y.bwd, x.wgrad + y.wgrad)
+    return StageTimes(*(getattr(x, f) + getattr(y, f) for f in _FIELDS))
 
 
 @dataclass(frozen=True)
@@ -152,20 +192,23 @@ def stage_parts(s: Scenario, eff: Efficiency, tiers: comm.Tiers) -> list[StagePa
     dense = _layer(a, s, sh, eff, tiers, moe=False)
     moe = _layer(a, s, sh, eff, tiers, moe=True) if a.is_moe else dense
     pp = len(s.layout.stage_layers)
-    out, seen = [], {}   # stages alike (layers, recomputed share, first / last) share one StageParts
+    out, seen = [], {}   # stages alike (layers, MoE layers, recomputed share, role) share one StageParts
     for i, layers in enumerate(s.layout.stage_layers):
+        n_moe = a.moe_layers_among(s.layout.stage_layer_ids(i))   # the layers this stage really holds
         frac = recomputed_fraction(s.layout, i)
-        key = (layers, frac, i == 0, i == pp - 1)
+        key = (layers, n_moe, frac, i == 0, i == pp - 1, i == s.layout.mtp_rank)
         if key in seen:
             out.append(seen[key])
             continue
-        n_moe = a.moe_layers_in(layers)
         body = add(scale(dense, layers - n_moe), scale(moe, n_moe))
         if s.layout.recompute == "full" and frac < 1.0:   # block method: only some layers rerun
             skipped = body.recompute * (1.0 - frac)
             body = replace(body, recompute=body.recompute - skipped, bwd=body.bwd - skipped)
         head = _extra(embedding_ops(a, sh) if i == 0 else [], s, eff)
-        tail = _extra(output_ops(a, sh) if i == pp - 1 else [], s, eff)
+        # the last stage runs the output head; the MTP modules run in the last chunk of their stage
+        # (the last, or a layout's standalone MTP stage)
+        tail = _extra((head_ops(a, sh) if i == pp - 1 else []) + (mtp_ops(a, sh) if i == s.layout.mtp_rank else []),
+                      s, eff)
         out.append(seen.setdefault(key, StageParts(body, head, tail)))
     return out
 

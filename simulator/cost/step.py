@@ -51,9 +51,13 @@ def pipeline_time(stages: list[StageTimes], m: int, schedule: str, vpp: int, p2p
         fill = (sum(totals) - slow) / vpp
         comm_t = 2 * (p - 1) * p2p
         return m * slow + fill + comm_t, comm_t
-    comm_t = 2 * (p - 1) * p2p + 2 * (m - 1) * p2p
+    # the slowest stage waits for a steady-state transfer only where its neighbours' slack (it is
+    # slower than the next-slowest stage by that much per microbatch) does not already cover it
+    # (uneven stages: the step DES shows the faster stages' sends arriving early)
+    b = totals.index(slow)
+    slack = slow - max(t for i, t in enumerate(totals) if i != b)
+    comm_t = 2 * (p - 1) * p2p + 2 * (m - 1) * max(0.0, p2p - slack / 2)
     if schedule == "zb_h1":   # weight gradients fill the drain: (p-1)(F+B-W) (Qi et al. 2024)
-        b = totals.index(slow)
         fill = sum(t - 2 * st.wgrad for i, (t, st) in enumerate(zip(totals, stages)) if i != b)
         return m * slow + max(fill, 0.0) + comm_t, comm_t
     return (m - 1) * slow + sum(totals) + comm_t, comm_t
@@ -97,7 +101,8 @@ def local_params(s: Scenario, stage: int) -> tuple[float, float]:
     lay = s.layout
     a = resolve(s.workload.model)
     pp = len(lay.stage_layers)
-    dense, experts = stage_params(a, lay.stage_layers[stage], stage == 0, stage == pp - 1, pp)
+    dense, experts = stage_params(a, lay.stage_layers[stage], stage == 0, stage == pp - 1, pp,
+                                  a.moe_layers_among(lay.stage_layer_ids(stage)), stage == lay.mtp_rank)
     return dense / lay.tp, experts / (lay.expert_tp * lay.ep)
 
 
@@ -242,7 +247,8 @@ def offload_exposed(s: Scenario, st: StageTimes) -> float:
     layers = lay.stage_layers[0]
     per_layer = mean_layer_activation_bytes(a, layers, lay.micro_batch_size, lay.tp, lay.cp, lay.sequence_parallel,
                                             rec, s.workload.training.use_flash_attn,
-                                            low_precision(s.workload.training.precision), lay.expert_tp)
+                                            low_precision(s.workload.training.precision), lay.expert_tp,
+                                            a.moe_layers_among(lay.stage_layer_ids(0)))
     off = min(lay.offload_layers, layers) * per_layer   # as model/memory.py counts them
     xfer = off / (s.gpu.host_bandwidth * HOST_DMA_EFFICIENCY)
     return lay.num_microbatches * (max(0.0, xfer - st.fwd) + max(0.0, xfer - st.bwd))
@@ -260,10 +266,13 @@ def p2p_time(s: Scenario, tiers: comm.Tiers) -> float:
 
 def _per_stage(s: Scenario, stages, fn) -> list:
     """``fn(i, stages[i])`` for every stage, computed once for stages alike: what a stage holds
-    depends only on its layer count, whether it is first or last, and its times."""
+    depends only on its layer count, its MoE layers, whether it is first, last or holds the MTP
+    modules, and its times."""
+    lay, a = s.layout, resolve(s.workload.model)
     pp, seen, out = len(stages), {}, []
     for i, st in enumerate(stages):
-        key = (s.layout.stage_layers[i], i == 0, i == pp - 1, st)
+        key = (lay.stage_layers[i], a.moe_layers_among(lay.stage_layer_ids(i)), i == 0, i == pp - 1,
+               i == lay.mtp_rank, st)
         if key not in seen:
             seen[key] = fn(i, st)
         out.append(seen[key])
@@ -286,7 +295,7 @@ def estimate_step(s: Scenario, eff: Efficiency = DEFAULT) -> StepEstimate:
     slow = stages[b]
     work = m * slow.total
     breakdown = {
-        "compute": m * slow.compute,
+        "compute": m * (slow.compute - slow.host),
         "recompute": m * slow.recompute,
         "tp_comm": m * slow.tp,
         "cp_comm": m * slow.cp,
@@ -296,6 +305,8 @@ def estimate_step(s: Scenario, eff: Efficiency = DEFAULT) -> StepEstimate:
         "dp_comm": grad_exposed + gather_exposed,
         "optimizer": opt,
     }
+    if slow.host > 0:   # the GPU waiting for the host to launch kernels (part of the layers' time)
+        breakdown["host_bound"] = m * slow.host
     if offload:
         breakdown["offload"] = offload
     step = pipe + grad_exposed + gather_exposed + opt + offload

@@ -3,8 +3,9 @@
 ``run_campaign(scenario, step_time_s, replicas=N, seed=S)`` runs N Monte Carlo replicas of the
 SimPy model in engine/replica.py (in-process, or through a ``concurrent.futures.Executor``) and
 summarises them in a CampaignResult: time to train P10/P50/P90, ETTR, failures per class, time
-lost per cause, the checkpoint interval used, and one replica's timeline. The model, every default
-and its source are in docs/campaign.md.
+lost per cause, the checkpoint interval used, and one replica's timeline. Parameters, the analytic
+estimate and the up-front verdict are in engine/campaign_plan.py. The model, every default and its
+source are in docs/campaign.md.
 """
 from __future__ import annotations
 
@@ -15,268 +16,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simulator.config.scenario import Scenario
-from simulator.engine.checkpointing import CheckpointModel, daly_interval
-from simulator.engine.failures import CLASS_NAMES, FailureClass, failure_classes, job_mtbf_s
+from simulator.engine.campaign_plan import (  # noqa: F401  (re-exported: the campaign's API)
+    DAY, HOUR, MAX_EVENTS, MAX_WALL_S, SPARE_WARNING, YEAR, CampaignParams, _span, _why,
+    campaign_params, checkpoint_bytes_per_parameter, checkpoint_interval_s, expected_max_normal,
+    expected_wall_s, nodes_in_repair, spare_availability, spare_pool_nodes, with_verdict)
+from simulator.engine.failures import CLASS_NAMES
 from simulator.engine.replica import CAUSES, ReplicaOutcome, run_replica
-from simulator.model.arch import resolve
-from simulator.model.params import count
-from simulator.model.training import plan as training_plan
-
-DAY = 86400.0
-HOUR = 3600.0
-YEAR = 365.25 * DAY
-# Limits that keep every campaign bounded (docs/campaign.md, "Campaigns that cannot finish"):
-MAX_WALL_S = 100 * YEAR          # no replica simulates past a century of wall time
-MAX_EVENTS = 100_000             # interruptions a replica may simulate (a 405B whole run: ~1,100)
-SPARE_WARNING = 0.03            # waiting for spares above this share of the wall time: a warning
-HOPELESS = 10.0                  # expected wall time this many times the cap: decided up front
-
-
-@dataclass(frozen=True)
-class CampaignParams:
-    """Everything a replica needs, in SI units (picklable: it travels to worker processes)."""
-
-    checkpoint: CheckpointModel
-    classes: tuple[FailureClass, ...]
-    num_gpus: int
-    num_nodes: int
-    dp: int
-    mean_time_to_detect_s: float
-    restart_time_s: float          # reschedule + process restart (the YAML's restart_time)
-    communicator_init_s: float
-    checkpoint_load_s: float
-    save_s: float                  # a planned stop's checkpoint: blocking part + write
-    repair_s: float
-    spare_nodes: int               # the pool: spare_nodes (+ idle cluster nodes)
-    continue_on_fewer_replicas: bool
-    weibull_shape: float | None
-    planned_rate_per_s: float
-    straggler_rate_per_s: float
-    straggler_slowdown: float
-    straggler_time_to_detect_s: float
-    jitter_slowdown: float = 1.0       # slowest-of-dp per-step jitter, on every step
-    horizon_s: float | None = None
-    give_up_s: float = math.inf        # the cap: beyond it a replica "does not finish"
-    max_events: int = MAX_EVENTS       # interruptions a replica may simulate
-    verdict: str | None = None         # set: the campaign cannot finish, decided from arithmetic
-    estimate_s: float = math.nan       # analytic expected wall time (exponential failures)
-
-    @property
-    def restart_s(self) -> float:
-        """Restart = reschedule/restart + communicator init + checkpoint load."""
-        return self.restart_time_s + self.communicator_init_s + self.checkpoint_load_s
-
-    @property
-    def mtbf_s(self) -> float:
-        return job_mtbf_s(self.classes)
-
-
-def checkpoint_interval_s(blocking_s: float, write_s: float, is_async: bool, mtbf_s: float,
-                          work_s: float) -> float:
-    """'auto': Daly's optimum for the blocking cost δ (sync: the write; async: the snapshot).
-
-    Async writes must finish before the next snapshot, so the interval is at least the write time.
-    With no failures the only checkpoint worth taking is none (interval = the whole run).
-    """
-    if math.isinf(mtbf_s):
-        return work_s
-    tau = daly_interval(blocking_s, mtbf_s)
-    return max(tau, write_s) if is_async else tau
-
-
-def checkpoint_bytes_per_parameter(ckc, optimizer: str) -> float:
-    """Bytes per parameter of a checkpoint: the key, or bf16 weights + the optimizer's state."""
-    if ckc.bytes_per_parameter is not None:
-        return ckc.bytes_per_parameter
-    from simulator.model.memory import OPTIMIZER_STATE_BYTES
-    return 2.0 + OPTIMIZER_STATE_BYTES[optimizer]
-
-
-def spare_pool_nodes(rel, job_nodes: int) -> int:
-    """The dedicated spare pool: ``spare_nodes``, or ``spare_fraction`` of the job's nodes."""
-    return rel.spare_pool(job_nodes)
-
-
-def campaign_params(s: Scenario, step_time_s: float, *, train_steps: int | None = None,
-                    num_parameters: float | None = None, horizon_s: float | None = None
-                    ) -> CampaignParams:
-    """Derive a campaign's parameters from a Scenario and the step time (SI units)."""
-    if not step_time_s > 0:
-        raise ValueError(f"step_time_s must be positive, got {step_time_s!r}")
-    rel, ckc = s.cluster.reliability, s.workload.checkpoint
-    arch = resolve(s.workload.model)
-    if train_steps is None:
-        tp = training_plan(s.workload.training, arch.seq)
-        if tp is None:
-            raise ValueError(f"{s.name}: no training length (train_tokens or train_iters); "
-                             "pass train_steps=")
-        train_steps = tp.steps
-    params = count(arch).total if num_parameters is None else num_parameters
-    num_gpus = s.num_gpus
-    num_nodes = math.ceil(num_gpus / s.cluster.node.gpus_per_node)
-    classes = failure_classes(rel, num_gpus, num_nodes)
-
-    size = checkpoint_bytes_per_parameter(ckc, s.workload.training.optimizer.kind) * params
-    node_bw = math.inf if ckc.node_storage_bandwidth is None else ckc.node_storage_bandwidth * num_nodes
-    write = size / min(ckc.storage_bandwidth, node_bw)          # every writer shares the storage
-    load = size / min(ckc.load_bandwidth, ckc.storage_bandwidth, node_bw)
-    is_async = ckc.strategy == "async"
-    blocking = size / num_gpus / ckc.async_blocking_bandwidth if is_async else write
-    work = train_steps * step_time_s
-    if ckc.interval == "auto":
-        interval = checkpoint_interval_s(blocking, write, is_async, job_mtbf_s(classes), work)
-    else:
-        interval = float(ckc.interval)
-    k = min(train_steps, max(1, round(min(interval / step_time_s, 1e18))))
-    ck = CheckpointModel(size, write, blocking, is_async, k, step_time_s, train_steps)
-
-    idle = max(0, s.cluster.num_nodes - num_nodes) if rel.idle_nodes_as_spares else 0
-    cap = rel.max_wall_factor * work if rel.max_wall_time is None else rel.max_wall_time
-    p = CampaignParams(
-        checkpoint=ck, classes=classes, num_gpus=num_gpus, num_nodes=num_nodes, dp=s.layout.dp,
-        mean_time_to_detect_s=rel.mean_time_to_detect, restart_time_s=rel.restart_time,
-        communicator_init_s=rel.communicator_init_per_gpu * num_gpus,
-        checkpoint_load_s=load,
-        save_s=(blocking + write) if is_async else write, repair_s=rel.repair_time,
-        spare_nodes=spare_pool_nodes(rel, num_nodes) + idle,
-        continue_on_fewer_replicas=rel.continue_on_fewer_replicas,
-        weibull_shape=rel.weibull_shape,
-        planned_rate_per_s=rel.planned_maintenance_per_node_hour * num_nodes / HOUR,
-        straggler_rate_per_s=rel.straggler_rate_per_node_hour * num_nodes / HOUR,
-        straggler_slowdown=rel.straggler_slowdown,
-        straggler_time_to_detect_s=rel.straggler_time_to_detect, horizon_s=horizon_s,
-        jitter_slowdown=1.0 + rel.step_jitter * expected_max_normal(s.layout.dp),
-        give_up_s=min(cap, MAX_WALL_S))
-    return with_verdict(p)
-
-
-def expected_max_normal(n: int) -> float:
-    """E[max of n independent standard normals], Blom's (1958) approximation
-    Φ⁻¹((n − 0.375) / (n + 0.25)): 0 for n = 1, 0.59 for 2 (exact 0.56), 3.0 for 1,000."""
-    from statistics import NormalDist
-    return 0.0 if n <= 1 else NormalDist().inv_cdf((n - 0.375) / (n + 0.25))
-
-
-def _grow(rate: float, x: float) -> float:
-    """(e^(rate·x) − 1) / rate, the expected time to get x uninterrupted seconds (inf on overflow)."""
-    if rate <= 0:
-        return x
-    y = rate * x
-    if y > 700:
-        return math.inf
-    return math.expm1(y) / rate
-
-
-def expected_wall_s(p: CampaignParams) -> float:
-    """Expected wall time of the campaign for exponential failures (no spare shortage, no horizon).
-
-    A failure costs detection D, then a restart R that a failure during it starts again:
-    T_r = (D + 1/λ)·e^(λR) − 1/λ. Each checkpoint segment of s = Δ + c wall seconds must then run
-    uninterrupted, which takes (1/λ + T_r)·(e^(λs) − 1) on average (the classic renewal result for
-    checkpointed work). Planned stops and straggler evictions each cost a save plus a restart and
-    stretch the total by 1 / (1 − ρ), ρ = their rate × cost; ρ ≥ 1 never finishes.
-    """
-    ck = p.checkpoint
-    lam = sum(c.rate_per_s for c in p.classes)
-    f = p.jitter_slowdown
-    segments = ck.last_index + 1
-    seg = ck.interval_s * f + ck.block_s(f) if segments > 1 else ck.work_s * f
-    if lam > 0:
-        t_r = (p.mean_time_to_detect_s + 1.0 / lam) * (_grow(lam, p.restart_s) * lam + 1.0) - 1.0 / lam
-        base = segments * (1.0 / lam + t_r) * lam * _grow(lam, seg)
-    else:
-        base = ck.work_s * f + ck.last_index * ck.block_s(f)
-    stops = p.planned_rate_per_s + p.straggler_rate_per_s
-    rho = stops * (p.save_s + p.restart_s + p.straggler_time_to_detect_s * (p.straggler_slowdown - 1)
-                   * (p.straggler_rate_per_s / stops if stops else 0.0))
-    if rho >= 1 or math.isnan(base):
-        return math.inf
-    avail = spare_availability(p)
-    return math.inf if avail <= 0 else base / (1.0 - rho) / avail
-
-
-def nodes_in_repair(p: CampaignParams) -> float:
-    """Mean nodes in repair: node-taking failures run in wall time (M/M/∞: rate × repair time)."""
-    return sum(c.rate_per_s for c in p.classes if c.takes_node) * p.repair_s
-
-
-def spare_availability(p: CampaignParams) -> float:
-    """Share of the time the job has all the nodes it needs: P(nodes in repair ≤ what the pool and
-    continue_on_fewer_replicas can cover), the number in repair being Poisson (M/M/∞)."""
-    m = nodes_in_repair(p)
-    cover = p.spare_nodes
-    if p.continue_on_fewer_replicas:
-        cover += (p.dp - 1) // max(1, p.dp // p.num_nodes)
-    if m <= 0:
-        return 1.0
-    if cover > m + 40 * math.sqrt(m) + 40:     # far in the tail: certain
-        return 1.0
-    term = total = math.exp(-m) if m < 700 else 0.0
-    if term == 0.0:                            # Poisson(m) far beyond cover: log-space tail
-        log_pk = -m + cover * math.log(m) - math.lgamma(cover + 1)
-        return min(1.0, math.exp(log_pk) * (cover + 1) / max(1e-300, cover + 1 - m)) if cover < m else 1.0
-    for k in range(1, int(cover) + 1):
-        term *= m / k
-        total += term
-    return min(1.0, total)
-
-
-def _span(seconds: float) -> str:
-    """A short human duration for verdicts (s, min, h, d, y)."""
-    if not math.isfinite(seconds):
-        return "forever"
-    for unit, size in (("y", YEAR), ("d", DAY), ("h", HOUR), ("min", 60.0)):
-        if seconds >= size:
-            return f"{seconds / size:.3g} {unit}"
-    return f"{seconds:.3g} s"
-
-
-def _why(p: CampaignParams) -> str:
-    """The arithmetic reason a campaign cannot finish, in words."""
-    ck, mtbf = p.checkpoint, p.mtbf_s
-    recovery = p.mean_time_to_detect_s + p.restart_s
-    if recovery >= mtbf:
-        return (f"failures every {_span(mtbf)} exceed recovery of {_span(recovery)} "
-                f"(detection {_span(p.mean_time_to_detect_s)} + restart {_span(p.restart_s)})")
-    if ck.block_s(1.0) >= mtbf:
-        return f"a checkpoint takes {_span(ck.block_s(1.0))}, longer than the {_span(mtbf)} between failures"
-    if ck.interval_s >= mtbf:
-        return (f"{_span(ck.interval_s)} of work between checkpoints (a step takes "
-                f"{_span(ck.step_time_s)}) against failures every {_span(mtbf)}")
-    if spare_availability(p) < 0.01:
-        return (f"{nodes_in_repair(p):.3g} nodes in repair on average (node failures every "
-                f"{_span(1 / sum(c.rate_per_s for c in p.classes if c.takes_node))} × repair "
-                f"{_span(p.repair_s)}) exceed the pool of {p.spare_nodes} spare nodes")
-    stops = p.planned_rate_per_s + p.straggler_rate_per_s
-    if stops and stops * (p.save_s + p.restart_s) >= 1:
-        return (f"planned stops and straggler evictions every {_span(1 / stops)} exceed their cost of "
-                f"{_span(p.save_s + p.restart_s)} (save + restart)")
-    return f"expected wall time {_span(expected_wall_s(p))} (failures every {_span(mtbf)})"
-
-
-def with_verdict(p: CampaignParams) -> CampaignParams:
-    """Decide up front, from arithmetic, the campaigns that cannot finish or cannot be simulated."""
-    from dataclasses import replace
-    ck = p.checkpoint
-    est = expected_wall_s(p)
-    verdict = None
-    ideal = ck.work_s
-    if ideal > MAX_WALL_S:
-        verdict = (f"does not finish: the failure-free run alone takes {_span(ideal)} "
-                   f"({ck.train_steps:.3g} steps of {_span(ck.step_time_s)}), beyond the "
-                   f"{_span(MAX_WALL_S)} limit")
-    elif est > HOPELESS * p.give_up_s:
-        expect = f"expected {_span(est)}" if math.isfinite(est) else "never finishes on average"
-        verdict = f"does not finish: {_why(p)}; {expect}, limit {_span(p.give_up_s)}"
-    else:
-        window = min(est, p.give_up_s if p.horizon_s is None else min(p.horizon_s, p.give_up_s))
-        rate = (sum(c.rate_per_s for c in p.classes) + p.planned_rate_per_s
-                + 2 * p.straggler_rate_per_s)
-        if rate * window > p.max_events:
-            verdict = (f"not simulated: ~{rate * window:.3g} interruptions expected in "
-                       f"{_span(window)}, above the limit of {p.max_events:,} per replica; "
-                       f"expected time to train {_span(est)} (analytic)")
-    return replace(p, verdict=verdict, estimate_s=est)
 
 
 @dataclass(frozen=True)
@@ -312,16 +57,19 @@ class CampaignResult:
     estimated_time_to_train_days: float | None = None   # analytic (exponential failures)
     max_wall_days: float | None = None                  # the cap each replica ran under
     spare_nodes: int = 0                                # the pool (dedicated + idle nodes)
+    idle_spare_nodes: int = 0                           # of spare_nodes: idle cluster nodes
     checkpoint_load_s: float = 0.0
     simulated: bool = True                              # False: decided up front
     warnings: tuple = ()
+    phases: tuple = ()            # a run of training phases: each phase's CampaignResult (engine/phases.py)
 
     @property
     def finishes(self) -> bool:
         return self.time_to_train_days_p50 is not None
 
     def to_json(self) -> dict:
-        out = {k: v for k, v in self.__dict__.items() if k not in ("timeline",)}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("timeline", "phases")}
+        out["phases"] = [p.to_json() for p in self.phases]
         out["warnings"] = list(self.warnings)
         out["time_to_train_days_samples"] = list(self.time_to_train_days_samples)
         out["ettr_samples"] = list(self.ettr_samples)
@@ -383,6 +131,7 @@ def summarize(params: CampaignParams, outcomes: list[ReplicaOutcome], seed: int)
         checkpoint_blocking_s=ck.blocking_s, restart_s=params.restart_s,
         estimated_time_to_train_days=_finite(params.estimate_s / DAY),
         max_wall_days=params.give_up_s / DAY, spare_nodes=params.spare_nodes,
+        idle_spare_nodes=params.idle_spare_nodes,
         checkpoint_load_s=params.checkpoint_load_s)
     if not outcomes:                                  # decided up front: nothing simulated
         wall = min(params.estimate_s, params.give_up_s)

@@ -85,7 +85,7 @@ def _chunk_work(part: StageParts, layers: tuple[int, ...]) -> list[StageTimes]:
     from simulator.cost.stage import add, scale
 
     total = sum(layers)
-    chunks = [scale(part.layers, n / total) for n in layers]
+    chunks = [scale(part.layers, n / total if total else 0.0) for n in layers]
     chunks[0] = add(chunks[0], part.head)
     chunks[-1] = add(chunks[-1], part.tail)
     return chunks
@@ -102,8 +102,11 @@ def _durations(w: StageTimes, kind: str, split_w: bool) -> dict:
         rec = w.recompute
     comm_part = {k: getattr(w, k) * frac for k in ("tp", "cp", "ep")}
     compute = w.fwd - sum(comm_part.values()) if kind == "F" else w.bwd - rec - sum(comm_part.values())
-    out = {"compute": compute, "recompute": rec, "tp_comm": comm_part["tp"], "cp_comm": comm_part["cp"],
+    host = w.host_fwd if kind == "F" else w.host_bwd   # waiting for the host's kernel launches
+    out = {"compute": compute - host, "recompute": rec, "tp_comm": comm_part["tp"], "cp_comm": comm_part["cp"],
            "ep_comm": comm_part["ep"]}
+    if host:
+        out["host_bound"] = host
     if split_w and kind == "B":
         out["compute"] -= w.wgrad
     if kind == "W":
@@ -241,8 +244,8 @@ class _Step:
     def _trace_task(self, st: _Stage, task: Task, start: float, d: dict, factor: float):
         label = f"{task.kind}{task.microbatch}" + (f".{task.chunk}" if self.v > 1 else "")
         t = start
-        for cause in CAUSES:
-            sec = d[cause] * factor
+        for cause in (*CAUSES, "host_bound"):
+            sec = d.get(cause, 0.0) * factor
             if sec > 0:
                 track = "compute" if cause in ("compute", "recompute") else cause.replace("_", " ")
                 self.tracer.slice(st.index, track, label if cause == "compute" else f"{label} {cause}",
@@ -364,6 +367,8 @@ def run_step(inp: StepInputs, trace: bool = False) -> IterationResult:
     busiest = max(range(len(stages)), key=lambda i: stages[i].busy)
     b, c = stages[busiest], stages[last]
     breakdown = {k: b.split.get(k, 0.0) for k in CAUSES}
+    if b.split.get("host_bound"):
+        breakdown["host_bound"] = b.split["host_bound"]
     off = inp.offload[last] if inp.offload else 0.0
     dp = (c.done - c.compute_end - inp.optimizer[last] - off) + c.wait_gather
     pp = _pp_on_critical_path(stages, last) if inp.p > 1 and inp.p2p > 0 else 0.0

@@ -10,7 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from simulator.calibration.bands import BAND_KEYS, band_json, shipped_band
+from simulator.calibration.file import describe, from_cluster
 from simulator.config.loader import read_yaml
 from simulator.config.overrides import Override, parse_override
 from simulator.config.scenario import Scenario, build_scenario, load_scenario
@@ -26,7 +29,9 @@ BREAKDOWN = ("compute", "recompute", "tp_comm", "cp_comm", "ep_comm", "pp_comm",
              "optimizer")
 LOST = ("lost_work", "detection", "waiting_for_spares", "restart", "checkpoint", "stragglers",
         "fewer_replicas", "planned_maintenance")
-RESULT_COLUMNS = (("status", "error") + METRICS + tuple(f"breakdown_{k}_s" for k in BREAKDOWN)
+# the P10-P90 prediction band of each metric (simulator.calibration.bands) and the calibration used
+BAND = BAND_KEYS + ("calibration",)
+RESULT_COLUMNS = (("status", "error") + METRICS + BAND + tuple(f"breakdown_{k}_s" for k in BREAKDOWN)
                   + tuple(f"lost_{k}_days" for k in LOST))
 
 
@@ -38,6 +43,7 @@ class Inputs:
     craw: dict
     workload_source: str
     cluster_source: str
+    calibration: Any = None          # the cluster's `calibration:` file, read (calibration.file.Applied)
 
 
 @dataclass(frozen=True)
@@ -61,8 +67,8 @@ class SimOptions:
     engine: str = "des"
     replicas: int = 32
     seed: int = 0
-    calibration: tuple = ()          # efficiency pairs of a --calibration file (docs/calibration.md)
-    calibration_cluster: tuple = ()  # (file, cluster name, GPU) it was made for
+    calibration: Any = None          # a --calibration file, read (calibration.file.Applied); wins over
+                                     # the cluster's own `calibration:` (docs/calibration.md)
     campaign: bool = True
 
 
@@ -78,13 +84,15 @@ def read_inputs(workload: str | Path, cluster: str | Path | None = None, overrid
                 gpus: int | None = None) -> tuple[Inputs, Scenario]:
     """Validate a workload (as `trainsim run` would) and return its raw Inputs and the Scenario."""
     s = load_scenario(workload, cluster=cluster, overrides=overrides, gpus=gpus)
-    return Inputs(read_yaml(Path(workload)), read_yaml(Path(s.cluster_source)), str(workload),
-                  s.cluster_source), s
+    craw = read_yaml(Path(s.cluster_source))
+    return Inputs(read_yaml(Path(workload)), craw, str(workload), s.cluster_source,
+                  from_cluster(craw, s.cluster_source)), s
 
 
 def with_cluster(inputs: Inputs, cluster: str | Path) -> Inputs:
-    """The same workload on another cluster file."""
-    return Inputs(inputs.wraw, read_yaml(Path(cluster)), inputs.workload_source, str(cluster))
+    """The same workload on another cluster file (with that file's own calibration, if any)."""
+    craw = read_yaml(Path(cluster))
+    return Inputs(inputs.wraw, craw, inputs.workload_source, str(cluster), from_cluster(craw, str(cluster)))
 
 
 def scenario_of(inputs: Inputs, case: Case) -> Scenario:
@@ -124,12 +132,10 @@ def evaluate(study: Study, case: Case) -> dict:
 
     opts = study.options
     try:
-        s = scenario_of(study.inputs[case.source], case)
-        if opts.calibration_cluster and (s.cluster.name, s.gpu.name) != tuple(opts.calibration_cluster[1:]):
-            raise ConfigError("calibration made for another cluster", source=opts.calibration_cluster[0],
-                              path="cluster", value=list(opts.calibration_cluster[1:]),
-                              expected=f"{s.cluster.name} / {s.gpu.name} (this case's cluster)")
-        eff = DEFAULT.with_(**dict(opts.calibration)) if opts.calibration else DEFAULT
+        inputs = study.inputs[case.source]
+        s = scenario_of(inputs, case)
+        applied = calibration_of(opts, inputs, s)
+        eff = DEFAULT if applied is None else applied.efficiencies()
         eff = eff.with_(**dict(case.efficiency)) if case.efficiency else eff
         result = simulate(s, efficiency=eff, engine=opts.engine, replicas=opts.replicas, seed=opts.seed,
                           campaign=opts.campaign)
@@ -143,9 +149,24 @@ def evaluate(study: Study, case: Case) -> dict:
     except Exception as exc:  # noqa: BLE001 - a bug in one case is that case's row, not a dead study
         return _blank(case, "error", f"internal error (a bug in trainsim, please report it): "
                                      f"{type(exc).__name__}: {clip(str(exc))}")
-    row = {"case": case.label, **dict(case.params), **flatten(result.to_json())}
+    band = shipped_band() if applied is None else applied.band
+    bands = band_json(result, band)
+    row = {"case": case.label, **dict(case.params), **flatten(result.to_json()),
+           **{k: bands.get(k) for k in BAND_KEYS}, "calibration": describe(applied)}
     row["status"], row["error"] = "ok", None
     return {k: row.get(k) for k in dict.fromkeys(("case", *dict(case.params), *RESULT_COLUMNS))}
+
+
+def calibration_of(opts: SimOptions, inputs: Inputs, s: Scenario):
+    """--calibration, else the cluster file's ``calibration:``; checked against the case's cluster."""
+    if s.cluster.calibration != (inputs.craw.get("calibration") if isinstance(inputs.craw, dict) else None):
+        raise ConfigError("a study cannot change the cluster's calibration per case", source=inputs.cluster_source,
+                          path="calibration", value=s.cluster.calibration,
+                          expected="the cluster file's own calibration: key, or --calibration FILE for the whole study")
+    applied = opts.calibration if opts.calibration is not None else inputs.calibration
+    if applied is not None:
+        applied.check(s, quiet=True)
+    return applied
 
 
 def evaluate_batch(study: Study, cases: list[Case]) -> list[dict]:

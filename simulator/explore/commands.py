@@ -45,7 +45,8 @@ def _common(p: argparse.ArgumentParser, gpus: bool = True, plot: str = "chart") 
                    help="run on a Dask cluster, e.g. tcp://head:8786 (needs the `dask` extra)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--plot", metavar="FILE", help=f"write the {plot} (PNG, or any format from the suffix)")
-    p.add_argument("--calibration", metavar="FILE", help="efficiencies from `trainsim calibrate` (docs/calibration.md)")
+    p.add_argument("--calibration", metavar="FILE", help="efficiencies and error band from `trainsim calibrate` (docs/calibration.md); "
+                        "wins over the cluster's `calibration:` key")
     p.add_argument("--report", metavar="FILE.html",
                    help="write a self-contained HTML report (chart, tables, inputs, assumptions, validation band)")
     p.add_argument("--force", action="store_true",

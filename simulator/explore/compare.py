@@ -24,15 +24,17 @@ def workload_cases(paths: Sequence[str], cluster: str | None, overrides: Sequenc
 
 
 def vary_cases(path: str, specs: Sequence[str], cluster: str | None, overrides: Sequence[str],
-               gpus: int | None) -> tuple[tuple[Inputs, ...], list[Case]]:
-    """One workload, the cross product of its --vary axes."""
+               gpus: int | None, calibration=None) -> tuple[tuple[Inputs, ...], list[Case]]:
+    """One workload, the cross product of its --vary axes (``calibration``: --calibration's, the base
+    of ``efficiency.*`` multipliers)."""
     inp, s = read_inputs(path, cluster, list(overrides), gpus)
     axes = [parse_axis(spec, "--vary") for spec in specs]
-    return axis_cases(axes, s, inp, tuple(overrides), gpus, option="--vary")
+    return axis_cases(axes, s, inp, tuple(overrides), gpus, option="--vary", calibration=calibration)
 
 
 def compare_cases(workloads: Sequence[str], vary: Sequence[str], cluster: str | None = None,
-                  overrides: Sequence[str] = (), gpus: int | None = None) -> tuple[tuple[Inputs, ...], list[Case]]:
+                  overrides: Sequence[str] = (), gpus: int | None = None,
+                  calibration=None) -> tuple[tuple[Inputs, ...], list[Case]]:
     if vary and len(workloads) != 1:
         raise ConfigError("--vary compares variants of one workload", source="compare",
                           value=list(workloads), expected="one workload with --vary, or several without")
@@ -40,5 +42,5 @@ def compare_cases(workloads: Sequence[str], vary: Sequence[str], cluster: str | 
         raise ConfigError("nothing to compare", source="compare", value=list(workloads),
                           expected="two or more workloads, or one with --vary key=v1,v2")
     if vary:
-        return vary_cases(workloads[0], vary, cluster, overrides, gpus)
+        return vary_cases(workloads[0], vary, cluster, overrides, gpus, calibration)
     return workload_cases(workloads, cluster, overrides, gpus)

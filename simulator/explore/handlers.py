@@ -88,11 +88,10 @@ def charts(args, make_figure, kind: str, question: str, name: str, rows, text: s
 
 
 def options(args) -> SimOptions:
-    from simulator.calibration.file import for_study
+    from simulator.calibration.file import from_option
 
-    calibration, cluster = for_study(getattr(args, "calibration", None))
     return SimOptions(engine="analytical" if args.fast else "des", replicas=args.replicas, seed=args.seed,
-                      calibration=calibration, calibration_cluster=cluster)
+                      calibration=from_option(getattr(args, "calibration", None)))
 
 
 def _executor(args):
@@ -110,9 +109,10 @@ def compare(args) -> int:
     from simulator.report.study_tables import compare_text
 
     check_outputs(args)
-    inputs, cases = compare_cases(args.workloads, args.vary, args.cluster, args.overrides, args.gpus)
+    opts = options(args)
+    inputs, cases = compare_cases(args.workloads, args.vary, args.cluster, args.overrides, args.gpus, opts.calibration)
     with _executor(args) as ex:
-        rows = run_cases(Study(inputs, options(args)), cases, ex, progress=not args.no_progress)
+        rows = run_cases(Study(inputs, opts), cases, ex, progress=not args.no_progress)
     text = compare_text(rows)
     charts(args, lambda: compare_figure(rows), "compare", "How do these cases compare in time, energy and cost?",
            ", ".join(Path(w).stem for w in args.workloads), rows, text,
@@ -141,7 +141,9 @@ def sweep(args) -> int:
         check_output(args.out, "--out", overwrite_ok=args.force or args.resume)
     inp, s = read_inputs(args.workload, args.cluster, args.overrides, args.gpus)
     axes = [parse_axis(g, "--grid") for g in args.grid]
-    inputs, cases = axis_cases(axes, s, inp, tuple(args.overrides), args.gpus, option="--grid")
+    opts = options(args)
+    inputs, cases = axis_cases(axes, s, inp, tuple(args.overrides), args.gpus, option="--grid",
+                               calibration=opts.calibration)
     if args.resume and not args.out:
         raise ConfigError("--resume needs the results file", source="--resume", expected="--out FILE")
     if args.out and args.force and Path(args.out).exists() and not args.resume:
@@ -150,7 +152,7 @@ def sweep(args) -> int:
             "set": list(args.overrides), "gpus": args.gpus, "grid": [[a.key, list(a.values)] for a in axes]}
     try:
         with _executor(args) as ex:
-            rows = run_cases(Study(inputs, options(args)), cases, ex, out=args.out, resume=args.resume,
+            rows = run_cases(Study(inputs, opts), cases, ex, out=args.out, resume=args.resume,
                              progress=not args.no_progress, meta=meta)
     except KeyboardInterrupt:
         if args.out:

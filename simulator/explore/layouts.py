@@ -6,6 +6,7 @@ simulator/config/layout.py, which stays the judge: the search re-checks every ca
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -75,7 +76,8 @@ class Layout:
                 f"{P}reshard_after_forward={_yaml(reshard_after_forward(self.zero, s.pp))}",
                 f"{P}recompute_granularity={self.recompute}", f"{P}pipeline_schedule={_yaml(schedule)}",
                 f"{P}decoder_first_pipeline_num_layers={_yaml(s.first)}",
-                f"{P}decoder_last_pipeline_num_layers={_yaml(s.last)}")
+                f"{P}decoder_last_pipeline_num_layers={_yaml(s.last)}",
+                f"{P}pipeline_model_parallel_layout=null")
 
     def parallelism(self) -> dict:
         """The same choices as parallelism-section fields (for building configs in memory)."""
@@ -106,14 +108,33 @@ def _value(text: str) -> object:
 
 
 def stage_splits(num_layers: int, pp: int) -> list[tuple[int | None, int | None, tuple[int, ...]]]:
-    """(first, last, layers per stage) for PP stages: the even split when PP divides the layers,
-    else Llama-3's split (first and last stages one layer lighter: PP divides layers + 2)."""
+    """(first, last, layers per stage) for PP stages: the even split when PP divides the layers, else
+    Megatron's uneven split (decoder_first/last_pipeline_num_layers): the inner stages hold
+    ceil(layers / PP) each and the first and last stages share the remainder, the last (which also
+    holds the output layer and any MTP modules) no heavier than the first. With PP | layers + 2 this
+    is Llama 3's split (both ends one layer lighter); PP2 splits 61 as 31 / 30, PP16 as 3 / 4 x 14 / 2.
+    No split when the ends would get no layer (``split_refusal`` says why)."""
     if num_layers % pp == 0:
         return [(None, None, (num_layers // pp,) * pp)]
-    if pp >= 3 and (num_layers + 2) % pp == 0 and (num_layers + 2) // pp >= 2:
-        mid = (num_layers + 2) // pp
-        return [(mid - 1, mid - 1, (mid - 1,) + (mid,) * (pp - 2) + (mid - 1,))]
-    return []
+    if pp == 1 or split_refusal(num_layers, pp):
+        return []
+    mid = -(-num_layers // pp)
+    edge = num_layers - mid * (pp - 2)
+    first, last = -(-edge // 2), edge // 2
+    return [(first, last, (first,) + (mid,) * (pp - 2) + (last,))]
+
+
+def split_refusal(num_layers: int, pp: int) -> str | None:
+    """Why PP stages cannot hold ``num_layers`` layers (None when some split exists)."""
+    if pp > num_layers:
+        return f"PP{pp} exceeds num_layers={num_layers} (each stage needs a layer)"
+    if num_layers % pp == 0 or pp == 2:
+        return None
+    mid = -(-num_layers // pp)
+    if num_layers - mid * (pp - 2) < 2:
+        return (f"PP{pp} does not divide num_layers={num_layers} and {pp - 2} inner stages of {mid} layers "
+                f"leave {num_layers - mid * (pp - 2)} for the first and last stages")
+    return None
 
 
 def _tp_values(a: Arch, n: int) -> list[int]:
@@ -122,11 +143,16 @@ def _tp_values(a: Arch, n: int) -> list[int]:
 
 
 def _vpp_values(stages: tuple[int, ...], uneven: bool, pp: int, m: int) -> list[int]:
+    """Virtual stages per rank: divisors of the layers per stage. Llama 3's split (both ends one layer
+    lighter) is Megatron's account_for_embedding/loss_in_pipeline_split, which needs PP x VPP to
+    divide layers + 2: VPP divides the inner stages' count. Other uneven splits
+    (num_layers_in_first/last_pipeline_stage) split every stage's layers into VPP equal chunks."""
     if pp == 1 or m % pp:
         return [1]
-    smallest = min(stages)
     if uneven:
-        return [1] + list(range(2, smallest + 1))
+        mid = stages[1] if pp > 2 else max(stages)
+        slots = mid if (pp > 2 and stages[0] == stages[-1] == mid - 1) else math.gcd(*stages)
+        return [1] + [v for v in divisors(slots) if v > 1]
     return [1] + [v for v in divisors(stages[0]) if v > 1]
 
 

@@ -43,7 +43,8 @@ def _common(p: argparse.ArgumentParser, replicas: int) -> None:
                    help="seed of the campaign's random streams (default 0)")
     p.add_argument("--fast", action="store_true", help="closed-form step time instead of the step DES")
     p.add_argument("--json", action="store_true", help="print only the JSON result on stdout")
-    p.add_argument("--calibration", metavar="FILE", help="efficiencies from `trainsim calibrate` (docs/calibration.md)")
+    p.add_argument("--calibration", metavar="FILE", help="efficiencies and error band from `trainsim calibrate` (docs/calibration.md); "
+                        "wins over the cluster's `calibration:` key")
 
 
 def _optimizer_preset(text: str) -> str:
@@ -105,7 +106,8 @@ def _levers(text: str | None) -> tuple[str, ...]:
 
 def cmd_levers(args: argparse.Namespace) -> int:
     from simulator.explore.handlers import check_plot, finite
-    from simulator.explore.levers import LeverOptions, evaluate
+    from simulator.calibration.file import describe
+    from simulator.explore.levers import LeverOptions, evaluate_with
     from simulator.report.lever_table import format_table
 
     from simulator.report.html import check_report_path
@@ -115,11 +117,11 @@ def cmd_levers(args: argparse.Namespace) -> int:
     opts = LeverOptions(optimizer=args.optimizer or "sophia", prune_width=args.prune_width, prune_depth=args.prune_depth,
                         retrain_fraction=args.retrain_fraction, distill=not args.no_distill,
                         levers=_levers(args.only))
-    rows = evaluate(Path(args.workload), cluster=Path(args.cluster) if args.cluster else None, gpus=args.gpus,
+    rows, applied = evaluate_with(Path(args.workload), cluster=Path(args.cluster) if args.cluster else None, gpus=args.gpus,
                     overrides=args.overrides, opts=opts, engine="analytical" if args.fast else "des",
                     replicas=args.replicas, seed=args.seed, calibration=args.calibration)
     data = [r.to_json() for r in rows]
-    text = format_table(data)
+    text = format_table(data) + f"\ncalibration: {describe(applied)}"
     if args.plot or args.report:
         from simulator.report.lever_plots import levers_figure
         from simulator.report.style import save
@@ -131,7 +133,8 @@ def cmd_levers(args: argparse.Namespace) -> int:
         if args.report:
             _lever_report(args, data, fig, text)
     if args.json:
-        print(json.dumps(finite({"workload": args.workload, "levers": data}), indent=2, default=str))
+        print(json.dumps(finite({"workload": args.workload, "calibration": describe(applied), "levers": data}),
+                         indent=2, default=str))
     else:
         print(text)
     return 0

@@ -35,6 +35,7 @@ def layout_overrides(tp: int, pp: int, recompute: str) -> list[str]:
     return [f"{p}tensor_model_parallel_size={tp}", f"{p}pipeline_model_parallel_size={pp}",
             f"{p}virtual_pipeline_model_parallel_size=null", f"{p}pipeline_schedule=null",
             f"{p}decoder_first_pipeline_num_layers=null", f"{p}decoder_last_pipeline_num_layers=null",
+            f"{p}pipeline_model_parallel_layout=null",
             f"{p}sequence_parallel={'true' if tp > 1 else 'false'}", f"{p}recompute_granularity={recompute}",
             f"{p}data_parallel_size=auto", f"{p}zero_stage=null", f"{p}distributed_optimizer=true",
             f"{p}reshard_after_forward=true", f"{p}data_parallel_shard_degree=null",

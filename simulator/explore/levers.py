@@ -182,17 +182,24 @@ def lever_set(s: Scenario, opts: LeverOptions) -> list[Lever]:
     return out
 
 
-def row_metrics(r) -> dict:
-    """The table's numbers from a Result (energy and money when the run has them)."""
+def row_metrics(r, band=None) -> dict:
+    """The table's numbers from a Result (energy and money when the run has them); with ``band``
+    (calibration.bands.Band) also their P10-P90 prediction band."""
     j = r.to_json()
     keys = ("num_parameters", "train_tokens", "train_steps", "step_time_s", "mfu", "layout",
             "memory_per_gpu_gib", "ideal_time_to_train_days", "time_to_train_days_p50",
             "time_to_train_days_p90", "gpu_hours", "energy_mwh", "co2_tonnes", "cost_usd")
-    return {k: j.get(k) for k in keys}
+    out = {k: j.get(k) for k in keys}
+    if band is not None:
+        from simulator.calibration.bands import BAND_KEYS, band_json
+
+        bands = band_json(r, band)
+        out.update({k: bands.get(k) for k in BAND_KEYS})
+    return out
 
 
 def run_lever(lv: Lever, base: Scenario, workload: Path, cluster: Path | None, gpus: int | None,
-              base_overrides: list[str], **sim) -> LeverRow:
+              base_overrides: list[str], band=None, **sim) -> LeverRow:
     """Simulate one lever on the workload; a lever that does not apply or fit becomes a row with its reason."""
     if lv.unavailable:
         return LeverRow(lv, error=lv.unavailable)
@@ -206,7 +213,7 @@ def run_lever(lv: Lever, base: Scenario, workload: Path, cluster: Path | None, g
         r = simulate(load_scenario(workload, cluster=cluster, overrides=ov, gpus=gpus), **sim)
     except (ConfigError, InfeasibleError) as exc:
         return LeverRow(lv, error=str(exc))
-    metrics = row_metrics(r)
+    metrics = row_metrics(r, band)
     metrics["overrides"] = ov[len(base_overrides):]
     return LeverRow(lv, metrics)
 
@@ -216,20 +223,33 @@ def evaluate(workload: Path, *, cluster: Path | None = None, gpus: int | None = 
              engine: str = "des", replicas: int = 32, seed: int = 0,
              calibration: str | None = None) -> list[LeverRow]:
     """Baseline, each lever alone, and the per-step levers that apply, combined; ``calibration``: a
-    file from `trainsim calibrate` whose efficiencies every simulation uses."""
+    file from `trainsim calibrate` whose efficiencies and band every simulation uses (default: the
+    cluster's ``calibration:`` key, else the shipped values)."""
+    return evaluate_with(workload, cluster=cluster, gpus=gpus, overrides=overrides, opts=opts, engine=engine,
+                         replicas=replicas, seed=seed, calibration=calibration)[0]
+
+
+def evaluate_with(workload: Path, *, cluster: Path | None = None, gpus: int | None = None,
+                  overrides: list[str] | None = None, opts: LeverOptions = LeverOptions(),
+                  engine: str = "des", replicas: int = 32, seed: int = 0,
+                  calibration: str | None = None):
+    """``evaluate`` and the calibration it used (calibration.file.Applied, or None: shipped)."""
+    from simulator.calibration.bands import shipped_band
+    from simulator.calibration.file import resolve
+
     base_ov = list(overrides or [])
     base = load_scenario(workload, cluster=cluster, overrides=base_ov, gpus=gpus)
     sim = dict(engine=engine, replicas=replicas, seed=seed)
-    if calibration is not None:
-        from simulator.calibration.file import efficiency_for
-
-        sim["efficiency"] = efficiency_for(calibration, base)[0]
+    applied = resolve(calibration, base)
+    if applied is not None:
+        sim["efficiency"] = applied.efficiencies()
+    band = shipped_band() if applied is None else applied.band
     baseline = Lever("baseline", "baseline", ())
-    rows = [LeverRow(baseline, row_metrics(simulate(base, **sim)))]
+    rows = [LeverRow(baseline, row_metrics(simulate(base, **sim), band))]
     rows[0].metrics["overrides"] = []
     for lv in lever_set(base, opts):
-        rows.append(run_lever(lv, base, workload, cluster, gpus, base_ov, **sim))
+        rows.append(run_lever(lv, base, workload, cluster, gpus, base_ov, band, **sim))
     step = [r.lever for r in rows if r.lever.key in STEP_LEVERS and not r.error]
     if len(step) >= 2:
-        rows.append(run_lever(combined_lever(step), base, workload, cluster, gpus, base_ov, **sim))
-    return rows
+        rows.append(run_lever(combined_lever(step), base, workload, cluster, gpus, base_ov, band, **sim))
+    return rows, applied

@@ -26,6 +26,7 @@ RESET = ("parallelism.tensor_model_parallel_size=1", "parallelism.pipeline_model
          "parallelism.expert_model_parallel_size=1", "parallelism.data_parallel_size=auto",
          "parallelism.micro_batch_size=1", "parallelism.decoder_first_pipeline_num_layers=null",
          "parallelism.decoder_last_pipeline_num_layers=null", "parallelism.pipeline_schedule=null",
+         "parallelism.pipeline_model_parallel_layout=null",
          "parallelism.zero_stage=null", "parallelism.distributed_optimizer=false",
          "parallelism.reshard_after_forward=true", "parallelism.data_parallel_shard_degree=null",
          "parallelism.recompute_method=null", "parallelism.recompute_num_layers=null",

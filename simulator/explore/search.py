@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from simulator.errors import ConfigError, InfeasibleError
 from simulator.explore.cases import Case, Inputs, SimOptions, Study, time_at
 from simulator.explore.executors import batch_size, map_ordered, timed, worker_count
-from simulator.explore.layouts import Layout, Space, structures
+from simulator.explore.layouts import Layout, Space, divisors, split_refusal, structures
 from simulator.explore.pareto import pareto_front
 from simulator.explore.progress import progress_bar
 from simulator.explore.ranking import Ranked, SearchTask, base_scenario, rank_batch
@@ -104,7 +104,17 @@ def rank_all(task: SearchTask, executor: Executor, progress: bool = True) -> tup
             out += list(map_ordered(executor, rank_batch, task, items[len(head):], size, advance))
     valid = sum(o[1] for o in out)
     ranked = [r for o in out for r in o[2]]
-    return len(shapes), valid, ranked, prune_summary([o[3] for o in out])
+    pruned = prune_summary([o[3] for o in out])
+    splits = pipeline_refusals(a.num_layers, task.gpus, task.space)
+    if splits:
+        pruned["pipeline_splits"] = splits
+    return len(shapes), valid, ranked, pruned
+
+
+def pipeline_refusals(num_layers: int, gpus: int, space) -> list[str]:
+    """Why each pipeline size the GPU count allows (and --pp keeps) has no stage split."""
+    return [why for pp in divisors(gpus) if space.allows("pp", pp)
+            for why in [split_refusal(num_layers, pp)] if why]
 
 
 def prune_summary(reasons: list) -> dict:
@@ -165,13 +175,20 @@ def _check_task(task: SearchTask) -> None:
                           expected=f"at most {capacity}, or a bigger cluster (--set cluster.num_nodes=...)")
 
 
+def top_level_only(inputs: Inputs) -> tuple[str, ...]:
+    """A layout search explores the top level's layout on N GPUs; a workload's training phases
+    keep their own layouts, so the search (and its re-simulation) runs the top level alone."""
+    return ("phases=null",) if inputs.wraw.get("phases") else ()
+
+
 def search(inputs: Inputs, overrides: tuple[str, ...], settings: SearchSettings, executor: Executor,
            options: SimOptions = SimOptions(), progress: bool = True) -> SearchResult:
     """Enumerate, rank, shortlist and re-simulate (see the module docstring)."""
     if settings.objective not in OBJECTIVES:
         raise ConfigError("unknown objective", source="--objective", value=settings.objective,
                           expected=" | ".join(OBJECTIVES))
-    task = SearchTask(inputs, tuple(overrides), settings.gpus, settings.space)
+    overrides = tuple(overrides) + top_level_only(inputs)
+    task = SearchTask(inputs, overrides, settings.gpus, settings.space)
     _check_task(task)
     shapes, valid, ranked, pruned = rank_all(task, executor, progress)
     ranked.sort(key=lambda r: rank_key(r, settings.objective))
@@ -182,6 +199,8 @@ def search(inputs: Inputs, overrides: tuple[str, ...], settings: SearchSettings,
                     f"recomputation (closest needs {pruned['closest_memory_gib']:.1f} GiB)")
         if pruned.get("layout_checks"):
             why += f"; {pruned['layout_checks']} refused by the layout checks (first: {pruned['first_layout_refusal']})"
+        if pruned.get("pipeline_splits"):
+            why += "; no stage split: " + "; ".join(pruned["pipeline_splits"][:3])
         raise InfeasibleError(f"no layout of {inputs.workload_source} on {settings.gpus} GPUs both divides and "
                               f"fits in memory ({shapes} shapes, {valid} layouts tried{why}). Try more GPUs, "
                               "a smaller global batch or sequence, or a GPU with more memory.")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from simulator.config.scenario import Scenario
 from simulator.errors import ConfigError
 from simulator.explore.cases import Case, Inputs, SimOptions, Study, time_at
-from simulator.explore.sweep import run_cases
+from simulator.explore.sweep import base_efficiency, run_cases
 from simulator.explore.values import base_value, check_key, display, scaled_text
 
 _RATES = ("gpu_failures_per_gpu_hour", "host_failures_per_node_hour", "network_failures_per_node_hour",
@@ -68,9 +68,10 @@ def factors(names: list[str] | None, extra_keys: list[str] | None) -> list[Facto
     return out + [Factor(k, k, (k,)) for k in extra_keys or []]
 
 
-def _moved(s: Scenario, key: str, factor: float) -> tuple[str | None, tuple | None, str]:
-    """(override text or None, efficiency pair or None, value shown) for key x factor, clamped."""
-    base, kind = base_value(s, key, "sensitivity")
+def _moved(s: Scenario, key: str, factor: float, eff=None) -> tuple[str | None, tuple | None, str]:
+    """(override text or None, efficiency pair or None, value shown) for key x factor, clamped
+    (an efficiency around ``eff``'s value: the calibrated one, or the shipped one when None)."""
+    base, kind = base_value(s, key, "sensitivity", eff)
     lo, hi = BOUNDS.get(key, (float("-inf"), float("inf")))
     value = min(max(base * factor, lo), hi)
     if key.startswith("efficiency."):
@@ -81,16 +82,16 @@ def _moved(s: Scenario, key: str, factor: float) -> tuple[str | None, tuple | No
     return f"{key}={scaled_text(value, kind, integer)}", None, display(value, kind, key)
 
 
-def _case(s: Scenario, f: Factor, factor: float, sign: str, overrides: tuple[str, ...]) -> tuple[Case, str]:
+def _case(s: Scenario, f: Factor, factor: float, sign: str, overrides: tuple[str, ...], eff=None) -> tuple[Case, str]:
     ovs, effs = [], []
     shown = f"x{factor:g}" if len(f.keys) > 1 else ""
     for key in f.keys:
-        ov, eff, text = _moved(s, key, factor)
+        ov, pair, text = _moved(s, key, factor, eff)
         shown = shown or text
         if ov:
             ovs.append(ov)
-        if eff:
-            effs.append(eff)
+        if pair:
+            effs.append(pair)
     return Case(f"{f.name} {sign}", (("input", f.label), ("change", sign)), overrides=overrides + tuple(ovs),
                 efficiency=tuple(effs)), shown
 
@@ -107,11 +108,12 @@ def sensitivity(inputs: Inputs, scenario: Scenario, overrides: tuple[str, ...], 
     """Simulate the base and each factor at 1 - X and 1 + X; order by the larger swing."""
     if not 0 < percent < 100:
         raise ConfigError("must be between 0 and 100", source="--percent", value=percent, expected="e.g. 20")
+    eff = base_efficiency(options.calibration, inputs)
     x = percent / 100.0
     cases, shown = [Case("base", (("input", "base"), ("change", "")), overrides=overrides)], []
     for f in chosen:
-        low, lo_text = _case(scenario, f, 1 - x, f"-{percent:g}%", overrides)
-        high, hi_text = _case(scenario, f, 1 + x, f"+{percent:g}%", overrides)
+        low, lo_text = _case(scenario, f, 1 - x, f"-{percent:g}%", overrides, eff)
+        high, hi_text = _case(scenario, f, 1 + x, f"+{percent:g}%", overrides, eff)
         cases += [low, high]
         shown.append((lo_text, hi_text))
     rows = run_cases(Study((inputs,), options), cases, executor, progress=progress, label="sensitivity")

@@ -92,6 +92,8 @@ def _bound(inputs: Inputs, overrides: tuple[str, ...], gpus: int, executor: Exec
            space: Space | None) -> tuple[float | None, tuple[str, ...], str]:
     """(closed-form failure-free days, overrides giving the layout, its description) at ``gpus``."""
     if space is not None:
+        from simulator.explore.search import top_level_only
+        overrides = tuple(overrides) + top_level_only(inputs)
         try:
             from simulator.explore.search import rank_key
             _, _, ranked, _ = rank_all(SearchTask(inputs, overrides, gpus, space), executor, progress=False)
@@ -101,11 +103,14 @@ def _bound(inputs: Inputs, overrides: tuple[str, ...], gpus: int, executor: Exec
             return None, (), ""
         best = min(ranked, key=lambda r: rank_key(r, "time"))
         s = scenario_of(inputs, Case("bound", overrides=overrides + best.layout.overrides(), gpus=gpus))
-        return _days(s, best.step_time_s), best.layout.overrides(), best.layout.describe()
+        return _days(s, best.step_time_s), top_level_only(inputs) + best.layout.overrides(), best.layout.describe()
     try:
         s = scenario_of(inputs, Case("bound", overrides=overrides, gpus=gpus))
     except ConfigError:
         return None, (), ""
+    if s.phases:                               # the phases' failure-free days, one after another
+        days = [_days(ps, estimate_step(ps).step_time) for _, ps in s.phases]
+        return (None if None in days else sum(days)), (), s.layout.describe()
     return _days(s, estimate_step(s).step_time), (), s.layout.describe()
 
 

@@ -33,7 +33,8 @@ def _label(combo: Sequence[Setting], names: dict[str, str]) -> str:
 
 
 def axis_cases(axes: Sequence[Axis], scenario, inputs: Inputs, base_overrides: Sequence[str] = (),
-               gpus: int | None = None, option: str = "--grid") -> tuple[tuple[Inputs, ...], list[Case]]:
+               gpus: int | None = None, option: str = "--grid",
+               calibration=None) -> tuple[tuple[Inputs, ...], list[Case]]:
     """The cross product of ``axes`` (first axis outermost) as Cases, and the Inputs they refer to.
 
     Multipliers (``x2``) apply to ``scenario``'s values; a ``cluster`` axis adds one Inputs per file,
@@ -43,7 +44,7 @@ def axis_cases(axes: Sequence[Axis], scenario, inputs: Inputs, base_overrides: S
     if len(set(keys)) != len(keys):
         raise ConfigError("the same key is given twice", source=option, value=keys,
                           expected="each key in one --grid/--vary")
-    settings = [resolve(a, scenario, option) for a in axes]
+    settings = [resolve(a, scenario, option, base_efficiency(calibration, inputs)) for a in axes]
     names = short_names(keys)
     sources: list[Inputs] = [inputs]
     files: dict[str, int] = {}
@@ -57,7 +58,8 @@ def axis_cases(axes: Sequence[Axis], scenario, inputs: Inputs, base_overrides: S
             if file not in files:
                 files[file] = len(sources)
                 sources.append(with_cluster(inputs, file))
-                per_file[file] = _resolve_on(axes, scenario, sources[-1], base_overrides, option)
+                per_file[file] = _resolve_on(axes, scenario, sources[-1], base_overrides, option,
+                                             base_efficiency(calibration, sources[-1]))
             source = files[file]
             combo = [axis[i] for axis, i in zip(per_file[file], index)]
         cases.append(Case(
@@ -69,12 +71,19 @@ def axis_cases(axes: Sequence[Axis], scenario, inputs: Inputs, base_overrides: S
     return tuple(sources), cases
 
 
+def base_efficiency(calibration, inputs: Inputs):
+    """The efficiencies multipliers of ``efficiency.*`` apply to: --calibration's (``calibration``),
+    else those of the cluster's ``calibration:`` key, else None (the shipped ones)."""
+    applied = calibration if calibration is not None else inputs.calibration
+    return None if applied is None else applied.efficiencies()
+
+
 def _resolve_on(axes: Sequence[Axis], scenario, inputs: Inputs, base_overrides: Sequence[str],
-                option: str) -> list[list[Setting]]:
+                option: str, efficiency=None) -> list[list[Setting]]:
     """The axes resolved with the cluster of ``inputs`` (with the ``cluster.*`` base overrides):
     multipliers of cluster keys scale that file's values, not the base scenario's."""
     if not any(a.key.startswith("cluster.") and any(multiplier(v) is not None for v in a.values) for a in axes):
-        return [resolve(a, scenario, option) for a in axes]
+        return [resolve(a, scenario, option, efficiency) for a in axes]
     from simulator.config.cluster import ClusterConfig
     from simulator.config.loader import validate
     from simulator.config.overrides import Override, parse_override
@@ -85,7 +94,7 @@ def _resolve_on(axes: Sequence[Axis], scenario, inputs: Inputs, base_overrides: 
         if ov.path[0] == "cluster" and len(ov.path) > 1:
             cl_over.append(Override(ov.path[1:], ov.value, ov.text))
     cluster = validate(ClusterConfig, inputs.craw, inputs.cluster_source, cl_over)
-    return [resolve(a, dataclasses.replace(scenario, cluster=cluster), option) for a in axes]
+    return [resolve(a, dataclasses.replace(scenario, cluster=cluster), option, efficiency) for a in axes]
 
 
 def columns_of(cases: Sequence[Case]) -> tuple[str, ...]:

@@ -134,14 +134,15 @@ def _field_value(root: BaseModel, parts: list[str], key: str, option: str) -> tu
     return node, kind
 
 
-def base_value(scenario, key: str, option: str = "--vary") -> tuple[float, str | None]:
-    """The base scenario's value of ``key`` in SI units, and its unit kind (None: a plain number)."""
+def base_value(scenario, key: str, option: str = "--vary", efficiency: Efficiency | None = None) -> tuple[float, str | None]:
+    """The base scenario's value of ``key`` in SI units, and its unit kind (None: a plain number);
+    an ``efficiency.*`` key's base is ``efficiency`` (a calibration's values) or the shipped one."""
     parts = key.split(".")
     if parts[0] == "efficiency":
         if len(parts) != 2 or parts[1] not in {f.name for f in dataclasses.fields(Efficiency)}:
             raise ConfigError("unknown efficiency", source=option, path=key,
                               expected="efficiency." + ", efficiency.".join(f.name for f in dataclasses.fields(Efficiency)))
-        return getattr(DEFAULT, parts[1]), None
+        return getattr(efficiency or DEFAULT, parts[1]), None
     root = scenario.cluster if parts[0] == "cluster" else scenario.workload
     value, kind = _field_value(root, parts[1:] if parts[0] == "cluster" else parts, key, option)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -177,8 +178,9 @@ def display(value: float, kind: str | None, key: str = "") -> str:
     return f"{value:.4g}"
 
 
-def resolve(axis: Axis, scenario, option: str = "--vary") -> list[Setting]:
-    """The Settings of an axis; multipliers are applied to ``scenario``'s value of the key."""
+def resolve(axis: Axis, scenario, option: str = "--vary", efficiency: Efficiency | None = None) -> list[Setting]:
+    """The Settings of an axis; multipliers are applied to ``scenario``'s value of the key (to
+    ``efficiency``'s for an ``efficiency.*`` key: the calibrated values when there is a calibration)."""
     if axis.key != "cluster" and not axis.key.startswith("efficiency."):
         check_key(axis.key, option)
     out = []
@@ -190,7 +192,7 @@ def resolve(axis: Axis, scenario, option: str = "--vary") -> list[Setting]:
             out.append(Setting(axis.key, text, cluster_file=text))
             continue
         if axis.key.startswith("efficiency."):
-            base, _ = base_value(scenario, axis.key, option)
+            base, _ = base_value(scenario, axis.key, option, efficiency)
             value = base * factor if factor is not None else _efficiency_number(axis.key, text, option)
             _check_efficiency(axis.key, text, value, option)
             out.append(Setting(axis.key, text, efficiency=(axis.key.split(".", 1)[1], value)))

@@ -138,3 +138,26 @@ def account(s, step_w: float, step_min_w: float, step_max_w: float, step_time: f
         step_energy_j=step_w * step_time,
         step_power_w={"avg": step_w, "min": step_min_w, "max": step_max_w}, pue=power.pue,
         gpu_energy_j=gpu_energy)
+
+
+def _sum_dicts(ds) -> dict:
+    out: dict = {}
+    for d in ds:
+        for k, v in d.items():
+            out[k] = out.get(k, 0.0) + v
+    return out
+
+
+def combine(parts: list[CampaignEnergy]) -> CampaignEnergy:
+    """The energy of a run of training phases (engine/phases.py): sums, and the peak of the peaks;
+    the step figures are those of the phase with the most wall time."""
+    main = max(parts, key=lambda e: e.wall_s)
+    wall, energy = sum(e.wall_s for e in parts), sum(e.energy_j for e in parts)
+    return CampaignEnergy(
+        wall_s=wall, gpu_hours=sum(e.gpu_hours for e in parts), energy_j=energy,
+        energy_by_use_j=_sum_dicts(e.energy_by_use_j for e in parts),
+        avg_power_w=energy / wall if wall else 0.0, peak_power_w=max(e.peak_power_w for e in parts),
+        co2_kg=sum(e.co2_kg for e in parts), cost_usd=sum(e.cost_usd for e in parts),
+        cost_by_use_usd=_sum_dicts(e.cost_by_use_usd for e in parts), step_energy_j=main.step_energy_j,
+        step_power_w=dict(main.step_power_w), pue=main.pue,
+        gpu_energy_j=sum(e.gpu_energy_j for e in parts))

@@ -39,6 +39,8 @@ class Result:
     campaign: object = None                                   # engine.campaign.CampaignResult
     energy: object = None                                     # metrics.energy.CampaignEnergy
     step_power: object = field(default=None, repr=False)      # metrics.power.StepPower (DES)
+    # training phases (simulate.py): one dict per phase, its step and its campaign; [] = one phase
+    phases: list = field(default_factory=list)
 
     def to_json(self) -> dict:
         """The JSON contract: SI units unless a key's name says otherwise; absent = not modelled."""
@@ -65,6 +67,8 @@ class Result:
             out.update(campaign_json(self.campaign))
         if self.energy is not None:
             out.update(energy_json(self.energy))
+        if self.phases:
+            out["phases"] = [dict(p) for p in self.phases]
         out["assumptions"] = self.assumptions
         return out
 
@@ -85,6 +89,7 @@ def campaign_json(c) -> dict:
             "finishes": c.finishes, "simulated": c.simulated,
             "estimated_time_to_train_days": c.estimated_time_to_train_days,
             "max_wall_days": c.max_wall_days, "spare_nodes": c.spare_nodes,
+            "idle_spare_nodes": c.idle_spare_nodes,
             "checkpoint_load_s": c.checkpoint_load_s, "warnings": list(c.warnings),
             "replicas": c.replicas, "seed": c.seed, "finished_fraction": c.finished_fraction,
             "wall_days": c.wall_days, "mtbf_hours": c.mtbf_s / 3600.0,

@@ -52,6 +52,8 @@ class Arch:
     windows: tuple[int, ...] = ()
     attention_sinks: bool = False
     mtp_layers: int = 0
+    # per layer: chunked-attention chunk length (0 = not chunked); empty = no chunked layer
+    chunks: tuple[int, ...] = ()
 
     # ---- attention shapes -------------------------------------------------------------------
     @property
@@ -106,6 +108,18 @@ class Arch:
         # Megatron-LM: layer i is an MoE layer when i % moe_layer_freq == 0
         return -(-self.num_layers // self.moe_layer_freq)
 
+    def is_moe_layer(self, layer: int) -> bool:
+        """Whether model layer ``layer`` (0-based) is an MoE layer."""
+        if not self.is_moe:
+            return False
+        if self.moe_pattern:
+            return self.moe_pattern[layer]
+        return layer % self.moe_layer_freq == 0
+
+    def moe_layers_among(self, ids) -> int:
+        """MoE layers among the model layers ``ids`` (those a pipeline stage holds)."""
+        return sum(1 for i in ids if self.is_moe_layer(i)) if self.is_moe else 0
+
     def moe_layers_in(self, layers: int) -> float:
         """MoE layers among ``layers`` of a pipeline stage, at the model's average share (the shares
         of all stages add up to num_moe_layers)."""
@@ -121,17 +135,26 @@ class Arch:
         return (self.num_layers - 1) % self.moe_layer_freq == 0
 
     def window(self, layer: int) -> int:
-        """Keys a query of ``layer`` attends at most (the sequence length for full attention)."""
+        """Keys a query of ``layer`` attends at most (the sequence length for full attention; a
+        chunked layer: its chunk)."""
         w = self.windows[layer] if self.windows else 0
+        c = self.chunks[layer] if self.chunks else 0
+        w = min(x for x in (w, c) if x) if (w or c) else 0
         return min(w, self.seq) if w else self.seq
 
     @cached_property
     def mean_causal_keys_fraction(self) -> float:
         """Mean over layers of the causal (query, key) pairs a layer computes, relative to a full
-        causal layer's s^2 / 2: a window w < s keeps w*s - w^2/2 of them."""
+        causal layer's s^2 / 2: a window w < s keeps w*s - w^2/2 of them; chunks of c tokens keep
+        c^2/2 per whole chunk plus r^2/2 for a last partial chunk of r."""
         s = self.seq
         tot = 0.0
         for i in range(self.num_layers):
+            c = self.chunks[i] if self.chunks else 0
+            if c and c < s:
+                whole, r = divmod(s, c)
+                tot += (whole * c * c + r * r) / (s * s)
+                continue
             w = self.window(i)
             tot += (w * s - w * w / 2.0) / (s * s / 2.0)
         return tot / self.num_layers
@@ -164,6 +187,13 @@ def _windows(m: ModelConfig) -> tuple[int, ...]:
         return tuple(w if t == "sliding_attention" else 0 for t in m.layer_types)
     n = m.window_attn_skip_freq
     return tuple(0 if (n and (i + 1) % n == 0) else w for i in range(m.num_layers))
+
+
+def _chunks(m: ModelConfig) -> tuple[int, ...]:
+    c, n = m.attention_chunk_size, m.nope_layer_interval
+    if c is None:
+        return ()
+    return tuple(0 if (n and (i + 1) % n == 0) else c for i in range(m.num_layers))
 
 
 @by_identity()   # a frozen ModelConfig always resolves to the same Arch
@@ -204,6 +234,7 @@ def resolve(m: ModelConfig) -> Arch:
         qk_rope_dim=mla.qk_rope_head_dim if mla else 0,
         v_dim=mla.v_head_dim if mla else 0,
         windows=_windows(m),
+        chunks=_chunks(m),
         attention_sinks=m.softmax_type == "learnable",
         mtp_layers=m.mtp_num_layers,
         attention_dropout=m.attention_dropout,

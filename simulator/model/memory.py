@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from simulator.model.split import balanced_chunks, layer_ids
 from simulator.memo import by_identity
 from simulator.model.schedules import peak_live_layers
 from simulator.model.arch import Arch
@@ -151,10 +152,10 @@ def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequ
 @by_identity(1024, objects=1)   # pure in a frozen Arch and plain values: stages and layouts alike share it
 def mean_layer_activation_bytes(a: Arch, layers: int, micro_batch: int, tp: int, cp: int,
                                 sequence_parallel: bool, recompute: str, flash_attention: bool,
-                                fp8: bool = False, etp: int | None = None) -> float:
-    """Activation bytes per layer of a stage of ``layers`` layers, dense and MoE layers at the
-    model's average share, for one microbatch on one GPU."""
-    n_moe = a.moe_layers_in(layers)
+                                fp8: bool = False, etp: int | None = None, n_moe: float | None = None) -> float:
+    """Activation bytes per layer of a stage of ``layers`` layers of which ``n_moe`` are MoE layers
+    (default: the model's average share), for one microbatch on one GPU."""
+    n_moe = a.moe_layers_in(layers) if n_moe is None else n_moe
     return sum(k * activation_bytes_per_layer(a, micro_batch, tp, cp, sequence_parallel, recompute,
                                               flash_attention, moe=moe, fp8=fp8, etp=etp)
                for k, moe in ((layers - n_moe, False), (n_moe, True)) if k) / max(layers, 1)
@@ -167,9 +168,14 @@ def in_flight_microbatches(schedule: str, stage: int, pp: int, m: int, vpp: int)
 
 
 @by_identity(1024, objects=1)
-def stage_params(a: Arch, layers: int, first: bool, last: bool, pp: int) -> tuple[float, float]:
-    """(dense parameters, routed-expert parameters) held by a pipeline stage before TP/EP sharding."""
-    n_moe = a.moe_layers_in(layers)
+def stage_params(a: Arch, layers: int, first: bool, last: bool, pp: int,
+                 n_moe: float | None = None, mtp: bool | None = None) -> tuple[float, float]:
+    """(dense parameters, routed-expert parameters) held by a pipeline stage of ``layers`` layers,
+    ``n_moe`` of them MoE layers (default: the model's average share), before TP/EP sharding.
+    ``mtp``: the stage holds the multi-token prediction modules (default: the last stage does); on
+    another stage (a standalone MTP stage) they come with a copy of the output projection."""
+    n_moe = a.moe_layers_in(layers) if n_moe is None else n_moe
+    mtp = last if mtp is None else mtp
     shared, experts = moe_layer_params(a) if a.is_moe else (0, 0)
     dense = (layers - n_moe) * dense_layer_params(a) + n_moe * shared
     if first:
@@ -179,8 +185,11 @@ def stage_params(a: Arch, layers: int, first: bool, last: bool, pp: int) -> tupl
         dense += output_params(a)
         if a.tied_embeddings and pp > 1:
             dense += a.vocab * a.hidden   # the last stage keeps its own copy of the tied embedding
-        mtp_dense, experts_mtp = mtp_params(a)   # multi-token prediction modules sit on the last stage
+    if mtp and a.mtp_layers:
+        mtp_dense, experts_mtp = mtp_params(a)   # multi-token prediction modules (the last stage's by default)
         dense += mtp_dense
+        if not last:
+            dense += a.vocab * a.hidden   # a standalone MTP stage projects its own logits
     return float(dense), float(n_moe * experts + experts_mtp)
 
 
@@ -189,8 +198,9 @@ def memory_per_gpu(a: Arch, **layout) -> MemoryBreakdown:
     return max(memory_per_stage(a, **layout), key=lambda mb: mb.total)
 
 
-def _chunks(layers: int, v: int) -> tuple[int, ...]:
-    return tuple(layers // v + (1 if c < layers % v else 0) for c in range(v))
+def stage_moe_layers(a: Arch, chunks: tuple[tuple[int, ...], ...]) -> tuple[int, ...]:
+    """MoE layers each pipeline stage holds, from its chunks' layer counts (model/split.py order)."""
+    return tuple(a.moe_layers_among(ids) for ids in layer_ids(chunks))
 
 
 def _recomputed(layers: int, recompute: str, method: str | None, num_layers: int | None) -> tuple[float, int]:
@@ -212,7 +222,8 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
                      reshard_after_forward: bool = True, recompute_method: str | None = None,
                      recompute_num_layers: int | None = None, offload_layers: int = 0,
                      runtime_reserve: float = RUNTIME_RESERVE_BYTES,
-                     fragmentation: float = 0.0) -> list[MemoryBreakdown]:
+                     fragmentation: float = 0.0,
+                     chunks: tuple[tuple[int, ...], ...] = (), mtp_stage: int = -1) -> list[MemoryBreakdown]:
     """The memory breakdown of one GPU of every pipeline stage.
 
     ``precision`` fp8/fp8_*/nvfp4 adds the low-precision copies of the transformer layers' weights
@@ -220,7 +231,9 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
     linear layers' saved inputs in FP8 (``activation_bytes_per_layer``). ``shard_degree``: data-parallel
     ranks the model states are sharded over (HSDP; default all of DP). ``offload_layers``: layers whose
     saved activations live in host memory (CPU offloading, no pipeline parallelism); two layers' worth
-    stay on the GPU as transfer buffers.
+    stay on the GPU as transfer buffers. ``chunks``: decoder layers of each stage's model chunks (a
+    pipeline layout; default each stage's layers balanced over ``vpp`` chunks); the MoE layers of a
+    stage are the ones it really holds (leading dense layers sit on the first stages).
     """
     fp8 = low_precision(precision)
     pp = len(stage_layers)
@@ -233,18 +246,23 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
     expert_dp = max(tp * cp * dp // (etp * ep), 1)
     shard_dense = shard * cp
     shard_expert = max(expert_dp * shard // dp, 1)
+    mtp_at = mtp_stage if mtp_stage >= 0 else pp - 1
+    stage_chunks = chunks or tuple(balanced_chunks(n, vpp) for n in stage_layers)
+    moe_counts = stage_moe_layers(a, stage_chunks)
     stages: list[MemoryBreakdown] = []
-    middle: dict = {}   # layers -> (a middle stage's breakdown, its chunk weights, working activations)
+    middle: dict = {}   # (layers, MoE layers, chunks) -> (a middle stage's breakdown, chunk weights, working)
     for i, layers in enumerate(stage_layers):
-        if 0 < i < pp - 1 and layers in middle:
+        n_moe_i = moe_counts[i]
+        inner = 0 < i < pp - 1 and i != mtp_at
+        if inner and (layers, n_moe_i, stage_chunks[i]) in middle:
             # a middle stage like one before holds the same states; only its in-flight activations differ
-            mb, chunk_weights, working = middle[layers]
+            mb, chunk_weights, working = middle[layers, n_moe_i, stage_chunks[i]]
             acts = peak_live_layers(schedule, pp, num_microbatches, i, vpp, chunk_weights) + working
             stages.append(MemoryBreakdown(mb.weights, mb.gradients, mb.optimizer, acts, runtime_reserve, i,
                                           low_precision_weights=mb.low_precision_weights,
                                           gather_buffers=mb.gather_buffers, fragmentation=fragmentation * acts))
             continue
-        dense, experts = stage_params(a, layers, i == 0, i == pp - 1, pp)
+        dense, experts = stage_params(a, layers, i == 0, i == pp - 1, pp, n_moe_i, i == mtp_at)
         dense_gpu = dense / tp
         expert_gpu = experts / (etp * ep)
         n = dense_gpu + expert_gpu
@@ -261,7 +279,7 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
             weights = 2.0 * n
         lp = 0.0
         if fp8:   # low-precision copies of the layers' weights (not the embedding or output layer)
-            n_moe_w = a.moe_layers_in(layers)
+            n_moe_w = n_moe_i
             body = ((layers - n_moe_w) * dense_layer_params(a) + n_moe_w * moe_layer_params(a)[0]) / tp
             if zero_stage >= 3:   # quantised from each gathered layer, no transpose cache kept
                 # (Megatron FSDP: keep_fp8_transpose_cache false in Megatron-Bridge's performance
@@ -278,14 +296,13 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
 
         def per_layer_act(rec: str) -> float:
             return mean_layer_activation_bytes(a, layers, micro_batch, tp, cp, sequence_parallel, rec,
-                                               flash_attention, fp8, etp)
+                                               flash_attention, fp8, etp, n_moe_i)
 
         stored = per_layer_act("selective" if recompute == "full" else recompute)
         full_in = per_layer_act("full") if recompute == "full" else 0.0
-        chunks = _chunks(layers, vpp)
         weights_by_chunk, working, by_size = [], 0.0, {}
-        for c, cl in enumerate(chunks):
-            if cl not in by_size:   # a stage's chunks come in at most two sizes
+        for c, cl in enumerate(stage_chunks[i]):
+            if cl not in by_size:   # a stage's chunks come in few sizes
                 kept = cl
                 if i == 0 and pp == 1 and offload_layers:
                     kept = max(cl - offload_layers, 0)
@@ -312,6 +329,7 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
             acts += 2.0 * tokens * a.hidden / (tp if sequence_parallel else 1)
         if i == pp - 1:
             acts += tokens * a.vocab / tp * (2 + 4)   # bf16 logits and their fp32 copy, one microbatch
+        if i == mtp_at:
             if a.mtp_layers:   # each MTP module: its layer's activations and its logits
                 mtp = activation_bytes_per_layer(a, micro_batch, tp, cp, sequence_parallel, recompute,
                                                  flash_attention, moe=a.last_layer_moe, fp8=fp8, etp=etp)
@@ -322,6 +340,6 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
         stages.append(MemoryBreakdown(weights, grads, optim, acts, runtime_reserve, i,
                                       low_precision_weights=lp, gather_buffers=gather,
                                       fragmentation=frag, offloaded=offloaded))
-        if 0 < i < pp - 1:
-            middle[layers] = (stages[-1], tuple(weights_by_chunk), working)
+        if inner:
+            middle[layers, n_moe_i, stage_chunks[i]] = (stages[-1], tuple(weights_by_chunk), working)
     return stages

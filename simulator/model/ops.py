@@ -7,7 +7,8 @@ the masked half; the unfused (pre-2022) path computes the full s x s score matri
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from simulator.model.arch import Arch
 
@@ -24,6 +25,14 @@ class Op:
     linear: bool = False   # a transformer block's linear layer: FP8 under precision fp8 (Transformer Engine)
     sparse: bool = False   # 2:4-sparse weights on sparse tensor cores (training.sparsity_2to4)
     shape: tuple[float, float, float] | None = None   # (m, k, n) of one GEMM kernel (cost/compute.py)
+    # softmax exponentials of a fused attention kernel, forward; the backward recomputes the
+    # probabilities once (FlashAttention's P = exp(S - LSE)), so it pays as many again
+    exps: float = 0.0
+    # GEMMs of this shape making up the op, launched one by one from the host onto GROUP_STREAMS
+    # streams (Transformer Engine's grouped GEMM: one cuBLAS GEMM per local expert)
+    group: int = 1
+    launches: float = 1.0  # host-side kernel launches of one forward execution (cost/compute.py:host_time)
+    scope: str = ""        # CUDA-graph scope the op is captured in (Megatron cuda_graph_scope names)
 
 
 @dataclass(frozen=True)
@@ -48,14 +57,48 @@ class Shard:
 
 
 def gemm(name: str, m: float, k: float, n: float, e: float, count: int = 1, linear: bool = False,
-         sparse: bool = False) -> Op:
+         sparse: bool = False, scope: str = "") -> Op:
     """A (m x k) @ (k x n) matrix multiply reading both operands and writing the result once."""
     return Op(name, "gemm", 2.0 * m * k * n, e * (m * k + k * n + m * n), count=count, linear=linear,
-              sparse=sparse, shape=(m, k, n))
+              sparse=sparse, shape=(m, k, n), scope=scope)
 
 
-def memory_op(name: str, elements: float, e: float, bwd_factor: float = 2.0) -> Op:
-    return Op(name, "memory", 0.0, elements * e, bwd_factor)
+def memory_op(name: str, elements: float, e: float, bwd_factor: float = 2.0, scope: str = "",
+              launches: float = 1.0) -> Op:
+    return Op(name, "memory", 0.0, elements * e, bwd_factor, scope=scope, launches=launches)
+
+
+def in_scope(ops: list[Op], scope: str) -> list[Op]:
+    """The ops with no CUDA-graph scope of their own placed in ``scope``."""
+    return [op if op.scope else replace(op, scope=scope) for op in ops]
+
+
+# Query and key block of a fused attention kernel: FlashAttention-2/3 and cuDNN's fused attention
+# tile the score matrix in 128 x 128 blocks for head dims up to 128 (Dao 2023, Sec. 3.1; Shah et al.
+# 2024, FlashAttention-3 block sizes); a block the causal or window mask touches is computed whole.
+ATTN_BLOCK = 128
+
+
+@lru_cache(maxsize=256)
+def tiled_pairs(s: int, w: int, block: int = ATTN_BLOCK) -> float:
+    """(query, key) pairs a block-tiled causal kernel computes over ``s`` tokens with a window of
+    ``w`` keys: each query block runs every key block from the one holding its first query's
+    window start up to its diagonal block."""
+    n = -(-s // block)
+    blocks = 0
+    for j in range(n):
+        first = max(0, j * block - w) // block
+        blocks += j - first + 1
+    return float(blocks * block * block)
+
+
+def flash_keys_fraction(a: Arch) -> float:
+    """Mean over layers of the pairs a flash kernel computes, relative to the exact causal s^2 / 2:
+    slightly above 1 for full layers (whole diagonal blocks), about (w + block) / (s / 2) for a
+    window w (the window's blocks plus the diagonal one)."""
+    s = a.seq
+    per = {w: tiled_pairs(s, w) for w in {a.window(i) for i in range(a.num_layers)}}
+    return sum(per[a.window(i)] for i in range(a.num_layers)) / (a.num_layers * s * s / 2.0)
 
 
 def attention_ops(a: Arch, sh: Shard) -> list[Op]:
@@ -64,12 +107,13 @@ def attention_ops(a: Arch, sh: Shard) -> list[Op]:
     sq, sk = a.seq / sh.cp, a.seq
     dqk, dv = a.qk_head_dim, a.v_head_dim
     if sh.flash_attention:
-        # causal: half of the score blocks are skipped, and a sliding window skips the blocks outside
-        # it (mean over the layer pattern); backward recomputes scores (2.5x forward)
-        pairs = sq * sk * 0.5 * a.mean_causal_keys_fraction
+        # causal: the blocks above the diagonal are skipped, and a sliding window skips the blocks
+        # outside it (mean over the layer pattern, whole blocks); backward recomputes scores (2.5x)
+        pairs = sq * sk * 0.5 * flash_keys_fraction(a)
         flops = 2.0 * b * heads * pairs * (dqk + dv)
         io = e * b * sq * heads * (dqk + dv) + e * b * sk * a.kv_exchange_width / t
-        return [Op("flash_attention", "gemm", flops, io, bwd_factor=2.5, attention_core=True)]
+        return [Op("flash_attention", "gemm", flops, io, bwd_factor=2.5, attention_core=True,
+                   exps=b * heads * pairs)]
     bh = b * heads
     # the unfused path materialises the whole s x s score matrix, window or not (masked)
     return [
@@ -124,10 +168,39 @@ def mlp_ops(a: Arch, sh: Shard, tokens: float, ffn: int, prefix: str, count: int
     ]
 
 
-# Rows of one grouped-GEMM tile: each expert's token block is padded to a multiple of it (DeepGEMM's
-# "contiguous" grouped layout aligns every expert's rows to BLOCK_M = 128, deepseek-ai/DeepGEMM
-# README; CUTLASS Hopper/Blackwell grouped GEMMs use 128-row tiles).
-GROUPED_GEMM_TILE_M = 128
+# Transformer Engine's grouped GEMM (GroupedLinear -> nvte_multi_stream_cublas_gemm,
+# NVIDIA/TransformerEngine transformer_engine/common/gemm/cublaslt_gemm.cu) is not one kernel: it
+# launches one cuBLAS GEMM per local expert from a host loop, round-robin over 4 compute streams
+# (num_streams = 4 in transformer_engine/gemm.h), then joins them. Each expert's GEMM is tiled on its
+# own (cost/compute.py pads its rows to the 128-row tile and counts its waves with up to 4 GEMMs in
+# flight), and every one of them is a host launch.
+GROUP_STREAMS = 4
+
+# Host-side launches of Megatron-Core's MoE plumbing per forward, beyond the expert GEMMs: estimates
+# read off megatron/core/transformer/moe/router.py (TopKRouter.forward: gating GEMM, random logits
+# under force-balancing, fused top-k/softmax, aux-loss scores, tokens per expert, the loss and its
+# tracker) and token_dispatcher.py (MoEAlltoAllTokenDispatcher: preprocess = tokens-per-expert
+# histogram, all-gather of the counts over EP, split sizes copied to the host with a sync, the
+# per-local-expert counts; dispatch + combine = fused permute, all-to-all, sort of the received
+# chunks by local expert, each way). The router and preprocess are what Megatron's "moe_router" /
+# "moe_preprocess" CUDA-graph scopes capture, because they are many small host-bound ops.
+ROUTER_LAUNCHES = 12
+PREPROCESS_LAUNCHES = 10
+DISPATCH_LAUNCHES = 6
+
+
+def permute_elements(a: Arch, sh: Shard, tokens: float) -> float:
+    """Activation elements the alltoall dispatcher moves through HBM per forward (the backward moves
+    the same gradients once): permute reads each token and writes its top-k copies, unpermute
+    reads the copies back and writes one sum per token, (1 + k) x tokens x hidden each; with EP and
+    several local experts, the received chunks are sorted by local expert after the dispatch and
+    back before the combine (Megatron-Core MoEAlltoAllTokenDispatcher, sort_chunks_by_idxs), a read
+    and a write of the k copies each way."""
+    k, h = a.topk, a.hidden
+    moved = 2 * (1 + k) * tokens * h
+    if sh.ep > 1 and a.num_experts // sh.ep > 1:
+        moved += 2 * 2 * k * tokens * h
+    return moved
 
 
 def tokens_per_expert(a: Arch, sh: Shard, tokens: float) -> float:
@@ -139,28 +212,27 @@ def tokens_per_expert(a: Arch, sh: Shard, tokens: float) -> float:
 def expert_ops(a: Arch, sh: Shard, tokens: float) -> list[Op]:
     """The routed experts of one MoE layer on one GPU.
 
-    With grouped GEMM (``moe_grouped_gemm``) the local experts' fc1 / fc2 run as one kernel each,
-    paying one launch, and each expert's rows are padded to the grouped tile (GROUPED_GEMM_TILE_M):
-    small per-expert token counts waste tile rows, and each expert's weights are read whatever its
-    token count (the roofline's memory side). Without it, one GEMM per local expert, each paying the
-    per-kernel overhead (Megatron's SequentialMLP).
+    With grouped GEMM (``moe_grouped_gemm``, Megatron's TEGroupedMLP) fc1 and fc2 are each one
+    GEMM per local expert of (tokens per expert) x hidden x ffn, launched by one host call onto
+    GROUP_STREAMS streams: few tokens per expert fill few tiles (cost/compute.py), and each expert's
+    weights are read whatever its token count (the roofline's memory side). Without it, separate
+    ops per local expert, each paying the per-kernel overhead in line (Megatron's SequentialMLP).
     """
     local = max(a.num_experts // sh.ep, 1)
     m = tokens_per_expert(a, sh, tokens)
     if not a.grouped_gemm:
-        return mlp_ops(a, sh, m, a.moe_ffn, "expert_", count=local)
+        return in_scope(mlp_ops(a, sh, m, a.moe_ffn, "expert_", count=local), "moe")
     e, t = sh.act_bytes, sh.tp
-    tile = GROUPED_GEMM_TILE_M
-    m_pad = -(-m // tile) * tile if m > 0 else 0.0
     up, ffn = (2 if a.gated else 1) * a.moe_ffn / t, a.moe_ffn / t
     act_elems = local * m * (3 if a.gated else 2) * a.moe_ffn / t
 
     def grouped(name: str, k: float, n: float) -> Op:
-        return Op(name, "gemm", local * 2.0 * m_pad * k * n, local * e * (m * k + k * n + m * n),
-                  linear=True, sparse=sh.sparse_2to4)
+        return Op(name, "gemm", local * 2.0 * m * k * n, local * e * (m * k + k * n + m * n),
+                  linear=True, sparse=sh.sparse_2to4, shape=(m, k, n), group=local, launches=local,
+                  scope="moe")
 
     return [grouped("expert_fc1", a.hidden, up),
-            Op("expert_activation", "memory", 0.0, act_elems * e),
+            Op("expert_activation", "memory", 0.0, act_elems * e, scope="moe"),
             grouped("expert_fc2", ffn, a.hidden)]
 
 
@@ -174,23 +246,33 @@ def layer_ops(a: Arch, sh: Shard, moe: bool = False) -> list[Op]:
     """Forward ops of one layer for one microbatch on one GPU (dense, or MoE when ``moe``)."""
     e, t = sh.act_bytes, sh.tp
     T, Tn = sh.tokens(a), sh.norm_tokens(a)
-    ops = [
+    # CUDA-graph scopes as Megatron-Core names them: "attn" (input norm, attention, its
+    # bias-dropout-add), "mlp" / "moe" (pre-MLP norm, the MLP or MoE layer, its bias-dropout-add),
+    # "moe_router" (pre-MLP norm and router), "moe_preprocess" (the dispatcher's metadata)
+    ops = in_scope([
         memory_op("input_norm", 2 * Tn * a.hidden, e),
         *qkv_ops(a, sh),
         *attention_ops(a, sh),
         gemm("attn_proj", T, a.attn_width / t, a.hidden, e, linear=True),
         memory_op("attn_residual", _residual_elems(a, Tn), e),   # bias + dropout + add, fused
-        memory_op("post_attn_norm", 2 * Tn * a.hidden, e),
-    ]
+    ], "attn")
     if moe:
-        ops.append(gemm("router", T, a.hidden, a.num_experts, e))
-        ops.append(memory_op("token_permute", 2 * 2 * T * a.topk * a.hidden, e))
+        ops.append(memory_op("post_attn_norm", 2 * Tn * a.hidden, e, scope="moe_router"))
+        router = gemm("router", T, a.hidden, a.num_experts, e, scope="moe_router")
+        ops.append(replace(router, launches=ROUTER_LAUNCHES))
+        # tokens per expert, split sizes (int32 / int64 per token and expert): negligible bytes
+        ops.append(memory_op("dispatch_preprocess", 4 * T * a.topk, 1.0, bwd_factor=0.0,
+                             scope="moe_preprocess", launches=PREPROCESS_LAUNCHES))
+        ops.append(memory_op("token_permute", permute_elements(a, sh, T), e, bwd_factor=1.0, scope="moe",
+                             launches=DISPATCH_LAUNCHES))
         ops += expert_ops(a, sh, T)
         if a.shared_expert_ffn:
-            ops += mlp_ops(a, sh, T, a.shared_expert_ffn, "shared_")
+            ops += in_scope(mlp_ops(a, sh, T, a.shared_expert_ffn, "shared_"), "moe")
+        ops.append(memory_op("mlp_residual", _residual_elems(a, Tn), e, scope="moe"))
     else:
-        ops += mlp_ops(a, sh, T, a.ffn, "")
-    ops.append(memory_op("mlp_residual", _residual_elems(a, Tn), e))
+        ops += in_scope([memory_op("post_attn_norm", 2 * Tn * a.hidden, e),
+                         *mlp_ops(a, sh, T, a.ffn, ""),
+                         memory_op("mlp_residual", _residual_elems(a, Tn), e)], "mlp")
     return ops
 
 
@@ -201,24 +283,32 @@ def embedding_ops(a: Arch, sh: Shard) -> list[Op]:
     return [memory_op("embedding", elems, sh.act_bytes)]
 
 
-def output_ops(a: Arch, sh: Shard) -> list[Op]:
-    """Last stage: final norm, vocabulary projection, cross-entropy over fp32 logits; then each
-    multi-token prediction module (norms, the 2h -> h projection, one layer, its own logits and loss)."""
+def head_ops(a: Arch, sh: Shard) -> list[Op]:
+    """Last stage: final norm, vocabulary projection, cross-entropy over fp32 logits."""
     T, Tn, e = sh.tokens(a), sh.norm_tokens(a), sh.act_bytes
     v = a.vocab / sh.tp
-    head = [
+    return [
         memory_op("final_norm", 2 * Tn * a.hidden, e),
         gemm("logits", T, a.hidden, v, e),
         memory_op("cross_entropy", T * v * (e + 4 + 4), 1.0, bwd_factor=1.0),
     ]
-    ops = list(head)
-    if a.mtp_layers:
-        module = [memory_op("mtp_norms", 4 * Tn * a.hidden, e),
-                  gemm("mtp_proj", T, 2 * a.hidden, a.hidden / sh.tp, e, linear=True),
-                  *layer_ops(a, sh, moe=a.last_layer_moe), *head]
-        ops += [Op(f"mtp_{op.name}", op.kind, op.flops, op.bytes, op.bwd_factor, op.attention_core,
-                   op.count * a.mtp_layers, op.linear, op.sparse) for op in module]
-    return ops
+
+
+def mtp_ops(a: Arch, sh: Shard) -> list[Op]:
+    """Each multi-token prediction module: norms, the 2h -> h projection, one layer, its own logits
+    and loss (empty without MTP)."""
+    if not a.mtp_layers:
+        return []
+    T, Tn, e = sh.tokens(a), sh.norm_tokens(a), sh.act_bytes
+    module = [memory_op("mtp_norms", 4 * Tn * a.hidden, e),
+              gemm("mtp_proj", T, 2 * a.hidden, a.hidden / sh.tp, e, linear=True),
+              *layer_ops(a, sh, moe=a.last_layer_moe), *head_ops(a, sh)]
+    return [replace(op, name=f"mtp_{op.name}", count=op.count * a.mtp_layers) for op in module]
+
+
+def output_ops(a: Arch, sh: Shard) -> list[Op]:
+    """Last stage with the MTP modules on it: the output head, then each MTP module."""
+    return head_ops(a, sh) + mtp_ops(a, sh)
 
 
 def fwd_flops(ops: list[Op]) -> float:

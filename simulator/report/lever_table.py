@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from simulator.units import fmt_si
 
-COLUMNS = ("lever", "params", "tokens", "steps x", "step x", "ideal d", "P50 d", "GPU-h", "MWh",
-           "tCO2e", "$", "$ x")
+COLUMNS = ("lever", "params", "tokens", "steps x", "step x", "ideal d", "P50 d", "d P10–P90", "GPU-h", "MWh",
+           "tCO2e", "$", "$ P10–P90", "$ x")
 
 
 def _num(v, fmt: str = "{:.3g}") -> str:
@@ -13,6 +13,11 @@ def _num(v, fmt: str = "{:.3g}") -> str:
 
 def _ratio(v, base) -> str:
     return "–" if v is None or not base else f"{v / base:.2f}"
+
+
+def _band(m: dict, lo: str, hi: str, show) -> str:
+    a, b = m.get(lo), m.get(hi)
+    return "–" if a is None or b is None else f"{show(a)}–{show(b)}"
 
 
 def row_cells(label: str, m: dict, base: dict) -> list[str]:
@@ -25,10 +30,13 @@ def row_cells(label: str, m: dict, base: dict) -> list[str]:
         _ratio(m.get("step_time_s"), base.get("step_time_s")),
         _num(m.get("ideal_time_to_train_days"), "{:.1f}"),
         _num(days, "{:.1f}"),
+        _band(m, "time_to_train_days_band_p10", "time_to_train_days_band_p90", "{:.1f}".format),
         "–" if m.get("gpu_hours") is None else fmt_si(m["gpu_hours"]),
         _num(m.get("energy_mwh"), "{:,.0f}" if (m.get("energy_mwh") or 0) >= 10 else "{:.2g}"),
         _num(m.get("co2_tonnes"), "{:,.0f}" if (m.get("co2_tonnes") or 0) >= 10 else "{:.2g}"),
         "–" if m.get("cost_usd") is None else "$" + fmt_si(m["cost_usd"]),
+        "–" if m.get("cost_usd_p10") is None or m.get("cost_usd_p90") is None
+        else f"${fmt_si(m['cost_usd_p10'])}–{fmt_si(m['cost_usd_p90'])}",
         _ratio(m.get("cost_usd"), base.get("cost_usd")),
     ]
 
@@ -56,4 +64,7 @@ def format_table(rows: list[dict]) -> str:
     lines.append("")
     lines.append("steps x and step x are ratios to the baseline (ideal days = steps x step time); "
                  "P50 includes failures and restarts; $ x = cost / baseline cost")
+    if any(r["metrics"].get("cost_usd_p10") is not None for r in rows if not r["error"]):
+        lines.append("P10–P90: prediction band, the model's out-of-sample error with the campaign's spread "
+                     "(docs/calibration.md); the ratios compare central values")
     return "\n".join(lines)

@@ -21,6 +21,32 @@ COMPARE_PANELS = (("time_to_train_days_p50", "days to train (P50)", "{:.1f} d"),
                   ("step_time_s", "step time (s)", "{:.3g} s"))
 
 
+# each metric's P10-P90 prediction band (simulator.calibration.bands): model error x campaign spread
+BAND_OF = {"time_to_train_days_p50": ("time_to_train_days_band_p10", "time_to_train_days_band_p90"),
+           "time_to_train_days_p90": ("time_to_train_days_band_p10", "time_to_train_days_band_p90"),
+           "time_to_train_days_p10": ("time_to_train_days_band_p10", "time_to_train_days_band_p90"),
+           "time_to_train_days": ("time_to_train_days_band_p10", "time_to_train_days_band_p90"),
+           "cost_usd": ("cost_usd_p10", "cost_usd_p90"), "energy_mwh": ("energy_mwh_p10", "energy_mwh_p90"),
+           "step_time_s": ("step_time_s_p10", "step_time_s_p90"), "mfu": ("mfu_p10", "mfu_p90")}
+
+
+def band(row: dict, key: str) -> tuple[float, float] | None:
+    """The (P10, P90) prediction band of ``key`` in ``row``, or None when the row has none."""
+    if key not in BAND_OF:
+        return None
+    lo, hi = (num(row.get(k)) for k in BAND_OF[key])
+    return None if lo is None or hi is None else (lo, hi)
+
+
+def band_errors(rows: Sequence[dict], key: str, values: Sequence[float]) -> list[list[float]] | None:
+    """matplotlib ``xerr``/``yerr`` (below, above) of each row's band around ``values``; None without bands."""
+    bands = [band(r, key) for r in rows]
+    if not any(bands):
+        return None
+    return [[max(v - b[0], 0.0) if b else 0.0 for v, b in zip(values, bands)],
+            [max(b[1] - v, 0.0) if b else 0.0 for v, b in zip(values, bands)]]
+
+
 def plot_formats() -> tuple[str, ...]:
     """File suffixes (without the dot) a chart can be written as: matplotlib's formats."""
     return tuple(sorted(FigureCanvasAgg.get_supported_filetypes()))
@@ -34,7 +60,8 @@ def _value(key: str, v: float, spec: str | None) -> str:
 
 def compare_figure(rows: Sequence[dict], title: str = ""):
     """One horizontal bar panel per metric, one bar per case, each labelled with its value and its
-    change from the first case (so a 2% difference is read, not guessed); days carry a P10-P90 bar."""
+    change from the first case (so a 2% difference is read, not guessed); a black bar is the metric's
+    P10-P90 prediction band (days: the campaign's P10-P90 where the rows have no band)."""
     ok = [r for r in rows if r.get("status") == "ok"]
     panels = [p for p in COMPARE_PANELS if any(num(r.get(p[0])) is not None for r in ok)][:4]
     cols = 2 if len(panels) > 1 else 1
@@ -49,11 +76,13 @@ def compare_figure(rows: Sequence[dict], title: str = ""):
         shown = [v or 0.0 for v in vals]
         colours = [style.GREY if i == 0 else style.BLUE for i in ys]
         ax.barh(ys, shown, color=colours, height=0.65)
-        if key == "time_to_train_days_p50":
-            lo = [max(v - (num(r.get("time_to_train_days_p10")) or v), 0) for v, r in zip(shown, ok)]
-            hi = [max((num(r.get("time_to_train_days_p90")) or v) - v, 0) for v, r in zip(shown, ok)]
-            ax.errorbar(shown, ys, xerr=[lo, hi], fmt="none", ecolor=style.BLACK, capsize=3, linewidth=1)
-        top = max(shown) if shown else 1.0
+        err = band_errors(ok, key, shown)
+        if err is None and key == "time_to_train_days_p50":
+            err = [[max(v - (num(r.get("time_to_train_days_p10")) or v), 0) for v, r in zip(shown, ok)],
+                   [max((num(r.get("time_to_train_days_p90")) or v) - v, 0) for v, r in zip(shown, ok)]]
+        if err is not None:
+            ax.errorbar(shown, ys, xerr=err, fmt="none", ecolor=style.BLACK, capsize=3, linewidth=1)
+        top = max((v + (err[1][i] if err else 0.0) for i, v in enumerate(shown)), default=1.0)
         base = vals[0] if vals else None
         for y, v in zip(ys, vals):
             if v is None:
@@ -62,7 +91,7 @@ def compare_figure(rows: Sequence[dict], title: str = ""):
             text = " " + _value(key, v, spec)
             if y > 0 and base:
                 text += f" ({(v - base) / base:+.1%})"
-            ax.text(v, y, text, va="center", fontsize=10)
+            ax.text(v + (err[1][y] if err else 0.0), y, text, va="center", fontsize=10)
         ax.set_xlim(0, top * 1.45 if top > 0 else 1)
         ax.set_yticks(ys, labels if ax.get_subplotspec().is_first_col() else [""] * len(ys))
         ax.invert_yaxis()
@@ -110,8 +139,13 @@ def sweep_figure(rows: Sequence[dict], axes_keys: Sequence[str], title: str = ""
                 pts = sorted((_float_or_none(r[xkey]), num(r.get(key))) for r in members
                              if num(r.get(key)) is not None)
                 label = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in g) or None
+                colour = style.PALETTE[i % len(style.PALETTE)]
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=markers[i % len(markers)],
-                        color=style.PALETTE[i % len(style.PALETTE)], label=label)
+                        color=colour, label=label)
+                spans = sorted((_float_or_none(r[xkey]), band(r, key)) for r in members if band(r, key))
+                if spans:
+                    ax.fill_between([x for x, _ in spans], [b[0] for _, b in spans], [b[1] for _, b in spans],
+                                    color=colour, alpha=0.15, linewidth=0)
             xs = sorted({_float_or_none(r[xkey]) for r in ok})
             if xs and xs[0] > 0 and (xkey == "num_gpus" or xs[-1] / xs[0] >= 16):
                 ax.set_xscale("log", base=2)
@@ -127,11 +161,15 @@ def sweep_figure(rows: Sequence[dict], axes_keys: Sequence[str], title: str = ""
         labels = [str(r.get("case")) for r in ok]
         every = max(1, len(ok) // 20)
         for ax, (key, name) in zip((ax0, ax1), metrics):
-            ax.bar(range(len(ok)), [num(r.get(key)) or 0.0 for r in ok], color=style.BLUE)
+            vals = [num(r.get(key)) or 0.0 for r in ok]
+            ax.bar(range(len(ok)), vals, color=style.BLUE)
+            err = band_errors(ok, key, vals)
+            if err is not None:
+                ax.errorbar(range(len(ok)), vals, yerr=err, fmt="none", ecolor=style.BLACK, capsize=2, linewidth=1)
             ax.set_xticks(range(0, len(ok), every), labels[::every], rotation=45, ha="right", fontsize=9)
             ax.set_ylabel(name)
     style.money_axis(ax1.yaxis)
-    ax0.set_title("time to train")
+    ax0.set_title("time to train (shaded / bars: P10-P90 band)")
     ax1.set_title("cost of the campaign")
     fig.suptitle(f"How do time and cost change across the sweep? {title}".strip())
     return fig
@@ -164,6 +202,11 @@ def pareto_figure(rows: Sequence[dict], front: Sequence[int], best: int | None, 
     pts = [p for p in pts if p[1] is not None and p[2] is not None]
     if pts:
         ax1.scatter([p[1] for p in pts], [p[2] for p in pts], s=50, c=style.BLUE, label="re-simulated layout")
+        chosen = [rows[p[0]] for p in pts]
+        xerr, yerr = band_errors(chosen, days_key, [p[1] for p in pts]), band_errors(chosen, "cost_usd", [p[2] for p in pts])
+        if xerr is not None or yerr is not None:
+            ax1.errorbar([p[1] for p in pts], [p[2] for p in pts], xerr=xerr, yerr=yerr, fmt="none",
+                         ecolor=style.GREY, capsize=2, linewidth=0.8, label="P10-P90 band")
         fr = sorted((p for p in pts if p[0] in set(front)), key=lambda p: p[1])
         ax1.plot([p[1] for p in fr], [p[2] for p in fr], "-o", color=style.ORANGE, mfc="none", ms=12,
                  label="Pareto front")
@@ -200,6 +243,10 @@ def size_figure(rows: Sequence[dict], deadline: float | None, budget: float | No
                        color=style.GREY, linewidth=2, label="failure-free days (closed form)")
     handles += ax.plot([r["num_gpus"] for r in sim], [num(r[days_key]) for r in sim], "o-", color=style.BLUE,
                        label=f"days with failures ({days_key.rsplit('_', 1)[-1].upper()})")
+    banded = [(r["num_gpus"], band(r, days_key)) for r in sim if band(r, days_key)]
+    if banded:
+        handles.append(ax.fill_between([n for n, _ in banded], [b[0] for _, b in banded], [b[1] for _, b in banded],
+                                       color=style.BLUE, alpha=0.15, linewidth=0, label="days P10-P90 band"))
     if deadline:
         handles.append(ax.axhline(deadline, color=style.VERMILION, linestyle="--", label=f"deadline {deadline:g} d"))
     if answer is not None:
@@ -224,6 +271,10 @@ def size_figure(rows: Sequence[dict], deadline: float | None, budget: float | No
         ax2.spines["right"].set_visible(True)
         handles += ax2.plot([r["num_gpus"] for r in costed], [num(r["cost_usd"]) for r in costed], "s--",
                             color=style.ORANGE, label="cost (right axis)")
+        cb = [(r["num_gpus"], band(r, "cost_usd")) for r in costed if band(r, "cost_usd")]
+        if cb:
+            ax2.fill_between([n for n, _ in cb], [b[0] for _, b in cb], [b[1] for _, b in cb],
+                             color=style.ORANGE, alpha=0.12, linewidth=0)
         if budget:
             handles.append(ax2.axhline(budget, color=style.ORANGE, linestyle=":", linewidth=2,
                                        label=f"budget {style.money(budget)}"))

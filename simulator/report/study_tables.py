@@ -55,18 +55,45 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) 
     return "\n".join(lines)
 
 
+def span(row: dict, lo: str, hi: str, show=fmt, spec: str | None = None) -> str:
+    """The P10-P90 prediction band of a row as "lo–hi" (a dash when the row has none)."""
+    a, b = num(row.get(lo)), num(row.get(hi))
+    if a is None or b is None:
+        return DASH
+    return f"{show(a, spec)}–{show(b, spec)}" if spec else f"{show(a)}–{show(b)}"
+
+
+def step_band(row: dict) -> str:
+    return span(row, "step_time_s_p10", "step_time_s_p90", fmt, "{:.3g}")
+
+
+def days_band(row: dict) -> str:
+    return span(row, "time_to_train_days_band_p10", "time_to_train_days_band_p90", fmt, "{:.1f}")
+
+
+def money_band(row: dict) -> str:
+    a, b = num(row.get("cost_usd_p10")), num(row.get("cost_usd_p90"))
+    return DASH if a is None or b is None else f"${fmt_si(a)}–{fmt_si(b)}"
+
+
+BAND_NOTE = ("P10–P90 columns: prediction band, the model's out-of-sample error (leave-one-source-out "
+             "validation or your calibration) with the campaign's spread (docs/calibration.md); "
+             "rankings use the central values")
+
+
 def result_cells(row: dict, confidence: str = "p50") -> list[str]:
     if row.get("status") not in (None, "ok"):
-        return [row.get("status", "")] + [""] * 10
+        return [row.get("status", "")] + [""] * (len(RESULT_HEADERS) - 1)
     return [str(row.get("layout") or DASH), fmt(row.get("num_gpus"), "{:.0f}"),
-            fmt(row.get("step_time_s"), "{:.3g} s"), fmt(row.get("mfu"), "{:.1%}"),
+            fmt(row.get("step_time_s"), "{:.3g} s"), step_band(row), fmt(row.get("mfu"), "{:.1%}"),
             fmt(row.get("time_to_train_days_p50"), "{:.1f}"), fmt(row.get("time_to_train_days_p90"), "{:.1f}"),
-            fmt(row.get("ettr"), "{:.3f}"),
+            days_band(row), fmt(row.get("ettr"), "{:.3f}"),
             DASH if num(row.get("gpu_hours")) is None else fmt_si(num(row["gpu_hours"])),
-            big(row.get("energy_mwh")), big(row.get("co2_tonnes")), money(row.get("cost_usd"))]
+            big(row.get("energy_mwh")), big(row.get("co2_tonnes")), money(row.get("cost_usd")), money_band(row)]
 
 
-RESULT_HEADERS = ("layout", "GPUs", "step", "MFU", "P50 d", "P90 d", "ETTR", "GPU-h", "MWh", "tCO2e", "$")
+RESULT_HEADERS = ("layout", "GPUs", "step", "step P10–P90 s", "MFU", "P50 d", "P90 d", "d P10–P90", "ETTR",
+                  "GPU-h", "MWh", "tCO2e", "$", "$ P10–P90")
 
 
 def results_table(rows: Sequence[dict]) -> str:
@@ -100,8 +127,15 @@ def compare_text(rows: Sequence[dict]) -> str:
     bad = errors(rows)
     if bad:
         parts += ["", "not simulated:"] + bad
-    parts += ["", "P50/P90: time to train with failures and restarts; $ and MWh over the whole campaign"]
+    parts += ["", "P50/P90: time to train with failures and restarts; $ and MWh over the whole campaign",
+              BAND_NOTE + calibration_note(rows)]
     return "\n".join(parts)
+
+
+def calibration_note(rows: Sequence[dict]) -> str:
+    """"; calibration: ..." naming the calibration(s) the rows used."""
+    used = list(dict.fromkeys(str(r["calibration"]) for r in rows if r.get("calibration")))
+    return f"; calibration: {'; '.join(used)}" if used else ""
 
 
 def sweep_text(rows: Sequence[dict], limit: int = 40) -> str:
@@ -114,4 +148,5 @@ def sweep_text(rows: Sequence[dict], limit: int = 40) -> str:
     ok = [r for r in rows if r.get("status") == "ok" and num(r.get("time_to_train_days_p50")) is not None]
     ok.sort(key=lambda r: num(r["time_to_train_days_p50"]))
     head = f"{len(rows)} cases: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-    return "\n".join([head, f"the {min(limit, len(ok))} fastest (P50):", results_table(ok[:limit])])
+    return "\n".join([head, f"the {min(limit, len(ok))} fastest (P50):", results_table(ok[:limit]),
+                      BAND_NOTE + calibration_note(rows)])

@@ -1,7 +1,9 @@
 """Text reports of `trainsim search`, `size` and `sensitivity` (tables from report/study_tables.py)."""
 from __future__ import annotations
 
-from simulator.report.study_tables import DASH, big, fmt, money, num, table
+from simulator.report.study_tables import (
+    BAND_NOTE, DASH, big, calibration_note, days_band, fmt, money, money_band, num, step_band, table,
+)
 from simulator.units import fmt_si
 
 
@@ -44,16 +46,18 @@ def search_text(res, name: str, days_key: str, engine_note: str) -> str:
     for i, (r, row) in enumerate(zip(res.shortlist, res.rows)):
         mark = ("*" if i == res.best else "") + ("F" if i in res.front else "")
         if row.get("status") != "ok":
-            body.append([mark, r.layout.describe(), row.get("status", "")] + [""] * 9)
+            body.append([mark, r.layout.describe(), row.get("status", "")] + [""] * 12)
             continue
         step = row.get("step_time_s")
-        body.append([mark, r.layout.describe(), fmt(step, "{:.3g} s"), fmt(row.get("mfu"), "{:.1%}"),
+        body.append([mark, r.layout.describe(), fmt(step, "{:.3g} s"), step_band(row), fmt(row.get("mfu"), "{:.1%}"),
                      fmt(row.get("memory_per_gpu_gib"), "{:.1f}"), _pct(row.get("breakdown_bubble_s"), step),
-                     _pct(_comm(row), step), fmt(row.get(days_key), "{:.1f}"),
+                     _pct(_comm(row), step), fmt(row.get(days_key), "{:.1f}"), days_band(row),
                      DASH if num(row.get("gpu_hours")) is None else fmt_si(num(row["gpu_hours"])),
-                     big(row.get("energy_mwh")), big(row.get("co2_tonnes")), money(row.get("cost_usd"))])
-    lines.append(table(("", "layout", "step", "MFU", "GiB/GPU", "bubble", "comm", "days", "GPU-h", "MWh",
-                        "tCO2e", "$"), body, left=2))
+                     big(row.get("energy_mwh")), big(row.get("co2_tonnes")), money(row.get("cost_usd")),
+                     money_band(row)])
+    lines.append(table(("", "layout", "step", "step P10–P90 s", "MFU", "GiB/GPU", "bubble", "comm", "days",
+                        "d P10–P90", "GPU-h", "MWh", "tCO2e", "$", "$ P10–P90"), body, left=2))
+    lines.append(BAND_NOTE + calibration_note(res.rows))
     if res.front:
         lines.append("Pareto front (time vs cost vs energy): "
                      + "; ".join(res.shortlist[i].layout.describe() for i in res.front))
@@ -85,9 +89,10 @@ def size_text(res, name: str, days_key: str) -> str:
             continue
         body.append(["*" if i == res.answer else "", f"{r['num_gpus']:,}", str(r.get("layout") or DASH),
                      fmt(r.get("closed_form_days"), "{:.1f}"), str(r.get("status")),
-                     fmt(r.get(days_key), "{:.1f}"), fmt(r.get("ettr"), "{:.3f}"), money(r.get("cost_usd")),
-                     big(r.get("energy_mwh"))])
-    lines.append(table(("", "GPUs", "layout", "ideal d", "status", "days", "ETTR", "$", "MWh"), body, left=3))
+                     fmt(r.get(days_key), "{:.1f}"), days_band(r), fmt(r.get("ettr"), "{:.3f}"),
+                     money(r.get("cost_usd")), money_band(r), big(r.get("energy_mwh"))])
+    lines.append(table(("", "GPUs", "layout", "ideal d", "status", "days", "d P10–P90", "ETTR", "$", "$ P10–P90",
+                        "MWh"), body, left=3))
     if res.answer is None:
         lines += ["", "no candidate count meets the goal (see the table; try --max-gpus, --search or a later deadline)"]
         c = res.rows[res.closest] if getattr(res, "closest", None) is not None else None
@@ -104,6 +109,7 @@ def size_text(res, name: str, days_key: str) -> str:
         lines += ["", f"answer: {r['num_gpus']:,} GPUs ({r.get('layout')}): {fmt(r.get(days_key), '{:.1f}')} days at "
                   f"{st.confidence}, {money(r.get('cost_usd'))}, {big(r.get('energy_mwh'))} MWh"]
     lines.append("ideal d: closed-form failure-free days (a lower bound); counts it rules out are not simulated")
+    lines.append(BAND_NOTE + "; the answer meets the goal on the central value" + calibration_note(res.rows))
     if hidden:
         lines.append(f"{hidden} other counts have no valid layout (not shown)")
     return "\n".join(lines)

@@ -8,6 +8,7 @@ _LABELS = {
     "compute": "compute", "recompute": "recompute", "tp_comm": "exposed TP comm",
     "cp_comm": "exposed CP comm", "ep_comm": "EP all-to-all", "pp_comm": "PP send/recv",
     "bubble": "bubble", "dp_comm": "exposed DP comm", "optimizer": "optimizer",
+    "host_bound": "waiting for host launches",
 }
 
 
@@ -39,6 +40,30 @@ def _memory_parts(mem: dict) -> str:
     return ", ".join(parts)
 
 
+def _pool(c) -> str:
+    """The spare pool in words: the dedicated spares, and the idle cluster nodes that also serve."""
+    idle = getattr(c, "idle_spare_nodes", 0)
+    dedicated = c.spare_nodes - idle
+    text = f"{dedicated:,} spare node{'s' if dedicated != 1 else ''}"
+    return text + (f" + {idle:,} idle cluster nodes as spares" if idle else "")
+
+
+def phase_lines(phases: list) -> list[str]:
+    """One line per training phase: its layout, length, step and its share of the campaign."""
+    out = []
+    for i, p in enumerate(phases):
+        days = p.get("time_to_train_days_mean") or p.get("time_to_train_days_p50")
+        gh = p.get("gpu_hours")
+        out.append(
+            f"{'phases' if i == 0 else '':<17}{i + 1}. {p['name']}: {p['num_gpus']:,} GPUs {p['layout']}, "
+            f"{p['global_batch_size']:,} × {p['seq_length']:,}, {fmt_si(p['train_tokens'], billion='B')} "
+            f"tokens in {p['train_steps']:,} steps of {fmt_duration(p['step_time_s'])} (MFU "
+            f"{100 * p['mfu']:.1f} %): {fmt_days(p['ideal_time_to_train_days'])} ideal, "
+            + (f"{fmt_days(days)} mean (ETTR {p['ettr']:.2f}), {fmt_si(gh)} GPU-h" if days is not None
+               else (p.get("time_to_train_reason") or "campaign not simulated")))
+    return out
+
+
 def summary(r: Result) -> str:
     mem = r.memory_breakdown_gib
     lines = [
@@ -68,9 +93,10 @@ def summary(r: Result) -> str:
             f"campaign         checkpoint every {fmt_duration(c.checkpoint_interval_s)}, restart "
             f"{fmt_duration(c.restart_s)}, job MTBF {fmt_duration(c.mtbf_s)}; time lost: "
             + (", ".join(f"{k.replace('_', ' ')} {v / 86400:.1f} d" for v, k in top) or "none")
-            + (f" ({c.replicas} replicas, {c.spare_nodes} spare nodes)" if c.simulated
+            + (f" ({c.replicas} replicas, {_pool(c)})" if c.simulated
                else " (not simulated: decided from arithmetic)"))
         lines.extend(f"warning          {w}" for w in c.warnings)
+        lines.extend(phase_lines(r.phases))
     elif r.train_steps is not None:
         lines.append(
             f"time to train    {fmt_si(r.train_tokens, billion='B')} tokens in {r.train_steps:,} steps: "

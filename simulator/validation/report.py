@@ -6,17 +6,18 @@ import sys
 from dataclasses import dataclass
 
 from simulator.cost.efficiency import DEFAULT, Efficiency
-from simulator.validation.fit import Held, leave_one_source_out
+from simulator.validation.fit import Held, fit_set, leave_one_source_out
 from simulator.validation.runner import Row, Skipped, cases, mape, whole_run_rows
 
 
 @dataclass
 class Validation:
-    rows: list[Row]                 # in-sample: the shipped parameters (fitted on every source)
+    rows: list[Row]                 # in-sample: the shipped parameters (fitted on every source's dense rows)
     held: dict[str, Row]            # run key -> the row predicted with its source left out of the fit
     refits: dict[str, Efficiency]   # source -> parameters fitted without it
     skipped: list[Skipped]
     whole: list[Row]
+    fitted: int = 0                 # rows the parameters are fitted on (validation.fit.fit_set)
 
     def sources(self) -> list[str]:
         return list(dict.fromkeys(r.source for r in self.rows))
@@ -40,6 +41,7 @@ class Validation:
         return {"iteration": rows, "summary": self.summary(),
                 "not_expressible": [s.to_json() for s in self.skipped],
                 "loso_parameters": {src: _fitted(e) for src, e in self.refits.items()},
+                "fitted_rows": self.fitted,
                 "whole_runs": [r.to_json() for r in self.whole]}
 
 
@@ -82,7 +84,7 @@ def validate(engine: str = "analytical", eff: Efficiency = DEFAULT, loso: bool =
             refits[h.source] = h.efficiency
             held.update({_key(r): r for r in h.rows})
     whole_rows = whole_run_rows() if whole else []
-    return Validation(predicted, held, refits, skipped, whole_rows)
+    return Validation(predicted, held, refits, skipped, whole_rows, len(fit_set(ok)))
 
 
 def format_validation(v: Validation) -> str:
@@ -103,6 +105,9 @@ def format_validation(v: Validation) -> str:
     worst = max(v.rows, key=lambda r: abs(r.error))
     lines.append(f"mean absolute error all {100 * mape(v.rows):.1f} % ({len(v.rows)} rows); "
                  f"worst {worst.run} {100 * worst.error:+.1f} %")
+    if v.fitted:
+        lines.append(f"parameters fitted on {v.fitted} of {len(v.rows)} rows (the dense ones); the MoE rows are "
+                     "predicted, in-sample and leave-one-source-out, but not fitted on (docs/model.md)")
     if v.skipped:
         lines += ["", "not expressible yet (predicted automatically once the build has the feature):"]
         lines += [f"  {s.source:<18} {s.run:<40} not expressible: {s.reason}" for s in v.skipped]

@@ -25,6 +25,14 @@ TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 # per source: cluster file (or one per system the source names) and the software facts of that
 # source (see data/SOURCES.md)
 _MODERN_PAR = {"overlap_grad_reduce": True, "overlap_param_gather": True}
+# NeMo 24.07 and Megatron-Bridge performance runs reduce and accumulate gradients in bf16, not fp32:
+# NeMo-Framework-Launcher's H100 scripts pass optim.grad_sync_dtype=bf16 to the distributed Adam
+# (examples/training/gpt/h100/175b_fp8_16node.sh@edc90457, llama/h100/llama3_8b_fp8.sh@7e91d096);
+# Megatron-Bridge's performance configs set mixed_precision.grad_reduce_in_fp32 = False and
+# ddp.grad_reduce_in_fp32 = False for every model family (scripts/performance/configs/llama3/
+# llama3_llm_pretrain.py set_llama3_common_configs @1c43b392 (v0.2.1), likewise llama31, qwen3,
+# deepseek, gpt_oss; configs/llama/llama3_llm_pretrain.py @9c9dd848 (v0.3.1)).
+_MODERN_TRAINING = {"use_flash_attn": True, "grad_dtype": "bf16"}
 SOURCES = {
     "narayanan2021-t1": ("dgx-a100-selene.yaml", {"use_flash_attn": False}, {"overlap_grad_reduce": False}),
     "narayanan2021-t2": ("dgx-a100-selene.yaml", {"use_flash_attn": False}, {"overlap_grad_reduce": False}),
@@ -32,8 +40,8 @@ SOURCES = {
                            {"distributed_optimizer": True, "sequence_parallel": True,
                             "tp_comm_overlap": True, "overlap_grad_reduce": True, "overlap_param_gather": True}),
     "bigscience-tr11": ("jean-zay-a100.yaml", {"use_flash_attn": False}, {"overlap_grad_reduce": False}),
-    "nemo-24.07": (None, {"use_flash_attn": True}, _MODERN_PAR),
-    "megatron-bridge": (None, {"use_flash_attn": True}, _MODERN_PAR),
+    "nemo-24.07": (None, _MODERN_TRAINING, _MODERN_PAR),
+    "megatron-bridge": (None, _MODERN_TRAINING, _MODERN_PAR),
 }
 # modern.csv's cluster_hint -> the bundled topology of that system
 SYSTEMS = {
@@ -156,6 +164,16 @@ def _model_of(row: dict) -> dict:
     return model
 
 
+def _cuda_graphs(cell: str) -> dict:
+    """Training keys for modern.csv's ``cuda_graphs`` cell: empty or "none" (eager), an impl
+    ("full_iteration"), or "impl:scope+scope" (transformer_engine:attn+moe_router)."""
+    cell = cell.strip()
+    if not cell or cell == "none":
+        return {}
+    impl, _, scopes = cell.partition(":")
+    return {"cuda_graph_impl": impl, **({"cuda_graph_scope": scopes.split("+")} if scopes else {})}
+
+
 def workload_of(row: dict) -> dict:
     """The workload mapping a published row describes (unstated fields: see SOURCES.md)."""
     _, training_extra, par_extra = SOURCES[row["source"]]
@@ -169,6 +187,8 @@ def workload_of(row: dict) -> dict:
         if zero == 1:
             parallel["distributed_optimizer"] = True   # Megatron's distributed optimizer
         parallel["tp_comm_overlap"] = row["tp_comm_overlap"] == "true"
+        if row.get("moe_a2a_overlap") == "true":
+            parallel["overlap_moe_expert_parallel_comm"] = True
     if row["virtual_pp"].strip():
         parallel["virtual_pipeline_model_parallel_size"] = int(row["virtual_pp"])
     if _int(row["cp"], 1) > 1:
@@ -186,7 +206,19 @@ def workload_of(row: dict) -> dict:
     if row["sequence_parallel"].strip():
         parallel["sequence_parallel"] = row["sequence_parallel"] == "true"
     layers, pp = int(row["num_layers"]), int(row["pp"])
-    if row["first_stage_layers"].strip():
+    if row["pipeline_layout"].strip():
+        # Megatron-Core pipeline_model_parallel_layout from the release's performance recipe (the
+        # tables do not print it). DeepSeek-V3 rows: NVIDIA-NeMo/Megatron-Bridge
+        # src/megatron/bridge/recipes/deepseek/deepseek_v3.py set_deepseek_v3_pipeline_model_parallel_layout
+        # layout_map @ 1c43b392 (v0.2.1, 25.11) and @ 9c9dd848 (v0.3.1, 26.02.01); the v0.3.1 GB300
+        # pp_layout in scripts/performance/configs/deepseek/deepseek_workload_base_configs.py @ 9c9dd848;
+        # PP8 VP4 from the v0.2.1 H100 recipe (scripts/performance/configs/deepseek/deepseek_llm_pretrain.py
+        # @ 1c43b392). Each row's notes say which (data/SOURCES.md).
+        parallel["pipeline_model_parallel_layout"] = row["pipeline_layout"].strip()
+        parallel.pop("virtual_pipeline_model_parallel_size", None)   # the layout sets it
+        if row["virtual_pp"].strip():
+            parallel["virtual_pipeline_model_parallel_size"] = int(row["virtual_pp"])
+    elif row["first_stage_layers"].strip():
         parallel["decoder_first_pipeline_num_layers"] = int(row["first_stage_layers"])
         parallel["decoder_last_pipeline_num_layers"] = int(row["last_stage_layers"])
     elif layers % pp:  # uneven split as the framework's partitioner does: lighter first and last stages
@@ -196,10 +228,14 @@ def workload_of(row: dict) -> dict:
             parallel["decoder_first_pipeline_num_layers"] = edge
             parallel["decoder_last_pipeline_num_layers"] = edge
     precision = row["precision"].rstrip("?") or "bf16"
+    if row["source"] == "megatron-bridge" and precision == "fp8":
+        # the 26.02 table prints "FP8" without its scaling; that release's FP8 presets are per-tensor
+        # current scaling (scripts/performance/configs@9c9dd848 (v0.3.1): ..._FP8_CS_V2 presets)
+        precision = "fp8_cs"
     return {
         "name": row["run"], "num_gpus": int(row["num_gpus"]), "model": _model_of(row),
         "training": {"global_batch_size": int(row["global_batch_size"]), "precision": precision,
-                     "train_iters": 1, **training_extra},
+                     "train_iters": 1, **training_extra, **_cuda_graphs(row.get("cuda_graphs", ""))},
         "parallelism": parallel,
     }
 
@@ -230,6 +266,7 @@ FEATURES = {
     "model.softmax_type": "attention sinks", "model.qk_layernorm": "QK-layernorm",
     "model.mtp_num_layers": "multi-token prediction", "model.moe.first_k_dense_replace": "leading dense MoE layers",
     "parallelism.expert_tensor_parallel_size": "expert tensor parallelism",
+    "parallelism.pipeline_model_parallel_layout": "pipeline layout",
     "parallelism.cpu_offloading": "activation CPU offload", "parallelism.cpu_offloading_num_layers": "activation CPU offload",
 }
 
@@ -319,6 +356,14 @@ class Case:
     @property
     def source(self) -> str:
         return self.row["source"]
+
+    @property
+    def in_fit(self) -> bool:
+        """Whether the global efficiencies are fitted on this row: every expressible dense row. MoE
+        rows are predicted (in-sample and leave-one-source-out alike) but not fitted on: their errors
+        come from the MoE model (grouped GEMMs of small experts, dispatch, router and permutation
+        kernels, host overhead), which the global dense efficiencies must not be bent to absorb."""
+        return not resolve(self.scenario.workload.model).is_moe
 
     def predict(self, eff: Efficiency = DEFAULT, engine: str = "analytical") -> Row:
         return predict(self.row, eff, engine, self.scenario)
