@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -72,7 +73,12 @@ class Layout:
     def stage_layer_ids(self, stage: int) -> tuple[int, ...]:
         """Model indices of the decoder layers ``stage`` holds (virtual stage k = chunk c of rank r
         with k = c x PP + r holds the k-th run of layers, Megatron's interleaved order)."""
-        return layer_ids(tuple(self.chunk_layers(i) for i in range(len(self.stage_layers))))[stage]
+        return self._layer_ids[stage]
+
+    @cached_property
+    def _layer_ids(self) -> tuple[tuple[int, ...], ...]:
+        """Every stage's layer indices (the layout is frozen: computed once, read per stage)."""
+        return layer_ids(tuple(self.chunk_layers(i) for i in range(len(self.stage_layers))))
 
     @property
     def model_parallel(self) -> int:
