@@ -7,7 +7,7 @@ from functools import cached_property
 from simulator.config.scenario import Scenario
 from simulator.cost import comm
 from simulator.cost.context import cp_exposed
-from simulator.cost.compute import QUANTIZE_SUFFIX, host_time, ops_time, quantize_ops
+from simulator.cost.compute import QUANTIZE_SUFFIX, host_time, op_time, ops_time, quantize_ops
 from simulator.cost.efficiency import Efficiency
 from simulator.model.arch import Arch, resolve
 from simulator.model.recompute import recomputed_fraction
@@ -105,22 +105,24 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
     gpu = s.gpu
     ops: list[Op] = layer_ops(a, sh, moe=moe)
     ops += quantize_ops(ops, prec, lay.num_microbatches, gpu.fp8_any_layout)
-    f = ops_time(ops, gpu, prec, eff)
-    b = ops_time(ops, gpu, prec, eff, backward=True)
-    attn_f = ops_time(ops, gpu, prec, eff, only_attention_core=True)
-    attn_b = ops_time(ops, gpu, prec, eff, backward=True, only_attention_core=True)
+    # each op's forward and backward time once; the sums below add them in op order, as ops_time does
+    fw = [op_time(o, gpu, prec, eff) for o in ops]
+    bw = [op_time(o, gpu, prec, eff, backward=True) for o in ops]
+    f, b = sum(fw), sum(bw)
+    attn_f = sum(t for o, t in zip(ops, fw) if o.attention_core)
+    attn_b = sum(t for o, t in zip(ops, bw) if o.attention_core)
     tokens = sh.tokens(a)
     act = tokens * a.hidden * sh.act_bytes
     tp_group = comm.Group.of("tp", lay)
     # two all-reduces (or all-gather + reduce-scatter pairs under SP) per layer, each direction
     tp_one = 2 * comm.all_reduce(tp_group, act, tiers)
     if s.workload.parallelism.tp_comm_overlap and lay.tp > 1:
-        gemm_f = sum(ops_time([o], gpu, prec, eff) for o in ops if o.kind == "gemm")
+        gemm_f = sum(t for o, t in zip(ops, fw) if o.kind == "gemm")
         tp_f, tp_b = max(0.0, tp_one - gemm_f), max(0.0, tp_one - 2 * gemm_f)
         # the hidden communication is not free: a reduce-scatter overlapped with its GEMM runs on
         # TP_OVERLAP_SMS of the GPU's SMs, which the GEMM loses while both run
-        lin_f = sum(ops_time([o], gpu, prec, eff) for o in ops if o.kind == "gemm" and o.linear)
-        lin_b = sum(ops_time([o], gpu, prec, eff, backward=True) for o in ops if o.kind == "gemm" and o.linear)
+        lin_f = sum(t for o, t in zip(ops, fw) if o.kind == "gemm" and o.linear)
+        lin_b = sum(t for o, t in zip(ops, bw) if o.kind == "gemm" and o.linear)
         steal = tp_overlap_steal(gpu)
         tp_f += RS_OVERLAPPED_FWD * lin_f * steal / (1 - steal)
         tp_b += RS_OVERLAPPED_BWD * lin_b * steal / (1 - steal)
@@ -140,16 +142,14 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
     # a host slower than the layer's kernels (and the collectives on its stream) sets the time
     host_f, host_b = host_bound_excess(ops, s, eff, f + tp_f + cp_f + ep_f, b + tp_b + cp_b + ep_b)
     f, b = f + host_f, b + host_b
-    wgrad = 0.5 * sum(ops_time([o], gpu, prec, eff, backward=True) for o in ops
-                      if o.kind == "gemm" and not o.attention_core)
+    wgrad = 0.5 * sum(t for o, t in zip(ops, bw) if o.kind == "gemm" and not o.attention_core)
     rec = 0.0
     if lay.recompute == "full":
         rec = f + tp_f + cp_f + ep_f
     elif lay.recompute == "selective":
         rec = attn_f
     elif lay.recompute == "selective_op":   # norms and activation functions rerun (memory-bound ops)
-        rec = ops_time([o for o in ops if o.kind == "memory" and not o.name.endswith(QUANTIZE_SUFFIX)],
-                       gpu, prec, eff)
+        rec = sum(t for o, t in zip(ops, fw) if o.kind == "memory" and not o.name.endswith(QUANTIZE_SUFFIX))
     return StageTimes(f + b, rec, tp_f + tp_b, cp_f + cp_b, ep_f + ep_b,
                       f + tp_f + cp_f + ep_f, b + rec + tp_b + cp_b + ep_b, wgrad, host_f, host_b)
 
