@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout, 
 from simulator.explore.cases import SimOptions, read_inputs  # noqa: E402
 from simulator.explore.executors import executor_for  # noqa: E402
 from simulator.explore.ranking import SearchTask  # noqa: E402
-from simulator.explore.search import SearchSettings, rank_all, search  # noqa: E402
+from simulator.explore.search import SearchSettings, rank_all, search, top_level_only  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +55,8 @@ def main() -> None:
           f"P50 {best['time_to_train_days_p50']:.1f} d")
     with executor_for(args.workers) as ex:
         t1 = time.perf_counter()
-        shapes, _, _, _ = rank_all(SearchTask(inp, (), 16384, settings.space), ex, progress=False)
+        shapes, _, _, _ = rank_all(SearchTask(inp, top_level_only(inp), 16384, settings.space), ex,
+                                   progress=False)
         rank_s = time.perf_counter() - t1
     print(f"  of which enumerate + check + closed-form rank: {rank_s:6.2f} s "
           f"({rank_s / max(shapes, 1) * 1e3:.2f} ms per shape); re-simulation: ~{total - rank_s:.2f} s")

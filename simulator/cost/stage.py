@@ -9,6 +9,7 @@ from simulator.cost import comm
 from simulator.cost.context import cp_exposed
 from simulator.cost.compute import QUANTIZE_SUFFIX, host_time, op_time, ops_time, quantize_ops
 from simulator.cost.efficiency import Efficiency
+from simulator.memo import by_identity
 from simulator.model.arch import Arch, resolve
 from simulator.model.recompute import recomputed_fraction
 from simulator.model.ops import Op, Shard, embedding_ops, head_ops, layer_ops, mtp_ops
@@ -100,10 +101,15 @@ def _overlapped_ep(ep_f: float, ep_b: float, compute: float) -> tuple[float, flo
     return ep_f * keep, ep_b * keep
 
 
+@by_identity(objects=1)   # a frozen Arch and a Shard: the search's layouts share shards
+def _layer_ops(a: Arch, sh: Shard, moe: bool) -> tuple[Op, ...]:
+    return tuple(layer_ops(a, sh, moe=moe))
+
+
 def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, moe: bool) -> StageTimes:
     lay, prec = s.layout, s.workload.training.precision
     gpu = s.gpu
-    ops: list[Op] = layer_ops(a, sh, moe=moe)
+    ops: list[Op] = list(_layer_ops(a, sh, moe))
     ops += quantize_ops(ops, prec, lay.num_microbatches, gpu.fp8_any_layout)
     # each op's forward and backward time once; the sums below add them in op order, as ops_time does
     fw = [op_time(o, gpu, prec, eff) for o in ops]
