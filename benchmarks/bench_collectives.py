@@ -9,12 +9,15 @@ per-tier model makes this O(tiers), independent of the GPU count.
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
-from simulator import load_scenario
-from simulator.cost import comm
-from simulator.cost.efficiency import DEFAULT
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout, not an installed copy
+
+from simulator import load_scenario  # noqa: E402
+from simulator.cost import comm  # noqa: E402
+from simulator.cost.efficiency import DEFAULT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALES = [1024, 16384, 98304]

@@ -8,10 +8,13 @@ follows the schedule's task count (stages x microbatches), not the GPU count.
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
-from simulator import load_scenario, simulate
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout, not an installed copy
+
+from simulator import load_scenario, simulate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = [  # (GPUs, global batch)

@@ -9,6 +9,8 @@ import traceback
 from simulator.argtypes import non_negative_int, positive_int, replica_count  # noqa: F401 (re-exported)
 from simulator.errors import ConfigError, TrainsimError, clip, short  # noqa: F401
 
+POOL_REPLICAS = 200   # `run` spreads this many campaign replicas or more over the CPUs by default
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors exit with 2 through our own message format."""
@@ -39,8 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Monte Carlo replicas of the training campaign (default 32)")
     run.add_argument("--seed", type=non_negative_int, default=0,
                      help="seed of the campaign's random streams (default 0)")
-    run.add_argument("--workers", type=positive_int, default=1,
-                     help="processes for the campaign replicas (default 1: in this process)")
+    run.add_argument("--workers", type=positive_int, default=None,
+                     help="processes for the campaign replicas (default: the number of CPUs from "
+                          f"{POOL_REPLICAS} replicas on, else 1: in this process)")
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="run the campaign replicas on a Dask cluster, e.g. tcp://head:8786")
     run.add_argument("--plot", metavar="DIR", help="write plots: campaign timeline, time-to-train "
@@ -91,6 +94,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     applied = resolve(args.calibration, scenario)
     eff, band = (DEFAULT, shipped_band()) if applied is None else (applied.efficiencies(), applied.band)
+    if args.workers is None:   # a pool pays for its start-up only with many replicas
+        from simulator.explore.executors import default_workers
+
+        args.workers = default_workers() if args.replicas >= POOL_REPLICAS else 1
     if args.workers > 1 or args.scheduler:
         from simulator.explore.executors import executor_for
 

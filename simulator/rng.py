@@ -9,12 +9,14 @@ Names are mapped to integers with a stable hash (blake2b), not Python's salted `
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 import numpy as np
 
 _BLOCK = 256   # draws fetched per refill of a buffered sampler
 
 
+@lru_cache(maxsize=4096, typed=True)   # pure; a campaign names the same streams in every replica
 def _key(part: str | int) -> int:
     """A stable 63-bit integer for one path element (ints are tagged apart from strings)."""
     if isinstance(part, bool) or not isinstance(part, (str, int)):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -72,7 +73,12 @@ class Layout:
     def stage_layer_ids(self, stage: int) -> tuple[int, ...]:
         """Model indices of the decoder layers ``stage`` holds (virtual stage k = chunk c of rank r
         with k = c x PP + r holds the k-th run of layers, Megatron's interleaved order)."""
-        return layer_ids(tuple(self.chunk_layers(i) for i in range(len(self.stage_layers))))[stage]
+        return self._layer_ids[stage]
+
+    @cached_property
+    def _layer_ids(self) -> tuple[tuple[int, ...], ...]:
+        """Every stage's layer indices (the layout is frozen: computed once, read per stage)."""
+        return layer_ids(tuple(self.chunk_layers(i) for i in range(len(self.stage_layers))))
 
     @property
     def model_parallel(self) -> int:
@@ -130,10 +136,10 @@ def defaults_used(model: BaseModel, prefix: str = "") -> dict:
 
 def _check_fabric(cluster: ClusterConfig, gpu: GPUSpec, where) -> None:
     """The fabric the cluster describes must be buildable (switch radix, tiers, unit sizes)."""
-    from simulator.topology import tier_view
+    from simulator.topology.tiers import tier_tuple
 
     try:
-        tier_view(cluster, gpu)
+        tier_tuple(cluster, gpu)   # remembered: the cost and power models read the same view
     except ConfigError as exc:
         loc = tuple((exc.path or "fabric").split("."))
         raise ConfigError(str(exc).split(": ", 1)[-1], source=where(loc), path=".".join(loc)) from None

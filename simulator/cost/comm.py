@@ -29,6 +29,7 @@ from simulator.config.cluster import ClusterConfig
 from simulator.config.gpu import GPUSpec
 from simulator.cost import contention
 from simulator.cost.efficiency import Efficiency
+from simulator.memo import by_identity
 from simulator.topology.placement import GroupShape, group_shape
 
 
@@ -54,6 +55,7 @@ class Tiers:
         return self.nvlink_bw
 
 
+@by_identity()   # frozen cluster, GPU and efficiencies: the same tiers for every layout
 def tiers_of(cluster: ClusterConfig, gpu: GPUSpec, eff: Efficiency, job_gpus: int) -> Tiers:
     from simulator.topology import fabric_params
 
@@ -91,9 +93,9 @@ def has_nvls(cluster: ClusterConfig, nvlink_bw: float) -> bool:
 
 
 def _tier_view(cluster: ClusterConfig, gpu: GPUSpec) -> tuple:
-    from simulator.topology import tier_view
+    from simulator.topology.tiers import tier_tuple
 
-    return tuple(tier_view(cluster, gpu))
+    return tier_tuple(cluster, gpu)
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from simulator.config.scenario import Scenario
 from simulator.cost import comm
 from simulator.cost.context import cp_exposed
-from simulator.cost.compute import host_time, ops_time, quantize_ops
+from simulator.cost.compute import host_time, op_time, ops_time, quantize_ops
 from simulator.cost.efficiency import Efficiency
+from simulator.memo import by_identity
 from simulator.model.arch import Arch, resolve
 from simulator.model.recompute import recomputed_fraction
 from simulator.model.ops import Op, Shard, embedding_ops, head_ops, layer_ops, mtp_ops
@@ -103,27 +105,34 @@ def _overlapped_ep(ep_f: float, ep_b: float, compute: float) -> tuple[float, flo
     return ep_f * keep, ep_b * keep
 
 
+@by_identity(objects=1)   # a frozen Arch and a Shard: the search's layouts share shards
+def _layer_ops(a: Arch, sh: Shard, moe: bool) -> tuple[Op, ...]:
+    return tuple(layer_ops(a, sh, moe=moe))
+
+
 def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, moe: bool) -> StageTimes:
     lay, prec = s.layout, s.workload.training.precision
     gpu = s.gpu
-    ops: list[Op] = layer_ops(a, sh, moe=moe)
+    ops: list[Op] = list(_layer_ops(a, sh, moe))
     ops += quantize_ops(ops, prec, lay.num_microbatches, gpu.fp8_any_layout)
-    f = ops_time(ops, gpu, prec, eff)
-    b = ops_time(ops, gpu, prec, eff, backward=True)
-    attn_f = ops_time(ops, gpu, prec, eff, only_attention_core=True)
-    attn_b = ops_time(ops, gpu, prec, eff, backward=True, only_attention_core=True)
+    # each op's forward and backward time once; the sums below add them in op order, as ops_time does
+    fw = [op_time(o, gpu, prec, eff) for o in ops]
+    bw = [op_time(o, gpu, prec, eff, backward=True) for o in ops]
+    f, b = sum(fw), sum(bw)
+    attn_f = sum(t for o, t in zip(ops, fw) if o.attention_core)
+    attn_b = sum(t for o, t in zip(ops, bw) if o.attention_core)
     tokens = sh.tokens(a)
     act = tokens * a.hidden * sh.act_bytes
     tp_group = comm.Group.of("tp", lay)
     # two all-reduces (or all-gather + reduce-scatter pairs under SP) per layer, each direction
     tp_one = 2 * comm.all_reduce(tp_group, act, tiers)
     if s.workload.parallelism.tp_comm_overlap and lay.tp > 1:
-        gemm_f = sum(ops_time([o], gpu, prec, eff) for o in ops if o.kind == "gemm")
+        gemm_f = sum(t for o, t in zip(ops, fw) if o.kind == "gemm")
         tp_f, tp_b = max(0.0, tp_one - gemm_f), max(0.0, tp_one - 2 * gemm_f)
         # the hidden communication is not free: a reduce-scatter overlapped with its GEMM runs on
         # TP_OVERLAP_SMS of the GPU's SMs, which the GEMM loses while both run
-        lin_f = sum(ops_time([o], gpu, prec, eff) for o in ops if o.kind == "gemm" and o.linear)
-        lin_b = sum(ops_time([o], gpu, prec, eff, backward=True) for o in ops if o.kind == "gemm" and o.linear)
+        lin_f = sum(t for o, t in zip(ops, fw) if o.kind == "gemm" and o.linear)
+        lin_b = sum(t for o, t in zip(ops, bw) if o.kind == "gemm" and o.linear)
         steal = tp_overlap_steal(gpu)
         tp_f += RS_OVERLAPPED_FWD * lin_f * steal / (1 - steal)
         tp_b += RS_OVERLAPPED_BWD * lin_b * steal / (1 - steal)
@@ -143,15 +152,14 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
     # a host slower than the layer's kernels (and the collectives on its stream) sets the time
     host_f, host_b = host_bound_excess(ops, s, eff, f + tp_f + cp_f + ep_f, b + tp_b + cp_b + ep_b)
     f, b = f + host_f, b + host_b
-    wgrad = 0.5 * sum(ops_time([o], gpu, prec, eff, backward=True) for o in ops
-                      if o.kind == "gemm" and not o.attention_core)
+    wgrad = 0.5 * sum(t for o, t in zip(ops, bw) if o.kind == "gemm" and not o.attention_core)
     rec = 0.0
     if lay.recompute == "full":
         rec = f + tp_f + cp_f + ep_f
     elif lay.recompute == "selective":
         rec = attn_f
     elif lay.recompute == "selective_op":   # norms and activation functions rerun (Op.rerun)
-        rec = ops_time([o for o in ops if o.rerun], gpu, prec, eff)
+        rec = sum(t for o, t in zip(ops, fw) if o.rerun)
     return StageTimes(f + b, rec, tp_f + tp_b, cp_f + cp_b, ep_f + ep_b,
                       f + tp_f + cp_f + ep_f, b + rec + tp_b + cp_b + ep_b, wgrad, host_f, host_b)
 
@@ -175,7 +183,7 @@ class StageParts:
     head: StageTimes        # embedding (first stage) — runs in the first model chunk
     tail: StageTimes        # final norm, logits, loss (last stage) — runs in the last chunk
 
-    @property
+    @cached_property
     def total(self) -> StageTimes:
         return add(add(self.layers, self.head), self.tail)
 
@@ -194,11 +202,15 @@ def stage_parts(s: Scenario, eff: Efficiency, tiers: comm.Tiers) -> list[StagePa
     dense = _layer(a, s, sh, eff, tiers, moe=False)
     moe = _layer(a, s, sh, eff, tiers, moe=True) if a.is_moe else dense
     pp = len(s.layout.stage_layers)
-    out = []
+    out, seen = [], {}   # stages alike (layers, MoE layers, recomputed share, role) share one StageParts
     for i, layers in enumerate(s.layout.stage_layers):
         n_moe = a.moe_layers_among(s.layout.stage_layer_ids(i))   # the layers this stage really holds
-        body = add(scale(dense, layers - n_moe), scale(moe, n_moe))
         frac = recomputed_fraction(s.layout, i)
+        key = (layers, n_moe, frac, i == 0, i == pp - 1, i == s.layout.mtp_rank)
+        if key in seen:
+            out.append(seen[key])
+            continue
+        body = add(scale(dense, layers - n_moe), scale(moe, n_moe))
         if s.layout.recompute == "full" and frac < 1.0:   # block method: only some layers rerun
             skipped = body.recompute * (1.0 - frac)
             body = replace(body, recompute=body.recompute - skipped, bwd=body.bwd - skipped)
@@ -207,7 +219,7 @@ def stage_parts(s: Scenario, eff: Efficiency, tiers: comm.Tiers) -> list[StagePa
         # (the last, or a layout's standalone MTP stage)
         tail = _extra((head_ops(a, sh) if i == pp - 1 else []) + (mtp_ops(a, sh) if i == s.layout.mtp_rank else []),
                       s, eff)
-        out.append(StageParts(body, head, tail))
+        out.append(seen.setdefault(key, StageParts(body, head, tail)))
     return out
 
 

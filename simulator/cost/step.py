@@ -264,6 +264,21 @@ def p2p_time(s: Scenario, tiers: comm.Tiers) -> float:
     return comm.send_recv(comm.Group.of("pp", lay).stride, act, tiers, peers=lay.pp)
 
 
+def _per_stage(s: Scenario, stages, fn) -> list:
+    """``fn(i, stages[i])`` for every stage, computed once for stages alike: what a stage holds
+    depends only on its layer count, its MoE layers, whether it is first, last or holds the MTP
+    modules, and its times."""
+    lay, a = s.layout, resolve(s.workload.model)
+    pp, seen, out = len(stages), {}, []
+    for i, st in enumerate(stages):
+        key = (lay.stage_layers[i], a.moe_layers_among(lay.stage_layer_ids(i)), i == 0, i == pp - 1,
+               i == lay.mtp_rank, st)
+        if key not in seen:
+            seen[key] = fn(i, st)
+        out.append(seen[key])
+    return out
+
+
 def estimate_step(s: Scenario, eff: Efficiency = DEFAULT) -> StepEstimate:
     lay = s.layout
     tiers = comm.tiers_of(s.cluster, s.gpu, eff, s.num_gpus)
@@ -272,10 +287,10 @@ def estimate_step(s: Scenario, eff: Efficiency = DEFAULT) -> StepEstimate:
     p2p = p2p_time(s, tiers)
     pipe, p2p_total = pipeline_time(stages, m, lay.schedule, lay.vpp, p2p)
     b = max(range(len(stages)), key=lambda i: stages[i].total)
-    dp = [_dp_times(s, st, i, tiers) for i, st in enumerate(stages)]
+    dp = _per_stage(s, stages, lambda i, st: _dp_times(s, st, i, tiers))
     grad_exposed = max(d[0] for d in dp)
     gather_exposed = max(d[1] for d in dp)
-    opt = max(optimizer_time(s, i, eff, m * (st.compute + st.recompute)) for i, st in enumerate(stages))
+    opt = max(_per_stage(s, stages, lambda i, st: optimizer_time(s, i, eff, m * (st.compute + st.recompute))))
     offload = offload_exposed(s, stages[0])
     slow = stages[b]
     work = m * slow.total

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
 
 _NEVER = -math.inf
 
@@ -32,17 +34,17 @@ class CheckpointModel:
     step_time_s: float       # s
     train_steps: int         # N
 
-    @property
+    @cached_property   # the model is frozen: computed once per campaign
     def interval_s(self) -> float:
         """Δ: work-seconds of training between two checkpoints."""
         return self.interval_steps * self.step_time_s
 
-    @property
+    @cached_property
     def work_s(self) -> float:
         """W: work-seconds of the whole run (no failures, no checkpoints)."""
         return self.train_steps * self.step_time_s
 
-    @property
+    @cached_property
     def last_index(self) -> int:
         """Index of the last checkpoint on the grid: checkpoints at j·K steps with j·K < N."""
         return (self.train_steps - 1) // self.interval_steps
@@ -78,9 +80,9 @@ def daly_interval(delta_s: float, mtbf_s: float) -> float:
     return math.sqrt(2.0 * delta_s * mtbf_s) * (1.0 + math.sqrt(x) / 3.0 + x / 9.0) - delta_s
 
 
-@dataclass(frozen=True)
-class RunState:
-    """The state of a run ``elapsed`` seconds after it started (see RunPlan.at)."""
+class RunState(NamedTuple):
+    """The state of a run ``elapsed`` seconds after it started (see RunPlan.at; a tuple: one is
+    made at every event of a campaign)."""
 
     progress: float                       # work-seconds done (run start + gained)
     committed: float                      # progress of the newest durable checkpoint

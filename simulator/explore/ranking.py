@@ -103,11 +103,12 @@ def _step_energy(est, s: Scenario, power) -> float | None:
     return average_step_power(busy, est.step_time, power) * est.step_time
 
 
-def _rank(s: Scenario, layout: Layout, order: int, power) -> Ranked:
+def _rank(s: Scenario, layout: Layout, order: int, power, memory_bytes: float | None = None) -> Ranked:
     est = estimate_step(s)
     b = est.breakdown
     comm = sum(b.get(k, 0.0) for k in ("tp_comm", "cp_comm", "ep_comm", "pp_comm", "dp_comm"))
-    return Ranked(layout, order, est.step_time, memory_of(s).total / GIB, _step_energy(est, s, power),
+    mem = memory_of(s).total if memory_bytes is None else memory_bytes
+    return Ranked(layout, order, est.step_time, mem / GIB, _step_energy(est, s, power),
                   b.get("bubble", 0.0), comm)
 
 
@@ -125,15 +126,17 @@ def rank_structure(base: Scenario, st: Structure, order: int, task: SearchTask,
     except ConfigError as exc:
         return 0, [], ("layout", str(exc))
     valid = len(zeros) * len(space.recompute)
-    lightest = memory_of(_variant(s0, max(zeros), space.recompute[-1])).total
+    light = (max(zeros), space.recompute[-1])
+    lightest = memory_of(_variant(s0, *light)).total
     if lightest > cap:
         return valid, [], ("memory", lightest / GIB)
     out = []
     for z in zeros:
         for i, r in enumerate(space.recompute):
             s = _variant(s0, z, r)
-            if memory_of(s).total <= cap:
-                out.append(_rank(s, Layout(st, z, r, space.schedule), order * 16 + z * 4 + i, power))
+            need = lightest if (z, r) == light else memory_of(s).total
+            if need <= cap:
+                out.append(_rank(s, Layout(st, z, r, space.schedule), order * 16 + z * 4 + i, power, need))
                 break
     return valid, out, None
 

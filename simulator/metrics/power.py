@@ -103,15 +103,19 @@ def average_step_power(stage_busy: list[tuple[float, float]], step: float, model
     return float(model.facility(gpu_w))
 
 
+def _network_switches(cluster, gpu) -> int:
+    from simulator.topology.tiers import tier_tuple
+
+    return sum(t.switches for t in tier_tuple(cluster, gpu) if t.kind == "network")
+
+
 def power_model_of(s) -> PowerModel:
     """The job's PowerModel from its Scenario: its GPUs, its nodes and its share of the switches."""
     import math
 
-    from simulator.topology import tier_view
-
     c = s.cluster
     gpn = c.node.gpus_per_node
-    switches = sum(t.switches for t in tier_view(c, s.gpu) if t.kind == "network")
+    switches = _network_switches(c, s.gpu)
     share = s.num_gpus / (c.num_nodes * gpn)
     return PowerModel(tdp=s.gpu.tdp, idle=s.gpu.idle_power, node_overhead=c.power.node_overhead,
                       switches=switches * c.power.switch_power * share, pue=c.power.pue,

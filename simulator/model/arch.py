@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from simulator.memo import by_identity
+
 if TYPE_CHECKING:        # annotations only: config validates with the model, not the reverse
     from simulator.config.workload import ModelConfig
 
@@ -196,6 +198,7 @@ def _chunks(m: ModelConfig) -> tuple[int, ...]:
     return tuple(0 if (n and (i + 1) % n == 0) else c for i in range(m.num_layers))
 
 
+@by_identity()   # a frozen ModelConfig always resolves to the same Arch
 def resolve(m: ModelConfig) -> Arch:
     moe, mla = m.moe, m.multi_latent_attention
     return Arch(

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from simulator.model.split import balanced_chunks, layer_ids
+from simulator.memo import by_identity
 from simulator.model.schedules import peak_live_layers
 from simulator.model.arch import Arch
 from simulator.model.params import (
@@ -80,9 +81,12 @@ class MemoryBreakdown:
                 + self.low_precision_weights + self.gather_buffers + self.fragmentation)
 
     def as_gib(self) -> dict:
-        d = {f.name: getattr(self, f.name) / GIB for f in fields(self) if f.name != "stage"}
+        d = {name: getattr(self, name) / GIB for name in _BREAKDOWN_FIELDS}
         d["total"] = self.total / GIB
         return d
+
+
+_BREAKDOWN_FIELDS = tuple(f.name for f in fields(MemoryBreakdown) if f.name != "stage")
 
 
 def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequence_parallel: bool,
@@ -149,6 +153,7 @@ def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequ
     return replicated / rep_div + (attn_split + core) / tp + mlp_split / mlp_tp + full
 
 
+@by_identity(1024, objects=1)   # pure in a frozen Arch and plain values: stages and layouts alike share it
 def mean_layer_activation_bytes(a: Arch, layers: int, micro_batch: int, tp: int, cp: int,
                                 sequence_parallel: bool, recompute: str, flash_attention: bool,
                                 fp8: bool = False, etp: int | None = None, n_moe: float | None = None) -> float:
@@ -166,6 +171,7 @@ def in_flight_microbatches(schedule: str, stage: int, pp: int, m: int, vpp: int)
     return peak_live_layers(schedule, pp, m, stage, vpp, (1,) * vpp) / vpp
 
 
+@by_identity(1024, objects=1)
 def stage_params(a: Arch, layers: int, first: bool, last: bool, pp: int,
                  n_moe: float | None = None, mtp: bool | None = None) -> tuple[float, float]:
     """(dense parameters, routed-expert parameters) held by a pipeline stage of ``layers`` layers,
@@ -248,8 +254,18 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
     stage_chunks = chunks or tuple(balanced_chunks(n, vpp) for n in stage_layers)
     moe_counts = stage_moe_layers(a, stage_chunks)
     stages: list[MemoryBreakdown] = []
+    middle: dict = {}   # (layers, MoE layers, chunks) -> (a middle stage's breakdown, chunk weights, working)
     for i, layers in enumerate(stage_layers):
         n_moe_i = moe_counts[i]
+        inner = 0 < i < pp - 1 and i != mtp_at
+        if inner and (layers, n_moe_i, stage_chunks[i]) in middle:
+            # a middle stage like one before holds the same states; only its in-flight activations differ
+            mb, chunk_weights, working = middle[layers, n_moe_i, stage_chunks[i]]
+            acts = peak_live_layers(schedule, pp, num_microbatches, i, vpp, chunk_weights) + working
+            stages.append(MemoryBreakdown(mb.weights, mb.gradients, mb.optimizer, acts, runtime_reserve, i,
+                                          low_precision_weights=mb.low_precision_weights,
+                                          gather_buffers=mb.gather_buffers, fragmentation=fragmentation * acts))
+            continue
         dense, experts = stage_params(a, layers, i == 0, i == pp - 1, pp, n_moe_i, i == mtp_at)
         dense_gpu = dense / tp
         expert_gpu = experts / (etp * ep)
@@ -288,19 +304,23 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
 
         stored = per_layer_act("selective" if recompute == "full" else recompute)
         full_in = per_layer_act("full") if recompute == "full" else 0.0
-        weights_by_chunk, working = [], 0.0
+        weights_by_chunk, working, by_size = [], 0.0, {}
         for c, cl in enumerate(stage_chunks[i]):
-            kept = cl
-            if i == 0 and pp == 1 and offload_layers:
-                kept = max(cl - offload_layers, 0)
-            rec_layers, together = _recomputed(kept, recompute, recompute_method, recompute_num_layers)
-            if recompute == "full" and (recompute_method or "uniform") == "uniform":
-                # one checkpointed input per group of `together` layers
-                groups = -(-kept // max(together, 1)) if kept else 0
-                weights_by_chunk.append(groups * full_in)
-            else:
-                weights_by_chunk.append(rec_layers * full_in + (kept - rec_layers) * stored)
-            working = max(working, together * stored)   # a recomputed group's activations in backward
+            if cl not in by_size:   # a stage's chunks come in few sizes
+                kept = cl
+                if i == 0 and pp == 1 and offload_layers:
+                    kept = max(cl - offload_layers, 0)
+                rec_layers, together = _recomputed(kept, recompute, recompute_method, recompute_num_layers)
+                if recompute == "full" and (recompute_method or "uniform") == "uniform":
+                    # one checkpointed input per group of `together` layers
+                    groups = -(-kept // max(together, 1)) if kept else 0
+                    weight = groups * full_in
+                else:
+                    weight = rec_layers * full_in + (kept - rec_layers) * stored
+                by_size[cl] = (weight, together * stored)   # a recomputed group's activations in backward
+            weight, work = by_size[cl]
+            weights_by_chunk.append(weight)
+            working = max(working, work)
         live = peak_live_layers(schedule, pp, num_microbatches, i, vpp, tuple(weights_by_chunk))
         acts = live + working
         offloaded = 0.0
@@ -324,4 +344,6 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
         stages.append(MemoryBreakdown(weights, grads, optim, acts, runtime_reserve, i,
                                       low_precision_weights=lp, gather_buffers=gather,
                                       fragmentation=frag, offloaded=offloaded))
+        if inner:
+            middle[layers, n_moe_i, stage_chunks[i]] = (stages[-1], tuple(weights_by_chunk), working)
     return stages

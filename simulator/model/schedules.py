@@ -10,6 +10,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import NamedTuple
 
+import numpy as np
+
 
 class Task(NamedTuple):
     kind: str
@@ -116,14 +118,36 @@ def peak_live_layers(name: str, p: int, m: int, stage: int, v: int, chunk_layers
     if len(set(chunk_layers)) == 1:
         warm = min((p - stage - 1) * 2 + (v - 1) * p, m * v)
         return float(min(warm + 1, m * v) * chunk_layers[0])
-    live = peak = 0
-    for t in schedule(name, p, m, stage, v):
-        if t.kind == "F":
-            live += chunk_layers[t.chunk]
-            peak = max(peak, live)
-        elif t.kind == "B":
-            live -= chunk_layers[t.chunk]
-    return float(peak)
+    chunks, forward = _replay_plan(name, p, m, stage, v)
+    w = np.asarray(chunk_layers)
+    if not len(chunks):
+        return 0.0
+    # the running total after each task, added in task order exactly as a loop over the tasks would
+    # (numpy's cumulative sum is sequential), at the forwards
+    live = np.cumsum(np.where(forward, w[chunks], -w[chunks]))
+    return float(max(0, live[forward].max(initial=0)))
+
+
+@lru_cache(maxsize=1024)
+def _replay_plan(name: str, p: int, m: int, stage: int, v: int) -> tuple[np.ndarray, np.ndarray]:
+    """(model chunk of each F and B task in the stage's order, which of them are forwards): the task
+    list of ``schedule`` as arrays, built without it for the interleaved schedule."""
+    if name != "interleaved_1f1b":
+        tasks = [t for t in schedule(name, p, m, stage, v) if t.kind in "FB"]
+        return (np.array([t.chunk for t in tasks], dtype=np.int64),
+                np.array([t.kind == "F" for t in tasks], dtype=bool))
+    total = m * v
+    warm = min((p - stage - 1) * 2 + (v - 1) * p, total)
+    f_chunk = np.arange(total) % (p * v) // p          # _interleaved_ids, forward
+    b_chunk = v - 1 - f_chunk                            # backward
+    steady = total - warm                                # (F, B) pairs after the warm-up
+    chunks = np.empty(2 * total, dtype=np.int64)
+    forward = np.zeros(2 * total, dtype=bool)
+    chunks[:warm], forward[:warm] = f_chunk[:warm], True
+    chunks[warm:warm + 2 * steady:2], forward[warm:warm + 2 * steady:2] = f_chunk[warm:], True
+    chunks[warm + 1:warm + 2 * steady:2] = b_chunk[:steady]
+    chunks[warm + 2 * steady:] = b_chunk[steady:]
+    return chunks, forward
 
 
 def peak_in_flight(tasks: list[Task]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 
+@lru_cache(maxsize=4096)   # pure; the memory model and the layouts ask for it per stage and variant
 def balanced_chunks(layers: int, v: int) -> tuple[int, ...]:
     """``layers`` over ``v`` model chunks, the first ``layers % v`` chunks one layer longer."""
     return tuple(layers // v + (1 if c < layers % v else 0) for c in range(v))

@@ -30,17 +30,19 @@ class GroupShape:
 
 def group_shape(kind: str, tp: int, cp: int, dp: int, pp: int, ep: int = 1) -> GroupShape:
     """The shape of every communicator of ``kind`` under Megatron's rank order."""
-    shapes = {
-        "tp": GroupShape(tp, 1),
-        "cp": GroupShape(cp, tp),
-        "ep": GroupShape(ep, tp * cp),                     # consecutive data-parallel ranks
-        "dp": GroupShape(dp * cp, tp),                     # gradients reduce over DP x CP
-        "expert_dp": GroupShape(max(dp * cp // ep, 1), tp * ep),
-        "pp": GroupShape(pp, tp * cp * dp),
-    }
-    if kind not in shapes:
-        raise KeyError(f"unknown group kind {kind!r}; expected one of {', '.join(KINDS)}")
-    return shapes[kind]
+    if kind == "tp":
+        return GroupShape(tp, 1)
+    if kind == "cp":
+        return GroupShape(cp, tp)
+    if kind == "ep":
+        return GroupShape(ep, tp * cp)                     # consecutive data-parallel ranks
+    if kind == "dp":
+        return GroupShape(dp * cp, tp)                     # gradients reduce over DP x CP
+    if kind == "expert_dp":
+        return GroupShape(max(dp * cp // ep, 1), tp * ep)
+    if kind == "pp":
+        return GroupShape(pp, tp * cp * dp)
+    raise KeyError(f"unknown group kind {kind!r}; expected one of {', '.join(KINDS)}")
 
 
 def coordinates(rank: int, tp: int, cp: int, dp: int, pp: int) -> dict[str, int]:

@@ -10,6 +10,7 @@ import math
 from typing import TYPE_CHECKING
 
 from simulator.topology.analysis import Tier
+from simulator.memo import by_identity
 from simulator.topology.build import FabricParams, config_errors, fabric_params
 from simulator.topology.clos import FAT_TREE_NAMES
 from simulator.topology.direct import DRAGONFLY_NAMES
@@ -68,6 +69,12 @@ def tier_view(cluster: ClusterConfig, gpu: GPUSpec, num_nodes: int | None = None
     """Each tier's links, per-link capacity, span and oversubscription, from the config alone."""
     p = fabric_params(cluster, gpu, num_nodes)
     return _scale_up(p) + _host(p) + _network(p, _levels(p))
+
+
+@by_identity()   # frozen cluster and GPU: the cost model and the power model share one view
+def tier_tuple(cluster: ClusterConfig, gpu: GPUSpec) -> tuple[Tier, ...]:
+    """``tier_view`` of the whole cluster as a tuple, remembered per (cluster, GPU)."""
+    return tuple(tier_view(cluster, gpu))
 
 
 def view_summary(cluster: ClusterConfig, gpu: GPUSpec, num_nodes: int | None = None) -> dict:
