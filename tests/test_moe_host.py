@@ -21,7 +21,8 @@ from simulator.validation.runner import _cuda_graphs
 def _moe_model(**moe) -> ModelConfig:
     return ModelConfig.model_validate(dict(
         num_layers=4, hidden_size=2048, num_attention_heads=16, vocab_size=1000, seq_length=4096,
-        activation="swiglu", moe={"num_experts": 128, "moe_router_topk": 8, "moe_ffn_hidden_size": 768, **moe}))
+        activation="swiglu", add_bias_linear=False,   # Qwen3-like: no biases (expert biases: test_gptoss_physics)
+        moe={"num_experts": 128, "moe_router_topk": 8, "moe_ffn_hidden_size": 768, **moe}))
 
 
 # ---- host launches, by hand -------------------------------------------------------------------

@@ -86,6 +86,10 @@ class ModelConfig(Strict):
     # NoPE layers (Megatron-Bridge Llama 4 nope_layer_interval, Hugging Face no_rope_layer_interval):
     # layer i has no rotary embedding and attends the whole causal prefix when (i + 1) % N == 0
     nope_layer_interval: PosInt | None = None
+    # Megatron-Core activation_func_clamp_value: a gated activation clamps its gate half to <= v and its
+    # linear half to [-v, v] first (GPT-OSS: 7.0). Megatron runs the clamp as eager PyTorch kernels
+    # ahead of the fused activation (two clamps and a concatenation; cost/compute.py, docs/model.md)
+    activation_func_clamp_value: PosFloat | None = None
     # "learnable": a learned per-head sink logit in the softmax (GPT-OSS attention sinks)
     softmax_type: Literal["vanilla", "off-by-one", "learnable"] = "vanilla"
     # multi-token prediction modules after the last layer (DeepSeek-V3: 1), Megatron --mtp-num-layers
@@ -96,6 +100,12 @@ class ModelConfig(Strict):
     # p = 0 PyTorch draws no mask and stores none. Default 0 here: set 0.1 for GPT-era models.
     attention_dropout: Dropout = 0.0
     hidden_dropout: Dropout = 0.0
+    # Megatron-Core bias_dropout_fusion: the bias add, dropout and residual add after the attention
+    # projection and after the MLP run as one fused kernel (Megatron's default, true). false: eager
+    # PyTorch ops, one kernel each (bias add when the layer has biases, dropout when hidden_dropout > 0,
+    # residual add): more HBM passes and launches. Megatron-Bridge's GPT-OSS provider sets false
+    # (src/megatron/bridge/models/gpt_oss/gpt_oss_provider.py @ 12bc34a8).
+    bias_dropout_fusion: bool = True
 
 
 class OptimizerConfig(Strict):

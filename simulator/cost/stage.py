@@ -7,7 +7,7 @@ from functools import cached_property
 from simulator.config.scenario import Scenario
 from simulator.cost import comm
 from simulator.cost.context import cp_exposed
-from simulator.cost.compute import QUANTIZE_SUFFIX, host_time, op_time, ops_time, quantize_ops
+from simulator.cost.compute import host_time, op_time, ops_time, quantize_ops
 from simulator.cost.efficiency import Efficiency
 from simulator.memo import by_identity
 from simulator.model.arch import Arch, resolve
@@ -158,8 +158,8 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
         rec = f + tp_f + cp_f + ep_f
     elif lay.recompute == "selective":
         rec = attn_f
-    elif lay.recompute == "selective_op":   # norms and activation functions rerun (memory-bound ops)
-        rec = sum(t for o, t in zip(ops, fw) if o.kind == "memory" and not o.name.endswith(QUANTIZE_SUFFIX))
+    elif lay.recompute == "selective_op":   # norms and activation functions rerun (Op.rerun)
+        rec = sum(t for o, t in zip(ops, fw) if o.rerun)
     return StageTimes(f + b, rec, tp_f + tp_b, cp_f + cp_b, ep_f + ep_b,
                       f + tp_f + cp_f + ep_f, b + rec + tp_b + cp_b + ep_b, wgrad, host_f, host_b)
 

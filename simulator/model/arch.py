@@ -70,6 +70,8 @@ class Arch:
         return self.v_dim if self.mla else self.kv_channels
     attention_dropout: float = 0.0
     hidden_dropout: float = 0.0
+    bias_dropout_fusion: bool = True
+    act_clamp: bool = False    # activation_func_clamp_value set: eager clamp kernels before a gated activation
 
     @property
     def attn_width(self) -> int:
@@ -239,4 +241,6 @@ def resolve(m: ModelConfig) -> Arch:
         mtp_layers=m.mtp_num_layers,
         attention_dropout=m.attention_dropout,
         hidden_dropout=m.hidden_dropout,
+        bias_dropout_fusion=m.bias_dropout_fusion,
+        act_clamp=m.activation_func_clamp_value is not None and m.activation == "swiglu",
     )

@@ -138,6 +138,10 @@ def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequ
         if a.qk_layernorm:
             attn_split += tokens * 2 * (a.q_width + a.kv_width)   # inputs of the per-head q / k norms
         mlp_split = ffn_tokens * (2 * up + g * ffn)
+        if a.act_clamp and a.gated:
+            # the clamp's backward keeps fc1's output (above) and the fused activation keeps the
+            # clamped copy it was given (model/ops.py clamp_ops)
+            mlp_split += ffn_tokens * 2 * up
     if moe:
         attn_split += tokens * a.num_experts * 4      # router logits (fp32)
         replicated += tokens * a.topk * h * 2          # permuted tokens

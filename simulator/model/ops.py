@@ -33,6 +33,9 @@ class Op:
     group: int = 1
     launches: float = 1.0  # host-side kernel launches of one forward execution (cost/compute.py:host_time)
     scope: str = ""        # CUDA-graph scope the op is captured in (Megatron cuda_graph_scope names)
+    # a norm or an activation function: what selective_op recomputation reruns in the backward
+    # (Megatron recompute_modules [layernorm, moe_act]; torchtitan's op-level policy)
+    rerun: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,8 @@ def gemm(name: str, m: float, k: float, n: float, e: float, count: int = 1, line
 
 
 def memory_op(name: str, elements: float, e: float, bwd_factor: float = 2.0, scope: str = "",
-              launches: float = 1.0) -> Op:
-    return Op(name, "memory", 0.0, elements * e, bwd_factor, scope=scope, launches=launches)
+              launches: float = 1.0, rerun: bool = False) -> Op:
+    return Op(name, "memory", 0.0, elements * e, bwd_factor, scope=scope, launches=launches, rerun=rerun)
 
 
 def in_scope(ops: list[Op], scope: str) -> list[Op]:
@@ -143,18 +146,38 @@ def qkv_ops(a: Arch, sh: Shard) -> list[Op]:
         H = a.heads
         if a.q_lora_rank:
             ops += [gemm("q_down", Tn, a.hidden, a.q_lora_rank, e, linear=True),
-                    memory_op("q_latent_norm", 2 * Tn * a.q_lora_rank, e),
+                    memory_op("q_latent_norm", 2 * Tn * a.q_lora_rank, e, rerun=True),
                     gemm("q_up", T, a.q_lora_rank, a.q_width / t, e, linear=True)]
         else:
             ops.append(gemm("q_proj", T, a.hidden, a.q_width / t, e, linear=True))
         ops += [gemm("kv_down", Tn, a.hidden, a.kv_lora_rank + a.qk_rope_dim, e, linear=True),
-                memory_op("kv_latent_norm", 2 * Tn * a.kv_lora_rank, e),
+                memory_op("kv_latent_norm", 2 * Tn * a.kv_lora_rank, e, rerun=True),
                 gemm("kv_up", T, a.kv_lora_rank, H * (a.qk_nope_dim + a.v_dim) / t, e, linear=True)]
     else:
         ops.append(gemm("qkv", T, a.hidden, (a.attn_width + 2 * a.kv_width) / t, e, linear=True))
     if a.qk_layernorm:
-        ops.append(memory_op("qk_norm", 2 * T * (a.q_width + a.kv_width) / t, e))
+        ops.append(memory_op("qk_norm", 2 * T * (a.q_width + a.kv_width) / t, e, rerun=True))
     return ops
+
+
+def clamp_ops(a: Arch, half_elems: float, e: float, prefix: str, count: int = 1, scope: str = "") -> list[Op]:
+    """The eager clamp ahead of a gated activation (Megatron-Core ``activation_func_clamp_value``),
+    empty without one. ``half_elems``: elements of one half (gate or linear) of the activation input.
+
+    Megatron's weighted_bias_quick_geglu_impl (NVIDIA/Megatron-LM
+    megatron/core/fusions/fused_bias_geglu.py @ 034fd2d3) splits fc1's output into its gate and
+    linear halves, clamps each with ``torch.clamp`` and concatenates them back with ``torch.cat``
+    before the fused activation kernel: three eager kernels. Forward: each clamp reads and writes
+    its half (2 elements per half element), the concatenation reads and writes both halves (4).
+    Backward (autograd): each clamp's backward reads the gradient and its saved input and writes the
+    gradient (3); the concatenation's backward only slices (no kernel); the split (``chunk``) joins the
+    two halves' gradients with one more concatenation (4)."""
+    if not a.act_clamp:
+        return []
+    return [Op(f"{prefix}act_clamp", "memory", 0.0, 2 * half_elems * e, bwd_factor=1.5, count=2 * count,
+               scope=scope, rerun=True),
+            Op(f"{prefix}act_clamp_cat", "memory", 0.0, 4 * half_elems * e, bwd_factor=1.0, count=count,
+               scope=scope, rerun=True)]
 
 
 def mlp_ops(a: Arch, sh: Shard, tokens: float, ffn: int, prefix: str, count: int = 1) -> list[Op]:
@@ -163,7 +186,8 @@ def mlp_ops(a: Arch, sh: Shard, tokens: float, ffn: int, prefix: str, count: int
     act_elems = tokens * (3 if a.gated else 2) * ffn / t  # SwiGLU reads 2 inputs, writes 1
     return [
         gemm(f"{prefix}fc1", tokens, a.hidden, up, e, count, linear=True, sparse=sh.sparse_2to4),
-        Op(f"{prefix}activation", "memory", 0.0, act_elems * e * count),
+        *clamp_ops(a, tokens * ffn / t, e, prefix, count),
+        Op(f"{prefix}activation", "memory", 0.0, act_elems * e * count, rerun=True),
         gemm(f"{prefix}fc2", tokens, ffn / t, a.hidden, e, count, linear=True, sparse=sh.sparse_2to4),
     ]
 
@@ -232,14 +256,60 @@ def expert_ops(a: Arch, sh: Shard, tokens: float) -> list[Op]:
                   scope="moe")
 
     return [grouped("expert_fc1", a.hidden, up),
-            Op("expert_activation", "memory", 0.0, act_elems * e, scope="moe"),
-            grouped("expert_fc2", ffn, a.hidden)]
+            *clamp_ops(a, local * m * ffn, e, "expert_", scope="moe"),   # one kernel over all local experts
+            Op("expert_activation", "memory", 0.0, act_elems * e, scope="moe", rerun=True),
+            grouped("expert_fc2", ffn, a.hidden),
+            *expert_bias_ops(a, local, m, e)]
+
+
+def expert_bias_ops(a: Arch, local: int, m: float, e: float) -> list[Op]:
+    """fc2's bias in the grouped expert MLP (``add_bias_linear`` with TEGroupedMLP), empty without.
+
+    fc1's bias is added inside Transformer Engine's grouped GEMM; fc2's is returned apart
+    (skip_bias_add) and added after it, scaled by each token's routing probability, by
+    TEGroupedMLP._apply_bias (NVIDIA/Megatron-LM megatron/core/transformer/moe/experts.py @
+    e8b9df15): the output is split by local expert, each piece gets ``t + b * p`` (two eager kernels
+    per local expert: the scaled bias written once, then read with the piece and the sum written,
+    4 elements per routed token and channel) and the pieces are concatenated again (read and write,
+    2). Backward (autograd): ``b * p`` gives the bias gradient (gradient x probability, summed over
+    tokens) and the probability gradient (gradient x bias, summed over channels), 6 elements per
+    routed token and channel, and the split's backward concatenates the pieces' gradients (2). The
+    backward's kernels are counted as the forward's (two per local expert and one)."""
+    if not a.linear_bias:
+        return []
+    return [Op("expert_fc2_bias", "memory", 0.0, 2 * m * a.hidden * e, bwd_factor=1.5, count=2 * local,
+               scope="moe"),
+            Op("expert_fc2_bias_cat", "memory", 0.0, 2 * local * m * a.hidden * e, bwd_factor=1.0, scope="moe")]
 
 
 def _residual_elems(a: Arch, tokens: float) -> float:
     """Elements moved by a fused bias + dropout + residual add: read two, write one, plus a 1-byte
     mask (half a 2-byte element) written when hidden_dropout > 0."""
     return (3 + (0.5 if a.hidden_dropout > 0 else 0.0)) * tokens * a.hidden
+
+
+def residual_ops(a: Arch, tokens: float, e: float, prefix: str, scope: str = "") -> list[Op]:
+    """The bias-dropout-add after a sublayer (``prefix`` "attn" or "mlp").
+
+    Fused (Megatron-Core ``bias_dropout_fusion``, the default): one kernel (_residual_elems).
+    Unfused (_bias_dropout_add_func in NVIDIA/Megatron-LM megatron/core/fusions/fused_bias_dropout.py
+    @ e8b9df15: ``x + bias``, then ``torch.nn.functional.dropout``, then ``residual + out``): one
+    eager kernel per step, each a full
+    pass over the hidden stream -- the bias add reads the output and writes it again (2 elements per
+    token and channel; the bias vector itself is negligible), dropout reads, writes and stores a
+    1-byte mask (2.5; skipped at p = 0, where PyTorch returns its input untouched), the residual add
+    reads two and writes one (3). The backward of each pass moves its gradients as the fused kernel's
+    does (bwd_factor 2)."""
+    if a.bias_dropout_fusion:
+        return [memory_op(f"{prefix}_residual", _residual_elems(a, tokens), e, scope=scope)]
+    T, h = tokens, a.hidden
+    ops = []
+    if a.linear_bias:
+        ops.append(memory_op(f"{prefix}_bias_add", 2 * T * h, e, scope=scope))
+    if a.hidden_dropout > 0:
+        ops.append(memory_op(f"{prefix}_dropout", 2.5 * T * h, e, scope=scope))
+    ops.append(memory_op(f"{prefix}_residual", 3 * T * h, e, scope=scope))
+    return ops
 
 
 def layer_ops(a: Arch, sh: Shard, moe: bool = False) -> list[Op]:
@@ -250,14 +320,14 @@ def layer_ops(a: Arch, sh: Shard, moe: bool = False) -> list[Op]:
     # bias-dropout-add), "mlp" / "moe" (pre-MLP norm, the MLP or MoE layer, its bias-dropout-add),
     # "moe_router" (pre-MLP norm and router), "moe_preprocess" (the dispatcher's metadata)
     ops = in_scope([
-        memory_op("input_norm", 2 * Tn * a.hidden, e),
+        memory_op("input_norm", 2 * Tn * a.hidden, e, rerun=True),
         *qkv_ops(a, sh),
         *attention_ops(a, sh),
         gemm("attn_proj", T, a.attn_width / t, a.hidden, e, linear=True),
-        memory_op("attn_residual", _residual_elems(a, Tn), e),   # bias + dropout + add, fused
+        *residual_ops(a, Tn, e, "attn"),   # bias + dropout + add
     ], "attn")
     if moe:
-        ops.append(memory_op("post_attn_norm", 2 * Tn * a.hidden, e, scope="moe_router"))
+        ops.append(memory_op("post_attn_norm", 2 * Tn * a.hidden, e, scope="moe_router", rerun=True))
         router = gemm("router", T, a.hidden, a.num_experts, e, scope="moe_router")
         ops.append(replace(router, launches=ROUTER_LAUNCHES))
         # tokens per expert, split sizes (int32 / int64 per token and expert): negligible bytes
@@ -268,11 +338,11 @@ def layer_ops(a: Arch, sh: Shard, moe: bool = False) -> list[Op]:
         ops += expert_ops(a, sh, T)
         if a.shared_expert_ffn:
             ops += in_scope(mlp_ops(a, sh, T, a.shared_expert_ffn, "shared_"), "moe")
-        ops.append(memory_op("mlp_residual", _residual_elems(a, Tn), e, scope="moe"))
+        ops += residual_ops(a, Tn, e, "mlp", scope="moe")
     else:
-        ops += in_scope([memory_op("post_attn_norm", 2 * Tn * a.hidden, e),
+        ops += in_scope([memory_op("post_attn_norm", 2 * Tn * a.hidden, e, rerun=True),
                          *mlp_ops(a, sh, T, a.ffn, ""),
-                         memory_op("mlp_residual", _residual_elems(a, Tn), e)], "mlp")
+                         *residual_ops(a, Tn, e, "mlp")], "mlp")
     return ops
 
 

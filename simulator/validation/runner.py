@@ -145,6 +145,11 @@ def _model_of(row: dict) -> dict:
     else:   # Llama, Nemotron-4, Qwen3, DeepSeek-V3, GPT-OSS: RoPE, untied output layer, no biases but GPT-OSS's
         model.update(position_embedding_type="rope", untie_embeddings_and_output_weights=True,
                      add_bias_linear="biases on" in row["notes"])
+        if "bias_dropout_fusion false" in row["notes"]:   # GPT-OSS provider (data/SOURCES.md)
+            model["bias_dropout_fusion"] = False
+        clamp = re.search(r"with clamp (\d+(?:\.\d+)?)", row["notes"])
+        if clamp:   # GPT-OSS's clamped gate: Megatron activation_func_clamp_value (data/SOURCES.md)
+            model["activation_func_clamp_value"] = float(clamp[1])
     attention = _attention(row["attention"])
     if "multi_latent_attention" in attention:   # MLA sets its own head shapes (no query groups, no kv_channels)
         del model["num_query_groups"]
