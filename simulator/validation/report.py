@@ -106,8 +106,8 @@ def format_validation(v: Validation) -> str:
     lines.append(f"mean absolute error all {100 * mape(v.rows):.1f} % ({len(v.rows)} rows); "
                  f"worst {worst.run} {100 * worst.error:+.1f} %")
     if v.fitted:
-        lines.append(f"parameters fitted on {v.fitted} of {len(v.rows)} rows (the dense ones); the MoE rows are "
-                     "predicted, in-sample and leave-one-source-out, but not fitted on (docs/model.md)")
+        lines.append(f"dense parameters fitted on the {v.fitted} dense rows of {len(v.rows)}; the MoE rows inform only "
+                     "the host launch time (validation/fit.py, two stages; docs/model.md)")
     if v.skipped:
         lines += ["", "not expressible yet (predicted automatically once the build has the feature):"]
         lines += [f"  {s.source:<18} {s.run:<40} not expressible: {s.reason}" for s in v.skipped]
