@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.cost.efficiency import DEFAULT, FIT_BOUNDS, Efficiency
-from simulator.validation.fit import GRID_POINTS, Linear, _from_unit, _to_unit, linearise, trust_region
+from simulator.validation.fit import Linear, _from_unit, _to_unit, coordinate_search, linearise, trust_region
 
 PRIOR_WEIGHT = 0.02     # MAPE units per (unit range)^2
 MOVED = 0.01             # a parameter "moved" when it shifts by more than 1 % of its range
@@ -36,25 +36,7 @@ def _score(logp: np.ndarray, log_meas: np.ndarray, x: np.ndarray, x0: np.ndarray
 
 def _surrogate(lin: Linear, log_meas: np.ndarray, x0: np.ndarray, radius: float, w: float,
                sweeps: int = 30) -> np.ndarray:
-    z = lin.x.copy()
-    lo, hi = np.clip(lin.x - radius, 0, 1), np.clip(lin.x + radius, 0, 1)
-    for _ in range(sweeps):
-        moved = False
-        for j in range(len(z)):
-            base = lin.p0 + lin.J @ (z - lin.x) - lin.J[:, j] * (z[j] - lin.x[j])
-            grid = np.unique(np.concatenate([np.linspace(lo[j], hi[j], GRID_POINTS), [z[j], x0[j]]]))
-            grid = grid[(grid >= lo[j]) & (grid <= hi[j])] if radius < 1 else grid
-            if not len(grid):
-                continue
-            xs = np.repeat(z[:, None], len(grid), axis=1)
-            xs[j] = grid
-            scores = _score(base[:, None] + np.outer(lin.J[:, j], grid - lin.x[j]), log_meas, xs, x0, w)
-            best = grid[int(np.argmin(scores))]
-            if best != z[j]:
-                moved, z[j] = True, best
-        if not moved:
-            break
-    return z
+    return coordinate_search(lin, radius, lambda logp, xs: _score(logp, log_meas, xs, x0, w), sweeps, anchor=x0)
 
 
 def fit_prior(cases, prior: Efficiency = DEFAULT, names: tuple[str, ...] = tuple(FIT_BOUNDS),

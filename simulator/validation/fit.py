@@ -89,23 +89,41 @@ def source_weights(cases: list[Case]) -> np.ndarray:
     return np.array([1.0 / (counts[c.source] * len(counts)) for c in cases])
 
 
-def _surrogate_min(lin: Linear, log_pub: np.ndarray, radius: float, w: np.ndarray | None,
-                   sweeps: int = 6) -> np.ndarray:
-    """Coordinate search of the linear model's MAPE in the box [0,1]^P within ``radius`` of lin.x."""
+def coordinate_search(lin: Linear, radius: float, score, sweeps: int,
+                      anchor: np.ndarray | None = None) -> np.ndarray:
+    """Coordinate search of the linear model inside the box [0,1]^P within ``radius`` of lin.x.
+
+    ``score(logp, xs)`` rates candidates: columns of logp (rows x K) and of xs (params x K). Each
+    coordinate tries a grid of GRID_POINTS over its range plus its current value; with ``anchor``
+    (a point the objective pulls towards, e.g. a prior) also the anchor's value, the grid then kept
+    inside the trust region when that is smaller than the box."""
     z = lin.x.copy()
     lo, hi = np.clip(lin.x - radius, 0, 1), np.clip(lin.x + radius, 0, 1)
     for _ in range(sweeps):
         moved = False
         for j in range(len(z)):
             base = lin.p0 + lin.J @ (z - lin.x) - lin.J[:, j] * (z[j] - lin.x[j])
-            grid = np.unique(np.append(np.linspace(lo[j], hi[j], GRID_POINTS), z[j]))
-            scores = _objective(base[:, None] + np.outer(lin.J[:, j], grid - lin.x[j]), log_pub, w)
+            extra = [z[j]] if anchor is None else [z[j], anchor[j]]
+            grid = np.unique(np.concatenate([np.linspace(lo[j], hi[j], GRID_POINTS), extra]))
+            if anchor is not None and radius < 1:
+                grid = grid[(grid >= lo[j]) & (grid <= hi[j])]
+                if not len(grid):
+                    continue
+            xs = np.repeat(z[:, None], len(grid), axis=1)
+            xs[j] = grid
+            scores = score(base[:, None] + np.outer(lin.J[:, j], grid - lin.x[j]), xs)
             best = grid[int(np.argmin(scores))]
             if best != z[j]:
                 moved, z[j] = True, best
         if not moved:
             break
     return z
+
+
+def _surrogate_min(lin: Linear, log_pub: np.ndarray, radius: float, w: np.ndarray | None,
+                   sweeps: int = 6) -> np.ndarray:
+    """Coordinate search of the linear model's MAPE in the box [0,1]^P within ``radius`` of lin.x."""
+    return coordinate_search(lin, radius, lambda logp, xs: _objective(logp, log_pub, w), sweeps)
 
 
 def trust_region(cases, base: Efficiency, names: tuple[str, ...], x: np.ndarray, lin: Linear, best: float,
