@@ -15,7 +15,7 @@ from simulator.model.arch import resolve
 from simulator.model.ops import (DISPATCH_LAUNCHES, GROUP_STREAMS, PREPROCESS_LAUNCHES, ROUTER_LAUNCHES, Op,
                                  Shard, expert_ops, flash_keys_fraction, gemm, layer_ops, memory_op,
                                  tiled_pairs)
-from simulator.validation.runner import _cuda_graphs
+from simulator.validation.rows import _cuda_graphs
 
 
 def _moe_model(**moe) -> ModelConfig:
