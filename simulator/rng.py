@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
+from itertools import chain
 
 import numpy as np
 
 _BLOCK = 256   # draws fetched per refill of a buffered sampler
+_FIRST = 8     # the first refill: most streams of a quiet replica draw a few values only
 
 
 @lru_cache(maxsize=4096, typed=True)   # pure; a campaign names the same streams in every replica
@@ -49,9 +51,12 @@ class Streams:
         seed_sequence(seed)  # validates the seed
         self.seed = seed
         self.prefix = prefix
+        self._keys = tuple(_key(p) for p in prefix)   # the prefix's part of every spawn key
 
     def get(self, *name: str | int) -> np.random.Generator:
-        return stream(self.seed, *self.prefix, *name)
+        """``stream(seed, *prefix, *name)``, with the prefix's keys computed once."""
+        ss = np.random.SeedSequence(self.seed, spawn_key=self._keys + tuple(_key(n) for n in name))
+        return np.random.Generator(np.random.PCG64(ss))
 
     def child(self, *name: str | int) -> "Streams":
         return Streams(self.seed, *self.prefix, *name)
@@ -61,27 +66,31 @@ class Sampler:
     """Buffered draws of one distribution from one stream (fast scalar draws in a DES loop).
 
     ``kind`` is "exponential" (mean ``scale``) or "weibull" (``shape``, ``scale``). Draws come in
-    blocks, so the sequence depends only on the stream, never on when values are consumed.
+    blocks (a short first one, then _BLOCK at a time), so the sequence depends only on the stream,
+    never on when values are consumed: numpy draws these one after another from the bit stream,
+    so blocks of any size give the same values. ``rng`` may be a callable returning the Generator,
+    made on the first draw (a stream a replica never draws from is never built). ``next`` is the
+    draw itself (a C-level callable; ``sampler()`` calls it).
     """
 
-    def __init__(self, rng: np.random.Generator, kind: str, scale: float, shape: float = 1.0):
+    def __init__(self, rng, kind: str, scale: float, shape: float = 1.0):
         if kind not in ("exponential", "weibull"):
             raise ValueError(f"unknown distribution {kind!r}")
         self._rng, self._kind, self._scale, self._shape = rng, kind, float(scale), float(shape)
-        self._buf: list[float] = []
-        self._i = 0
+        self.next = chain.from_iterable(self._blocks()).__next__
 
-    def _refill(self) -> None:
-        if self._kind == "exponential":
-            block = self._rng.standard_exponential(_BLOCK)
-        else:
-            block = self._rng.weibull(self._shape, _BLOCK)
-        self._buf = (block * self._scale).tolist()
-        self._i = 0
+    def _blocks(self):
+        rng = self._rng
+        if not isinstance(rng, np.random.Generator):
+            rng = self._rng = rng()
+        size = _FIRST
+        while True:
+            if self._kind == "exponential":
+                block = rng.standard_exponential(size)
+            else:
+                block = rng.weibull(self._shape, size)
+            yield (block * self._scale).tolist()
+            size = _BLOCK
 
     def __call__(self) -> float:
-        if self._i >= len(self._buf):
-            self._refill()
-        value = self._buf[self._i]
-        self._i += 1
-        return value
+        return self.next()

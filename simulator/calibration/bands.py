@@ -60,11 +60,20 @@ def t_quantile(p: float, dof: int) -> float:
     """Student-t quantile (numpy only: the CDF integrated on a fine grid, then interpolated)."""
     if p < 0.5:
         return -t_quantile(1.0 - p, dof)
+    x, cdf = _t_cdf(dof)
+    return float(np.interp(p, cdf, x))
+
+
+@functools.lru_cache(maxsize=16)
+def _t_cdf(dof: int) -> tuple[np.ndarray, np.ndarray]:
+    """The grid and the Student-t CDF on it (computed once per dof: a band's draws ask for 200
+    quantiles of one distribution)."""
     x = np.linspace(0.0, 60.0, 240_001)
     log_c = math.lgamma((dof + 1) / 2) - math.lgamma(dof / 2) - 0.5 * math.log(dof * math.pi)
     pdf = np.exp(log_c - (dof + 1) / 2 * np.log1p(x * x / dof))
     cdf = 0.5 + np.concatenate(([0.0], np.cumsum((pdf[1:] + pdf[:-1]) / 2 * np.diff(x))))
-    return float(np.interp(p, cdf, x))
+    x.flags.writeable = cdf.flags.writeable = False
+    return x, cdf
 
 
 @dataclass(frozen=True)

@@ -279,10 +279,14 @@ def _per_stage(s: Scenario, stages, fn) -> list:
     return out
 
 
-def estimate_step(s: Scenario, eff: Efficiency = DEFAULT) -> StepEstimate:
+def estimate_step(s: Scenario, eff: Efficiency = DEFAULT, stages: list[StageTimes] | None = None) -> StepEstimate:
+    """The closed-form step of ``s``. ``stages``: its ``stage_times``, when the caller has them
+    (the search's ZeRO variants of one shape and recomputation share them: no stage time reads
+    the ZeRO stage)."""
     lay = s.layout
     tiers = comm.tiers_of(s.cluster, s.gpu, eff, s.num_gpus)
-    stages = stage_times(s, eff, tiers)
+    if stages is None:
+        stages = stage_times(s, eff, tiers)
     m = lay.num_microbatches
     p2p = p2p_time(s, tiers)
     pipe, p2p_total = pipeline_time(stages, m, lay.schedule, lay.vpp, p2p)

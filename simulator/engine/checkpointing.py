@@ -99,70 +99,82 @@ class RunPlan:
     carry the durable and the in-flight checkpoint over from before the run.
     """
 
+    __slots__ = ("ck", "t0", "p0", "f", "committed", "pending", "lead", "i0", "n", "lead_done_at", "g1", "a1",
+                 "c1", "c", "cycle", "_ends", "_lag", "_dt")
+
+    # One is made at every event of a campaign: the checkpoint model's values are read once and the
+    # arithmetic is the model's own (grid(i) = i·Δ, index_of, block_s, lag_s), in the same order.
     def __init__(self, ck: CheckpointModel, t0: float, p0: float, f: float, *, committed: float,
                  pending: tuple[float, float] | None = None, lead: float = 0.0):
         self.ck, self.t0, self.p0, self.f = ck, t0, p0, f
         self.committed, self.pending, self.lead = committed, pending, lead
-        self.i0 = ck.index_of(p0)
-        self.n = max(0, ck.last_index - self.i0)             # regular blocks ahead
-        self.lead_done_at = t0 + lead + ck.lag_s() if lead > 0 else _NEVER
-        self.g1 = ck.grid(self.i0 + 1)
-        self.a1 = (self.g1 - p0) * f                          # compute before block 1
-        if ck.is_async:
+        dt = self._dt = ck.interval_s
+        is_async = ck.is_async
+        lag = self._lag = ck.write_s if is_async else 0.0                 # ck.lag_s()
+        i0 = self.i0 = int(math.floor(p0 / dt + 1e-9))                   # ck.index_of(p0)
+        self.n = max(0, ck.last_index - i0)                                # regular blocks ahead
+        self.lead_done_at = t0 + lead + lag if lead > 0 else _NEVER
+        g1 = self.g1 = (i0 + 1) * dt
+        a1 = self.a1 = (g1 - p0) * f                                       # compute before block 1
+        if is_async:
             prev_done = self.lead_done_at if lead > 0 else (pending[1] if pending else _NEVER)
-            start1 = t0 + lead + self.a1
+            start1 = t0 + lead + a1
             self.c1 = ck.blocking_s + max(0.0, prev_done - start1)
+            c = self.c = ck.blocking_s + max(0.0, ck.write_s - dt * f)     # ck.block_s(f)
         else:
-            self.c1 = ck.write_s
-        self.c = ck.block_s(f)
-        self.cycle = ck.interval_s * f + self.c
+            self.c1 = c = self.c = ck.write_s
+        self.cycle = dt * f + c
+        self._ends = t0 + lead + a1 + self.c1                              # end of block 1
 
     def duration(self) -> float:
         """Wall seconds from t0 until the last step is done."""
-        ck, f = self.ck, self.f
         if self.n == 0:
-            return self.lead + (ck.work_s - self.p0) * f
-        g_n = ck.grid(self.i0 + self.n)
-        return self.lead + self.a1 + self.c1 + (self.n - 1) * self.cycle + (ck.work_s - g_n) * f
+            return self.lead + (self.ck.work_s - self.p0) * self.f
+        g_n = (self.i0 + self.n) * self._dt
+        return self.lead + self.a1 + self.c1 + (self.n - 1) * self.cycle + (self.ck.work_s - g_n) * self.f
 
     def _block_end(self, m: int) -> float:
         """Absolute end of regular block m (1-based)."""
-        return self.t0 + self.lead + self.a1 + self.c1 + (m - 1) * self.cycle
+        return self._ends + (m - 1) * self.cycle
 
     def _where(self, x: float) -> tuple[float, float, int]:
         """(progress, block time left, blocks finished) at elapsed x."""
-        ck, f = self.ck, self.f
+        f = self.f
         if x < self.lead:
             return self.p0, self.lead - x, 0
         y = x - self.lead
         if self.n == 0 or y < self.a1:
-            return min(self.p0 + y / f, ck.work_s), 0.0, 0
+            return min(self.p0 + y / f, self.ck.work_s), 0.0, 0
         y -= self.a1
         if y < self.c1:
             return self.g1, self.c1 - y, 0
         y -= self.c1
-        k = min(int(y // self.cycle), self.n - 1) if self.n > 1 else 0
-        y = max(0.0, y - k * self.cycle)
+        n, cycle, dt = self.n, self.cycle, self._dt
+        k = min(int(y // cycle), n - 1) if n > 1 else 0
+        y = max(0.0, y - k * cycle)
         m = 1 + k
-        g_m = ck.grid(self.i0 + m)
-        compute = ck.interval_s * f
-        if m == self.n or y < compute:
-            return min(g_m + y / f, ck.work_s), 0.0, m
-        return ck.grid(self.i0 + m + 1), max(0.0, self.c - (y - compute)), m
+        g_m = (self.i0 + m) * dt
+        compute = dt * f
+        if m == n or y < compute:
+            return min(g_m + y / f, self.ck.work_s), 0.0, m
+        return (self.i0 + m + 1) * dt, max(0.0, self.c - (y - compute)), m
 
     def at(self, x: float) -> RunState:
         """State after x wall seconds (0 <= x <= duration())."""
         progress, left, m = self._where(x)
-        now, lag = self.t0 + x, self.ck.lag_s()
-        cands = []                                            # (progress, durable at), newest first
-        for j in (m, m - 1):
-            if j >= 1:
-                cands.append((self.ck.grid(self.i0 + j), self._block_end(j) + lag))
+        now, lag = self.t0 + x, self._lag
+        committed, pending = self.committed, None
+        # candidates (progress, durable at), newest first: blocks m and m - 1, the lead block,
+        # the checkpoint in flight before the run; the first durable one is the newest committed
+        cands = []
+        if m >= 1:
+            cands.append(((self.i0 + m) * self._dt, self._ends + (m - 1) * self.cycle + lag))
+            if m >= 2:
+                cands.append(((self.i0 + m - 1) * self._dt, self._ends + (m - 2) * self.cycle + lag))
         if self.lead > 0 and x >= self.lead:
             cands.append((self.p0, self.lead_done_at))
         if self.pending is not None:
             cands.append(self.pending)
-        committed, pending = self.committed, None
         for grid, done in cands:
             if done <= now:
                 committed = max(committed, grid)

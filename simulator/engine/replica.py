@@ -58,11 +58,15 @@ class ReplicaOutcome:
 
 URGENT, NORMAL = 0, 1      # event priorities at one instant (SimPy's): interrupts come first
 _STOP = object()           # the event that ends the run
-_WAKE = object()           # the end of a wait of the training process (argument: its token)
 
 
 class Replica:
-    """The processes of one replica; ``run()`` drives the event loop and returns the outcome."""
+    """The processes of one replica; ``run()`` drives the event loop and returns the outcome.
+
+    The training process waits for one thing at a time (the end of its run or of a timed phase):
+    that wait is held apart from the queue of the other events, as (time, sequence) — it is a
+    NORMAL-priority event — and compared with the queue's head, so an interrupted wait is simply
+    dropped instead of being left in the queue to be skipped."""
 
     def __init__(self, params, streams: Streams, record: bool = False):
         p = self.p = params
@@ -70,6 +74,7 @@ class Replica:
         self._queue: list = []                 # (time, priority, sequence, action, argument)
         self._seq = count()
         self._token, self._resume = 0, None    # the training process's current wait
+        self._wake_t = self._wake_seq = None   # when it ends (None: not waiting for a time)
         self.level = p.spare_nodes             # spare nodes in the pool
         self.progress, self.committed, self.pending, self.lead = 0.0, 0.0, None, 0.0
         self.missing = self.short = self.slow = 0
@@ -81,19 +86,23 @@ class Replica:
         self.lost = dict.fromkeys(CAUSES, 0.0)
         self.counts = dict.fromkeys(CLASS_NAMES + ("planned_maintenance", "straggler"), 0)
         self.timeline: list | None = [] if record else None
-        self.detect = Sampler(streams.get("detect"), "exponential", p.mean_time_to_detect_s)
-        self.repair = Sampler(streams.get("repair"), "exponential", p.repair_s)
+        self._restart_s = p.restart_s
+        self._per_node = max(1, p.dp // p.num_nodes)     # see _replicas_per_node
+        self._max_events = p.max_events
+        # detection and repair draw only once something fails: their streams are made then
+        self.detect = Sampler(lambda: streams.get("detect"), "exponential", p.mean_time_to_detect_s).next
+        self.repair = Sampler(lambda: streams.get("repair"), "exponential", p.repair_s).next
         self._at(0, self._start, None, URGENT)
         self.events, self.aborted, self.stopping = 0, False, False   # aborted: the interruption limit
         for cls in p.classes:
             if cls.rate_per_s > 0:
                 gap = interarrival(streams.get("failure", cls.name), cls.rate_per_s, p.weibull_shape)
-                self._every(gap, self._failure, cls)
+                self._every(gap.next, self._failure, cls)
         if p.planned_rate_per_s > 0:
             gap = interarrival(streams.get("planned"), p.planned_rate_per_s, None)  # scheduled
-            self._every(gap, self._planned, PlannedStop("planned_maintenance"))
+            self._every(gap.next, self._planned, PlannedStop("planned_maintenance"))
         if p.straggler_rate_per_s > 0:
-            self._every(Sampler(streams.get("straggler"), "exponential", 1.0 / p.straggler_rate_per_s),
+            self._every(Sampler(streams.get("straggler"), "exponential", 1.0 / p.straggler_rate_per_s).next,
                         self._straggler, None)
 
     # ---- the event loop ------------------------------------------------------------------
@@ -105,7 +114,8 @@ class Replica:
         """The training process waits ``delay`` seconds, then runs ``then()`` (unless interrupted)."""
         self._token += 1
         self._resume = then
-        heappush(self._queue, (self.now + delay, NORMAL, next(self._seq), _WAKE, self._token))
+        self._wake_t = self.now + delay
+        self._wake_seq = next(self._seq)
 
     def _stop_soon(self, _arg=None) -> None:
         """One of the run's ends happened: stop once the events already due now are processed
@@ -121,18 +131,18 @@ class Replica:
     def _advance(self) -> None:
         """Run the training process until it waits: for the end of its run or of a timed phase,
         or for spare nodes."""
-        p = self.p
         while True:
-            if self.phase == UP:
+            phase = self.phase
+            if phase == UP:
                 self._begin_run()
                 self._wait(self.run_s, self._run_done)
                 return
             self.since = self.now
-            if self.phase == WAIT:
+            if phase == WAIT:
                 if self._get_spares():
                     return                     # resumes in _spares_granted
                 self._charge("waiting_for_spares")
-                self.phase, self.left = RESTART, p.restart_s
+                self.phase, self.left = RESTART, self._restart_s
                 continue
             self._wait(self.left, self._phase_done)
             return
@@ -143,13 +153,16 @@ class Replica:
         self._at(0, self._stop_soon, None)     # the process's end is an event
 
     def _phase_done(self) -> None:
-        self._charge(self._cause())
-        if self.phase == SAVE:
+        phase = self.phase
+        if phase == SAVE:
+            self._charge(self.save_reason)
             self.committed, self.pending = self.progress, None
             self.restart_cause, self.phase = self.save_reason, WAIT
-        elif self.phase == DETECT:
+        elif phase == DETECT:
+            self._charge("detection")
             self.phase = WAIT
         else:  # RESTART
+            self._charge(self.restart_cause)
             self.phase = UP
         self._advance()
 
@@ -164,6 +177,7 @@ class Replica:
             self.request_need = self.missing - allowed_short
             self.request, self.granted = True, False
             self._token += 1                   # waiting for the pool, not for a time
+            self._wake_t = None
             return True
         self.short = self.missing
         return False
@@ -175,22 +189,22 @@ class Replica:
         self.missing -= self.request_need
         self.short = self.missing
         self._charge("waiting_for_spares")
-        self.phase, self.left = RESTART, self.p.restart_s
+        self.phase, self.left = RESTART, self._restart_s
         self._advance()
 
     def _replicas_per_node(self) -> int:
         """Data-parallel replicas a missing node takes down: a node of g GPUs holds g / (TP·PP·CP)
         whole replicas (dp // nodes), or is part of one replica when a replica spans several nodes."""
-        return max(1, self.p.dp // self.p.num_nodes)
+        return self._per_node
 
     def _begin_run(self) -> None:
         p = self.p
-        self.f_slow = (p.straggler_slowdown if self.slow else 1.0) * p.jitter_slowdown
-        lost = min(p.dp - 1, self.short * self._replicas_per_node())
-        self.f_short = p.dp / (p.dp - lost) if lost else 1.0
-        self.plan = RunPlan(p.checkpoint, self.now, self.progress, self.f_slow * self.f_short,
-                            committed=self.committed, pending=self.pending, lead=self.lead)
-        self.run_s = self.plan.duration()       # wall seconds to the end of training, uninterrupted
+        f_slow = self.f_slow = (p.straggler_slowdown if self.slow else 1.0) * p.jitter_slowdown
+        lost = min(p.dp - 1, self.short * self._per_node)
+        f_short = self.f_short = p.dp / (p.dp - lost) if lost else 1.0
+        plan = self.plan = RunPlan(p.checkpoint, self.now, self.progress, f_slow * f_short,
+                                   committed=self.committed, pending=self.pending, lead=self.lead)
+        self.run_s = plan.duration()            # wall seconds to the end of training, uninterrupted
         self.lead = 0.0
 
     def _end_run(self):
@@ -199,9 +213,10 @@ class Replica:
         x = min(self.now - plan.t0, self.run_s)
         st = plan.at(x)
         gain = st.progress - plan.p0
-        self.lost["stragglers"] += gain * (self.f_slow - 1.0)
-        self.lost["fewer_replicas"] += gain * self.f_slow * (self.f_short - 1.0)
-        self.lost["checkpoint"] += max(0.0, x - gain * plan.f)
+        lost = self.lost
+        lost["stragglers"] += gain * (self.f_slow - 1.0)
+        lost["fewer_replicas"] += gain * self.f_slow * (self.f_short - 1.0)
+        lost["checkpoint"] += max(0.0, x - gain * plan.f)
         self.progress, self.committed, self.pending = st.progress, st.committed, st.pending
         self.checkpoints += st.checkpoints
         if self.timeline is not None:
@@ -228,6 +243,7 @@ class Replica:
         if self.finished:                      # it ended at this very instant
             return
         self._token += 1                       # abandon the wait under way
+        self._wake_t = None
         phase = self.phase
         st = None
         if phase == UP:
@@ -240,7 +256,7 @@ class Replica:
                     self.missing -= self.request_need
                 self.request = False
         if isinstance(cause, FailureClass):
-            if phase in (UP, SAVE, RESTART):       # the job dies: back to the last durable state
+            if phase == UP or phase == SAVE or phase == RESTART:   # the job dies: back to the last durable state
                 self.lost["lost_work"] += self.progress - self.committed
                 self.progress, self.pending, self.lead = self.committed, None, 0.0
                 self.left = self.detect() if self.p.mean_time_to_detect_s > 0 else 0.0
@@ -256,7 +272,7 @@ class Replica:
     def _tick(self) -> None:
         """Count an arrival; past the replica's limit, stop the whole replica (see run())."""
         self.events += 1
-        if self.events > self.p.max_events and not self.aborted:
+        if self.events > self._max_events and not self.aborted:
             self.aborted = True
             self._at(0, self._stop_soon, None)
 
@@ -268,18 +284,21 @@ class Replica:
 
     def _every(self, gap, arrive, what) -> None:
         """Call ``arrive(what)`` at arrival times ``gap()`` apart, for the whole replica."""
+        queue, seq = self._queue, self._seq
+
         def fire(_arg) -> None:
             arrive(what)
-            self._at(gap(), fire, None)
+            heappush(queue, (self.now + gap(), NORMAL, next(seq), fire, None))
 
-        self._at(gap(), fire, None)
+        heappush(queue, (self.now + gap(), NORMAL, next(seq), fire, None))
 
     def _failure(self, cls: FailureClass) -> None:
         self.counts[cls.name] += 1
         self._tick()
         if cls.takes_node:
-            self._lose_node()
-        self._interrupt(cls)
+            self.missing += 1                  # the node goes to repair, then to the spare pool
+            heappush(self._queue, (self.now + self.repair(), NORMAL, next(self._seq), self._repaired, None))
+        self._interrupted(cls)
 
     def _lose_node(self) -> None:
         """The node goes to repair and comes back to the spare pool."""
@@ -320,16 +339,24 @@ class Replica:
             self._at(cap, self._stop_soon, None)
         queue = self._queue
         while True:
+            wake = self._wake_t
+            if wake is not None:               # the training process's wait, if it comes first
+                if queue:
+                    head = queue[0]
+                    first = wake < head[0] or (wake == head[0] and head[1] == NORMAL
+                                               and self._wake_seq < head[2])
+                else:
+                    first = True
+                if first:
+                    self.now, self._wake_t = wake, None
+                    self._resume()
+                    continue
             if not queue:
                 raise RuntimeError("a campaign replica ran out of events before it ended")
             self.now, _, _, action, arg = heappop(queue)
-            if action is _WAKE:
-                if arg == self._token:             # else: an interrupt abandoned this wait
-                    self._resume()
-            elif action is _STOP:
+            if action is _STOP:
                 break
-            else:
-                action(arg)
+            action(arg)
         stop = ""
         if not self.finished:                      # the horizon, the cap or the limit cut it short
             stop = "events" if self.aborted else (

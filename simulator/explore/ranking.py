@@ -9,10 +9,12 @@ stage, full recomputation) does not fit is pruned at once.
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from dataclasses import dataclass
 
 from simulator.config.layout import derive_layout
 from simulator.config.scenario import Scenario
+from simulator.cost.efficiency import DEFAULT
 from simulator.cost.step import estimate_step
 from simulator.errors import ConfigError
 from simulator.explore.cases import Case, Inputs, scenario_of
@@ -103,8 +105,15 @@ def _step_energy(est, s: Scenario, power) -> float | None:
     return average_step_power(busy, est.step_time, power) * est.step_time
 
 
-def _rank(s: Scenario, layout: Layout, order: int, power, memory_bytes: float | None = None) -> Ranked:
-    est = estimate_step(s)
+def _rank(s: Scenario, layout: Layout, order: int, power, memory_bytes: float | None = None,
+          stages: dict | None = None) -> Ranked:
+    """``stages``: stage times already computed for this shape, by recomputation (filled in here);
+    a shape's ZeRO variants share them (cost/stage.py reads no ZeRO setting)."""
+    if stages is None:
+        est = estimate_step(s)
+    else:
+        est = estimate_step(s, DEFAULT, stages.get(s.layout.recompute))
+        stages.setdefault(s.layout.recompute, list(est.stages))
     b = est.breakdown
     comm = sum(b.get(k, 0.0) for k in ("tp_comm", "cp_comm", "ep_comm", "pp_comm", "dp_comm"))
     mem = memory_of(s).total if memory_bytes is None else memory_bytes
@@ -130,19 +139,35 @@ def rank_structure(base: Scenario, st: Structure, order: int, task: SearchTask,
     lightest = memory_of(_variant(s0, *light)).total
     if lightest > cap:
         return valid, [], ("memory", lightest / GIB)
-    out = []
+    out, stages = [], {}
     for z in zeros:
         for i, r in enumerate(space.recompute):
             s = _variant(s0, z, r)
             need = lightest if (z, r) == light else memory_of(s).total
             if need <= cap:
-                out.append(_rank(s, Layout(st, z, r, space.schedule), order * 16 + z * 4 + i, power, need))
+                out.append(_rank(s, Layout(st, z, r, space.schedule), order * 16 + z * 4 + i, power, need,
+                                 stages))
                 break
     return valid, out, None
 
 
+_BASE: dict = {}     # the last task's (base scenario, power model), by the task's pickled bytes
+
+
+def _base_of(task: SearchTask):
+    """(base scenario, power model) of ``task``, built once per task in each process: every batch of
+    a search brings its own copy of the same task, and equal bytes are equal inputs."""
+    key = pickle.dumps(task)
+    hit = _BASE.get(key)
+    if hit is None:
+        base = base_scenario(task)
+        hit = (base, _power_model(base, task.gpus))
+        _BASE.clear()
+        _BASE[key] = hit
+    return hit
+
+
 def rank_batch(task: SearchTask, items: list[tuple[int, Structure]]) -> list[tuple]:
     """One executor task: (order, valid layouts, ranked fitting layouts, prune reason) per shape."""
-    base = base_scenario(task)
-    power = _power_model(base, task.gpus)
+    base, power = _base_of(task)
     return [(order, *rank_structure(base, st, order, task, power)) for order, st in items]
