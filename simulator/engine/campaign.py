@@ -89,14 +89,24 @@ def _chunks(n: int, parts: int) -> list[range]:
 def run_replicas(params: CampaignParams, replicas: int, seed: int, executor: Executor | None = None,
                  timeline: bool = True, chunks: int = 16) -> list[ReplicaOutcome]:
     """Outcomes of replicas 0..N-1 in order; identical in-process and through an executor."""
+    return run_campaigns([(params, seed)], replicas, executor, timeline, chunks)[0]
+
+
+def run_campaigns(campaigns: list[tuple[CampaignParams, int]], replicas: int, executor: Executor | None = None,
+                  timeline: bool = True, chunks: int = 16) -> list[list[ReplicaOutcome]]:
+    """``run_replicas`` of several campaigns (params, seed), e.g. a run's phases: through an
+    executor their chunks go out together, so no campaign waits for the last chunk of the one before."""
     if replicas < 1:
         raise ValueError(f"replicas must be at least 1, got {replicas}")
-    if params.verdict is not None:
-        return []
     if executor is None:
-        return _run_chunk((params, seed, range(replicas), timeline))
-    jobs = [(params, seed, r, timeline) for r in _chunks(replicas, chunks)]
-    return [o for part in executor.map(_run_chunk, jobs) for o in part]
+        return [[] if p.verdict is not None else _run_chunk((p, seed, range(replicas), timeline))
+                for p, seed in campaigns]
+    jobs = [(k, (p, seed, r, timeline)) for k, (p, seed) in enumerate(campaigns) if p.verdict is None
+            for r in _chunks(replicas, chunks)]
+    out: list[list[ReplicaOutcome]] = [[] for _ in campaigns]
+    for (k, _), part in zip(jobs, executor.map(_run_chunk, [j for _, j in jobs])):
+        out[k].extend(part)
+    return out
 
 
 def _finite(x: float) -> float | None:

@@ -161,20 +161,36 @@ class RunPlan:
 
     def at(self, x: float) -> RunState:
         """State after x wall seconds (0 <= x <= duration())."""
-        progress, left, m = self._where(x)
-        now, lag = self.t0 + x, self._lag
+        lead = self.lead
+        if x < lead or self.n == 0 or x - lead < self.a1:     # _where's first cases, inline
+            if x < lead:
+                progress, left = self.p0, lead - x
+            else:
+                progress, work = self.p0 + (x - lead) / self.f, self.ck.work_s
+                if work < progress:                           # min(progress, work)
+                    progress = work
+                left = 0.0
+            m = 0
+        else:
+            progress, left, m = self._where(x)
         committed, pending = self.committed, None
-        # candidates (progress, durable at), newest first: blocks m and m - 1, the lead block,
-        # the checkpoint in flight before the run; the first durable one is the newest committed
-        cands = []
-        if m >= 1:
-            cands.append(((self.i0 + m) * self._dt, self._ends + (m - 1) * self.cycle + lag))
-            if m >= 2:
-                cands.append(((self.i0 + m - 1) * self._dt, self._ends + (m - 2) * self.cycle + lag))
-        if self.lead > 0 and x >= self.lead:
-            cands.append((self.p0, self.lead_done_at))
-        if self.pending is not None:
-            cands.append(self.pending)
+        if m == 0 and (lead <= 0 or x < lead):                # no block of this run can be durable
+            if self.pending is None:
+                return RunState(progress, committed, None, left, 0)
+            cands = [self.pending]
+        else:
+            # candidates (progress, durable at), newest first: blocks m and m - 1, the lead
+            # block, the checkpoint in flight before the run
+            lag, cands = self._lag, []
+            if m >= 1:
+                cands.append(((self.i0 + m) * self._dt, self._ends + (m - 1) * self.cycle + lag))
+                if m >= 2:
+                    cands.append(((self.i0 + m - 1) * self._dt, self._ends + (m - 2) * self.cycle + lag))
+            if lead > 0 and x >= lead:
+                cands.append((self.p0, self.lead_done_at))
+            if self.pending is not None:
+                cands.append(self.pending)
+        now = self.t0 + x
         for grid, done in cands:
             if done <= now:
                 committed = max(committed, grid)

@@ -18,7 +18,7 @@ import math
 from concurrent.futures import Executor
 from dataclasses import replace
 
-from simulator.engine.campaign import DAY, CampaignResult, run_replicas, summarize
+from simulator.engine.campaign import DAY, CampaignResult, run_campaigns, summarize
 from simulator.engine.campaign_plan import CampaignParams
 from simulator.engine.replica import ReplicaOutcome
 from simulator.rng import seed_sequence
@@ -69,8 +69,9 @@ def run_phases(params: list[CampaignParams], names: list[str], replicas: int, se
                ) -> tuple[CampaignResult, list[CampaignResult]]:
     """(the whole run, each phase) of a campaign of phases ``params`` in order."""
     per_out, per_res = [], []
+    every = run_campaigns([(p, phase_seed(seed, k)) for k, p in enumerate(params)], replicas, executor, timeline)
     for k, p in enumerate(params):
-        outs = run_replicas(p, replicas, phase_seed(seed, k), executor, timeline)
+        outs = every[k]
         if k and outs:
             save, restart = switch_s(params[k - 1], p)
             outs = [_with_switch(o, save, restart) for o in outs]

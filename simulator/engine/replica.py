@@ -58,6 +58,7 @@ class ReplicaOutcome:
 
 URGENT, NORMAL = 0, 1      # event priorities at one instant (SimPy's): interrupts come first
 _STOP = object()           # the event that ends the run
+_INF = float("inf")
 
 
 class Replica:
@@ -75,6 +76,8 @@ class Replica:
         self._seq = count()
         self._token, self._resume = 0, None    # the training process's current wait
         self._wake_t = self._wake_seq = None   # when it ends (None: not waiting for a time)
+        self._limit = _INF                     # an arrival about to be queued (see fire)
+        self._chained = False                  # a wait ran at once during the current arrival
         self.level = p.spare_nodes             # spare nodes in the pool
         self.progress, self.committed, self.pending, self.lead = 0.0, 0.0, None, 0.0
         self.missing = self.short = self.slow = 0
@@ -111,10 +114,23 @@ class Replica:
         heappush(self._queue, (self.now + delay, priority, next(self._seq), action, arg))
 
     def _wait(self, delay: float, then) -> None:
-        """The training process waits ``delay`` seconds, then runs ``then()`` (unless interrupted)."""
+        """The training process waits ``delay`` seconds, then runs ``then()`` (unless interrupted).
+
+        A wait that ends before every queued event (and before the arrival the current handler is
+        about to queue, ``_limit``) is the loop's next event whatever happens: it runs at once, at
+        the same time (an end at the same instant as a queued event comes after it: it would be
+        the newest event of that instant). A detection, restart and the next run after a failure
+        thus take one event, not three."""
         self._token += 1
+        t = self.now + delay
+        queue = self._queue
+        if t < self._limit and (not queue or t < queue[0][0]):
+            self.now = t
+            self._chained = True
+            then()
+            return
         self._resume = then
-        self._wake_t = self.now + delay
+        self._wake_t = t
         self._wake_seq = next(self._seq)
 
     def _stop_soon(self, _arg=None) -> None:
@@ -210,13 +226,16 @@ class Replica:
     def _end_run(self):
         """Close the current run at now: progress, checkpoints, time split by cause, timeline."""
         plan = self.plan
-        x = min(self.now - plan.t0, self.run_s)
+        x, run_s = self.now - plan.t0, self.run_s
+        if run_s < x:                          # min(now - t0, run_s)
+            x = run_s
         st = plan.at(x)
         gain = st.progress - plan.p0
         lost = self.lost
         lost["stragglers"] += gain * (self.f_slow - 1.0)
         lost["fewer_replicas"] += gain * self.f_slow * (self.f_short - 1.0)
-        lost["checkpoint"] += max(0.0, x - gain * plan.f)
+        over = x - gain * plan.f
+        lost["checkpoint"] += over if over > 0.0 else 0.0    # max(0.0, over)
         self.progress, self.committed, self.pending = st.progress, st.committed, st.pending
         self.checkpoints += st.checkpoints
         if self.timeline is not None:
@@ -287,8 +306,15 @@ class Replica:
         queue, seq = self._queue, self._seq
 
         def fire(_arg) -> None:
+            nxt = self._limit = self.now + gap()     # queued once the arrival is handled
+            self._chained = False
             arrive(what)
-            heappush(queue, (self.now + gap(), NORMAL, next(seq), fire, None))
+            self._limit = _INF
+            heappush(queue, (nxt, NORMAL, next(seq), fire, None))
+            if self._chained and self._wake_t is not None:
+                # a wait reached through waits run at once was made, in the loop's order, after
+                # this arrival was queued: it comes after it at the same instant
+                self._wake_seq = next(seq)
 
         heappush(queue, (self.now + gap(), NORMAL, next(seq), fire, None))
 
