@@ -298,48 +298,10 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
             grads = grad_b * n
         optim = opt_bytes * (sharded if zero_stage >= 1 else n)
 
-        def per_layer_act(rec: str) -> float:
-            return mean_layer_activation_bytes(a, layers, micro_batch, tp, cp, sequence_parallel, rec,
-                                               flash_attention, fp8, etp, n_moe_i)
-
-        stored = per_layer_act("selective" if recompute == "full" else recompute)
-        full_in = per_layer_act("full") if recompute == "full" else 0.0
-        weights_by_chunk, working, by_size = [], 0.0, {}
-        for c, cl in enumerate(stage_chunks[i]):
-            if cl not in by_size:   # a stage's chunks come in few sizes
-                kept = cl
-                if i == 0 and pp == 1 and offload_layers:
-                    kept = max(cl - offload_layers, 0)
-                rec_layers, together = _recomputed(kept, recompute, recompute_method, recompute_num_layers)
-                if recompute == "full" and (recompute_method or "uniform") == "uniform":
-                    # one checkpointed input per group of `together` layers
-                    groups = -(-kept // max(together, 1)) if kept else 0
-                    weight = groups * full_in
-                else:
-                    weight = rec_layers * full_in + (kept - rec_layers) * stored
-                by_size[cl] = (weight, together * stored)   # a recomputed group's activations in backward
-            weight, work = by_size[cl]
-            weights_by_chunk.append(weight)
-            working = max(working, work)
-        live = peak_live_layers(schedule, pp, num_microbatches, i, vpp, tuple(weights_by_chunk))
-        acts = live + working
-        offloaded = 0.0
-        if i == 0 and pp == 1 and offload_layers:
-            off = min(offload_layers, layers)
-            offloaded = off * stored
-            acts += min(off, 2) * stored   # transfer buffers: the layer going out and the one coming back
-        tokens = micro_batch * a.seq / cp
-        if i == 0:
-            acts += 2.0 * tokens * a.hidden / (tp if sequence_parallel else 1)
-        if i == pp - 1:
-            acts += tokens * a.vocab / tp * (2 + 4)   # bf16 logits and their fp32 copy, one microbatch
-        if i == mtp_at:
-            if a.mtp_layers:   # each MTP module: its layer's activations and its logits
-                mtp = activation_bytes_per_layer(a, micro_batch, tp, cp, sequence_parallel, recompute,
-                                                 flash_attention, moe=a.last_layer_moe, fp8=fp8, etp=etp)
-                mtp += 2.0 * 2 * tokens * a.hidden / (tp if sequence_parallel else 1)   # projection input
-                held = in_flight_microbatches(schedule, i, pp, num_microbatches, vpp)
-                acts += a.mtp_layers * (mtp * held + tokens * a.vocab / tp * (2 + 4))
+        acts, offloaded, weights_by_chunk, working = _stage_activations(
+            a, i, layers, n_moe_i, stage_chunks[i], pp, mtp_at, micro_batch, tp, cp, sequence_parallel, recompute,
+            flash_attention, fp8, etp, recompute_method, recompute_num_layers, offload_layers, schedule,
+            num_microbatches, vpp)
         frag = fragmentation * acts
         stages.append(MemoryBreakdown(weights, grads, optim, acts, runtime_reserve, i,
                                       low_precision_weights=lp, gather_buffers=gather,
@@ -347,3 +309,56 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
         if inner:
             middle[layers, n_moe_i, stage_chunks[i]] = (stages[-1], tuple(weights_by_chunk), working)
     return stages
+
+
+@by_identity(4096, objects=1)   # a stage's activations do not depend on its ZeRO stage: the search's
+def _stage_activations(a: Arch, i: int, layers: int, n_moe_i: int, chunks_i: tuple[int, ...], pp: int, mtp_at: int,
+                       micro_batch: int, tp: int, cp: int, sequence_parallel: bool, recompute: str,
+                       flash_attention: bool, fp8: bool, etp: int, recompute_method: str | None,
+                       recompute_num_layers: int | None, offload_layers: int, schedule: str,
+                       num_microbatches: int, vpp: int) -> tuple[float, float, tuple[float, ...], float]:
+    """(activation bytes, offloaded bytes, stored bytes per model chunk, working bytes) of pipeline
+    stage ``i`` (see ``memory_per_stage``); ZeRO variants of a layout share it."""
+    def per_layer_act(rec: str) -> float:
+        return mean_layer_activation_bytes(a, layers, micro_batch, tp, cp, sequence_parallel, rec,
+                                           flash_attention, fp8, etp, n_moe_i)
+
+    stored = per_layer_act("selective" if recompute == "full" else recompute)
+    full_in = per_layer_act("full") if recompute == "full" else 0.0
+    weights_by_chunk, working, by_size = [], 0.0, {}
+    for cl in chunks_i:
+        if cl not in by_size:   # a stage's chunks come in few sizes
+            kept = cl
+            if i == 0 and pp == 1 and offload_layers:
+                kept = max(cl - offload_layers, 0)
+            rec_layers, together = _recomputed(kept, recompute, recompute_method, recompute_num_layers)
+            if recompute == "full" and (recompute_method or "uniform") == "uniform":
+                # one checkpointed input per group of `together` layers
+                groups = -(-kept // max(together, 1)) if kept else 0
+                weight = groups * full_in
+            else:
+                weight = rec_layers * full_in + (kept - rec_layers) * stored
+            by_size[cl] = (weight, together * stored)   # a recomputed group's activations in backward
+        weight, work = by_size[cl]
+        weights_by_chunk.append(weight)
+        working = max(working, work)
+    live = peak_live_layers(schedule, pp, num_microbatches, i, vpp, tuple(weights_by_chunk))
+    acts = live + working
+    offloaded = 0.0
+    if i == 0 and pp == 1 and offload_layers:
+        off = min(offload_layers, layers)
+        offloaded = off * stored
+        acts += min(off, 2) * stored   # transfer buffers: the layer going out and the one coming back
+    tokens = micro_batch * a.seq / cp
+    if i == 0:
+        acts += 2.0 * tokens * a.hidden / (tp if sequence_parallel else 1)
+    if i == pp - 1:
+        acts += tokens * a.vocab / tp * (2 + 4)   # bf16 logits and their fp32 copy, one microbatch
+    if i == mtp_at:
+        if a.mtp_layers:   # each MTP module: its layer's activations and its logits
+            mtp = activation_bytes_per_layer(a, micro_batch, tp, cp, sequence_parallel, recompute,
+                                             flash_attention, moe=a.last_layer_moe, fp8=fp8, etp=etp)
+            mtp += 2.0 * 2 * tokens * a.hidden / (tp if sequence_parallel else 1)   # projection input
+            held = in_flight_microbatches(schedule, i, pp, num_microbatches, vpp)
+            acts += a.mtp_layers * (mtp * held + tokens * a.vocab / tp * (2 + 4))
+    return acts, offloaded, tuple(weights_by_chunk), working
