@@ -69,6 +69,8 @@ class Replica:
     NORMAL-priority event — and compared with the queue's head, so an interrupted wait is simply
     dropped instead of being left in the queue to be skipped."""
 
+    chain_waits = True     # run waits that end before anything else at once (tests turn it off)
+
     def __init__(self, params, streams: Streams, record: bool = False):
         p = self.p = params
         self.now = 0
@@ -124,7 +126,7 @@ class Replica:
         self._token += 1
         t = self.now + delay
         queue = self._queue
-        if t < self._limit and (not queue or t < queue[0][0]):
+        if self.chain_waits and t < self._limit and (not queue or t < queue[0][0]):
             self.now = t
             self._chained = True
             then()
