@@ -123,3 +123,10 @@ def test_a_batch_ranks_the_same_with_the_base_scenario_kept(search_405b):
     ranking._BASE.clear()
     cold = rank_batch(dataclasses.replace(task), items)
     assert first == again == cold
+
+
+def test_band_draws_are_the_quantiles_one_by_one():
+    from simulator.calibration.bands import shipped_band
+    b = shipped_band()
+    for m in (1, 7, 200):
+        assert b.draws(m).tolist() == [b.at((j + 0.5) / m) for j in range(m)]
