@@ -134,6 +134,7 @@ def test_bloom_describes_the_published_operations():
     assert rel.job_time_limit == 100 * 3600.0                          # qos_gpu-gc, --time 100:00:00
     assert rel.gpu_failures_per_gpu_hour == pytest.approx(1 / (168 * 384), rel=0.01)   # ~1 GPU a week
     assert (t.eval_interval, t.eval_time) == (1000, 720.0)               # 29 eval sets, ~12 min
+    assert rel.straggler_time_to_detect == pytest.approx(2217 * 111.0, rel=0.01)   # >= 68 h, by hand
     phases = s.workload.phases
     assert [p.num_gpus for p in phases][-1] == 192                       # the 24-node tail
     assert phases[-1].train_tokens == pytest.approx(1.6e9)
