@@ -214,7 +214,7 @@ DISPATCH_LAUNCHES = 6
 # The flex dispatcher (moe_token_dispatcher_type "flex": DeepEP / HybridEP) fuses the permutation,
 # the all-to-all and the sort by local expert into one dispatch kernel and its mirror combine
 # (MoEFlexTokenDispatcher with _HybridEPManager / _DeepepManager, NVIDIA/Megatron-LM
-# megatron/core/transformer/moe/token_dispatcher.py @ core_v0.16.0): its preprocess is the routing
+# megatron/core/transformer/moe/token_dispatcher.py @ core_v0.16.0 = 3bec9aa9): its preprocess is the routing
 # map and probabilities expanded over the TP x EP group (two copies; no histogram, no all-gather of
 # the counts), its dispatch the probabilities' fp32 cast, the fused dispatch (metadata and data
 # kernels) and the tokens-per-expert sum, its combine one fused kernel.
