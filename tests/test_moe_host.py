@@ -9,7 +9,7 @@ from simulator.config.workload import ModelConfig
 from simulator.cost import comm
 from simulator.cost.compute import TILE_M, TILE_N, gemm_rate, host_launches, host_time, op_time, shape_efficiency
 from simulator.cost.efficiency import DEFAULT
-from simulator.cost.stage import _layer, _overlapped_ep, graphed_scopes, shard_of
+from simulator.cost.stage import _layer, _overlapped_ep, graphed_scopes, launch_queue_time, shard_of
 from simulator.cost.step import estimate_step
 from simulator.model.arch import resolve
 from simulator.model.ops import (DISPATCH_LAUNCHES, GROUP_STREAMS, PREPROCESS_LAUNCHES, ROUTER_LAUNCHES, Op,
@@ -70,14 +70,16 @@ def _qwen(scenario, *extra):
 
 
 def test_host_bound_layer_takes_its_launch_time(scenario):
-    """With a host far slower than the kernels, a layer's forward is exactly its launches x host time."""
+    """With a host far slower than the kernels, a layer's forward is its launches x host time plus the
+    last kernel launched before the next sync (the dispatcher's metadata), which runs after it."""
     s = _qwen(scenario)
     a, sh = resolve(s.workload.model), shard_of(s)
     tiers = comm.tiers_of(s.cluster, s.gpu, DEFAULT, s.num_gpus)
     slow = DEFAULT.with_(host_launch=1e-2)
     lt = _layer(a, s, sh, slow, tiers, moe=True)
     ops = layer_ops(a, sh, moe=True)
-    assert lt.fwd == pytest.approx(host_time(ops, "bf16", slow))
+    last = next(o for o in ops if o.name == "dispatch_preprocess")
+    assert lt.fwd == pytest.approx(host_time(ops, "bf16", slow) + op_time(last, s.gpu, "bf16", slow))
     assert lt.bwd == pytest.approx(host_time(ops, "bf16", slow, backward=True))
     assert lt.host_fwd > 0 and lt.host_bwd > 0
     # a host with no cost: the device time, and no host-bound part
@@ -211,3 +213,56 @@ def test_des_reports_the_same_host_bound_time(scenario):
     assert cf.breakdown["host_bound"] > 0
     assert des.breakdown["host_bound"] == pytest.approx(cf.breakdown["host_bound"], rel=0.02)
     assert sum(des.breakdown.values()) == pytest.approx(des.step_time, rel=1e-9)
+
+
+# ---- kernels launched in order after a host sync ---------------------------------------------
+
+def test_launch_queue_time_by_hand():
+    """Kernel j starts once launched and once j-1 is done: host 1+1 (two cheap launches of long
+    kernels), then a 5-launch kernel of 1: the GPU runs 3 + 3, then waits for the third launch at 7."""
+    assert launch_queue_time([1.0, 1.0, 5.0], [3.0, 3.0, 1.0]) == pytest.approx(8.0)
+    # host-heavy first, device-heavy last: the host time of the first plus the device time of the last
+    assert launch_queue_time([5.0, 1.0], [1.0, 5.0]) == pytest.approx(11.0)
+    # the reverse order overlaps: max(host, device) + the first launch
+    assert launch_queue_time([1.0, 5.0], [5.0, 1.0]) == pytest.approx(7.0)
+    assert launch_queue_time([], []) == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=12))
+def test_launch_queue_time_bounds(pairs):
+    """Never below the host's or the GPU's total, never above their sum."""
+    h, d = [p[0] for p in pairs], [p[1] for p in pairs]
+    t = launch_queue_time(h, d)
+    assert max(sum(h), sum(d)) - 1e-12 <= t <= sum(h) + sum(d) + 1e-12
+
+
+def test_moe_forward_pays_the_sync_between_host_and_device_heavy_ops(scenario):
+    """An MoE layer's forward is launched from the dispatcher's sync on: at a host launch time where
+    the layer's totals balance, the in-order time exceeds max(host, device)."""
+    s = _qwen(scenario)
+    a, sh = resolve(s.workload.model), shard_of(s)
+    tiers = comm.tiers_of(s.cluster, s.gpu, DEFAULT, s.num_gpus)
+    ops = layer_ops(a, sh, moe=True)
+    device = _layer(a, s, sh, DEFAULT.with_(host_launch=0.0), tiers, moe=True).fwd
+    eff = DEFAULT.with_(host_launch=device / host_time(ops, "bf16", DEFAULT.with_(host_launch=1.0)))
+    lt = _layer(a, s, sh, eff, tiers, moe=True)
+    assert host_time(ops, "bf16", eff) == pytest.approx(device)
+    assert lt.host_fwd > 0.0 and lt.fwd > device * 1.0001
+
+
+def test_flex_dispatcher_fuses_permute_and_sort(scenario):
+    """moe_token_dispatcher_type flex (DeepEP / HybridEP): the dispatch kernel permutes and sorts by
+    local expert, so the dispatcher launches fewer kernels and moves no separate chunk sort."""
+    s = _qwen(scenario)
+    a, sh = resolve(s.workload.model), shard_of(s)
+    flex = resolve(ModelConfig.model_validate({**s.workload.model.model_dump(exclude_unset=True),
+                                              "moe": {**s.workload.model.moe.model_dump(exclude_unset=True),
+                                                      "moe_token_dispatcher_type": "flex"}}))
+    by = lambda arch: {o.name: o for o in layer_ops(arch, sh, moe=True)}
+    alltoall, fused = by(a), by(flex)
+    assert fused["dispatch_preprocess"].launches < alltoall["dispatch_preprocess"].launches
+    assert fused["token_permute"].launches < alltoall["token_permute"].launches
+    T, k, h = sh.tokens(a), a.topk, a.hidden
+    assert fused["token_permute"].bytes == pytest.approx(2 * (1 + k) * T * h * sh.act_bytes)
+    assert alltoall["token_permute"].bytes == pytest.approx((2 * (1 + k) + 4 * k) * T * h * sh.act_bytes)

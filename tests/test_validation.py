@@ -65,7 +65,7 @@ def test_whole_runs_are_predicted_end_to_end():
     from simulator.validation.runner import whole_run_rows
 
     rows = whole_run_rows(replicas=4)
-    assert {r.metric.split(" ")[0] for r in rows} == {"gpu_hours", "gpu_dynamic_energy"}
+    assert {r.metric.split(" ")[0] for r in rows} == {"gpu_hours", "gpu_tdp_energy"}
     for r in rows:   # reported honestly in docs/validation.md: -17% and -24% today
         assert r.predicted > 0 and abs(r.error) < 0.35
 
@@ -87,6 +87,22 @@ def test_modern_rows_map_their_features():
     assert (p["decoder_first_pipeline_num_layers"], p["decoder_last_pipeline_num_layers"]) == (15, 15)
     assert p["distributed_optimizer"] and p["tp_comm_overlap"] and w["training"]["precision"] == "fp8_cs"
     assert w["model"]["position_embedding_type"] == "rope" and w["model"]["add_bias_linear"] is False
+
+
+def test_gb300_70b_2602_rows_take_the_recipe_layout():
+    """The 26.02.01 table prints the GB300 Llama-3 70B MXFP8 / NVFP4 rows at MBS 2 without virtual
+    stages; the v0.3.1 recipe and the 26.02 / 26.04 rows say PP4 x VP5 at MBS 1 (data/SOURCES.md).
+    Interleaved 1F1B with 16 microbatches: bubble (p-1)/(v*m + p-1) = 3/83 of the pipeline time."""
+    from simulator.cost.step import estimate_step
+    from simulator.validation.runner import workload_of
+
+    by_run = {r["run"]: r for r in load_rows()}
+    for run in ("mb26.02.01-llama3-70b-64xgb300-fp8_mx", "mb26.02.01-llama3-70b-64xgb300-nvfp4"):
+        p = workload_of(by_run[run])["parallelism"]
+        assert (p["tensor_model_parallel_size"], p["pipeline_model_parallel_size"],
+                p["virtual_pipeline_model_parallel_size"], p["data_parallel_size"], p["micro_batch_size"]) == (1, 4, 5, 16, 1)
+        est = estimate_step(scenario_of(by_run[run]))
+        assert 0.02 < est.breakdown["bubble"] / est.step_time < 3 / 83 + 0.005
 
 
 def test_unknown_feature_is_named_not_crashed():

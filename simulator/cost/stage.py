@@ -7,7 +7,7 @@ from functools import cached_property
 from simulator.config.scenario import Scenario
 from simulator.cost import comm
 from simulator.cost.context import cp_exposed
-from simulator.cost.compute import host_time, op_time, ops_time, quantize_ops
+from simulator.cost.compute import QUANTIZE_SUFFIX, host_launches, host_time, op_time, ops_time, quantize_ops
 from simulator.cost.efficiency import Efficiency
 from simulator.memo import by_identity
 from simulator.model.arch import Arch, resolve
@@ -92,6 +92,57 @@ def host_bound_excess(ops: list[Op], s: Scenario, eff: Efficiency, device_fwd: f
     return max(0.0, hf - device_fwd), max(0.0, hb - device_bwd)
 
 
+def launch_queue_time(host: list[float], device: list[float]) -> float:
+    """Seconds from the host's first launch to the GPU's last kernel end, for kernels launched in order
+    from one host thread onto one stream, with the GPU idle at the start (just after a host sync).
+
+    Kernel j starts when it has been launched (the host's first j launch times, ``H_j``) and kernel
+    j-1 has finished; so the last one ends at ``max_k (H_k + D_k..n)``, the latest of every "host
+    reaches k, then the GPU runs k to the end" path. It is the maximum of the total host time and
+    the total device time only when the host keeps ahead throughout; a host-heavy run (many small
+    expert GEMMs) followed by a device-heavy one (attention) costs the first's host time plus the
+    second's device time."""
+    best, h, rest = 0.0, 0.0, sum(device)
+    for hk, dk in zip(host, device):
+        h += hk
+        best = max(best, h + rest)
+        rest -= dk
+    return best
+
+
+def _sync_segment(ops: list[Op], device: list[float], s: Scenario, eff: Efficiency) -> tuple[list[float], list[float]]:
+    """The forward of an MoE layer in launch order from the dispatcher's host sync on: per op, host
+    seconds to launch it and device seconds to run it.
+
+    Megatron-Core's dispatchers (alltoall, flex) need the tokens per expert on the host (the
+    all-to-all's split sizes, the grouped GEMM's m_splits): the host blocks on a device-to-host copy
+    once per MoE layer, just before the dispatch, and the GPU has then run everything launched before
+    it. So a layer's forward, from one sync to the next, is the dispatch, experts and combine, then the
+    next layer's attention, norm, router and metadata (identical layers: this layer's own, rotated).
+    A recipe's quantize kernels are launched just before their GEMM. CUDA-graphed scopes cost one
+    launch per contiguous run."""
+    prec, graphed = s.workload.training.precision, graphed_scopes(s)
+    casts = {o.name[:-len(QUANTIZE_SUFFIX)]: (o, t) for o, t in zip(ops, device) if o.name.endswith(QUANTIZE_SUFFIX)}
+    order: list[tuple[Op, float]] = []
+    for o, t in zip(ops, device):
+        if o.name.endswith(QUANTIZE_SUFFIX):
+            continue
+        if o.name in casts:
+            order.append(casts[o.name])
+        order.append((o, t))
+    start = next((i for i, (o, _) in enumerate(order) if o.name == "token_permute"), 0)
+    order = order[start:] + order[:start]
+    host, dev, prev = [], [], None
+    for o, t in order:
+        if "full" in graphed or o.scope in graphed:
+            host.append(eff.host_launch if o.scope != prev else 0.0)
+        else:
+            host.append(host_launches(o, prec) * eff.host_launch)
+        dev.append(t)
+        prev = o.scope
+    return host, dev
+
+
 def _overlapped_ep(ep_f: float, ep_b: float, compute: float) -> tuple[float, float]:
     """Exposed dispatch/combine under Megatron-Core's EP communication overlap
     (overlap_moe_expert_parallel_comm; Megatron-Bridge moe_a2a_overlap): in the 1F1B steady state
@@ -151,6 +202,21 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
             ep_f, ep_b = _overlapped_ep(ep_f, ep_b, f + b)
     # a host slower than the layer's kernels (and the collectives on its stream) sets the time
     host_f, host_b = host_bound_excess(ops, s, eff, f + tp_f + cp_f + ep_f, b + tp_b + cp_b + ep_b)
+    if moe and not s.workload.training.cuda_launch_blocking and "full" not in graphed_scopes(s):
+        # the forward from one dispatcher sync to the next, launched in order (launch_queue_time); the
+        # layer's collectives on the stream: TP with the output projection, CP with the attention,
+        # the EP all-to-all half with the dispatch and half with the combine (the residual after it)
+        dev = list(fw)
+        named = {o.name: i for i, o in enumerate(ops)}
+        extra = {"attn_proj": tp_f, "token_permute": ep_f / 2, "mlp_residual": ep_f / 2}
+        core = next((i for i, o in enumerate(ops) if o.attention_core), None)
+        if core is not None:
+            dev[core] += cp_f
+        for name, t in extra.items():
+            if name in named:
+                dev[named[name]] += t
+        hs, ds = _sync_segment(ops, dev, s, eff)
+        host_f = max(0.0, launch_queue_time(hs, ds) - sum(ds))
     f, b = f + host_f, b + host_b
     wgrad = 0.5 * sum(t for o, t in zip(ops, bw) if o.kind == "gemm" and not o.attention_core)
     rec = 0.0

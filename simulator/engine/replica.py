@@ -28,7 +28,7 @@ from simulator.engine.failures import CLASS_NAMES, FailureClass, interarrival
 from simulator.rng import Sampler, Streams
 
 CAUSES = ("lost_work", "detection", "waiting_for_spares", "restart", "checkpoint", "stragglers",
-          "fewer_replicas", "planned_maintenance")
+          "fewer_replicas", "planned_maintenance", "evaluation", "time_limit")
 UP, SAVE, DETECT, WAIT, RESTART = "up", "save", "detect", "wait", "restart"
 _TIMELINE_STATE = {SAVE: "checkpoint", DETECT: "down", WAIT: "down", RESTART: "restart"}
 _PHASE_CAUSE = {DETECT: "detection", WAIT: "waiting_for_spares"}
@@ -59,6 +59,7 @@ class ReplicaOutcome:
 URGENT, NORMAL = 0, 1      # event priorities at one instant (SimPy's): interrupts come first
 _STOP = object()           # the event that ends the run
 _INF = float("inf")
+_NO_CHAIN = -_INF
 
 
 class Replica:
@@ -87,9 +88,10 @@ class Replica:
         self.restart_cause, self.save_reason, self.plan, self.run_s = "restart", "", None, 0.0
         self.request, self.request_need, self.granted = False, 0, False   # a wait for spares
         self.f_slow = self.f_short = 1.0
+        self.job = 0                           # the current job (a restart starts a new one)
         self.checkpoints, self.finished = 0, False
         self.lost = dict.fromkeys(CAUSES, 0.0)
-        self.counts = dict.fromkeys(CLASS_NAMES + ("planned_maintenance", "straggler"), 0)
+        self.counts = dict.fromkeys(CLASS_NAMES + ("planned_maintenance", "straggler", "time_limit"), 0)
         self.timeline: list | None = [] if record else None
         self._restart_s = p.restart_s
         self._per_node = max(1, p.dp // p.num_nodes)     # see _replicas_per_node
@@ -144,7 +146,20 @@ class Replica:
 
     # ---- the training process -------------------------------------------------------------
     def _start(self, _arg) -> None:
+        self._new_job()
         self._advance()
+
+    def _new_job(self) -> None:
+        """A job starts (the first, or a restart's): under a wall-clock limit it saves and exits
+        just in time, its checkpoint finishing as the limit ends (Megatron --exit-duration-in-mins)."""
+        self.job += 1
+        if self.p.time_limit_s is not None:
+            self._at(max(0.0, self.p.time_limit_s - self.p.save_s), self._time_limit, self.job)
+
+    def _restart(self) -> None:
+        """Enter the restart: a new job, which reschedules, initialises and loads the checkpoint."""
+        self.phase, self.left = RESTART, self._restart_s
+        self._new_job()
 
     def _advance(self) -> None:
         """Run the training process until it waits: for the end of its run or of a timed phase,
@@ -160,7 +175,7 @@ class Replica:
                 if self._get_spares():
                     return                     # resumes in _spares_granted
                 self._charge("waiting_for_spares")
-                self.phase, self.left = RESTART, self._restart_s
+                self._restart()
                 continue
             self._wait(self.left, self._phase_done)
             return
@@ -207,7 +222,7 @@ class Replica:
         self.missing -= self.request_need
         self.short = self.missing
         self._charge("waiting_for_spares")
-        self.phase, self.left = RESTART, self._restart_s
+        self._restart()
         self._advance()
 
     def _replicas_per_node(self) -> int:
@@ -220,7 +235,7 @@ class Replica:
         f_slow = self.f_slow = (p.straggler_slowdown if self.slow else 1.0) * p.jitter_slowdown
         lost = min(p.dp - 1, self.short * self._per_node)
         f_short = self.f_short = p.dp / (p.dp - lost) if lost else 1.0
-        plan = self.plan = RunPlan(p.checkpoint, self.now, self.progress, f_slow * f_short,
+        plan = self.plan = RunPlan(p.checkpoint, self.now, self.progress, f_slow * f_short * p.eval_slowdown,
                                    committed=self.committed, pending=self.pending, lead=self.lead)
         self.run_s = plan.duration()            # wall seconds to the end of training, uninterrupted
         self.lead = 0.0
@@ -236,6 +251,7 @@ class Replica:
         lost = self.lost
         lost["stragglers"] += gain * (self.f_slow - 1.0)
         lost["fewer_replicas"] += gain * self.f_slow * (self.f_short - 1.0)
+        lost["evaluation"] += gain * self.f_slow * self.f_short * (self.p.eval_slowdown - 1.0)
         over = x - gain * plan.f
         lost["checkpoint"] += over if over > 0.0 else 0.0    # max(0.0, over)
         self.progress, self.committed, self.pending = st.progress, st.committed, st.pending
@@ -306,9 +322,13 @@ class Replica:
     def _every(self, gap, arrive, what) -> None:
         """Call ``arrive(what)`` at arrival times ``gap()`` apart, for the whole replica."""
         queue, seq = self._queue, self._seq
+        # a job's time limit is queued when it (re)starts: waits run at once after an arrival would
+        # queue it before the arrival, so with a time limit they wait for the loop
+        fire_chain = self.p.time_limit_s is None
 
         def fire(_arg) -> None:
-            nxt = self._limit = self.now + gap()     # queued once the arrival is handled
+            nxt = self.now + gap()                   # queued once the arrival is handled
+            self._limit = nxt if fire_chain else _NO_CHAIN
             self._chained = False
             arrive(what)
             self._limit = _INF
@@ -344,6 +364,15 @@ class Replica:
         self.counts["planned_maintenance"] += 1
         self._tick()
         self._interrupt(stop)
+
+    def _time_limit(self, job: int) -> None:
+        """The job's wall-clock limit is near: save and exit, unless it is already down or stopping
+        (then the next job starts afresh anyway)."""
+        if job != self.job or self.phase != UP or self.finished:
+            return
+        self.counts["time_limit"] += 1
+        self._tick()
+        self._interrupt(PlannedStop("time_limit"))
 
     def _straggler(self, _what) -> None:
         self.counts["straggler"] += 1

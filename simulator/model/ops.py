@@ -211,6 +211,15 @@ GROUP_STREAMS = 4
 ROUTER_LAUNCHES = 12
 PREPROCESS_LAUNCHES = 10
 DISPATCH_LAUNCHES = 6
+# The flex dispatcher (moe_token_dispatcher_type "flex": DeepEP / HybridEP) fuses the permutation,
+# the all-to-all and the sort by local expert into one dispatch kernel and its mirror combine
+# (MoEFlexTokenDispatcher with _HybridEPManager / _DeepepManager, NVIDIA/Megatron-LM
+# megatron/core/transformer/moe/token_dispatcher.py @ core_v0.16.0 = 3bec9aa9): its preprocess is the routing
+# map and probabilities expanded over the TP x EP group (two copies; no histogram, no all-gather of
+# the counts), its dispatch the probabilities' fp32 cast, the fused dispatch (metadata and data
+# kernels) and the tokens-per-expert sum, its combine one fused kernel.
+FLEX_PREPROCESS_LAUNCHES = 2
+FLEX_DISPATCH_LAUNCHES = 5
 
 
 def permute_elements(a: Arch, sh: Shard, tokens: float) -> float:
@@ -222,7 +231,7 @@ def permute_elements(a: Arch, sh: Shard, tokens: float) -> float:
     and a write of the k copies each way."""
     k, h = a.topk, a.hidden
     moved = 2 * (1 + k) * tokens * h
-    if sh.ep > 1 and a.num_experts // sh.ep > 1:
+    if sh.ep > 1 and a.num_experts // sh.ep > 1 and not a.deepep:   # flex: sorted by the dispatch kernel
         moved += 2 * 2 * k * tokens * h
     return moved
 
@@ -332,9 +341,10 @@ def layer_ops(a: Arch, sh: Shard, moe: bool = False) -> list[Op]:
         ops.append(replace(router, launches=ROUTER_LAUNCHES))
         # tokens per expert, split sizes (int32 / int64 per token and expert): negligible bytes
         ops.append(memory_op("dispatch_preprocess", 4 * T * a.topk, 1.0, bwd_factor=0.0,
-                             scope="moe_preprocess", launches=PREPROCESS_LAUNCHES))
+                             scope="moe_preprocess",
+                             launches=FLEX_PREPROCESS_LAUNCHES if a.deepep else PREPROCESS_LAUNCHES))
         ops.append(memory_op("token_permute", permute_elements(a, sh, T), e, bwd_factor=1.0, scope="moe",
-                             launches=DISPATCH_LAUNCHES))
+                             launches=FLEX_DISPATCH_LAUNCHES if a.deepep else DISPATCH_LAUNCHES))
         ops += expert_ops(a, sh, T)
         if a.shared_expert_ffn:
             ops += in_scope(mlp_ops(a, sh, T, a.shared_expert_ffn, "shared_"), "moe")

@@ -111,6 +111,8 @@ def _model_of(row: dict) -> dict:
             moe["moe_shared_expert_intermediate_size"] = shared * int(row["moe_ffn_hidden_size"])
         if _int(row["moe_first_dense_layers"], 0):
             moe["first_k_dense_replace"] = int(row["moe_first_dense_layers"])
+        if row.get("moe_dispatcher", "").strip():   # from the release's recipe (data/SOURCES.md)
+            moe["moe_token_dispatcher_type"] = row["moe_dispatcher"].strip()
         model["moe"] = moe
     if _int(row["mtp_layers"], 0):
         model["mtp_num_layers"] = int(row["mtp_layers"])
