@@ -44,7 +44,8 @@ def stage_memory(s: Scenario) -> list[MemoryBreakdown]:
         recompute_method=lay.recompute_method, recompute_num_layers=lay.recompute_num_layers,
         offload_layers=lay.offload_layers, runtime_reserve=s.workload.memory.runtime_reserve,
         fragmentation=s.workload.memory.fragmentation,
-        chunks=tuple(lay.chunk_layers(i) for i in range(lay.pp)), mtp_stage=lay.mtp_stage)
+        chunks=tuple(lay.chunk_layers(i) for i in range(lay.pp)), mtp_stage=lay.mtp_stage,
+        deallocate_pipeline_outputs=s.workload.memory.deallocate_pipeline_outputs)
 
 
 def _infeasible(s: Scenario, mem: MemoryBreakdown) -> InfeasibleError:

@@ -234,6 +234,11 @@ class MemoryConfig(Strict):
     # every microbatch. 0 assumes expandable segments (PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True,
     # set by the NeMo / Megatron-Bridge performance recipes); raise it for the default allocator
     fragmentation: Annotated[float, BeforeValidator(units.parser("ratio")), Field(ge=0, le=1)] = 0.0
+    # free each pipeline stage's output tensor once it is sent on, keeping only its autograd node
+    # (Megatron-Core deallocate_pipeline_outputs; Megatron-LM's training always sets it:
+    # megatron/training/arguments.py core_transformer_config_from_args). false: every in-flight
+    # forward of a model chunk also holds its output until the backward (docs/model.md)
+    deallocate_pipeline_outputs: bool = True
 
 
 # A phase's parallelism: any ParallelismConfig key; one left out is the top level's value
