@@ -195,6 +195,10 @@ class ParallelismConfig(Strict):
     pipeline_schedule: Literal["1f1b", "gpipe", "interleaved_1f1b", "zb_h1"] | None = None
     decoder_first_pipeline_num_layers: PosInt | None = None    # uneven first stage
     decoder_last_pipeline_num_layers: PosInt | None = None     # uneven last stage
+    # order of the parallel dimensions over the ranks, innermost first: Megatron-LM's tp-cp-dp-pp
+    # (pipeline stages outermost), or tp-cp-pp-dp (data parallelism outermost: Llama 3, section
+    # 3.3.2, "[TP, CP, PP, DP]"); topology/placement.py. tp-cp-pp-dp needs expert parallelism 1
+    rank_order: Literal["tp-cp-dp-pp", "tp-cp-pp-dp"] = "tp-cp-dp-pp"
     # Megatron-Core pipeline_model_parallel_layout: the layers of every virtual stage, e.g.
     # "Et*4|(t*4|)*14tmL" (E embedding, t decoder layer, m MTP module, L loss; | between stages);
     # sets the virtual stages (PP x VPP stages); config/pipeline_layout.py
