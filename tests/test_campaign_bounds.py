@@ -95,15 +95,13 @@ def test_the_event_limit_ends_a_replica():
 def test_some_replicas_unfinished_p10_exists_p90_is_null():
     from dataclasses import replace
     from simulator.engine.campaign import summarize
-    from simulator.engine.replica import ReplicaOutcome
+    from simulator.engine.replica import CAUSES, ReplicaOutcome
     s = load_scenario(LLAMA)
     p = campaign_params(s, STEP, train_steps=1000)
     outs = [ReplicaOutcome(w * DAY, 1.0, fin, 0, {k: 0 for k in ("gpu", "hbm", "sdc", "host", "nic",
-            "host_maintenance", "network", "software", "planned_maintenance", "straggler")},
+            "host_maintenance", "network", "software", "planned_maintenance", "straggler", "time_limit")},
             {}, None, "" if fin else "cap") for w, fin in [(1, True), (2, True), (3, True), (9, False)]]
-    outs = [replace(o, lost={c: 0.0 for c in ("lost_work", "detection", "waiting_for_spares", "restart",
-                                               "checkpoint", "stragglers", "fewer_replicas",
-                                               "planned_maintenance")}) for o in outs]
+    outs = [replace(o, lost=dict.fromkeys(CAUSES, 0.0)) for o in outs]
     r = summarize(p, outs, 0)
     assert r.time_to_train_days_p10 == pytest.approx(1.3) and r.time_to_train_days_p50 == pytest.approx(2.5)
     assert r.time_to_train_days_p90 is None and r.time_to_train_days is None

@@ -65,7 +65,7 @@ def test_whole_runs_are_predicted_end_to_end():
     from simulator.validation.runner import whole_run_rows
 
     rows = whole_run_rows(replicas=4)
-    assert {r.metric.split(" ")[0] for r in rows} == {"gpu_hours", "gpu_dynamic_energy"}
+    assert {r.metric.split(" ")[0] for r in rows} == {"gpu_hours", "gpu_tdp_energy"}
     for r in rows:   # reported honestly in docs/validation.md: -17% and -24% today
         assert r.predicted > 0 and abs(r.error) < 0.35
 

@@ -95,6 +95,10 @@ class ReliabilityConfig(Strict):
     # time (or after max_wall_time, when set) "does not finish" (ETTR < 10% at the default factor)
     max_wall_factor: PosFloat = Field(default=10.0, ge=1.0, le=1000.0)
     max_wall_time: PositiveDuration | None = None
+    # a job's wall-clock limit (a scheduler's, e.g. SLURM --time): before it the job saves a
+    # checkpoint and exits, and the next job restarts from it (a planned stop every limit of wall
+    # time since the job started; a failure's restart starts a new job). null: no limit
+    job_time_limit: PositiveDuration | None = None
 
     def spare_pool(self, job_nodes: int) -> int:
         """Dedicated spare nodes: ``spare_nodes``, or ``spare_fraction`` of the job's nodes rounded up."""

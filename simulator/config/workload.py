@@ -12,7 +12,7 @@ from pydantic import BeforeValidator, Field, create_model
 from simulator import units
 
 from simulator.config.types import (
-    Bandwidth, Count, DurationOrAuto, IntOrAuto, NonNegFloat, NonNegInt, PosFloat, PosInt, Size, Strict,
+    Bandwidth, Count, Duration, DurationOrAuto, IntOrAuto, NonNegFloat, NonNegInt, PosFloat, PosInt, Size, Strict,
 )
 
 Dropout = Annotated[float, BeforeValidator(units.parser("ratio")), Field(ge=0, lt=1)]
@@ -150,6 +150,11 @@ class TrainingConfig(Strict):
     # (bigscience-workshop/bigscience train/tr11-176B-ml/tr11-176B-ml.slurm @ e726b15: "do not remove or the
     # training will hang").
     cuda_launch_blocking: bool = False
+    # evaluation on the validation sets every eval_interval steps (Megatron --eval-interval), each
+    # taking eval_time of wall time during which the job does not train (engine: the "evaluation"
+    # time); null: no evaluation
+    eval_interval: PosInt | None = None
+    eval_time: Duration = "0 s"
 
 
 class ParallelismConfig(Strict):

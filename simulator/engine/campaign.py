@@ -148,7 +148,8 @@ def summarize(params: CampaignParams, outcomes: list[ReplicaOutcome], seed: int)
             replicas=0, time_to_train_days=None, time_to_train_days_p10=None,
             time_to_train_days_p50=None, time_to_train_days_p90=None, finished_fraction=0.0,
             ettr=ck.work_s / est if est > 0 and math.isfinite(est) else 0.0, failures=failures,
-            planned_interruptions=params.planned_rate_per_s * wall,
+            planned_interruptions=(params.planned_rate_per_s
+                                   + (1.0 / params.time_limit_s if params.time_limit_s else 0.0)) * wall,
             stragglers=params.straggler_rate_per_s * wall, time_lost_s=dict.fromkeys(CAUSES, 0.0),
             checkpoints=0.0, wall_days=wall / DAY, time_to_train_reason=params.verdict,
             simulated=False, **common)
@@ -177,7 +178,8 @@ def summarize(params: CampaignParams, outcomes: list[ReplicaOutcome], seed: int)
         time_to_train_days_p10=pct[0], time_to_train_days_p50=pct[1], time_to_train_days_p90=pct[2],
         finished_fraction=len(finished) / n,
         ettr=float(ettr.mean()), failures=failures,
-        planned_interruptions=sum(o.counts["planned_maintenance"] for o in outcomes) / n,
+        planned_interruptions=sum(o.counts["planned_maintenance"] + o.counts["time_limit"]
+                                  for o in outcomes) / n,
         stragglers=sum(o.counts["straggler"] for o in outcomes) / n,
         time_lost_s=lost, checkpoints=sum(o.checkpoints for o in outcomes) / n,
         wall_days=wall_mean / DAY,

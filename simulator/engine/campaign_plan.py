@@ -52,6 +52,8 @@ class CampaignParams:
     straggler_slowdown: float
     straggler_time_to_detect_s: float
     jitter_slowdown: float = 1.0       # slowest-of-dp per-step jitter, on every step
+    eval_slowdown: float = 1.0         # 1 + evaluation time per step of work (training.eval_*)
+    time_limit_s: float | None = None  # a job's wall-clock limit (reliability.job_time_limit)
     idle_spare_nodes: int = 0          # of spare_nodes: idle cluster nodes (idle_nodes_as_spares)
     horizon_s: float | None = None
     give_up_s: float = math.inf        # the cap: beyond it a replica "does not finish"
@@ -152,8 +154,19 @@ def campaign_params(s: Scenario, step_time_s: float, *, train_steps: int | None 
         straggler_slowdown=rel.straggler_slowdown,
         straggler_time_to_detect_s=rel.straggler_time_to_detect, horizon_s=horizon_s,
         jitter_slowdown=1.0 + rel.step_jitter * expected_max_normal(s.layout.dp),
+        eval_slowdown=eval_slowdown(s.workload.training, step_time_s),
+        time_limit_s=rel.job_time_limit,
         give_up_s=min(cap, MAX_WALL_S))
     return with_verdict(p)
+
+
+def eval_slowdown(training, step_time_s: float) -> float:
+    """1 + the evaluation time per step of training: one evaluation of ``eval_time`` every
+    ``eval_interval`` steps stretches the run evenly (its mean; when in the run it falls does not
+    matter to the time to train, only to what a failure during it loses, which this neglects)."""
+    if training.eval_interval is None or training.eval_time <= 0:
+        return 1.0
+    return 1.0 + training.eval_time / (training.eval_interval * step_time_s)
 
 
 def expected_max_normal(n: int) -> float:
@@ -184,7 +197,7 @@ def expected_wall_s(p: CampaignParams) -> float:
     """
     ck = p.checkpoint
     lam = sum(c.rate_per_s for c in p.classes)
-    f = p.jitter_slowdown
+    f = p.jitter_slowdown * p.eval_slowdown
     segments = ck.last_index + 1
     seg = ck.interval_s * f + ck.block_s(f) if segments > 1 else ck.work_s * f
     if lam > 0:
@@ -195,6 +208,8 @@ def expected_wall_s(p: CampaignParams) -> float:
     stops = p.planned_rate_per_s + p.straggler_rate_per_s
     rho = stops * (p.save_s + p.restart_s + p.straggler_time_to_detect_s * (p.straggler_slowdown - 1)
                    * (p.straggler_rate_per_s / stops if stops else 0.0))
+    if p.time_limit_s is not None:             # a save + restart every limit of wall time
+        rho += (p.save_s + p.restart_s) / p.time_limit_s
     if rho >= 1 or math.isnan(base):
         return math.inf
     avail = spare_availability(p)
@@ -253,6 +268,9 @@ def _why(p: CampaignParams) -> str:
         return (f"{nodes_in_repair(p):.3g} nodes in repair on average (node failures every "
                 f"{_span(1 / sum(c.rate_per_s for c in p.classes if c.takes_node))} × repair "
                 f"{_span(p.repair_s)}) exceed the pool of {p.spare_nodes} spare nodes")
+    if p.time_limit_s is not None and p.time_limit_s <= p.save_s + p.restart_s:
+        return (f"a job time limit of {_span(p.time_limit_s)} leaves no time to train after its "
+                f"checkpoint save and restart ({_span(p.save_s + p.restart_s)})")
     stops = p.planned_rate_per_s + p.straggler_rate_per_s
     if stops and stops * (p.save_s + p.restart_s) >= 1:
         return (f"planned stops and straggler evictions every {_span(1 / stops)} exceed their cost of "

@@ -28,7 +28,7 @@ from simulator.engine.failures import CLASS_NAMES, FailureClass, interarrival
 from simulator.rng import Sampler, Streams
 
 CAUSES = ("lost_work", "detection", "waiting_for_spares", "restart", "checkpoint", "stragglers",
-          "fewer_replicas", "planned_maintenance")
+          "fewer_replicas", "planned_maintenance", "evaluation", "time_limit")
 UP, SAVE, DETECT, WAIT, RESTART = "up", "save", "detect", "wait", "restart"
 _TIMELINE_STATE = {SAVE: "checkpoint", DETECT: "down", WAIT: "down", RESTART: "restart"}
 _PHASE_CAUSE = {DETECT: "detection", WAIT: "waiting_for_spares"}
@@ -77,9 +77,10 @@ class Replica:
         self.restart_cause, self.save_reason, self.plan, self.run_s = "restart", "", None, 0.0
         self.request, self.request_need, self.granted = False, 0, False   # a wait for spares
         self.f_slow = self.f_short = 1.0
+        self.job = 0                           # the current job (a restart starts a new one)
         self.checkpoints, self.finished = 0, False
         self.lost = dict.fromkeys(CAUSES, 0.0)
-        self.counts = dict.fromkeys(CLASS_NAMES + ("planned_maintenance", "straggler"), 0)
+        self.counts = dict.fromkeys(CLASS_NAMES + ("planned_maintenance", "straggler", "time_limit"), 0)
         self.timeline: list | None = [] if record else None
         self.detect = Sampler(streams.get("detect"), "exponential", p.mean_time_to_detect_s)
         self.repair = Sampler(streams.get("repair"), "exponential", p.repair_s)
@@ -116,7 +117,20 @@ class Replica:
 
     # ---- the training process -------------------------------------------------------------
     def _start(self, _arg) -> None:
+        self._new_job()
         self._advance()
+
+    def _new_job(self) -> None:
+        """A job starts (the first, or a restart's): under a wall-clock limit it saves and exits
+        just in time, its checkpoint finishing as the limit ends (Megatron --exit-duration-in-mins)."""
+        self.job += 1
+        if self.p.time_limit_s is not None:
+            self._at(max(0.0, self.p.time_limit_s - self.p.save_s), self._time_limit, self.job)
+
+    def _restart(self) -> None:
+        """Enter the restart: a new job, which reschedules, initialises and loads the checkpoint."""
+        self.phase, self.left = RESTART, self.p.restart_s
+        self._new_job()
 
     def _advance(self) -> None:
         """Run the training process until it waits: for the end of its run or of a timed phase,
@@ -132,7 +146,7 @@ class Replica:
                 if self._get_spares():
                     return                     # resumes in _spares_granted
                 self._charge("waiting_for_spares")
-                self.phase, self.left = RESTART, p.restart_s
+                self._restart()
                 continue
             self._wait(self.left, self._phase_done)
             return
@@ -175,7 +189,7 @@ class Replica:
         self.missing -= self.request_need
         self.short = self.missing
         self._charge("waiting_for_spares")
-        self.phase, self.left = RESTART, self.p.restart_s
+        self._restart()
         self._advance()
 
     def _replicas_per_node(self) -> int:
@@ -188,7 +202,8 @@ class Replica:
         self.f_slow = (p.straggler_slowdown if self.slow else 1.0) * p.jitter_slowdown
         lost = min(p.dp - 1, self.short * self._replicas_per_node())
         self.f_short = p.dp / (p.dp - lost) if lost else 1.0
-        self.plan = RunPlan(p.checkpoint, self.now, self.progress, self.f_slow * self.f_short,
+        self.plan = RunPlan(p.checkpoint, self.now, self.progress,
+                            self.f_slow * self.f_short * p.eval_slowdown,
                             committed=self.committed, pending=self.pending, lead=self.lead)
         self.run_s = self.plan.duration()       # wall seconds to the end of training, uninterrupted
         self.lead = 0.0
@@ -201,6 +216,7 @@ class Replica:
         gain = st.progress - plan.p0
         self.lost["stragglers"] += gain * (self.f_slow - 1.0)
         self.lost["fewer_replicas"] += gain * self.f_slow * (self.f_short - 1.0)
+        self.lost["evaluation"] += gain * self.f_slow * self.f_short * (self.p.eval_slowdown - 1.0)
         self.lost["checkpoint"] += max(0.0, x - gain * plan.f)
         self.progress, self.committed, self.pending = st.progress, st.committed, st.pending
         self.checkpoints += st.checkpoints
@@ -297,6 +313,15 @@ class Replica:
         self.counts["planned_maintenance"] += 1
         self._tick()
         self._interrupt(stop)
+
+    def _time_limit(self, job: int) -> None:
+        """The job's wall-clock limit is near: save and exit, unless it is already down or stopping
+        (then the next job starts afresh anyway)."""
+        if job != self.job or self.phase != UP or self.finished:
+            return
+        self.counts["time_limit"] += 1
+        self._tick()
+        self._interrupt(PlannedStop("time_limit"))
 
     def _straggler(self, _what) -> None:
         self.counts["straggler"] += 1

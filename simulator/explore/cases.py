@@ -28,7 +28,7 @@ METRICS = ("layout", "num_gpus", "step_time_s", "mfu", "tokens_per_s", "memory_p
 BREAKDOWN = ("compute", "recompute", "tp_comm", "cp_comm", "ep_comm", "pp_comm", "bubble", "dp_comm",
              "optimizer")
 LOST = ("lost_work", "detection", "waiting_for_spares", "restart", "checkpoint", "stragglers",
-        "fewer_replicas", "planned_maintenance")
+        "fewer_replicas", "planned_maintenance", "evaluation", "time_limit")
 # the P10-P90 prediction band of each metric (simulator.calibration.bands) and the calibration used
 BAND = BAND_KEYS + ("calibration",)
 RESULT_COLUMNS = (("status", "error") + METRICS + BAND + tuple(f"breakdown_{k}_s" for k in BREAKDOWN)

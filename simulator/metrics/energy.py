@@ -19,8 +19,9 @@ from simulator.files import read_text
 from simulator.limits import MAX_CSV_BYTES
 
 HOUR = 3600.0
-TRAINING_CAUSES = ("lost_work", "stragglers", "fewer_replicas")
-IDLE_CAUSES = ("detection", "waiting_for_spares", "restart", "planned_maintenance")
+# evaluation runs forward passes on the GPUs: priced at the step's power (an upper bound)
+TRAINING_CAUSES = ("lost_work", "stragglers", "fewer_replicas", "evaluation")
+IDLE_CAUSES = ("detection", "waiting_for_spares", "restart", "planned_maintenance", "time_limit")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class CampaignEnergy:
     step_power_w: dict = field(default_factory=dict)   # avg, min, max over one step
     pue: float = 1.0
     gpu_energy_j: float = 0.0                # the job's GPUs alone (no nodes, switches or PUE)
+    # the job's GPU-hours x the GPU's TDP: the convention of published whole-run figures
+    # (Luccioni et al. 2022 for BLOOM: 1,082,990 GPU-h x 400 W = 433,196 kWh), an upper bound
+    gpu_tdp_energy_j: float = 0.0
 
 
 def energy_by_use(wall_s: float, lost_s: dict, step_w: float, wait_w: float, idle_w: float,
@@ -137,7 +141,7 @@ def account(s, step_w: float, step_min_w: float, step_max_w: float, step_time: f
         co2_kg=co2, cost_usd=sum(costs.values()), cost_by_use_usd=costs,
         step_energy_j=step_w * step_time,
         step_power_w={"avg": step_w, "min": step_min_w, "max": step_max_w}, pue=power.pue,
-        gpu_energy_j=gpu_energy)
+        gpu_energy_j=gpu_energy, gpu_tdp_energy_j=s.num_gpus * s.gpu.tdp * wall)
 
 
 def _sum_dicts(ds) -> dict:
@@ -160,4 +164,5 @@ def combine(parts: list[CampaignEnergy]) -> CampaignEnergy:
         co2_kg=sum(e.co2_kg for e in parts), cost_usd=sum(e.cost_usd for e in parts),
         cost_by_use_usd=_sum_dicts(e.cost_by_use_usd for e in parts), step_energy_j=main.step_energy_j,
         step_power_w=dict(main.step_power_w), pue=main.pue,
-        gpu_energy_j=sum(e.gpu_energy_j for e in parts))
+        gpu_energy_j=sum(e.gpu_energy_j for e in parts),
+        gpu_tdp_energy_j=sum(e.gpu_tdp_energy_j for e in parts))

@@ -113,6 +113,7 @@ def energy_json(e) -> dict:
         "energy_mwh": e.energy_j / mwh,
         "it_energy_mwh": e.energy_j / e.pue / mwh,
         "gpu_energy_mwh": e.gpu_energy_j / mwh,
+        "gpu_tdp_energy_mwh": e.gpu_tdp_energy_j / mwh,
         "avg_power_mw": e.avg_power_w / 1e6,
         "peak_power_mw": e.peak_power_w / 1e6,
         "step_power_mw": {k: v / 1e6 for k, v in e.step_power_w.items()},

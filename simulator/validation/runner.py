@@ -237,8 +237,9 @@ def load_whole_runs() -> list[dict]:
 
 def whole_run_rows(replicas: int = 32, seed: int = 0) -> list[Row]:
     """Published whole-run figures predicted end to end (step DES + campaign + energy) from the
-    bundled workload files. GPU energy is our activity-based model; the source multiplies
-    GPU-hours by the TDP (an upper bound), which docs/validation.md discusses."""
+    bundled workload files. The published energy is GPU-hours x the GPUs' TDP (Luccioni et al. 2022),
+    so it is compared with our GPU-hours x TDP, the same definition; our activity-based GPU energy
+    (``gpu_energy_mwh``, lower) is reported beside it in docs/validation.md."""
     from simulator import load_scenario
 
     rows, cache = [], {}
@@ -247,7 +248,8 @@ def whole_run_rows(replicas: int = 32, seed: int = 0) -> list[Row]:
         if name not in cache:
             cache[name] = simulate(load_scenario(WORKLOADS / name), replicas=replicas, seed=seed).to_json()
         r = cache[name]
-        pred = {"gpu_hours": r["gpu_hours"], "gpu_dynamic_energy": r["gpu_energy_mwh"] * 1000.0}[pub["metric"]]
+        # gpu_tdp_energy: the published figure's own definition (GPU-hours x TDP), from our GPU-hours
+        pred = {"gpu_hours": r["gpu_hours"], "gpu_tdp_energy": r["gpu_tdp_energy_mwh"] * 1000.0}[pub["metric"]]
         rows.append(Row(pub["source"], pub["run"], int(pub["num_gpus"]), f"{pub['metric']} ({pub['unit']})",
                         float(pub["value"]), pred, r["step_time_s"]))
     return rows
