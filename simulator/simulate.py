@@ -12,7 +12,7 @@ from simulator.engine.campaign_plan import campaign_params
 from simulator.engine.phases import run_phases
 from simulator.engine.iteration import simulate_step
 from simulator.metrics.energy import account, combine
-from simulator.metrics.power import average_step_power, power_model_of, step_power
+from simulator.metrics.power import average_step_power, campaign_levels, power_model_of, step_power
 from simulator.errors import InfeasibleError
 from simulator.metrics.result import Result
 from simulator.model.arch import resolve
@@ -44,7 +44,8 @@ def stage_memory(s: Scenario) -> list[MemoryBreakdown]:
         recompute_method=lay.recompute_method, recompute_num_layers=lay.recompute_num_layers,
         offload_layers=lay.offload_layers, runtime_reserve=s.workload.memory.runtime_reserve,
         fragmentation=s.workload.memory.fragmentation,
-        chunks=tuple(lay.chunk_layers(i) for i in range(lay.pp)), mtp_stage=lay.mtp_stage)
+        chunks=tuple(lay.chunk_layers(i) for i in range(lay.pp)), mtp_stage=lay.mtp_stage,
+        deallocate_pipeline_outputs=s.workload.memory.deallocate_pipeline_outputs)
 
 
 def _infeasible(s: Scenario, mem: MemoryBreakdown) -> InfeasibleError:
@@ -83,6 +84,7 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     tp = plan(t, a.seq)
     camp = energy = None
     phases: list = []
+    phase_power: tuple = ()
     if s.phases:
         steps = [_step(ps, efficiency, check_memory, engine, False) for _, ps in s.phases]
         plans = [plan(ps.workload.training, resolve(ps.workload.model).seq) for _, ps in s.phases]
@@ -95,9 +97,11 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
                       for (_, ps), pst, pp in zip(s.phases, steps, plans)]
             camp, per = run_phases(params, [n for n, _ in s.phases], replicas, seed, executor, timeline)
             if camp.finishes:
-                energy = combine([account(ps, pst.step_w, pst.step_min, pst.step_max, pst.step_time, c,
-                                          power_model_of(ps))
-                                  for (_, ps), pst, c in zip(s.phases, steps, per)])
+                models = [power_model_of(ps) for _, ps in s.phases]
+                energy = combine([account(ps, pst.step_w, pst.step_min, pst.step_max, pst.step_time, c, pm)
+                                  for (_, ps), pst, c, pm in zip(s.phases, steps, per, models)])
+                phase_power = tuple((t0, campaign_levels(pm, pst.step_w)) for t0, pst, pm in
+                                    zip(camp.phase_starts_s, steps, models))
             for row, c, ps in zip(phases, per, s.phases):
                 row.update(_phase_campaign(c, ps[1]))
     elif campaign and tp is not None:
@@ -129,7 +133,7 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
         stage_utilization=st.utilization, stage_memory_gib=[m.total / GIB for m in st.per_stage],
         stage_memory_breakdown_gib=[m.as_gib() for m in st.per_stage],
         assumptions=assumptions, trace=st.events, campaign=camp,
-        energy=energy, step_power=st.sp, phases=phases)
+        energy=energy, step_power=st.sp, phases=phases, phase_power=phase_power)
 
 
 @dataclass(frozen=True)
@@ -197,12 +201,19 @@ def _phase_row(name: str, s: Scenario, st: _Step, tp) -> dict:
 
 
 def _phase_campaign(c, s: Scenario) -> dict:
-    """One phase's campaign figures (its wall time includes the switch into it)."""
-    wall = c.wall_days
+    """One phase's campaign figures: its times to train and ETTR are the phase's own; the switch
+    into it (the previous phase's save + this phase's restart) is ``switch_in_s``, apart; its
+    GPU-hours include the switch (the GPUs are held), so the phases' GPU-hours sum to the run's."""
+    wall, sw = c.wall_days, c.switch_in_s / 86400.0
+
+    def own(days):
+        return None if days is None else max(days - sw, 0.0)
     return {
-        "time_to_train_days_p50": c.time_to_train_days_p50,
-        "time_to_train_days_mean": c.time_to_train_days,
-        "time_to_train_reason": c.time_to_train_reason, "ettr": c.ettr,
+        "time_to_train_days_p50": own(c.time_to_train_days_p50),
+        "time_to_train_days_mean": own(c.time_to_train_days),
+        "time_to_train_reason": c.time_to_train_reason,
+        "ettr": c.ettr if c.ettr_in_phase is None else c.ettr_in_phase,
+        "switch_in_s": c.switch_in_s, "ettr_with_switch": c.ettr,
         "failures": c.failures.get("total", 0.0), "checkpoint_interval_s": c.checkpoint_interval_s,
         "restart_s": c.restart_s, "mtbf_hours": c.mtbf_s / 3600.0,
         "gpu_hours": s.num_gpus * wall * 24.0 if c.finishes else None,

@@ -131,7 +131,8 @@ def test_no_failures_auto_interval_takes_no_checkpoints():
 
 def test_every_second_is_charged_to_one_cause_and_the_timeline_tiles_the_run():
     s = llama(R + "straggler_rate_per_node_hour=2e-4", R + "weibull_shape=0.7",
-              R + "spare_nodes=0", R + "repair_time=6 h", R + "continue_on_fewer_replicas=true")
+              R + "spare_nodes=0", R + "idle_nodes_as_spares=false",
+              R + "repair_time=6 h", R + "continue_on_fewer_replicas=true")
     res = run_campaign(s, 10.0, replicas=3, seed=4, horizon_s=20 * DAY)
     assert res.stragglers > 0 and res.time_lost_s["fewer_replicas"] > 0
     assert res.time_lost_s["stragglers"] > 0

@@ -111,6 +111,32 @@ def test_two_phases_total_time_is_the_sum_of_the_phases_and_the_switch():
     assert r.energy.gpu_hours == pytest.approx(s.num_gpus * expect / 3600.0)
 
 
+def test_a_phase_reports_its_own_time_and_ettr_and_the_switch_apart(capsys):
+    """No failures: phase 2's own time is its steps, its ETTR 1, and the switch into it (phase 1's
+    save + its restart) is `switch_in_s`, outside both; its GPU-hours include the switch, so the
+    phases' GPU-hours still sum to the run's. A 3-step phase no longer reads ETTR 0.03."""
+    s = _build([{"train_iters": 10, "seq_length": 4096}, {"train_iters": 3}], overrides=QUIET)
+    r = simulate(s, engine="analytical", replicas=2)
+    (a, b) = r.phases
+    save = campaign_params(s.phases[0][1], a["step_time_s"], train_steps=10).save_s
+    restart = campaign_params(s.phases[1][1], b["step_time_s"], train_steps=3).restart_s
+    assert a["switch_in_s"] == 0 and b["switch_in_s"] == pytest.approx(save + restart, rel=1e-12)
+    assert b["time_to_train_days_mean"] * DAY == pytest.approx(3 * b["step_time_s"], rel=1e-6)
+    assert b["ettr"] == pytest.approx(1.0) and a["ettr"] == pytest.approx(1.0)
+    with_switch = 3 * b["step_time_s"] / (3 * b["step_time_s"] + save + restart)
+    assert b["ettr_with_switch"] == pytest.approx(with_switch, rel=1e-9) and with_switch < 0.1
+    assert b["gpu_hours"] == pytest.approx(s.num_gpus * (3 * b["step_time_s"] + save + restart) / 3600)
+    assert r.energy.gpu_hours == pytest.approx(a["gpu_hours"] + b["gpu_hours"], rel=1e-9)
+    # the whole run's ETTR still counts the switch as lost time
+    assert r.campaign.ettr < 1.0
+    data = r.campaign.to_json()["phases"]
+    assert data[1]["switch_in_s"] == pytest.approx(save + restart) and data[1]["ettr_in_phase"] == 1.0
+    from simulator.report.summary import phase_lines
+    lines = phase_lines(r.phases)
+    assert "phase switch" not in lines[0] and "ETTR 1.00" in lines[1]
+    assert re.search(r"ideal, [0-9.]+ s mean \(ETTR 1\.00\) after a [0-9.]+ min phase switch", lines[1])
+
+
 def test_one_phase_equals_no_phases():
     """A phases list of one phase with the top level's values is the plain campaign, bit for bit."""
     plain = load_scenario(WORKLOADS / "llama3-8b.yaml")
@@ -147,6 +173,9 @@ def test_405b_schedule_json_and_text(capsys):
     assert main(["run", str(WORKLOADS / "llama3-405b.yaml"), "--fast", "--replicas", "2"]) == 0
     out = capsys.readouterr().out
     assert "phases           1. batch 4M, seq 4K: 8,192 GPUs" in out
+    anneal = next(line for line in out.splitlines() if "5. annealing" in line)
+    assert "phase switch" in anneal and "ETTR 0.0" not in anneal    # 3 steps after an 18-min switch
+    assert phases[4]["ettr"] > 0.5 and phases[4]["ettr_with_switch"] < 0.2
     assert not re.search(r"\bnan\b", out, re.IGNORECASE)
 
 
@@ -174,3 +203,30 @@ def test_a_null_in_a_phase_clears_the_top_level_value():
         "decoder_first_pipeline_num_layers: 7, decoder_last_pipeline_num_layers: 7}}]",
         "training.train_tokens=null"])
     assert s.layout.vpp == 8 and s.phases[0][1].layout.vpp == 1
+
+
+def test_the_campaign_power_plot_draws_each_phase_at_its_own_power():
+    """`run --plot`: a span of replica 0's timeline draws the levels of the phase it falls in (the
+    8,192-GPU ramp-up at its own GPUs and step power), not the top level's 16,384-GPU job's."""
+    from simulator.metrics.power import campaign_levels, power_model_of
+    from simulator.report.plots import binned_power, power_levels, span_watts
+    s = load_scenario(WORKLOADS / "llama3-405b.yaml")
+    r = simulate(s, engine="analytical", replicas=1, timeline=True)
+    levels = power_levels(r, power_model_of(s))
+    starts = r.campaign.phase_starts_s
+    assert [t0 for t0, _ in levels] == list(starts) and len(starts) == 5 and starts[0] == 0.0
+    for (_, ps), (_, lv) in zip(s.phases, levels):
+        assert lv["down"] == pytest.approx(power_model_of(ps).idle_facility())
+    assert levels[1][1]["down"] < 0.6 * levels[2][1]["down"]          # 8,192 against 16,384 GPUs
+    tl = r.campaign.timeline
+    watts = span_watts(tl, levels)
+    for (a, _, st), w in zip(tl[::997], watts[::997]):
+        k = max(i for i, t0 in enumerate(starts) if t0 <= a)
+        assert w == levels[k][1][st]
+    # the binned curve: the ramp-up draws about half the main phase's power
+    t, w = binned_power(tl, levels, 400)
+    ramp = w[(t > starts[1]) & (t < starts[2])].mean()
+    main_ = w[(t > starts[2]) & (t < starts[3])].mean()
+    assert 0.4 < ramp / main_ < 0.6
+    top = campaign_levels(power_model_of(s), r.energy.step_power_w["avg"])
+    assert binned_power(tl, top, 400)[1][(t > starts[1]) & (t < starts[2])].mean() > 0.9 * main_

@@ -96,6 +96,10 @@ def _zero_stage(w: WorkloadConfig, where) -> int:
 
 def _check_sharding(w: WorkloadConfig, zero: int, dp: int, where) -> None:
     par = w.parallelism
+    if par.rank_order != "tp-cp-dp-pp" and par.expert_model_parallel_size > 1:
+        _fail(where, P + "rank_order", "expert parallelism is carved out of the data-parallel ranks "
+              "next to the tensor- and context-parallel ones, which only Megatron's order keeps together",
+              par.rank_order, "tp-cp-dp-pp with expert_model_parallel_size > 1")
     if not par.reshard_after_forward and zero < 3:
         _fail(where, P + "reshard_after_forward", "only ZeRO-3 / FSDP gathers parameters (zero_stage 3)",
               par.reshard_after_forward, "true, or zero_stage: 3")
@@ -320,6 +324,7 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
                     stage_layers=stage_layers, etp=etp if etp != tp else 0,
                     shard_degree=par.data_parallel_shard_degree or 0,
                     reshard_after_forward=par.reshard_after_forward, grad_dtype=grad_dtype,
+                    rank_order=par.rank_order,
                     recompute_method=par.recompute_method, recompute_num_layers=par.recompute_num_layers,
                     offload_layers=par.cpu_offloading_num_layers if par.cpu_offloading else 0,
                     chunks=chunks, mtp_stage=mtp_stage)

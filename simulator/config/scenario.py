@@ -40,6 +40,7 @@ class Layout:
     etp: int = 0                          # expert tensor parallelism (0: the attention's TP)
     shard_degree: int = 0                 # DP ranks model states are sharded over (0: all of DP)
     reshard_after_forward: bool = True    # ZeRO-3/FSDP
+    rank_order: str = "tp-cp-dp-pp"       # parallel dimensions over the ranks, innermost first
     grad_dtype: str = "fp32"              # main gradients: accumulation, reduction, optimizer input
     recompute_method: str | None = None   # full recompute: uniform / block (Megatron)
     recompute_num_layers: int | None = None

@@ -200,6 +200,10 @@ class ParallelismConfig(Strict):
     pipeline_schedule: Literal["1f1b", "gpipe", "interleaved_1f1b", "zb_h1"] | None = None
     decoder_first_pipeline_num_layers: PosInt | None = None    # uneven first stage
     decoder_last_pipeline_num_layers: PosInt | None = None     # uneven last stage
+    # order of the parallel dimensions over the ranks, innermost first: Megatron-LM's tp-cp-dp-pp
+    # (pipeline stages outermost), or tp-cp-pp-dp (data parallelism outermost: Llama 3, section
+    # 3.3.2, "[TP, CP, PP, DP]"); topology/placement.py. tp-cp-pp-dp needs expert parallelism 1
+    rank_order: Literal["tp-cp-dp-pp", "tp-cp-pp-dp"] = "tp-cp-dp-pp"
     # Megatron-Core pipeline_model_parallel_layout: the layers of every virtual stage, e.g.
     # "Et*4|(t*4|)*14tmL" (E embedding, t decoder layer, m MTP module, L loss; | between stages);
     # sets the virtual stages (PP x VPP stages); config/pipeline_layout.py
@@ -239,6 +243,11 @@ class MemoryConfig(Strict):
     # every microbatch. 0 assumes expandable segments (PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True,
     # set by the NeMo / Megatron-Bridge performance recipes); raise it for the default allocator
     fragmentation: Annotated[float, BeforeValidator(units.parser("ratio")), Field(ge=0, le=1)] = 0.0
+    # free each pipeline stage's output tensor once it is sent on, keeping only its autograd node
+    # (Megatron-Core deallocate_pipeline_outputs; Megatron-LM's training always sets it:
+    # megatron/training/arguments.py core_transformer_config_from_args). false: every in-flight
+    # forward of a model chunk also holds its output until the backward (docs/model.md)
+    deallocate_pipeline_outputs: bool = True
 
 
 # A phase's parallelism: any ParallelismConfig key; one left out is the top level's value

@@ -102,12 +102,13 @@ def _tier_view(cluster: ClusterConfig, gpu: GPUSpec) -> tuple:
 class Group(GroupShape):
     """A communicator (topology/placement.py) and the per-tier costs of its collectives.
 
-    ``Group.of(kind, layout)`` builds the group of a kind under Megatron's rank order.
+    ``Group.of(kind, layout)`` builds the group of a kind under the layout's rank order.
     """
 
     @classmethod
     def of(cls, kind: str, layout) -> "Group":
-        shape = group_shape(kind, layout.tp, layout.cp, layout.dp, layout.pp, layout.ep)
+        shape = group_shape(kind, layout.tp, layout.cp, layout.dp, layout.pp, layout.ep,
+                            getattr(layout, "rank_order", "tp-cp-dp-pp"))
         return cls(shape.size, shape.stride)
 
     def per_domain(self, t: Tiers) -> int:

@@ -62,6 +62,12 @@ class CampaignResult:
     simulated: bool = True                              # False: decided up front
     warnings: tuple = ()
     phases: tuple = ()            # a run of training phases: each phase's CampaignResult (engine/phases.py)
+    # one phase of such a run: the switch into it (the previous phase's checkpoint save + this
+    # phase's restart), included in wall_days, the times to train and time_lost_s; ettr_in_phase
+    # is the phase's own ETTR with the switch left out (None outside a run of phases)
+    switch_in_s: float = 0.0
+    ettr_in_phase: float | None = None
+    phase_starts_s: tuple = ()    # a run of phases: where each phase begins in replica 0's timeline
 
     @property
     def finishes(self) -> bool:

@@ -5,7 +5,8 @@ rates, checkpoint size and interval; replica i of the whole run is replica i of 
 after the other. Between two phases the job stops and restarts under the new layout: a checkpoint
 save of the phase that ends (its blocking part and write, charged to "checkpoint") and a restart of
 the phase that begins (reschedule, communicator init, checkpoint load: charged to "restart"); each
-phase's result includes the switch into it. Failures are memoryless (exponential inter-arrival
+phase's result includes the switch into it (``switch_in_s``), and ``ettr_in_phase`` is the phase's
+own ETTR without it (a 3-step phase after an 18-minute switch would otherwise read ETTR 0.03). Failures are memoryless (exponential inter-arrival
 times), so a phase's replica starting fresh loses nothing; with ``weibull_shape`` set each phase's
 failure clocks start again at its switch (a restart renews the job, docs/campaign.md).
 
@@ -72,13 +73,14 @@ def run_phases(params: list[CampaignParams], names: list[str], replicas: int, se
     every = run_campaigns([(p, phase_seed(seed, k)) for k, p in enumerate(params)], replicas, executor, timeline)
     for k, p in enumerate(params):
         outs = every[k]
+        own = _mean_ettr(outs)
+        save, restart = switch_s(params[k - 1], p) if k else (0.0, 0.0)
         if k and outs:
-            save, restart = switch_s(params[k - 1], p)
             outs = [_with_switch(o, save, restart) for o in outs]
         res = summarize(p, outs, seed)
         if k:
-            save, restart = switch_s(params[k - 1], p)
             res = _shift(res, (save + restart) / DAY)
+        res = replace(res, switch_in_s=save + restart, ettr_in_phase=res.ettr if own is None else own)
         per_out.append(outs)
         per_res.append(res)
     main = max(range(len(params)), key=lambda k: params[k].checkpoint.work_s)
@@ -91,14 +93,25 @@ def run_phases(params: list[CampaignParams], names: list[str], replicas: int, se
         if whole.time_to_train_reason is not None:
             bad = next((k for k, r in enumerate(per_res) if r.time_to_train_reason), main)
             whole = replace(whole, time_to_train_reason=f"{per_res[bad].time_to_train_reason} (in {names[bad]})")
+    starts, t = [], 0.0
+    for outs in per_out:                   # replica 0's timeline: where each phase (its switch) begins
+        starts.append(t)
+        t += outs[0].wall_s if outs else 0.0
     est = [r.estimated_time_to_train_days for r in per_res]
     whole = replace(
         whole, ideal_time_to_train_days=sum(r.ideal_time_to_train_days for r in per_res),
         estimated_time_to_train_days=sum(est) if all(e is not None for e in est) else None,
         max_wall_days=sum(r.max_wall_days or math.inf for r in per_res),
         warnings=tuple(dict.fromkeys(f"{names[k]}: {w}" for k, r in enumerate(per_res) for w in r.warnings)),
-        phases=tuple(per_res))
+        phases=tuple(per_res), phase_starts_s=tuple(starts))
     return whole, per_res
+
+
+def _mean_ettr(outs: list[ReplicaOutcome]) -> float | None:
+    """The replicas' mean ETTR within the phase (before the switch into it is added)."""
+    if not outs:
+        return None
+    return sum(o.progress_s / o.wall_s if o.wall_s > 0 else 1.0 for o in outs) / len(outs)
 
 
 def _shift(r: CampaignResult, days: float) -> CampaignResult:

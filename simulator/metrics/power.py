@@ -46,6 +46,13 @@ class PowerModel:
         return self.facility((self.gpus if gpus is None else gpus) * self.idle)
 
 
+def campaign_levels(model: PowerModel, step_avg_w: float) -> dict:
+    """Facility watts of each campaign state: training at the step's average, a checkpoint with the
+    GPUs at their idle draw in a busy node, down and restart at the idle facility."""
+    return {"up": step_avg_w, "checkpoint": model.facility(model.gpus * model.gpu_watts(0)),
+            "down": model.idle_facility(), "restart": model.idle_facility()}
+
+
 def stage_levels(activity, step: float) -> tuple[np.ndarray, np.ndarray]:
     """Breakpoints and the activity level on each segment [t_i, t_i+1) of one stage's step: the
     highest level of the intervals covering it (array operations: interval ends to breakpoint

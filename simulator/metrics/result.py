@@ -41,6 +41,9 @@ class Result:
     step_power: object = field(default=None, repr=False)      # metrics.power.StepPower (DES)
     # training phases (simulate.py): one dict per phase, its step and its campaign; [] = one phase
     phases: list = field(default_factory=list)
+    # a run of phases: (start of the phase in replica 0's timeline in s, its campaign_levels), for
+    # the campaign power plot (each phase at its own GPUs and step power); not in the JSON
+    phase_power: tuple = field(default=(), repr=False)
 
     def to_json(self) -> dict:
         """The JSON contract: SI units unless a key's name says otherwise; absent = not modelled."""

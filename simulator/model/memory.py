@@ -227,7 +227,8 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
                      recompute_num_layers: int | None = None, offload_layers: int = 0,
                      runtime_reserve: float = RUNTIME_RESERVE_BYTES,
                      fragmentation: float = 0.0,
-                     chunks: tuple[tuple[int, ...], ...] = (), mtp_stage: int = -1) -> list[MemoryBreakdown]:
+                     chunks: tuple[tuple[int, ...], ...] = (), mtp_stage: int = -1,
+                     deallocate_pipeline_outputs: bool = True) -> list[MemoryBreakdown]:
     """The memory breakdown of one GPU of every pipeline stage.
 
     ``precision`` fp8/fp8_*/nvfp4 adds the low-precision copies of the transformer layers' weights
@@ -238,6 +239,11 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
     stay on the GPU as transfer buffers. ``chunks``: decoder layers of each stage's model chunks (a
     pipeline layout; default each stage's layers balanced over ``vpp`` chunks); the MoE layers of a
     stage are the ones it really holds (leading dense layers sit on the first stages).
+    ``deallocate_pipeline_outputs`` (Megatron-Core's key; on in every Megatron-LM training run):
+    a model chunk's output tensor is freed once sent to the next stage, only its autograd node is
+    kept, so the per-layer activations above are all it holds; off, every in-flight forward of a
+    chunk that sends also keeps its output (micro batch x sequence / CP x hidden, bf16, / TP under
+    sequence parallelism) until its backward.
     """
     fp8 = low_precision(precision)
     pp = len(stage_layers)
@@ -301,7 +307,7 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
         acts, offloaded, weights_by_chunk, working = _stage_activations(
             a, i, layers, n_moe_i, stage_chunks[i], pp, mtp_at, micro_batch, tp, cp, sequence_parallel, recompute,
             flash_attention, fp8, etp, recompute_method, recompute_num_layers, offload_layers, schedule,
-            num_microbatches, vpp)
+            num_microbatches, vpp, deallocate_pipeline_outputs)
         frag = fragmentation * acts
         stages.append(MemoryBreakdown(weights, grads, optim, acts, runtime_reserve, i,
                                       low_precision_weights=lp, gather_buffers=gather,
@@ -316,7 +322,8 @@ def _stage_activations(a: Arch, i: int, layers: int, n_moe_i: int, chunks_i: tup
                        micro_batch: int, tp: int, cp: int, sequence_parallel: bool, recompute: str,
                        flash_attention: bool, fp8: bool, etp: int, recompute_method: str | None,
                        recompute_num_layers: int | None, offload_layers: int, schedule: str,
-                       num_microbatches: int, vpp: int) -> tuple[float, float, tuple[float, ...], float]:
+                       num_microbatches: int, vpp: int,
+                       deallocate_pipeline_outputs: bool) -> tuple[float, float, tuple[float, ...], float]:
     """(activation bytes, offloaded bytes, stored bytes per model chunk, working bytes) of pipeline
     stage ``i`` (see ``memory_per_stage``); ZeRO variants of a layout share it."""
     def per_layer_act(rec: str) -> float:
@@ -326,7 +333,10 @@ def _stage_activations(a: Arch, i: int, layers: int, n_moe_i: int, chunks_i: tup
     stored = per_layer_act("selective" if recompute == "full" else recompute)
     full_in = per_layer_act("full") if recompute == "full" else 0.0
     weights_by_chunk, working, by_size = [], 0.0, {}
-    for cl in chunks_i:
+    kept_output = 0.0 if deallocate_pipeline_outputs or pp == 1 else (
+        2.0 * micro_batch * a.seq / cp * a.hidden / (tp if sequence_parallel else 1))
+    last_chunk = len(chunks_i) - 1
+    for c, cl in enumerate(chunks_i):
         if cl not in by_size:   # a stage's chunks come in few sizes
             kept = cl
             if i == 0 and pp == 1 and offload_layers:
@@ -340,6 +350,8 @@ def _stage_activations(a: Arch, i: int, layers: int, n_moe_i: int, chunks_i: tup
                 weight = rec_layers * full_in + (kept - rec_layers) * stored
             by_size[cl] = (weight, together * stored)   # a recomputed group's activations in backward
         weight, work = by_size[cl]
+        if not (i == pp - 1 and c == last_chunk):   # the loss chunk sends nothing on
+            weight += kept_output
         weights_by_chunk.append(weight)
         working = max(working, work)
     live = peak_live_layers(schedule, pp, num_microbatches, i, vpp, tuple(weights_by_chunk))

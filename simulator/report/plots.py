@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from simulator.errors import ConfigError
+from simulator.metrics.power import campaign_levels
 from simulator.report import style
 
 STATE_COLOURS = {"up": style.GREEN, "checkpoint": style.BLUE, "down": style.VERMILION, "restart": style.ORANGE}
@@ -72,14 +73,26 @@ def step_power_plot(times, watts, path: Path, title: str) -> Path:
     return _save(step_power_figure(times, watts, title), path)
 
 
-def binned_power(timeline: list, level_w: dict, bins: int = POWER_BINS) -> tuple[np.ndarray, np.ndarray]:
+def span_watts(timeline: list, level_w) -> np.ndarray:
+    """Facility watts of each timeline span. ``level_w``: state -> watts, or for a run of phases
+    a sequence of (phase start in s, state -> watts): a span draws its phase's levels (the phase
+    that has begun at the span's start; a switch's save and restart count to the phase it opens)."""
+    if isinstance(level_w, dict):
+        return np.array([level_w[st] for _, _, st in timeline], dtype=float)
+    starts = np.array([t0 for t0, _ in level_w], dtype=float)
+    k = np.clip(np.searchsorted(starts, [a for a, _, _ in timeline], side="right") - 1, 0, len(starts) - 1)
+    return np.array([level_w[i][1][st] for i, (_, _, st) in zip(k, timeline)], dtype=float)
+
+
+def binned_power(timeline: list, level_w, bins: int = POWER_BINS) -> tuple[np.ndarray, np.ndarray]:
     """Time-weighted mean power in ``bins`` equal slices of the campaign: (bin centres in s, watts).
-    A campaign of thousands of checkpoint blips reads as its average, not as a solid block."""
+    A campaign of thousands of checkpoint blips reads as its average, not as a solid block.
+    ``level_w`` as for ``span_watts``."""
     if not timeline:
         return np.zeros(0), np.zeros(0)
     start = np.array([a for a, _, _ in timeline], dtype=float)
     end = np.array([b for _, b, _ in timeline], dtype=float)
-    watts = np.array([level_w[st] for _, _, st in timeline], dtype=float)
+    watts = span_watts(timeline, level_w)
     t0, t1 = float(start.min()), float(end.max())
     edges = np.linspace(t0, t1, bins + 1) if t1 > t0 else np.array([t0, t0 + 1.0])
     order = np.argsort(start, kind="stable")
@@ -97,7 +110,7 @@ def binned_power(timeline: list, level_w: dict, bins: int = POWER_BINS) -> tuple
     return (edges[:-1] + edges[1:]) / 2, mean
 
 
-def campaign_power_figure(timeline: list, level_w: dict, title: str, bins: int = POWER_BINS):
+def campaign_power_figure(timeline: list, level_w, title: str, bins: int = POWER_BINS):
     """Facility power over one campaign replica, averaged in ``bins`` slices, with every failure
     (start of a down span) and restart marked under the curve."""
     fig = style.figure(10, 4)
@@ -122,16 +135,16 @@ def campaign_power_figure(timeline: list, level_w: dict, title: str, bins: int =
     return fig
 
 
-def campaign_power_plot(timeline: list, level_w: dict, path: Path, title: str) -> Path:
+def campaign_power_plot(timeline: list, level_w, path: Path, title: str) -> Path:
     return _save(campaign_power_figure(timeline, level_w, title), path)
 
 
-def power_levels(result, power) -> dict:
-    """Facility watts of each campaign state: training at the step's average, a checkpoint with the
-    GPUs at their idle draw in a busy node, down and restart at the idle facility."""
-    e = result.energy
-    return {"up": e.step_power_w["avg"], "checkpoint": power.facility(power.gpus * power.gpu_watts(0)),
-            "down": power.idle_facility(), "restart": power.idle_facility()}
+def power_levels(result, power):
+    """Facility watts of each campaign state (metrics/power.py ``campaign_levels``); for a run of
+    phases, each phase's own (its GPUs, nodes and step power) from where it begins."""
+    if getattr(result, "phase_power", ()):
+        return list(result.phase_power)
+    return campaign_levels(power, result.energy.step_power_w["avg"])
 
 
 def run_figures(result, power) -> dict:

@@ -48,19 +48,32 @@ def _pool(c) -> str:
     return text + (f" + {idle:,} idle cluster nodes as spares" if idle else "")
 
 
+def fmt_span(days: float) -> str:
+    """A time to train: days from one day on, else a duration ('37 s', '14.2 min', '5.3 h')."""
+    if days is None or days != days or days >= 1:
+        return fmt_days(days)
+    return fmt_duration(days * 86400.0)
+
+
 def phase_lines(phases: list) -> list[str]:
-    """One line per training phase: its layout, length, step and its share of the campaign."""
+    """One line per training phase: its layout, length, step and its share of the campaign. The
+    time and ETTR are the phase's own; the switch into it is printed apart (its restart would
+    swamp a phase of a few steps), and the GPU-hours include it."""
     out = []
     for i, p in enumerate(phases):
-        days = p.get("time_to_train_days_mean") or p.get("time_to_train_days_p50")
+        days = p.get("time_to_train_days_mean")
+        days = p.get("time_to_train_days_p50") if days is None else days
         gh = p.get("gpu_hours")
+        sw = p.get("switch_in_s") or 0.0
+        switch = f" after a {fmt_duration(sw)} phase switch" if sw > 0 else ""
         out.append(
             f"{'phases' if i == 0 else '':<17}{i + 1}. {p['name']}: {p['num_gpus']:,} GPUs {p['layout']}, "
             f"{p['global_batch_size']:,} × {p['seq_length']:,}, {fmt_si(p['train_tokens'], billion='B')} "
             f"tokens in {p['train_steps']:,} steps of {fmt_duration(p['step_time_s'])} (MFU "
-            f"{100 * p['mfu']:.1f} %): {fmt_days(p['ideal_time_to_train_days'])} ideal, "
-            + (f"{fmt_days(days)} mean (ETTR {p['ettr']:.2f}), {fmt_si(gh)} GPU-h" if days is not None
-               else (p.get("time_to_train_reason") or "campaign not simulated")))
+            f"{100 * p['mfu']:.1f} %): {fmt_span(p['ideal_time_to_train_days'])} ideal, "
+            + (f"{fmt_span(days)} mean (ETTR {p['ettr']:.2f}){switch}, {fmt_si(gh)} GPU-h"
+               + (" with the switch" if sw > 0 else "") if days is not None
+               else (p.get("time_to_train_reason") or "campaign not simulated") + switch))
     return out
 
 

@@ -1,5 +1,8 @@
 """Rank placement: Megatron-LM's order (TP innermost, then CP, DP, PP; EP carved out of DP x CP)
-onto GPUs in index order, so consecutive ranks share a node and a scale-up domain.
+onto GPUs in index order, so consecutive ranks share a node and a scale-up domain; or, with
+``order="tp-cp-pp-dp"``, data parallelism outermost (Llama 3 paper, section 3.3.2: "[TP, CP, PP,
+DP]"), which keeps a pipeline inside the fabric's lower tiers and sends the gradient collectives
+across them.
 
 A communicator of one kind is then a set of ``size`` ranks ``stride`` apart; every rank belongs to
 exactly one group of each kind, and all groups of a kind communicate at the same time. Which links a
@@ -28,8 +31,16 @@ class GroupShape:
         return int(min(self.size, max(1, span // self.stride)))
 
 
-def group_shape(kind: str, tp: int, cp: int, dp: int, pp: int, ep: int = 1) -> GroupShape:
-    """The shape of every communicator of ``kind`` under Megatron's rank order."""
+ORDERS = ("tp-cp-dp-pp", "tp-cp-pp-dp")
+
+
+def group_shape(kind: str, tp: int, cp: int, dp: int, pp: int, ep: int = 1,
+                order: str = "tp-cp-dp-pp") -> GroupShape:
+    """The shape of every communicator of ``kind`` under the rank order (Megatron's by default)."""
+    if order == "tp-cp-pp-dp":
+        return _dp_outermost(kind, tp, cp, dp, pp)
+    if order != "tp-cp-dp-pp":
+        raise KeyError(f"unknown rank order {order!r}; expected one of {', '.join(ORDERS)}")
     if kind == "tp":
         return GroupShape(tp, 1)
     if kind == "cp":
@@ -42,6 +53,24 @@ def group_shape(kind: str, tp: int, cp: int, dp: int, pp: int, ep: int = 1) -> G
         return GroupShape(max(dp * cp // ep, 1), tp * ep)
     if kind == "pp":
         return GroupShape(pp, tp * cp * dp)
+    raise KeyError(f"unknown group kind {kind!r}; expected one of {', '.join(KINDS)}")
+
+
+def _dp_outermost(kind: str, tp: int, cp: int, dp: int, pp: int) -> GroupShape:
+    """Group shapes with the ranks ordered TP, CP, PP, DP (no expert parallelism). The gradient
+    group (DP x CP) has its CP ranks ``tp`` apart and its DP ranks ``tp*cp*pp`` apart; it is drawn as
+    dp*cp evenly spaced ranks ``tp*pp`` apart: the same size, one member per node when TP fills a
+    node, a span across the job like the real group's (within 1/dp); exact at CP 1."""
+    if kind == "tp":
+        return GroupShape(tp, 1)
+    if kind == "cp":
+        return GroupShape(cp, tp)
+    if kind == "pp":
+        return GroupShape(pp, tp * cp)
+    if kind in ("dp", "expert_dp"):
+        return GroupShape(dp * cp, tp * pp)
+    if kind == "ep":
+        return GroupShape(1, tp * cp)
     raise KeyError(f"unknown group kind {kind!r}; expected one of {', '.join(KINDS)}")
 
 
