@@ -125,17 +125,25 @@ class Replica:
         the same time (an end at the same instant as a queued event comes after it: it would be
         the newest event of that instant). A detection, restart and the next run after a failure
         thus take one event, not three."""
+        if self._at_once(delay):
+            then()
+            return
+        self._resume = then
+
+    def _at_once(self, delay: float) -> bool:
+        """A wait of the training process begins: True when it runs at once (the clock is moved to
+        its end), else it is held until the loop reaches it (see ``_wait``)."""
         self._token += 1
         t = self.now + delay
         queue = self._queue
         if self.chain_waits and t < self._limit and (not queue or t < queue[0][0]):
             self.now = t
             self._chained = True
-            then()
-            return
-        self._resume = then
+            return True
+        self._resume = None
         self._wake_t = t
         self._wake_seq = next(self._seq)
+        return False
 
     def _stop_soon(self, _arg=None) -> None:
         """One of the run's ends happened: stop once the events already due now are processed
@@ -303,7 +311,34 @@ class Replica:
                 self.save_reason, self.phase, self.left = cause.reason, SAVE, self.p.save_s
         elif cause is SLOWER and phase == UP:      # same run, new speed; finish the block first
             self.lead = st.block_left
-        self._advance()
+        if self.phase == DETECT:
+            self._recover()
+        else:
+            self._advance()
+
+    def _recover(self) -> None:
+        """From detection to the next run: what ``_advance`` and ``_phase_done`` do for the
+        detection, the spares and the restart, without their dispatch while each wait runs at once
+        (a wait that cannot is held, and ``_phase_done`` takes over when it ends)."""
+        self.since = self.now
+        if not self._at_once(self.left):
+            self._resume = self._phase_done
+            return
+        self._charge("detection")
+        self.phase = WAIT
+        self.since = self.now
+        if self._get_spares():
+            return                             # resumes in _spares_granted
+        self._charge("waiting_for_spares")
+        self._restart()
+        self.since = self.now
+        if not self._at_once(self.left):
+            self._resume = self._phase_done
+            return
+        self._charge(self.restart_cause)
+        self.phase = UP
+        self._begin_run()
+        self._wait(self.run_s, self._run_done)
 
     # ---- the processes that interrupt it -------------------------------------------------
     def _tick(self) -> None:
