@@ -109,10 +109,24 @@ def run_campaigns(campaigns: list[tuple[CampaignParams, int]], replicas: int, ex
                 for p, seed in campaigns]
     jobs = [(k, (p, seed, r, timeline)) for k, (p, seed) in enumerate(campaigns) if p.verdict is None
             for r in _chunks(replicas, chunks)]
+    # the busiest campaigns' chunks first, so the light ones fill the workers' last moments
+    # (the outcomes are put back in order: a chunk depends only on its campaign and indices)
+    jobs.sort(key=lambda j: -_expected_events(campaigns[j[0]][0]))
+    parts: dict[tuple[int, int], list[ReplicaOutcome]] = {}
+    for (k, job), part in zip(jobs, executor.map(_run_chunk, [j for _, j in jobs])):
+        parts[k, job[2].start] = part
     out: list[list[ReplicaOutcome]] = [[] for _ in campaigns]
-    for (k, _), part in zip(jobs, executor.map(_run_chunk, [j for _, j in jobs])):
-        out[k].extend(part)
+    for k, start in sorted(parts):
+        out[k].extend(parts[k, start])
     return out
+
+
+def _expected_events(p: CampaignParams) -> float:
+    """Interruptions a replica of ``p`` expects (its analytic wall time x the arrival rates): a
+    chunk's cost, for ordering them."""
+    rate = sum(c.rate_per_s for c in p.classes) + p.planned_rate_per_s + p.straggler_rate_per_s
+    wall = p.estimate_s if math.isfinite(p.estimate_s) else p.checkpoint.work_s
+    return rate * wall
 
 
 def _finite(x: float) -> float | None:
