@@ -10,6 +10,12 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = ROOT / "workloads"
 TOPOLOGIES = ROOT / "topologies"
 BUNDLED = sorted(p.stem for p in WORKLOADS.glob("*.yaml"))
+R = "cluster.reliability."
+# overrides that switch off every failure class, planned stop and straggler of a cluster
+NO_FAILURES = [R + k + "=0" for k in (
+    "gpu_failures_per_gpu_hour", "host_failures_per_node_hour", "network_failures_per_node_hour",
+    "software_failures_per_node_hour", "planned_maintenance_per_node_hour",
+    "straggler_rate_per_node_hour")]
 
 
 @pytest.fixture(scope="session")

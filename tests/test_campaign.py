@@ -14,15 +14,10 @@ from simulator.engine.checkpointing import CheckpointModel, RunPlan, daly_interv
 from simulator.engine.replica import CAUSES
 from simulator.errors import ConfigError
 from simulator.rng import Sampler, stream
-from tests.conftest import WORKLOADS
+from tests.conftest import NO_FAILURES, R, WORKLOADS
 
 DAY = 86400.0
 LLAMA = WORKLOADS / "llama3-405b.yaml"
-R = "cluster.reliability."
-NO_FAILURES = [R + k + "=0" for k in (
-    "gpu_failures_per_gpu_hour", "host_failures_per_node_hour", "network_failures_per_node_hour",
-    "software_failures_per_node_hour", "planned_maintenance_per_node_hour",
-    "straggler_rate_per_node_hour")]
 # Recovery as fast as Llama 3's outcome implies (docs/campaign.md): > 90% effective training time
 # with 466 interruptions in 54 days leaves <= 16.7 min per interruption; MegaScale reports
 # recovery in < 15 min. Checkpoints at the Young/Daly optimum.

@@ -12,11 +12,10 @@ from simulator import load_scenario
 from simulator.cli import main
 from simulator.engine.campaign import (campaign_params, expected_wall_s, run_campaign,
                                        spare_availability)
-from tests.conftest import WORKLOADS
+from tests.conftest import NO_FAILURES, R, WORKLOADS
 
 DAY = 86400.0
 LLAMA = WORKLOADS / "llama3-405b.yaml"
-R = "cluster.reliability."
 STEP = 10.0
 NAN = re.compile(r"\bnan\b", re.IGNORECASE)
 
@@ -151,9 +150,7 @@ def test_step_jitter_stretches_every_step_by_the_slowest_replica():
     from simulator.engine.campaign import expected_max_normal
     assert expected_max_normal(1) == 0.0
     assert expected_max_normal(2) == pytest.approx(1 / math.sqrt(math.pi), rel=0.06)   # exact 0.564
-    quiet = [R + k + "=0" for k in ("gpu_failures_per_gpu_hour", "host_failures_per_node_hour",
-             "network_failures_per_node_hour", "software_failures_per_node_hour",
-             "planned_maintenance_per_node_hour", "straggler_rate_per_node_hour")]
+    quiet = NO_FAILURES
     s = load_scenario(LLAMA, overrides=quiet + [R + "step_jitter=0.02"])
     res = run_campaign(s, STEP, replicas=1, seed=0, train_steps=1000)
     f = 1 + 0.02 * expected_max_normal(s.layout.dp)
@@ -167,9 +164,7 @@ def test_more_data_parallel_replicas_are_never_faster_under_jitter_and_straggler
     from simulator.engine.campaign import expected_max_normal
     ns = [1, 2, 3, 8, 64, 1000, 10**6]
     assert [expected_max_normal(n) for n in ns] == sorted(expected_max_normal(n) for n in ns)
-    quiet = [R + k + "=0" for k in ("gpu_failures_per_gpu_hour", "host_failures_per_node_hour",
-             "network_failures_per_node_hour", "software_failures_per_node_hour",
-             "planned_maintenance_per_node_hour", "straggler_rate_per_node_hour")]
+    quiet = NO_FAILURES
     noisy = quiet + [R + "step_jitter=0.02", R + "straggler_rate_per_node_hour=1e-4", "phases=null"]
     walls = []
     for gpus in (2048, 4096, 8192, 16384):

@@ -14,14 +14,9 @@ from simulator.config.loader import read_yaml
 from simulator.engine.campaign_plan import campaign_params
 from simulator.engine.phases import phase_seed, run_phases
 from simulator.errors import ConfigError
-from tests.conftest import TOPOLOGIES, WORKLOADS
+from tests.conftest import NO_FAILURES, R, TOPOLOGIES, WORKLOADS
 
 DAY = 86400.0
-R = "cluster.reliability."
-QUIET = [R + k + "=0" for k in (
-    "gpu_failures_per_gpu_hour", "host_failures_per_node_hour", "network_failures_per_node_hour",
-    "software_failures_per_node_hour", "planned_maintenance_per_node_hour",
-    "straggler_rate_per_node_hour")]
 
 
 def _raw(phases, **top):
@@ -96,7 +91,7 @@ def test_the_rest_phase_takes_what_the_others_leave():
 def test_two_phases_total_time_is_the_sum_of_the_phases_and_the_switch():
     """No failures: phase k takes steps_k x step_k plus its checkpoints (none within 10 steps at
     the interval the workload sets); the switch costs phase 1's save and phase 2's restart."""
-    s = _build([{"train_iters": 10, "seq_length": 4096}, {"train_iters": 20}], overrides=QUIET)
+    s = _build([{"train_iters": 10, "seq_length": 4096}, {"train_iters": 20}], overrides=NO_FAILURES)
     r = simulate(s, engine="analytical", replicas=2)
     (a, b) = r.phases
     save = campaign_params(s.phases[0][1], a["step_time_s"], train_steps=10).save_s
@@ -115,7 +110,7 @@ def test_a_phase_reports_its_own_time_and_ettr_and_the_switch_apart(capsys):
     """No failures: phase 2's own time is its steps, its ETTR 1, and the switch into it (phase 1's
     save + its restart) is `switch_in_s`, outside both; its GPU-hours include the switch, so the
     phases' GPU-hours still sum to the run's. A 3-step phase no longer reads ETTR 0.03."""
-    s = _build([{"train_iters": 10, "seq_length": 4096}, {"train_iters": 3}], overrides=QUIET)
+    s = _build([{"train_iters": 10, "seq_length": 4096}, {"train_iters": 3}], overrides=NO_FAILURES)
     r = simulate(s, engine="analytical", replicas=2)
     (a, b) = r.phases
     save = campaign_params(s.phases[0][1], a["step_time_s"], train_steps=10).save_s

@@ -11,14 +11,9 @@ from simulator import load_scenario, simulate
 from simulator.engine.campaign import campaign_params, run_campaign
 from simulator.engine.campaign_plan import expected_wall_s
 from simulator.errors import ConfigError
-from tests.conftest import WORKLOADS
+from tests.conftest import NO_FAILURES, R, WORKLOADS
 
 DAY = 86400.0
-R = "cluster.reliability."
-NO_FAILURES = [R + k + "=0" for k in (
-    "gpu_failures_per_gpu_hour", "host_failures_per_node_hour", "network_failures_per_node_hour",
-    "software_failures_per_node_hour", "planned_maintenance_per_node_hour",
-    "straggler_rate_per_node_hour")]
 STEP, STEPS = 10.0, 1000            # 10,000 s of work
 
 
