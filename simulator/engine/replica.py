@@ -379,9 +379,8 @@ class Replica:
         self.counts[cls.name] += 1
         self._tick()
         if cls.takes_node:
-            self.missing += 1                  # the node goes to repair, then to the spare pool
-            heappush(self._queue, (self.now + self.repair(), NORMAL, next(self._seq), self._repaired, None))
-        self._interrupted(cls)
+            self._lose_node()
+        self._interrupt(cls)
 
     def _lose_node(self) -> None:
         """The node goes to repair and comes back to the spare pool."""
