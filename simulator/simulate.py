@@ -97,11 +97,10 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
                       for (_, ps), pst, pp in zip(s.phases, steps, plans)]
             camp, per = run_phases(params, [n for n, _ in s.phases], replicas, seed, executor, timeline)
             if camp.finishes:
-                models = [power_model_of(ps) for _, ps in s.phases]
-                energy = combine([account(ps, pst.step_w, pst.step_min, pst.step_max, pst.step_time, c, pm)
-                                  for (_, ps), pst, c, pm in zip(s.phases, steps, per, models)])
-                phase_power = tuple((t0, campaign_levels(pm, pst.step_w)) for t0, pst, pm in
-                                    zip(camp.phase_starts_s, steps, models))
+                energy = combine([account(ps, pst.step_w, pst.step_min, pst.step_max, pst.step_time, c, pst.power)
+                                  for (_, ps), pst, c in zip(s.phases, steps, per)])
+                phase_power = tuple((t0, campaign_levels(pst.power, pst.step_w))
+                                    for t0, pst in zip(camp.phase_starts_s, steps))
             for row, c, ps in zip(phases, per, s.phases):
                 row.update(_phase_campaign(c, ps[1]))
     elif campaign and tp is not None:

@@ -181,7 +181,7 @@ def summarize(params: CampaignParams, outcomes: list[ReplicaOutcome], seed: int)
     finished = [o.wall_s for o in outcomes if o.finished]
     ttt = np.array(finished) / DAY
     pct = [_percentile(ttt, n, q) for q in (10, 50, 90)]
-    ettr = np.array([o.progress_s / o.wall_s if o.wall_s > 0 else 1.0 for o in outcomes])
+    ettr = np.array([o.ettr for o in outcomes])
     failures = {c: sum(o.counts[c] for o in outcomes) / n for c in CLASS_NAMES}
     failures["total"] = sum(failures.values())
     lost = {c: sum(o.lost[c] for o in outcomes) / n for c in CAUSES}

@@ -111,7 +111,7 @@ def _mean_ettr(outs: list[ReplicaOutcome]) -> float | None:
     """The replicas' mean ETTR within the phase (before the switch into it is added)."""
     if not outs:
         return None
-    return sum(o.progress_s / o.wall_s if o.wall_s > 0 else 1.0 for o in outs) / len(outs)
+    return sum(o.ettr for o in outs) / len(outs)
 
 
 def _shift(r: CampaignResult, days: float) -> CampaignResult:

@@ -55,6 +55,11 @@ class ReplicaOutcome:
     timeline: list | None = None
     stop: str = ""            # why an unfinished replica stopped: "cap", "horizon" or "events"
 
+    @property
+    def ettr(self) -> float:
+        """Productive time over wall time (1 for a replica with no wall time)."""
+        return self.progress_s / self.wall_s if self.wall_s > 0 else 1.0
+
 
 URGENT, NORMAL = 0, 1      # event priorities at one instant (SimPy's): interrupts come first
 _STOP = object()           # the event that ends the run
