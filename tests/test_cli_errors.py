@@ -474,3 +474,11 @@ def test_set_indexes_a_phase_by_position_and_refuses_an_index_past_the_end():
 def test_set_on_a_phase_key_names_the_override_and_the_phase(capsys):
     code, err = run_cli(capsys, ["run", WORKLOADS / "bloom-176b.yaml", "--fast", "--set", "phases.5.num_gpus=-1"])
     assert code == 2 and "--set phases.5.num_gpus=-1" in err and "phases[5].num_gpus" in err
+
+
+def test_run_plot_refuses_a_file_name_before_any_work(capsys, tmp_path):
+    """`run --plot` writes four plots into a folder: a name like x.png would become a folder "x.png"."""
+    target = tmp_path / "new" / "run.png"
+    code, err = run_cli(capsys, ["run", WORKLOADS / "llama3-8b.yaml", "--fast", "--plot", target])
+    check(code, err, 2, "--plot", "run.png", "a folder name")
+    assert not (tmp_path / "new").exists()
