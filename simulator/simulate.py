@@ -45,7 +45,8 @@ def stage_memory(s: Scenario) -> list[MemoryBreakdown]:
         offload_layers=lay.offload_layers, runtime_reserve=s.workload.memory.runtime_reserve,
         fragmentation=s.workload.memory.fragmentation,
         chunks=tuple(lay.chunk_layers(i) for i in range(lay.pp)), mtp_stage=lay.mtp_stage,
-        deallocate_pipeline_outputs=s.workload.memory.deallocate_pipeline_outputs)
+        deallocate_pipeline_outputs=s.workload.memory.deallocate_pipeline_outputs,
+        fused_cross_entropy=t.cross_entropy_loss_fusion)
 
 
 def _infeasible(s: Scenario, mem: MemoryBreakdown) -> InfeasibleError:

@@ -156,3 +156,51 @@ def test_validation_rows_reduce_gradients_in_bf16():
             assert w["training"]["precision"] != "fp8" or r["source"] in ("nemo-24.07", "nemo-long-sequence")
         else:
             assert "grad_dtype" not in w["training"], r["run"]
+
+
+def _loss_op(fused: bool):
+    from simulator.model.arch import resolve
+    from simulator.model.ops import Shard, head_ops
+    from simulator.config.workload import ModelConfig
+    a = resolve(ModelConfig(num_layers=2, hidden_size=1024, num_attention_heads=8, seq_length=4096,
+                            vocab_size=32000))
+    sh = Shard(micro_batch=2, tp=4, cp=1, ep=1, sequence_parallel=True, flash_attention=True,
+               fused_cross_entropy=fused)
+    (loss,) = [op for op in head_ops(a, sh) if op.name == "cross_entropy"]
+    return loss
+
+
+def test_fused_cross_entropy_bytes_by_hand():
+    logits = 2 * 4096 * 32000 / 4                   # tokens x vocabulary shard of one TP rank
+    unfused, fused = _loss_op(False), _loss_op(True)
+    # unfused: bf16 read, fp32 write and read, per pass; as much again in the backward
+    assert unfused.bytes == pytest.approx(logits * (2 + 4 + 4))
+    assert unfused.bytes * unfused.bwd_factor == pytest.approx(logits * 10)
+    # TE's Triton kernels: one bf16 read forward (online softmax); read + in-place write backward
+    assert fused.bytes == pytest.approx(logits * 2)
+    assert fused.bytes * fused.bwd_factor == pytest.approx(logits * 4)
+
+
+def test_cross_entropy_fusion_reaches_step_and_memory(scenario):
+    from simulator.simulate import memory_of
+    base = scenario("llama3-8b")
+    fused = scenario("llama3-8b", "training.cross_entropy_loss_fusion=true")
+    assert not base.workload.training.cross_entropy_loss_fusion
+    t0, t1 = estimate_step(base), estimate_step(fused)
+    assert t1.step_time < t0.step_time
+    # only the last stage's loss changes: 14 of 20 bytes per logit saved, forward and backward,
+    # at the memory-bound rate
+    a, lay, gpu = base.workload.model, base.layout, base.gpu
+    logits = lay.micro_batch_size * a.seq_length * a.vocab_size / lay.tp
+    saved = lay.num_microbatches * logits * (20 - 6) / (gpu.hbm_bandwidth * DEFAULT.memory)
+    assert t0.step_time - t1.step_time == pytest.approx(saved, rel=1e-6)
+    # the fp32 copy of the logits is not held
+    m0, m1 = memory_of(base), memory_of(fused)
+    assert m0.activations - m1.activations == pytest.approx(4 * logits)
+
+
+def test_megatron_bridge_rows_fuse_the_loss():
+    from simulator.validation.runner import load_rows, workload_of
+    for r in load_rows():
+        fused = workload_of(r)["training"].get("cross_entropy_loss_fusion", False)
+        assert fused == (r["source"] == "megatron-bridge"), r["run"]

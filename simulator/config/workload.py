@@ -143,6 +143,11 @@ class TrainingConfig(Strict):
     # router), moe_preprocess (dispatcher metadata); empty: every scope of each layer
     cuda_graph_scope: list[Literal["attn", "mlp", "moe", "moe_router", "moe_preprocess"]] = []
     sparsity_2to4: bool = False                         # 2:4-sparse MLP weights (sparse tensor cores)
+    # Fused cross-entropy (Megatron-Core cross_entropy_loss_fusion with Transformer Engine's kernel,
+    # cross_entropy_fusion_impl "te"): the loss runs as online-softmax passes over the bf16 logits
+    # (one read in the forward; one read and an in-place gradient write in the backward) instead of
+    # materialising fp32 logits, max, exponentials and the gradient (model/ops.head_ops).
+    cross_entropy_loss_fusion: bool = False
     # CUDA_LAUNCH_BLOCKING=1 in the launch environment: every kernel launch returns only when the
     # kernel has finished (CUDA Toolkit docs, "CUDA Environment Variables"), so the host no longer
     # queues kernels ahead of the GPU and each launch's host time adds to the kernel's instead of

@@ -228,7 +228,8 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
                      runtime_reserve: float = RUNTIME_RESERVE_BYTES,
                      fragmentation: float = 0.0,
                      chunks: tuple[tuple[int, ...], ...] = (), mtp_stage: int = -1,
-                     deallocate_pipeline_outputs: bool = True) -> list[MemoryBreakdown]:
+                     deallocate_pipeline_outputs: bool = True,
+                     fused_cross_entropy: bool = False) -> list[MemoryBreakdown]:
     """The memory breakdown of one GPU of every pipeline stage.
 
     ``precision`` fp8/fp8_*/nvfp4 adds the low-precision copies of the transformer layers' weights
@@ -307,7 +308,7 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
         acts, offloaded, weights_by_chunk, working = _stage_activations(
             a, i, layers, n_moe_i, stage_chunks[i], pp, mtp_at, micro_batch, tp, cp, sequence_parallel, recompute,
             flash_attention, fp8, etp, recompute_method, recompute_num_layers, offload_layers, schedule,
-            num_microbatches, vpp, deallocate_pipeline_outputs)
+            num_microbatches, vpp, deallocate_pipeline_outputs, fused_cross_entropy)
         frag = fragmentation * acts
         stages.append(MemoryBreakdown(weights, grads, optim, acts, runtime_reserve, i,
                                       low_precision_weights=lp, gather_buffers=gather,
@@ -323,7 +324,8 @@ def _stage_activations(a: Arch, i: int, layers: int, n_moe_i: int, chunks_i: tup
                        flash_attention: bool, fp8: bool, etp: int, recompute_method: str | None,
                        recompute_num_layers: int | None, offload_layers: int, schedule: str,
                        num_microbatches: int, vpp: int,
-                       deallocate_pipeline_outputs: bool) -> tuple[float, float, tuple[float, ...], float]:
+                       deallocate_pipeline_outputs: bool,
+                       fused_cross_entropy: bool = False) -> tuple[float, float, tuple[float, ...], float]:
     """(activation bytes, offloaded bytes, stored bytes per model chunk, working bytes) of pipeline
     stage ``i`` (see ``memory_per_stage``); ZeRO variants of a layout share it."""
     def per_layer_act(rec: str) -> float:
@@ -365,7 +367,9 @@ def _stage_activations(a: Arch, i: int, layers: int, n_moe_i: int, chunks_i: tup
     if i == 0:
         acts += 2.0 * tokens * a.hidden / (tp if sequence_parallel else 1)
     if i == pp - 1:
-        acts += tokens * a.vocab / tp * (2 + 4)   # bf16 logits and their fp32 copy, one microbatch
+        # bf16 logits and their fp32 copy, one microbatch; the fused loss keeps the bf16 logits alone
+        # (its gradient is written over them) and three fp32 numbers per token
+        acts += tokens * a.vocab / tp * (2 if fused_cross_entropy else 2 + 4)
     if i == mtp_at:
         if a.mtp_layers:   # each MTP module: its layer's activations and its logits
             mtp = activation_bytes_per_layer(a, micro_batch, tp, cp, sequence_parallel, recompute,

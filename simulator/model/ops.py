@@ -50,6 +50,7 @@ class Shard:
     flash_attention: bool
     act_bytes: float = 2.0     # bytes per activation element (bf16/fp16)
     sparse_2to4: bool = False  # MLP weights 2:4-sparse (training.sparsity_2to4)
+    fused_cross_entropy: bool = False   # training.cross_entropy_loss_fusion
 
     def tokens(self, a: Arch) -> float:
         return self.micro_batch * a.seq / self.cp
@@ -364,13 +365,23 @@ def embedding_ops(a: Arch, sh: Shard) -> list[Op]:
 
 
 def head_ops(a: Arch, sh: Shard) -> list[Op]:
-    """Last stage: final norm, vocabulary projection, cross-entropy over fp32 logits."""
+    """Last stage: final norm, vocabulary projection, cross-entropy over the logits.
+
+    Unfused (Megatron-Core vocab_parallel_cross_entropy): the logits are cast to fp32 and the max,
+    the exponentials and the gradient each pass over them: ~10 bytes per logit forward and as many
+    backward. Fused (``sh.fused_cross_entropy``: Transformer Engine's Triton kernels,
+    transformer_engine/pytorch/triton/cross_entropy.py @ 02965d2e): the forward's online softmax
+    reads the bf16 logits once and keeps three fp32 numbers per token (max, sum, target logit); the
+    backward reads them once more and writes the gradient in place: one read forward, a read and a
+    write backward."""
     T, Tn, e = sh.tokens(a), sh.norm_tokens(a), sh.act_bytes
     v = a.vocab / sh.tp
+    loss = (memory_op("cross_entropy", T * v, e, bwd_factor=2.0) if sh.fused_cross_entropy
+            else memory_op("cross_entropy", T * v * (e + 4 + 4), 1.0, bwd_factor=1.0))
     return [
         memory_op("final_norm", 2 * Tn * a.hidden, e),
         gemm("logits", T, a.hidden, v, e),
-        memory_op("cross_entropy", T * v * (e + 4 + 4), 1.0, bwd_factor=1.0),
+        loss,
     ]
 
 

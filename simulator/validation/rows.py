@@ -30,8 +30,14 @@ SOURCES = {
                         {"overlap_grad_reduce": False}),
     "nemo-24.07": (None, _MODERN_TRAINING, _MODERN_PAR),
     "nemo-long-sequence": (None, _MODERN_TRAINING, _MODERN_PAR),
-    "megatron-bridge": (None, _MODERN_TRAINING, _MODERN_PAR),
+    "megatron-bridge": (None, {**_MODERN_TRAINING, "cross_entropy_loss_fusion": True}, _MODERN_PAR),
 }
+# Megatron-Bridge's performance runs fuse the cross-entropy with Transformer Engine's kernel: the
+# model providers default cross_entropy_loss_fusion = True (src/megatron/bridge/models/gpt_provider.py
+# @ 1c43b392; only the finetune recipes turn it off) and the performance overrides set
+# cross_entropy_fusion_impl = "te" (scripts/performance/utils/helpers.py set_common_perf_overrides
+# @ 1c43b392, utils/overrides.py @ 9c9dd848). NeMo 24.07 / 24.03 build Megatron-Core 0.8's
+# TransformerConfig, whose default is False, and their launcher configs do not set it.
 # the sources of modern.csv (Megatron-Core stacks of 2024-26: distributed optimizer, TP overlap per row)
 MODERN_SOURCES = ("nemo-24.07", "nemo-long-sequence", "megatron-bridge")
 # modern.csv's cluster_hint -> the bundled topology of that system
