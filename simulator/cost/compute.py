@@ -81,7 +81,10 @@ def op_time(op: Op, gpu: GPUSpec, precision: str, eff: Efficiency, backward: boo
     scale = op.bwd_factor if backward else 1.0
     if scale == 0.0:
         return 0.0                          # no backward (e.g. the dispatcher's metadata)
-    kernels = max(1.0, round(scale)) if op.kind == "gemm" else 1.0   # dgrad + wgrad in backward
+    if op.per_gemm:
+        kernels = 2.0 if backward else 1.0    # one before each of the dgrad and wgrad GEMMs
+    else:
+        kernels = max(1.0, round(scale)) if op.kind == "gemm" else 1.0   # dgrad + wgrad in backward
     mem = op.bytes * scale / (gpu.hbm_bandwidth * eff.memory)
     # a grouped op's GEMMs run concurrent streams' worth at a time: their fixed costs overlap that much
     overhead = kernels * eff.kernel_overhead * op.group / concurrency(op)
@@ -124,7 +127,9 @@ def host_launches(op: Op, precision: str, backward: bool = False) -> float:
     per = op.launches
     if backward and op.bwd_factor == 0.0:
         return 0.0
-    if op.kind == "gemm" and backward:
+    if op.per_gemm and backward:
+        per *= 2
+    elif op.kind == "gemm" and backward:
         per *= max(1.0, round(op.bwd_factor))
     if op.linear and is_low_precision(precision):
         per *= 2
@@ -150,6 +155,7 @@ def ops_time(ops: list[Op], gpu: GPUSpec, precision: str, eff: Efficiency, backw
 
 
 QUANTIZE_SUFFIX = "_quantize"
+SWIZZLE_SUFFIX = "_scale_swizzle"
 
 
 def quantize_ops(ops: list[Op], precision: str, microbatches: int = 1, any_layout: bool = False) -> list[Op]:
@@ -174,4 +180,14 @@ def quantize_ops(ops: list[Op], precision: str, microbatches: int = 1, any_layou
         fwd = per * (m * k + k * n / max(microbatches, 1))
         bwd = per * m * n
         out.append(Op(op.name + QUANTIZE_SUFFIX, "memory", 0.0, fwd, bwd_factor=bwd / fwd, count=op.count))
+        if not q.per_tensor:
+            # block scales: before every GEMM, Transformer Engine rewrites both operands' scale
+            # factors into the tiled layout cuBLASLt's block-scaled GEMMs read, one kernel per
+            # operand (swizzle_scaling_factors before each cuBLAS call,
+            # transformer_engine/pytorch/csrc/extensions/gemm.cpp and csrc/util.cpp @ v2.9 =
+            # 70f53666): read and write each operand's scales; dgrad and wgrad swizzle their own
+            f_sc = 2.0 * q.scale * (m * k + k * n)
+            b_sc = 2.0 * q.scale * ((m * n + k * n) + (m * n + m * k))
+            out.append(Op(op.name + SWIZZLE_SUFFIX, "memory", 0.0, f_sc, bwd_factor=b_sc / f_sc,
+                          count=2 * op.count, per_gemm=True))
     return out

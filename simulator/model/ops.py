@@ -36,6 +36,9 @@ class Op:
     # a norm or an activation function: what selective_op recomputation reruns in the backward
     # (Megatron recompute_modules [layernorm, moe_act]; torchtitan's op-level policy)
     rerun: bool = False
+    # a memory-bound kernel issued once per GEMM the op feeds: its backward launches one for the
+    # data-gradient and one for the weight-gradient GEMM (like a GEMM's)
+    per_gemm: bool = False
 
 
 @dataclass(frozen=True)
