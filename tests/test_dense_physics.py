@@ -12,6 +12,8 @@ from simulator.cost.compute import QUANTIZE_SUFFIX, op_time, quantize_ops, softm
 from simulator.cost.context import cp_exposed, ring_exposed
 from simulator.cost.efficiency import DEFAULT
 from simulator.cost.step import estimate_step
+from dataclasses import replace
+
 from simulator.model.ops import Op, gemm
 from simulator.model.precision import QUANTIZATION
 from simulator.validation.rows import MODERN_SOURCES
@@ -204,3 +206,35 @@ def test_megatron_bridge_rows_fuse_the_loss():
     for r in load_rows():
         fused = workload_of(r)["training"].get("cross_entropy_loss_fusion", False)
         assert fused == (r["source"] == "megatron-bridge"), r["run"]
+
+
+def test_block_scaled_gemms_swizzle_their_scales_by_hand():
+    from simulator.cost.compute import SWIZZLE_SUFFIX, host_launches
+    m, k, n = 2048, 4096, 14336
+    op = gemm("fc1", m, k, n, 2.0, linear=True)
+    for per_tensor in ("fp8", "fp8_cs", "fp8_ds"):
+        assert not [o for o in quantize_ops([op], per_tensor) if o.name.endswith(SWIZZLE_SUFFIX)]
+    for precision, scale in (("fp8_mx", 1 / 32), ("nvfp4", 1 / 16), ("mxfp4", 1 / 32)):
+        (swz,) = [o for o in quantize_ops([op], precision) if o.name.endswith(SWIZZLE_SUFFIX)]
+        assert swz.count == 2                                     # one kernel per GEMM operand
+        assert swz.count * swz.bytes == pytest.approx(2 * 2 * scale * (m * k + k * n))   # read + write
+        bwd = 2 * 2 * scale * ((m * n + k * n) + (m * n + m * k))  # dgrad's and wgrad's operands
+        assert swz.count * swz.bytes * swz.bwd_factor == pytest.approx(bwd)
+        assert host_launches(swz, precision) == 2 and host_launches(swz, precision, backward=True) == 4
+        gpu = catalog_gpu("b200")
+        fwd_t = op_time(swz, gpu, precision, DEFAULT)
+        bwd_t = op_time(swz, gpu, precision, DEFAULT, backward=True)
+        bw = gpu.hbm_bandwidth * DEFAULT.memory
+        assert fwd_t == pytest.approx(2 * (swz.bytes / bw + DEFAULT.kernel_overhead))
+        assert bwd_t == pytest.approx(2 * (swz.bytes * swz.bwd_factor / bw + 2 * DEFAULT.kernel_overhead))
+
+
+def test_grouped_expert_gemms_swizzle_once_per_operand():
+    from simulator.cost.compute import SWIZZLE_SUFFIX
+    grouped = Op("expert_fc1", "gemm", 8 * 2.0 * 512 * 1024 * 2048, 1.0, linear=True,
+                 shape=(512, 1024, 2048), group=8, launches=8)
+    (swz,) = [o for o in quantize_ops([grouped], "fp8_mx") if o.name.endswith(SWIZZLE_SUFFIX)]
+    assert swz.count == 2 and swz.launches == 1    # multi_tensor_swizzle_scaling_factors: all experts
+    (one,) = [o for o in quantize_ops([replace(grouped, group=1, launches=1)], "fp8_mx")
+              if o.name.endswith(SWIZZLE_SUFFIX)]
+    assert swz.bytes == pytest.approx(8 * one.bytes)   # but every expert's scales

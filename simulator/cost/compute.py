@@ -186,8 +186,9 @@ def quantize_ops(ops: list[Op], precision: str, microbatches: int = 1, any_layou
             # operand (swizzle_scaling_factors before each cuBLAS call,
             # transformer_engine/pytorch/csrc/extensions/gemm.cpp and csrc/util.cpp @ v2.9 =
             # 70f53666): read and write each operand's scales; dgrad and wgrad swizzle their own
-            f_sc = 2.0 * q.scale * (m * k + k * n)
-            b_sc = 2.0 * q.scale * ((m * n + k * n) + (m * n + m * k))
+            # (a grouped GEMM's one multi-tensor swizzle per operand covers all its experts' scales)
+            f_sc = 2.0 * q.scale * (m * k + k * n) * op.group
+            b_sc = 2.0 * q.scale * ((m * n + k * n) + (m * n + m * k)) * op.group
             out.append(Op(op.name + SWIZZLE_SUFFIX, "memory", 0.0, f_sc, bwd_factor=b_sc / f_sc,
                           count=2 * op.count, per_gemm=True))
     return out
