@@ -100,6 +100,10 @@ def _check_sharding(w: WorkloadConfig, zero: int, dp: int, where) -> None:
         _fail(where, P + "rank_order", "expert parallelism is carved out of the data-parallel ranks "
               "next to the tensor- and context-parallel ones, which only Megatron's order keeps together",
               par.rank_order, "tp-cp-dp-pp with expert_model_parallel_size > 1")
+    if par.grad_reduce_op == "all_reduce" and zero != 1:
+        _fail(where, P + "grad_reduce_op", "all_reduce chooses the gradient collective of ZeRO-1 / the "
+              "distributed optimizer (ZeRO-0 always all-reduces; ZeRO-2/3 reduce-scatter every microbatch)",
+              par.grad_reduce_op, "reduce_scatter, or zero_stage: 1 / distributed_optimizer: true")
     if not par.reshard_after_forward and zero < 3:
         _fail(where, P + "reshard_after_forward", "only ZeRO-3 / FSDP gathers parameters (zero_stage 3)",
               par.reshard_after_forward, "true, or zero_stage: 3")

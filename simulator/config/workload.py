@@ -209,6 +209,19 @@ class ParallelismConfig(Strict):
     # sets the virtual stages (PP x VPP stages); config/pipeline_layout.py
     pipeline_model_parallel_layout: str | list[list[str]] | None = None
     overlap_grad_reduce: bool = True                    # DP gradient reduce overlapped with backward
+    # where each microbatch's weight gradients are added into the main gradients (grad_dtype):
+    # fused (Megatron-LM's default --gradient-accumulation-fusion: the weight-gradient GEMM accumulates
+    # into the fp32 main_grad, no extra pass); unfused (--no-gradient-accumulation-fusion: autograd
+    # writes the bf16 gradient, a hook adds it in place into main_grad: read 2 + read/write 2 x main
+    # bytes per parameter); unfused_cast (DeepSpeed's BF16_Optimizer.update_hp_grads after every
+    # micro-step: the bf16 gradient is cast into a temporary, then added: 2 + 4 x main bytes). The
+    # unfused passes are memory-bound, once per microbatch over the GPU's parameters (cost/stage.py)
+    grad_accumulation: Literal["fused", "unfused", "unfused_cast"] = "fused"
+    # the data-parallel gradient collective under ZeRO-1 / the distributed optimizer: reduce_scatter
+    # (each rank receives the reduced shard it updates: Megatron's distributed optimizer, DeepSpeed
+    # ZeRO) or all_reduce (the whole reduced gradient on every rank, each then updates its shard:
+    # DeepSpeed's BF16_Optimizer, which keeps an unsharded fp32 gradient buffer)
+    grad_reduce_op: Literal["reduce_scatter", "all_reduce"] = "reduce_scatter"
     overlap_param_gather: bool = True                   # distributed-optimizer all-gather overlapped
     tp_comm_overlap: bool = False                       # TP collectives overlapped with GEMMs
     # MoE dispatch/combine all-to-alls overlapped with another microbatch's compute (Megatron-Core

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from simulator.config.scenario import Scenario
 from simulator.cost import comm
 from simulator.cost.efficiency import DEFAULT, Efficiency
-from simulator.cost.stage import StageTimes, stage_times
+from simulator.cost.stage import StageTimes, local_params, stage_times
 from simulator.model.arch import resolve
 from simulator.model.memory import (
-    FP32_GRAD_COPY_BYTES, GRAD_BYTES, low_precision, mean_layer_activation_bytes, stage_params,
+    FP32_GRAD_COPY_BYTES, GRAD_BYTES, low_precision, mean_layer_activation_bytes,
 )
 from simulator.model.optimizers import overhead_flops_fraction
 from simulator.model.params import tensors_per_layer
@@ -72,6 +72,7 @@ class DPCost:
     buckets: int         # DDP buckets the stage's parameters fall into
     params: float        # parameters on this GPU (dense + local experts)
     per_microbatch: bool = False   # ZeRO-2/3: each microbatch's gradients are reduced as they appear
+    tied: float = 0.0    # tied-embedding gradient all-reduce (first / last stage), after the backward
 
 
 def grad_bytes(s: Scenario) -> float:
@@ -96,16 +97,6 @@ def _groups(lay) -> tuple[comm.Group, comm.Group, comm.Group, comm.Group]:
     return shard, replica, eshard, ereplica
 
 
-def local_params(s: Scenario, stage: int) -> tuple[float, float]:
-    """(dense, expert) parameters of one GPU of a stage after TP / EP x ETP sharding."""
-    lay = s.layout
-    a = resolve(s.workload.model)
-    pp = len(lay.stage_layers)
-    dense, experts = stage_params(a, lay.stage_layers[stage], stage == 0, stage == pp - 1, pp,
-                                  a.moe_layers_among(lay.stage_layer_ids(stage)), stage == lay.mtp_rank)
-    return dense / lay.tp, experts / (lay.expert_tp * lay.ep)
-
-
 def dp_cost(s: Scenario, stage: int, tiers: comm.Tiers) -> DPCost:
     lay = s.layout
     dense_gpu, expert_gpu = local_params(s, stage)
@@ -115,6 +106,10 @@ def dp_cost(s: Scenario, stage: int, tiers: comm.Tiers) -> DPCost:
         grad = (comm.all_reduce(comm.Group.of("dp", lay), dense_gpu * gb, tiers)
                 + comm.all_reduce(comm.Group.of("expert_dp", lay), expert_gpu * gb, tiers))
         gather = 0.0
+    elif s.workload.parallelism.grad_reduce_op == "all_reduce":   # ZeRO-1 over an unsharded gradient
+        grad = (comm.all_reduce(comm.Group.of("dp", lay), dense_gpu * gb, tiers)
+                + comm.all_reduce(comm.Group.of("expert_dp", lay), expert_gpu * gb, tiers))
+        gather = comm.all_gather(shard, dense_gpu * pb, tiers) + comm.all_gather(eshard, expert_gpu * pb, tiers)
     else:
         grad = (comm.reduce_scatter(shard, dense_gpu * gb, tiers) + comm.reduce_scatter(eshard, expert_gpu * gb, tiers)
                 + comm.all_reduce(replica, dense_gpu * gb / shard.size, tiers)
@@ -126,7 +121,22 @@ def dp_cost(s: Scenario, stage: int, tiers: comm.Tiers) -> DPCost:
     if per_mb:
         grad *= lay.num_microbatches
     buckets = max(1, math.ceil((dense_gpu + expert_gpu) / max(BUCKET_PARAMS, 1e6 * lay.dp)))
-    return DPCost(grad, gather, buckets, dense_gpu + expert_gpu, per_mb)
+    return DPCost(grad, gather, buckets, dense_gpu + expert_gpu, per_mb, tied_embedding_reduce(s, stage, tiers))
+
+
+def tied_embedding_reduce(s: Scenario, stage: int, tiers: comm.Tiers) -> float:
+    """The tied word embedding's gradient all-reduce between the first and the last pipeline stage,
+    which both hold a copy when PP > 1 (Megatron's embedding group, _allreduce_word_embedding_grads;
+    DeepSpeed's ReduceTiedGrads, pipe/engine.py _exec_reduce_tied_grads): each GPU's vocab / TP rows of
+    main gradients, once per step after the last backward and outside the DP overlap (it is issued
+    when the gradients are final). Zero on the other stages, with untied embeddings or without PP."""
+    lay = s.layout
+    a = resolve(s.workload.model)
+    if lay.pp == 1 or not a.tied_embeddings or stage not in (0, lay.pp - 1):
+        return 0.0
+    pp = comm.Group.of("pp", lay)
+    pair = comm.Group(2, pp.stride * (lay.pp - 1))   # the first and the last stage of one pipeline
+    return comm.all_reduce(pair, a.vocab * a.hidden / lay.tp * grad_bytes(s), tiers)
 
 
 def grad_exposed(c: DPCost, st: StageTimes, m: int, overlap: bool) -> float:
@@ -146,9 +156,9 @@ def _dp_times(s: Scenario, st: StageTimes, stage: int, tiers: comm.Tiers) -> tup
     """(exposed gradient-reduction time, exposed parameter all-gather time) of one stage."""
     lay, par = s.layout, s.workload.parallelism
     if lay.zero_stage >= 3:
-        return zero3_exposed(s, stage, st, tiers), 0.0
+        return zero3_exposed(s, stage, st, tiers) + tied_embedding_reduce(s, stage, tiers), 0.0
     c = dp_cost(s, stage, tiers)
-    grad = grad_exposed(c, st, lay.num_microbatches, par.overlap_grad_reduce)
+    grad = grad_exposed(c, st, lay.num_microbatches, par.overlap_grad_reduce) + c.tied
     gather_exposed = max(c.gather - st.fwd, c.gather / c.buckets) if par.overlap_param_gather else c.gather
     return grad, gather_exposed
 
@@ -299,7 +309,7 @@ def estimate_step(s: Scenario, eff: Efficiency = DEFAULT, stages: list[StageTime
     slow = stages[b]
     work = m * slow.total
     breakdown = {
-        "compute": m * (slow.compute - slow.host),
+        "compute": m * (slow.compute - slow.host - slow.accum),
         "recompute": m * slow.recompute,
         "tp_comm": m * slow.tp,
         "cp_comm": m * slow.cp,
@@ -311,6 +321,8 @@ def estimate_step(s: Scenario, eff: Efficiency = DEFAULT, stages: list[StageTime
     }
     if slow.host > 0:   # the GPU waiting for the host to launch kernels (part of the layers' time)
         breakdown["host_bound"] = m * slow.host
+    if slow.accum > 0:  # the unfused gradient-accumulation passes (part of the stage's compute)
+        breakdown["grad_accum"] = m * slow.accum
     if offload:
         breakdown["offload"] = offload
     step = pipe + grad_exposed + gather_exposed + opt + offload

@@ -26,8 +26,12 @@ SOURCES = {
     "megatron-core-h100": ("dgx-h100-superpod.yaml", {"use_flash_attn": True},
                            {"distributed_optimizer": True, "sequence_parallel": True,
                             "tp_comm_overlap": True, "overlap_grad_reduce": True, "overlap_param_gather": True}),
+    # DeepSpeed's BF16_Optimizer under the pipeline engine (workloads/bloom-176b.yaml cites the code):
+    # fp32 gradients accumulated by a cast-and-add pass after every micro-step, all-reduced unsharded
+    # after the last microbatch, the updated bf16 shards all-gathered after the step
     "bigscience-tr11": ("jean-zay-a100.yaml", {"use_flash_attn": False, "cuda_launch_blocking": True},
-                        {"overlap_grad_reduce": False}),
+                        {"overlap_grad_reduce": False, "overlap_param_gather": False,
+                         "grad_reduce_op": "all_reduce", "grad_accumulation": "unfused_cast"}),
     "nemo-24.07": (None, _MODERN_TRAINING, _MODERN_PAR),
     "megatron-bridge": (None, _MODERN_TRAINING, _MODERN_PAR),
 }
