@@ -15,16 +15,16 @@ class Efficiency:
     gemm: float = 0.852
     # Attention kernels' matmuls (flash or unfused batched) relative to the GEMM rate; a fused kernel's
     # softmax exponentials are costed on their own at the SFU rate (cost/compute.softmax_time). Fitted.
-    attention: float = 0.548
+    attention: float = 0.569
     # Fixed cost per kernel launch and tail (launch gaps, synchronisation, wave tails), added to the
     # roofline time of every kernel. Fitted.
-    kernel_overhead: float = 2.41e-5
+    kernel_overhead: float = 2.383e-5
     # Host (CPU) time per kernel launch in eager PyTorch: Python and PyTorch dispatch, autograd
     # bookkeeping, the CUDA launch call. A layer cannot run faster than its launches (cost/stage.py);
     # CUDA graphs replay a captured scope as one launch. Fitted.
     host_launch: float = 4.43e-5
     # Fraction of HBM bandwidth that element-wise / memory-bound kernels reach. Fitted.
-    memory: float = 0.757
+    memory: float = 0.7245
     # Fraction of NIC line rate that NCCL collectives reach as bus bandwidth across domains
     # (nccl-tests all-reduce, 1 GB, DGX H100 with 8 x 400G NDR: ~370-385 GB/s at 16 nodes of 400 GB/s,
     # 0.92-0.96; 320-350 GB/s on smaller or busier fabrics). Fitted within FIT_BOUNDS.
