@@ -39,13 +39,33 @@ def test_accumulation_bytes_by_hand():
 def test_bloom_middle_stage_pass_by_hand(bloom):
     s = bloom()
     assert s.workload.parallelism.grad_accumulation == "unfused_cast"
-    # 3.70e9 parameters x 18 B at 2,039 GB/s x the fitted memory efficiency: ~43 ms per microbatch
-    want = MIDDLE * 18 / (2039e9 * DEFAULT.memory)
-    assert grad_accumulation_time(s, 1, DEFAULT) == pytest.approx(want, rel=1e-12)
-    assert 0.035 < want < 0.05
-    assert grad_accumulation_time(bloom("parallelism.grad_accumulation=fused"), 1, DEFAULT) == 0.0
-    unfused = grad_accumulation_time(bloom("parallelism.grad_accumulation=unfused"), 1, DEFAULT)
-    assert unfused == pytest.approx(want * 10 / 18)
+    assert s.workload.training.cuda_launch_blocking
+    # 3.70e9 parameters x 18 B at 2,039 GB/s x the fitted memory efficiency (~45 ms), plus two
+    # kernels (cast, add) for each of 6 layers x 12 tensors (qkv, projection, fc1, fc2: weight and
+    # bias; two LayerNorms: scale and shift), each with its launch gap and, launch-blocking, its
+    # host launch on top
+    kernels = 2 * 6 * 12
+    eff = DEFAULT.with_(kernel_overhead=1e-5, host_launch=3e-5)
+    hbm = MIDDLE * 18 / (2039e9 * eff.memory)
+    want = hbm + kernels * (1e-5 + 3e-5)
+    assert grad_accumulation_time(s, 1, eff) == pytest.approx(want, rel=1e-12)
+    assert 0.035 < hbm < 0.05
+    # queued launches hide behind the pass
+    queued = bloom("training.cuda_launch_blocking=false")
+    assert grad_accumulation_time(queued, 1, eff) == pytest.approx(hbm + kernels * 1e-5, rel=1e-12)
+    assert grad_accumulation_time(bloom("parallelism.grad_accumulation=fused"), 1, eff) == 0.0
+    unfused = grad_accumulation_time(bloom("parallelism.grad_accumulation=unfused"), 1, eff)
+    assert unfused == pytest.approx(hbm * 10 / 18 + kernels / 2 * (1e-5 + 3e-5), rel=1e-12)
+
+
+def test_param_tensors_of_the_edge_stages(bloom):
+    from simulator.cost.stage import stage_param_tensors
+    s = bloom()
+    # first: 5 layers, the word embedding and its LayerNorm (2); last: 5 layers, the final
+    # LayerNorm (2) and its copy of the tied embedding
+    assert stage_param_tensors(s, 0) == 5 * 12 + 1 + 2
+    assert stage_param_tensors(s, 11) == 5 * 12 + 2 + 1
+    assert stage_param_tensors(s, 1) == 6 * 12
 
 
 def test_pass_runs_once_per_microbatch_in_the_backward(bloom):

@@ -13,6 +13,7 @@ from simulator.memo import by_identity
 from simulator.model.arch import Arch, resolve
 from simulator.model.recompute import recomputed_fraction
 from simulator.model.memory import stage_params
+from simulator.model.params import tensors_per_layer
 from simulator.model.ops import Op, Shard, embedding_ops, head_ops, layer_ops, mtp_ops
 from simulator.model.routing import dispatch_volume_factor
 
@@ -294,20 +295,43 @@ def accumulation_bytes(kind: str, main_bytes: float) -> float:
     return 0.0   # fused: the weight-gradient GEMM accumulates into the main gradient itself
 
 
+# kernels per parameter tensor: the in-place add (unfused); the cast, then the add (unfused_cast)
+ACCUMULATION_KERNELS = {"fused": 0, "unfused": 1, "unfused_cast": 2}
+
+
+def stage_param_tensors(s: Scenario, stage: int) -> int:
+    """Parameter tensors one GPU of ``stage`` holds: its layers' (dense count, model/params.py), the
+    word embedding and embedding norm on the first stage, the final norm (and the tied copy of the
+    embedding) on the last."""
+    a, lay = resolve(s.workload.model), s.layout
+    norm = 2 if a.layernorm else 1
+    n = tensors_per_layer(a) * lay.stage_layers[stage]
+    if stage == 0:
+        n += 1 + norm * a.embedding_norm + a.learned_positions
+    if stage == lay.pp - 1:
+        n += norm + (1 if not a.tied_embeddings or lay.pp > 1 else 0)
+    return n
+
+
 def grad_accumulation_time(s: Scenario, stage: int, eff: Efficiency) -> float:
     """Seconds per microbatch that one GPU of ``stage`` spends adding its weight gradients into the
     main gradients outside the GEMMs: a memory-bound pass over its local parameters (ZeRO-2/3: the
-    gradient shard it keeps)."""
+    gradient shard it keeps), one or two kernels per parameter tensor (each with its launch gap and
+    host launch; the host hides behind the kernels unless CUDA_LAUNCH_BLOCKING serialises them)."""
     from simulator.model.memory import GRAD_BYTES
 
-    per_param = accumulation_bytes(s.workload.parallelism.grad_accumulation, GRAD_BYTES[s.layout.grad_dtype])
+    kind = s.workload.parallelism.grad_accumulation
+    per_param = accumulation_bytes(kind, GRAD_BYTES[s.layout.grad_dtype])
     if not per_param:
         return 0.0
     dense, experts = local_params(s, stage)
     params = dense + experts
     if s.layout.zero_stage >= 2:
         params /= max(s.layout.shard, 1)
-    return params * per_param / (s.gpu.hbm_bandwidth * eff.memory)
+    kernels = ACCUMULATION_KERNELS[kind] * stage_param_tensors(s, stage)
+    device = params * per_param / (s.gpu.hbm_bandwidth * eff.memory) + kernels * eff.kernel_overhead
+    host = kernels * eff.host_launch
+    return device + host if s.workload.training.cuda_launch_blocking else max(device, host)
 
 
 def stage_parts(s: Scenario, eff: Efficiency, tiers: comm.Tiers) -> list[StageParts]:
