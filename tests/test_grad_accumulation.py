@@ -33,6 +33,7 @@ def test_accumulation_bytes_by_hand():
     # cast first: read bf16 (2), write the fp32 temporary (4), read it and the main grad, write (12)
     assert accumulation_bytes("unfused_cast", 4.0) == 18.0
     assert accumulation_bytes("unfused", 2.0) == 6.0      # bf16 main gradients
+    assert accumulation_bytes("unfused_cast", 2.0) == 6.0  # .to(bf16) of a bf16 tensor: no cast
     assert accumulation_bytes("fused", 4.0) == 0.0
 
 
@@ -121,3 +122,10 @@ def test_tied_embedding_all_reduce_by_hand(bloom):
     untied = bloom("model.untie_embeddings_and_output_weights=true")
     assert tied_embedding_reduce(untied, 0, tiers) == 0.0
     assert dp_cost(s, 0, tiers).tied == pytest.approx(want)
+
+
+def test_bf16_main_gradients_need_no_cast(bloom):
+    """With bf16 main gradients the cast is a no-op: unfused_cast costs what unfused does."""
+    cast = bloom("training.grad_dtype=bf16")
+    plain = bloom("training.grad_dtype=bf16", "parallelism.grad_accumulation=unfused")
+    assert grad_accumulation_time(cast, 1, DEFAULT) == grad_accumulation_time(plain, 1, DEFAULT) > 0

@@ -12,7 +12,7 @@ from simulator.cost.efficiency import Efficiency
 from simulator.memo import by_identity
 from simulator.model.arch import Arch, resolve
 from simulator.model.recompute import recomputed_fraction
-from simulator.model.memory import stage_params
+from simulator.model.memory import GRAD_BYTES, stage_params
 from simulator.model.params import tensors_per_layer
 from simulator.model.ops import Op, Shard, embedding_ops, head_ops, layer_ops, mtp_ops
 from simulator.model.routing import dispatch_volume_factor
@@ -286,17 +286,17 @@ def local_params(s: Scenario, stage: int) -> tuple[float, float]:
 LOW_GRAD_BYTES = 2.0
 
 
+def _casts(kind: str, main_bytes: float) -> bool:
+    """Whether the pass casts into a temporary first (``.to`` of a tensor already in the main
+    gradients' dtype returns it unchanged: no cast kernel)."""
+    return kind == "unfused_cast" and main_bytes != LOW_GRAD_BYTES
+
+
 def accumulation_bytes(kind: str, main_bytes: float) -> float:
     """HBM bytes per parameter of one microbatch's gradient accumulation outside the GEMMs."""
-    if kind == "unfused":
-        return LOW_GRAD_BYTES + 2 * main_bytes
-    if kind == "unfused_cast":
-        return LOW_GRAD_BYTES + 4 * main_bytes
-    return 0.0   # fused: the weight-gradient GEMM accumulates into the main gradient itself
-
-
-# kernels per parameter tensor: the in-place add (unfused); the cast, then the add (unfused_cast)
-ACCUMULATION_KERNELS = {"fused": 0, "unfused": 1, "unfused_cast": 2}
+    if kind == "fused":
+        return 0.0   # the weight-gradient GEMM accumulates into the main gradient itself
+    return LOW_GRAD_BYTES + (4 if _casts(kind, main_bytes) else 2) * main_bytes
 
 
 def stage_param_tensors(s: Scenario, stage: int) -> int:
@@ -318,8 +318,6 @@ def grad_accumulation_time(s: Scenario, stage: int, eff: Efficiency) -> float:
     main gradients outside the GEMMs: a memory-bound pass over its local parameters (ZeRO-2/3: the
     gradient shard it keeps), one or two kernels per parameter tensor (each with its launch gap and
     host launch; the host hides behind the kernels unless CUDA_LAUNCH_BLOCKING serialises them)."""
-    from simulator.model.memory import GRAD_BYTES
-
     kind = s.workload.parallelism.grad_accumulation
     per_param = accumulation_bytes(kind, GRAD_BYTES[s.layout.grad_dtype])
     if not per_param:
@@ -328,7 +326,8 @@ def grad_accumulation_time(s: Scenario, stage: int, eff: Efficiency) -> float:
     params = dense + experts
     if s.layout.zero_stage >= 2:
         params /= max(s.layout.shard, 1)
-    kernels = ACCUMULATION_KERNELS[kind] * stage_param_tensors(s, stage)
+    # kernels per parameter tensor: the in-place add, after the cast where there is one
+    kernels = (2 if _casts(kind, GRAD_BYTES[s.layout.grad_dtype]) else 1) * stage_param_tensors(s, stage)
     device = params * per_param / (s.gpu.hbm_bandwidth * eff.memory) + kernels * eff.kernel_overhead
     host = kernels * eff.host_launch
     return device + host if s.workload.training.cuda_launch_blocking else max(device, host)
