@@ -90,6 +90,13 @@ class ModelConfig(Strict):
     # linear half to [-v, v] first (GPT-OSS: 7.0). Megatron runs the clamp as eager PyTorch kernels
     # ahead of the fused activation (two clamps and a concatenation; cost/compute.py, docs/model.md)
     activation_func_clamp_value: PosFloat | None = None
+    # YaRN context extension of RoPE (Megatron-Core position_embedding_type "yarn", Hugging Face
+    # rope_scaling type yarn): the scaling factor and the two attention-factor exponents (GPT-OSS: 32,
+    # unset, unset). A concentration factor other than 1 makes Megatron-Core rotate queries and keys
+    # with its unfused PyTorch RoPE (model.arch.yarn_concentration, docs/model.md)
+    yarn_rotary_scaling_factor: PosFloat | None = None
+    yarn_mscale: NonNegFloat | None = None
+    yarn_mscale_all_dim: NonNegFloat | None = None
     # "learnable": a learned per-head sink logit in the softmax (GPT-OSS attention sinks)
     softmax_type: Literal["vanilla", "off-by-one", "learnable"] = "vanilla"
     # multi-token prediction modules after the last layer (DeepSeek-V3: 1), Megatron --mtp-num-layers

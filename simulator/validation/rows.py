@@ -97,6 +97,9 @@ def _model_of(row: dict) -> dict:
         clamp = re.search(r"with clamp (\d+(?:\.\d+)?)", row["notes"])
         if clamp:   # GPT-OSS's clamped gate: Megatron activation_func_clamp_value (data/SOURCES.md)
             model["activation_func_clamp_value"] = float(clamp[1])
+        yarn = re.search(r"YaRN RoPE factor (\d+(?:\.\d+)?)", row["notes"])
+        if yarn:    # GPT-OSS's YaRN scaling, its exponents unset (data/SOURCES.md)
+            model["yarn_rotary_scaling_factor"] = float(yarn[1])
     attention = _attention(row["attention"])
     if "multi_latent_attention" in attention:   # MLA sets its own head shapes (no query groups, no kv_channels)
         del model["num_query_groups"]
