@@ -29,8 +29,11 @@ SOURCES = {
     "bigscience-tr11": ("jean-zay-a100.yaml", {"use_flash_attn": False, "cuda_launch_blocking": True},
                         {"overlap_grad_reduce": False}),
     "nemo-24.07": (None, _MODERN_TRAINING, _MODERN_PAR),
+    "nemo-long-sequence": (None, _MODERN_TRAINING, _MODERN_PAR),
     "megatron-bridge": (None, _MODERN_TRAINING, _MODERN_PAR),
 }
+# the sources of modern.csv (Megatron-Core stacks of 2024-26: distributed optimizer, TP overlap per row)
+MODERN_SOURCES = ("nemo-24.07", "nemo-long-sequence", "megatron-bridge")
 # modern.csv's cluster_hint -> the bundled topology of that system
 SYSTEMS = {
     "DGX H100, 8x400G IB": "dgx-h100-superpod.yaml",
@@ -141,7 +144,7 @@ def workload_of(row: dict) -> dict:
         "data_parallel_size": int(row["dp"]), "micro_batch_size": _int(row["micro_batch_size"], 1),
         "recompute_granularity": row["recompute"] or "none", **par_extra,
     }
-    if row["source"] in ("nemo-24.07", "megatron-bridge"):
+    if row["source"] in MODERN_SOURCES:
         if zero == 1:
             parallel["distributed_optimizer"] = True   # Megatron's distributed optimizer
         parallel["tp_comm_overlap"] = row["tp_comm_overlap"] == "true"
