@@ -54,11 +54,18 @@ def check_output(path: str | Path, option: str, force: bool = False, overwrite_o
     return p
 
 
+# names that look like one output file: a folder option refuses them rather than make a folder "x.png"
+FILE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".html", ".json", ".csv", ".txt")
+
+
 def check_folder(path: str | Path, option: str) -> Path:
     """Before any work: ``path`` is, or can be made, a folder we can write in."""
     p, shown = Path(path), str(path)
     if p.exists() and not p.is_dir():
         raise ConfigError("is not a folder", source=option, value=shown, expected="a folder name")
+    if not p.exists() and p.suffix.lower() in FILE_SUFFIXES:
+        raise ConfigError(f"names a {p.suffix} file, but this option writes several files into a folder",
+                          source=option, value=shown, expected=f"a folder name, e.g. {p.with_suffix('')}")
     if p.is_dir():
         if not os.access(p, os.W_OK | os.X_OK):
             raise ConfigError(f"cannot write in {p}", source=option, value=shown,

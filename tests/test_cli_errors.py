@@ -454,3 +454,31 @@ def test_duplicate_key(tmp_path, capsys):
     code = main(["run", str(wl)])
     err = capsys.readouterr().err
     check(code, err, 2, str(wl), "tensor_model_parallel_size", "duplicate")
+
+
+def test_set_indexes_a_phase_by_position_and_refuses_an_index_past_the_end():
+    from simulator.config.overrides import apply, parse_override
+    from simulator.errors import ConfigError
+    raw = {"phases": [{"name": "a"}, {"name": "b", "num_gpus": 8}]}
+    for text in ("phases.1.num_gpus=16", "phases[1].num_gpus=16"):
+        out = apply(raw, [parse_override(text)], "w.yaml")
+        assert out["phases"][1] == {"name": "b", "num_gpus": 16} and out["phases"][0] == {"name": "a"}
+    assert raw["phases"][1]["num_gpus"] == 8                      # the input is not edited
+    assert apply(raw, [parse_override("phases.0=null")], "w.yaml")["phases"][0] is None
+    for text in ("phases.2.num_gpus=16", "phases.first.num_gpus=16"):
+        with pytest.raises(ConfigError, match="is a list of 2") as exc:
+            apply(raw, [parse_override(text)], "w.yaml")
+        assert "from 0 to 1" in str(exc.value) and text in str(exc.value)
+
+
+def test_set_on_a_phase_key_names_the_override_and_the_phase(capsys):
+    code, err = run_cli(capsys, ["run", WORKLOADS / "bloom-176b.yaml", "--fast", "--set", "phases.5.num_gpus=-1"])
+    assert code == 2 and "--set phases.5.num_gpus=-1" in err and "phases[5].num_gpus" in err
+
+
+def test_run_plot_refuses_a_file_name_before_any_work(capsys, tmp_path):
+    """`run --plot` writes four plots into a folder: a name like x.png would become a folder "x.png"."""
+    target = tmp_path / "new" / "run.png"
+    code, err = run_cli(capsys, ["run", WORKLOADS / "llama3-8b.yaml", "--fast", "--plot", target])
+    check(code, err, 2, "--plot", "run.png", "a folder name")
+    assert not (tmp_path / "new").exists()

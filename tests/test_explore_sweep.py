@@ -213,3 +213,15 @@ def test_map_ordered_keeps_order_and_batches():
 
 def _square_all(_, xs):
     return [x * x for x in xs]
+
+
+def test_a_grid_axis_can_index_a_phase_and_its_label_keeps_the_position():
+    from simulator.explore.sweep import short_names
+    from simulator.explore.values import check_key
+    assert parse_axis("phases[2].num_gpus=8,16").key == "phases.2.num_gpus"
+    check_key("phases.2.num_gpus")                                   # no error: a list position
+    with pytest.raises(ConfigError, match="unknown key"):
+        check_key("phases.2.num_gpu")
+    names = short_names(["phases.2.num_gpus", "num_gpus", "cluster.node.nic_bandwidth"])
+    assert names == {"phases.2.num_gpus": "phases.2.num_gpus", "num_gpus": "num_gpus",
+                     "cluster.node.nic_bandwidth": "nic_bandwidth"}

@@ -91,3 +91,16 @@ def test_dp_outermost_refuses_expert_parallelism(scenario):
     from simulator.errors import ConfigError
     with pytest.raises(ConfigError, match="rank_order"):
         scenario("mixtral-8x7b", "parallelism.rank_order=tp-cp-pp-dp")
+
+
+def test_the_yaml_key_accepts_exactly_the_orders_placement_knows():
+    """parallelism.rank_order's Literal (config/workload.py) and topology/placement.ORDERS are two
+    spellings of one list (topology never imports config): a new order must be added to both."""
+    import typing
+
+    from simulator.config.workload import ParallelismConfig
+    from simulator.topology.placement import ORDERS
+    assert typing.get_args(ParallelismConfig.model_fields["rank_order"].annotation) == ORDERS
+    for order in ORDERS:                      # every accepted order resolves every group kind
+        for kind in ("tp", "cp", "dp", "pp"):
+            assert group_shape(kind, 2, 1, 2, 2, order=order).size >= 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 
 import yaml
@@ -31,7 +32,7 @@ def parse_override(text: str) -> Override:
         raise ConfigError("an override must look like key.path=value", source="--set", value=text,
                           expected="e.g. parallelism.tensor_model_parallel_size=8")
     key, raw = text.split("=", 1)
-    key = key.strip()
+    key = re.sub(r"\[(\d+)\]", r".\1", key.strip())      # phases[2].num_gpus -> phases.2.num_gpus
     parts = tuple(key.split("."))
     if not key or any(not p for p in parts):
         raise ConfigError("empty key in override", source="--set", value=text,
@@ -44,18 +45,34 @@ def parse_override(text: str) -> Override:
 
 
 def apply(raw: dict, overrides: list[Override], source: str) -> dict:
-    """Return a copy of ``raw`` with each override set at its path (sections created as needed)."""
+    """Return a copy of ``raw`` with each override set at its path (sections created as needed).
+    A path part that is a whole number indexes a list already in the file (``phases.2.num_gpus``:
+    the third phase, counting from 0); it never creates or extends one."""
     out = copy.deepcopy(raw)
     for ov in overrides:
         node = out
-        for i, part in enumerate(ov.path[:-1]):
-            nxt = node.get(part)
-            if nxt is None:
-                nxt = node[part] = {}
-            elif not isinstance(nxt, dict):
+        for i, part in enumerate(ov.path):
+            last = i == len(ov.path) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"{'.'.join(ov.path[:i])} is a list of {len(node)}: index it by position",
+                                      source=ov.source, path=".".join(ov.path), value=part,
+                                      expected=f"a whole number from 0 to {len(node) - 1}")
+                part = int(part)
+                if last:
+                    node[part] = ov.value
+                    break
+                nxt = node[part]
+            else:
+                if last:
+                    node[part] = ov.value
+                    break
+                nxt = node.get(part)
+                if nxt is None:
+                    nxt = node[part] = {}
+            if not isinstance(nxt, (dict, list)):
                 raise ConfigError(f"cannot set a key below {'.'.join(ov.path[:i + 1])}, which is not a section",
                                   source=ov.source, path=".".join(ov.path), value=nxt,
                                   expected=f"a mapping in {source}")
             node = nxt
-        node[ov.path[-1]] = ov.value
     return out

@@ -19,9 +19,17 @@ from simulator.explore.results import ResultsFile, check_prefix, check_study, re
 from simulator.explore.values import Axis, Setting, multiplier, resolve
 
 
+def _short(key: str) -> str:
+    """``nic_bandwidth`` for cluster.node.nic_bandwidth; a key into a list keeps the list's name and
+    the position (``phases.2.num_gpus``), which alone would read as the top-level key."""
+    parts = key.split(".")
+    at = [i for i, p in enumerate(parts) if p.isdigit() and i > 0]
+    return ".".join(parts[at[-1] - 1:]) if at else parts[-1]
+
+
 def short_names(keys: Sequence[str]) -> dict[str, str]:
-    """Each key's last part (``nic_bandwidth``), or the whole key where the last parts clash."""
-    last = [k.rsplit(".", 1)[-1] for k in keys]
+    """Each key's short name (``_short``), or the whole key where the short names clash."""
+    last = [_short(k) for k in keys]
     return {k: (n if last.count(n) == 1 else k) for k, n in zip(keys, last)}
 
 

@@ -75,7 +75,7 @@ def parse_axis(spec: str, option: str = "--vary") -> Axis:
         raise ConfigError("expected key=value1,value2,...", source=option, value=spec,
                           expected="e.g. cluster.node.nic_bandwidth=200 Gb/s,400 Gb/s")
     key, raw = spec.split("=", 1)
-    key = key.strip()
+    key = re.sub(r"\[(\d+)\]", r".\1", key.strip())      # phases[2].x -> phases.2.x, as --set
     values = split_values(raw)
     if not key or any(not p for p in key.split(".")):
         raise ConfigError("empty key", source=option, value=spec, expected="a dotted key path")
@@ -107,6 +107,8 @@ def check_key(key: str, option: str = "--vary") -> None:
     for part in parts[1:] if parts[0] == "cluster" else parts:
         if model is None:
             return      # below a free-form value (e.g. an inline GPU table): checked when loaded
+        if part.isdigit():
+            continue    # a position in a list (phases.2.num_gpus): the range is checked when applied
         fields = model.model_fields
         names = set(fields) | {f.alias for f in fields.values() if isinstance(f.alias, str)}
         if part not in names:
@@ -125,6 +127,9 @@ def _field_value(root: BaseModel, parts: list[str], key: str, option: str) -> tu
     node: object = root
     kind = None
     for part in parts:
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+            continue
         if not isinstance(node, BaseModel) or part not in type(node).model_fields:
             raise ConfigError("a multiplier needs a key with a base value", source=option, path=key,
                               expected="an existing numeric key of the workload or cluster")

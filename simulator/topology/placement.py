@@ -31,6 +31,8 @@ class GroupShape:
         return int(min(self.size, max(1, span // self.stride)))
 
 
+# the orders parallelism.rank_order accepts (config/workload.py spells the same list as its Literal;
+# tests/test_placement.py checks the two agree)
 ORDERS = ("tp-cp-dp-pp", "tp-cp-pp-dp")
 
 

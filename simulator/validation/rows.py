@@ -30,12 +30,15 @@ SOURCES = {
                         {"overlap_grad_reduce": False}),
     # Llama 3 405B, Table 4 (Dubey et al. 2024): Meta's stack as sections 3.3.2-3.3.4 describe it,
     # the same settings as workloads/llama3-405b.yaml (data/SOURCES.md)
-    "llama3-t4": ("meta-h100-roce-24k.yaml", {"use_flash_attn": True, "grad_dtype": "fp32"},
+    "llama3-t4": ("meta-h100-roce-24k.yaml", {"use_flash_attn": True},   # fp32 gradients: the default
                   {"reshard_after_forward": False, "rank_order": "tp-cp-pp-dp", "cp_comm_type": "all_gather",
                    "dp_comm_sms": 20}),
     "nemo-24.07": (None, _MODERN_TRAINING, _MODERN_PAR),
+    "nemo-long-sequence": (None, _MODERN_TRAINING, _MODERN_PAR),
     "megatron-bridge": (None, _MODERN_TRAINING, _MODERN_PAR),
 }
+# the sources of modern.csv (Megatron-Core stacks of 2024-26: distributed optimizer, TP overlap per row)
+MODERN_SOURCES = ("nemo-24.07", "nemo-long-sequence", "megatron-bridge")
 # modern.csv's cluster_hint -> the bundled topology of that system
 SYSTEMS = {
     "DGX H100, 8x400G IB": "dgx-h100-superpod.yaml",
@@ -143,7 +146,7 @@ def workload_of(row: dict) -> dict:
         "data_parallel_size": int(row["dp"]), "micro_batch_size": _int(row["micro_batch_size"], 1),
         "recompute_granularity": row["recompute"] or "none", **par_extra,
     }
-    if row["source"] in ("nemo-24.07", "megatron-bridge"):
+    if row["source"] in MODERN_SOURCES:
         if zero == 1:
             parallel["distributed_optimizer"] = True   # Megatron's distributed optimizer
         parallel["tp_comm_overlap"] = row["tp_comm_overlap"] == "true"
