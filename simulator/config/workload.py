@@ -186,6 +186,12 @@ class ParallelismConfig(Strict):
     # torchtitan, Megatron FSDP), or one collective per parameter tensor, each paying its latency in
     # line (DeepSpeed ZeRO-3 as Narayanan et al. 2021 measured it)
     fsdp_unit: Literal["layer", "tensor"] = "layer"
+    # SMs the ZeRO-2/3 (FSDP) data-parallel collectives take from the compute they run behind: NCCL
+    # runs one thread block per channel on the SMs (the Llama 3 paper, section 3.3.3: stock NCCL's
+    # FSDP all-gathers and reduce-scatters use "extra GPU cycles for communication"). 0: that
+    # overlap is free (the fitted efficiencies absorb it where the collectives hide behind little
+    # of the step, as Megatron's once-per-step reduction does)
+    dp_comm_sms: NonNegInt = Field(default=0, le=1024)
     # HSDP: shard model states over groups of this many data-parallel ranks and replicate across the
     # groups (torchtitan data_parallel_shard_degree); default: shard over all of DP
     data_parallel_shard_degree: PosInt | None = None

@@ -28,6 +28,11 @@ SOURCES = {
                             "tp_comm_overlap": True, "overlap_grad_reduce": True, "overlap_param_gather": True}),
     "bigscience-tr11": ("jean-zay-a100.yaml", {"use_flash_attn": False, "cuda_launch_blocking": True},
                         {"overlap_grad_reduce": False}),
+    # Llama 3 405B, Table 4 (Dubey et al. 2024): Meta's stack as sections 3.3.2-3.3.4 describe it,
+    # the same settings as workloads/llama3-405b.yaml (data/SOURCES.md)
+    "llama3-t4": ("meta-h100-roce-24k.yaml", {"use_flash_attn": True},   # fp32 gradients: the default
+                  {"reshard_after_forward": False, "rank_order": "tp-cp-pp-dp", "cp_comm_type": "all_gather",
+                   "dp_comm_sms": 20}),
     "nemo-24.07": (None, _MODERN_TRAINING, _MODERN_PAR),
     "nemo-long-sequence": (None, _MODERN_TRAINING, _MODERN_PAR),
     "megatron-bridge": (None, _MODERN_TRAINING, _MODERN_PAR),
