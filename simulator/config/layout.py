@@ -247,6 +247,10 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
                           f"({c.num_nodes} nodes x {c.node.gpus_per_node})", source=where(("num_gpus",)),
                           path="num_gpus", value=num_gpus,
                           expected=f"at most {capacity}, or a bigger cluster (--set cluster.num_nodes=...)")
+    if par.dp_comm_sms and par.dp_comm_sms * 2 > (gpu.sm_count or 132):
+        _fail(where, P + "dp_comm_sms", f"takes more than half of the GPU's {gpu.sm_count or 132} SMs "
+              "from the compute the collectives hide behind", par.dp_comm_sms,
+              f"at most {(gpu.sm_count or 132) // 2} (NCCL runs one thread block per channel, 32 or 64 at most)")
     etp = par.expert_tensor_parallel_size or tp
     if par.expert_tensor_parallel_size is not None:
         arch = resolve(w.model)

@@ -90,6 +90,13 @@ class ModelConfig(Strict):
     # linear half to [-v, v] first (GPT-OSS: 7.0). Megatron runs the clamp as eager PyTorch kernels
     # ahead of the fused activation (two clamps and a concatenation; cost/compute.py, docs/model.md)
     activation_func_clamp_value: PosFloat | None = None
+    # YaRN context extension of RoPE (Megatron-Core position_embedding_type "yarn", Hugging Face
+    # rope_scaling type yarn): the scaling factor and the two attention-factor exponents (GPT-OSS: 32,
+    # unset, unset). A concentration factor other than 1 makes Megatron-Core rotate queries and keys
+    # with its unfused PyTorch RoPE (model.arch.yarn_concentration, docs/model.md)
+    yarn_rotary_scaling_factor: PosFloat | None = None
+    yarn_mscale: NonNegFloat | None = None
+    yarn_mscale_all_dim: NonNegFloat | None = None
     # "learnable": a learned per-head sink logit in the softmax (GPT-OSS attention sinks)
     softmax_type: Literal["vanilla", "off-by-one", "learnable"] = "vanilla"
     # multi-token prediction modules after the last layer (DeepSeek-V3: 1), Megatron --mtp-num-layers
@@ -179,6 +186,12 @@ class ParallelismConfig(Strict):
     # torchtitan, Megatron FSDP), or one collective per parameter tensor, each paying its latency in
     # line (DeepSpeed ZeRO-3 as Narayanan et al. 2021 measured it)
     fsdp_unit: Literal["layer", "tensor"] = "layer"
+    # SMs the ZeRO-2/3 (FSDP) data-parallel collectives take from the compute they run behind: NCCL
+    # runs one thread block per channel on the SMs (the Llama 3 paper, section 3.3.3: stock NCCL's
+    # FSDP all-gathers and reduce-scatters use "extra GPU cycles for communication"). 0: that
+    # overlap is free (the fitted efficiencies absorb it where the collectives hide behind little
+    # of the step, as Megatron's once-per-step reduction does)
+    dp_comm_sms: NonNegInt = Field(default=0, le=1024)
     # HSDP: shard model states over groups of this many data-parallel ranks and replicate across the
     # groups (torchtitan data_parallel_shard_degree); default: shard over all of DP
     data_parallel_shard_degree: PosInt | None = None

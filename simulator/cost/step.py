@@ -139,16 +139,35 @@ def tied_embedding_reduce(s: Scenario, stage: int, tiers: comm.Tiers) -> float:
     return comm.all_reduce(pair, a.vocab * a.hidden / lay.tp * grad_bytes(s), tiers)
 
 
-def grad_exposed(c: DPCost, st: StageTimes, m: int, overlap: bool) -> float:
+def dp_sm_share(s: Scenario) -> float:
+    """Fraction of the GPU's SMs the overlapped ZeRO-2/3 collectives take from compute
+    (``parallelism.dp_comm_sms``; 0: the overlap is free)."""
+    return s.workload.parallelism.dp_comm_sms / (s.gpu.sm_count or 132)
+
+
+def sm_stolen(hidden_s: float, compute_s: float, share: float) -> float:
+    """Extra compute seconds when ``hidden_s`` of collectives run behind ``compute_s`` of compute
+    and take ``share`` of the SMs while they run: the overlapped compute, min(hidden, compute),
+    runs at 1 - share of its speed, so it takes share / (1 - share) of itself longer."""
+    if share <= 0.0:
+        return 0.0
+    return min(max(hidden_s, 0.0), compute_s) * share / (1.0 - share)
+
+
+def grad_exposed(c: DPCost, st: StageTimes, m: int, overlap: bool, sm_share: float = 0.0) -> float:
     """Exposed gradient reduction of one stage. Once per step (ZeRO-0/1): it overlaps the last
     microbatch's backward, bucket by bucket. Per microbatch (ZeRO-2/3, ``c.per_microbatch``): each
     microbatch's reduce-scatter runs on the communication stream behind the rest of the step, so
-    only a backlog beyond the stage's work, or the last microbatch's tail, shows."""
+    only a backlog beyond the stage's work, or the last microbatch's tail, shows; with
+    ``sm_share`` > 0 (``dp_comm_sms``) the compute they hide behind also slows by the SMs they take
+    (``sm_stolen``), charged here with them."""
     if not overlap:
         return c.grad
     if c.per_microbatch:
         one = c.grad / m
-        return max(one - st.bwd, one / c.buckets, c.grad - m * st.total)
+        work = m * st.total
+        extra = sm_stolen(c.grad, work, sm_share)
+        return extra + max(one - st.bwd, one / c.buckets, c.grad - work - extra)
     return max(c.grad - st.bwd, c.grad / c.buckets)
 
 
@@ -158,7 +177,7 @@ def _dp_times(s: Scenario, st: StageTimes, stage: int, tiers: comm.Tiers) -> tup
     if lay.zero_stage >= 3:
         return zero3_exposed(s, stage, st, tiers) + tied_embedding_reduce(s, stage, tiers), 0.0
     c = dp_cost(s, stage, tiers)
-    grad = grad_exposed(c, st, lay.num_microbatches, par.overlap_grad_reduce) + c.tied
+    grad = grad_exposed(c, st, lay.num_microbatches, par.overlap_grad_reduce, dp_sm_share(s)) + c.tied
     gather_exposed = max(c.gather - st.fwd, c.gather / c.buckets) if par.overlap_param_gather else c.gather
     return grad, gather_exposed
 
@@ -189,16 +208,20 @@ def zero3_exposed(s: Scenario, stage: int, st: StageTimes, tiers: comm.Tiers) ->
     if s.workload.parallelism.fsdp_unit == "tensor":
         return _per_tensor_exposed(s, st, shard, dense_gpu + expert_gpu, tiers)
     ag_all, rs_all = units * ag, units * rs
+    share = dp_sm_share(s)   # the SMs the hidden collectives take from the compute (dp_comm_sms)
     if not lay.reshard_after_forward and lay.pp > 1:
         # gathered during the first forward and kept for the step; each microbatch's gradients then
         # reduce-scatter behind the rest of the step: only a backlog and the last unit's tail show
+        work = m * st.total
         gather = ag + max(0.0, ag_all - ag - st.fwd)
-        return gather + max(rs, m * rs_all - m * st.total)
+        extra = sm_stolen(min(ag_all - ag, st.fwd) + m * rs_all, work, share)
+        return extra + gather + max(rs, m * rs_all - work - extra)
     # per microbatch: gathers for the forward (and again for the backward when resharded) and the
     # gradients' reduce-scatters share the network behind the microbatch's compute (prefetching one
     # unit ahead); the first gather and the last reduce-scatter cannot hide
     per_mb = ag_all * (1 if not lay.reshard_after_forward else 2) + rs_all
-    return ag + rs + m * max(0.0, per_mb - st.total)
+    extra = sm_stolen(per_mb, st.total, share)
+    return ag + rs + m * (extra + max(0.0, per_mb - st.total - extra))
 
 
 def _per_tensor_exposed(s: Scenario, st: StageTimes, group: comm.Group, params: float,

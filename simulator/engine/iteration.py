@@ -17,7 +17,9 @@ from simulator.config.scenario import Scenario
 from simulator.cost import comm
 from simulator.cost.efficiency import DEFAULT, Efficiency
 from simulator.cost.stage import StageParts, StageTimes, stage_parts
-from simulator.cost.step import dp_cost, grad_exposed, offload_exposed, optimizer_time, p2p_time, zero3_exposed
+from simulator.cost.step import (
+    dp_cost, dp_sm_share, grad_exposed, offload_exposed, optimizer_time, p2p_time, zero3_exposed,
+)
 from simulator.engine.schedules import Task, peak_in_flight, schedule
 from simulator.engine.trace import Tracer
 
@@ -348,8 +350,8 @@ def step_inputs(s: Scenario, eff: Efficiency = DEFAULT,
         dp = [replace(c, grad=0.0, gather=0.0) for c in dp]
     elif any(c.per_microbatch for c in dp):   # ZeRO-2: per-microbatch reduce-scatters, closed form too
         par0 = s.workload.parallelism
-        zero3 = [grad_exposed(c, parts[i].total, lay.num_microbatches, par0.overlap_grad_reduce)
-                 for i, c in enumerate(dp)]
+        zero3 = [grad_exposed(c, parts[i].total, lay.num_microbatches, par0.overlap_grad_reduce,
+                              dp_sm_share(s)) for i, c in enumerate(dp)]
         dp = [replace(c, grad=0.0) for c in dp]
     par = s.workload.parallelism
     return StepInputs(

@@ -32,6 +32,11 @@ SOURCES = {
     "bigscience-tr11": ("jean-zay-a100.yaml", {"use_flash_attn": False, "cuda_launch_blocking": True},
                         {"overlap_grad_reduce": False, "overlap_param_gather": False,
                          "grad_reduce_op": "all_reduce", "grad_accumulation": "unfused_cast"}),
+    # Llama 3 405B, Table 4 (Dubey et al. 2024): Meta's stack as sections 3.3.2-3.3.4 describe it,
+    # the same settings as workloads/llama3-405b.yaml (data/SOURCES.md)
+    "llama3-t4": ("meta-h100-roce-24k.yaml", {"use_flash_attn": True},   # fp32 gradients: the default
+                  {"reshard_after_forward": False, "rank_order": "tp-cp-pp-dp", "cp_comm_type": "all_gather",
+                   "dp_comm_sms": 20}),
     "nemo-24.07": (None, _MODERN_TRAINING, _MODERN_PAR),
     "nemo-long-sequence": (None, _MODERN_TRAINING, _MODERN_PAR),
     "megatron-bridge": (None, _MODERN_TRAINING, _MODERN_PAR),
@@ -104,6 +109,9 @@ def _model_of(row: dict) -> dict:
         clamp = re.search(r"with clamp (\d+(?:\.\d+)?)", row["notes"])
         if clamp:   # GPT-OSS's clamped gate: Megatron activation_func_clamp_value (data/SOURCES.md)
             model["activation_func_clamp_value"] = float(clamp[1])
+        yarn = re.search(r"YaRN RoPE factor (\d+(?:\.\d+)?)", row["notes"])
+        if yarn:    # GPT-OSS's YaRN scaling, its exponents unset (data/SOURCES.md)
+            model["yarn_rotary_scaling_factor"] = float(yarn[1])
     attention = _attention(row["attention"])
     if "multi_latent_attention" in attention:   # MLA sets its own head shapes (no query groups, no kv_channels)
         del model["num_query_groups"]
