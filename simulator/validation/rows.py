@@ -37,6 +37,11 @@ SOURCES = {
     "llama3-t4": ("meta-h100-roce-24k.yaml", {"use_flash_attn": True},   # fp32 gradients: the default
                   {"reshard_after_forward": False, "rank_order": "tp-cp-pp-dp", "cp_comm_type": "all_gather",
                    "dp_comm_sms": 20}),
+    # torchtitan's published FSDP2 benchmarks on Meta's Grand Teton H100 96GB (pytorch/torchtitan
+    # docs/performance.md @ eaea6f6a): FSDP2 with fp32 gradient reduction (torchtitan's default
+    # mixed_precision_reduce), prefetching its collectives behind compute; SDPA flash attention
+    "torchtitan-2024": ("grand-teton-h100-96gb.yaml", {"use_flash_attn": True},
+                        {"overlap_grad_reduce": True, "overlap_param_gather": True}),
     "nemo-24.07": (None, _MODERN_TRAINING, _MODERN_PAR),
     "nemo-long-sequence": (None, _MODERN_TRAINING, _MODERN_PAR),
     "megatron-bridge": (None, _MODERN_TRAINING, _MODERN_PAR),
@@ -159,6 +164,8 @@ def workload_of(row: dict) -> dict:
         parallel["tp_comm_overlap"] = row["tp_comm_overlap"] == "true"
         if row.get("moe_a2a_overlap") == "true":
             parallel["overlap_moe_expert_parallel_comm"] = True
+    elif row["source"] == "torchtitan-2024":
+        parallel["tp_comm_overlap"] = row["tp_comm_overlap"] == "true"   # async TP, as the row says
     if row["virtual_pp"].strip():
         parallel["virtual_pipeline_model_parallel_size"] = int(row["virtual_pp"])
     if _int(row["cp"], 1) > 1:

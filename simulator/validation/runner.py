@@ -166,6 +166,9 @@ CHECK_ONLY_SOURCES = {
     # Llama 3 Table 4: TFLOPs/GPU by a FLOP count the paper does not give (causal or full attention
     # is 4 % of the 405B's FLOPs at 8K and about a third at 128K); data/SOURCES.md
     "llama3-t4": "Meta's FLOP count is not published",
+    # torchtitan's Grand Teton H100: "the actual peak TFLOPs number is between SXM and NVL, and we
+    # don't know its exact value" (docs/performance.md @ eaea6f6a), at a 500 W power limit
+    "torchtitan-2024": "the GPU's peak is not published: an H100 96GB HBM2e at 500 W, between SXM and NVL",
 }
 
 
