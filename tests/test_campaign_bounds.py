@@ -64,10 +64,12 @@ def test_text_summary_says_does_not_finish_and_never_nan(capsys):
 
 
 def test_a_simulated_campaign_stops_at_the_cap_with_a_reason():
-    # failures every ~34 min against ~23 min of recovery: ETTR ~0.5, not hopeless by arithmetic
-    # (expected wall time under 10x the cap), but no replica finishes within 1.5x its ideal time
+    # failures every ~34 min against ~23 min of recovery (5 min detection + a 15 min restart + init
+    # and load): ETTR ~0.5, not hopeless by arithmetic (expected wall time under 10x the cap), but no
+    # replica finishes within 1.5x its ideal time
     s = load_scenario(LLAMA, overrides=[R + "max_wall_factor=1.5", R + "spare_nodes=1000",
-                                        R + "gpu_failures_per_gpu_hour=1e-4"])
+                                        R + "gpu_failures_per_gpu_hour=1e-4", R + "restart_time=15 min",
+                                        R + "restart_time_includes_init_and_load=false"])
     p = campaign_params(s, STEP, train_steps=20_000)
     assert p.verdict is None and p.give_up_s == pytest.approx(1.5 * 20_000 * STEP)
     res = run_campaign(s, STEP, replicas=4, seed=1, train_steps=20_000)

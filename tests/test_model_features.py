@@ -264,6 +264,9 @@ MLA_PARTIAL = {"kv_lora_rank": 512}
      ["model.moe.moe_expert_load_imbalance", ">= 1.0"]),
     ([("model.multi_latent_attention", {"kv_lora_rank": 512, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64,
                                         "v_head_dim": 128})], ["model.num_query_groups"]),
+    ([("model.position_embedding_type", "learned_absolute"), ("model.yarn_rotary_scaling_factor", 32.0)],
+     ["model.yarn_rotary_scaling_factor", "position_embedding_type: rope"]),
+    ([("model.yarn_mscale", 1.0)], ["model.yarn_mscale", "model.yarn_rotary_scaling_factor"]),
 ])
 def test_bad_model_features_exit_2(tmp_path, capsys, sets, needles):
     edits = [_s(k, v) for k, v in sets]

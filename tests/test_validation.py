@@ -153,3 +153,26 @@ def test_leave_one_source_out_refits_without_the_source():
     assert held["B"].efficiency.gemm == pytest.approx(0.8, abs=0.004)
     assert all(r.error == pytest.approx(0.8 / 0.9 - 1, abs=0.006) for r in held["A"].rows)
     assert all(r.error == pytest.approx(0.9 / 0.8 - 1, abs=0.006) for r in held["B"].rows)
+
+
+def test_moe_rows_take_their_recipes_settings():
+    """data/SOURCES.md: the GPT-OSS 25.11 DGX-B200 row ran the v0.2.0 recipe's EP64 (its experts are
+    then unreplicated: no expert gradients cross InfiniBand, while the 26.02.01 EP8 row reduces 14 B
+    expert parameters over 8 nodes), the H100 row micro batch 1; the flex dispatcher only where the
+    release's apply_flex_dispatcher_backend accepts the preset's backend (v0.2.0: GB200 / GB300)."""
+    from simulator.cost.step import estimate_step
+    from simulator.validation.runner import workload_of
+
+    by_run = {r["run"]: r for r in load_rows()}
+    p = workload_of(by_run["mb25.11-gpt-oss-120b-64xb200-bf16"])["parallelism"]
+    assert (p["expert_model_parallel_size"], p["data_parallel_size"]) == (64, 64)
+    ep64 = estimate_step(scenario_of(by_run["mb25.11-gpt-oss-120b-64xb200-bf16"])).breakdown
+    ep8 = estimate_step(scenario_of(by_run["mb26.02.01-gpt-oss-120b-64xb200-bf16"])).breakdown
+    assert ep64["dp_comm"] < 0.05 < 0.1 < ep8["dp_comm"]
+    # per sequence of the global batch (512 and 1280): EP64 sends 56 of 63 peers' tokens over InfiniBand,
+    # EP8 stays on NVLink
+    assert ep64["ep_comm"] / 512 > 5 * ep8["ep_comm"] / 1280
+    assert workload_of(by_run["mb25.11-gpt-oss-120b-64xh100-sxm-bf16"])["parallelism"]["micro_batch_size"] == 1
+    for run, row in by_run.items():
+        if row.get("moe_dispatcher") == "flex" and row["release"] == "25.11":
+            assert row["gpu"] in ("gb200", "gb300"), run

@@ -57,6 +57,11 @@ class ReliabilityConfig(Strict):
     software_failures_per_node_hour: NonNegFloat = 2.37e-5
     mean_time_to_detect: Duration = "5 min"
     restart_time: Duration = "15 min"
+    # false: restart_time is the reschedule and process start, and the restart adds the communicator
+    # init and the checkpoint load to it; true: restart_time is a measured whole restart overhead
+    # that already includes them (Kokolis et al. 2024's u0: "initialization" after a restart, e.g.
+    # loading the checkpoint), so the restart takes max(restart_time, init + load)
+    restart_time_includes_init_and_load: bool = False
     # null: a pool of spare_fraction x the job's nodes (rounded up), so it grows with the job
     spare_nodes: NonNegInt | None = Field(default=None, le=1_000_000)
     # OPT-175B (Zhang et al. 2022, logbook): 124 nodes (992 A100) trained with a 12-node spare pool

@@ -100,6 +100,10 @@ def _check_sharding(w: WorkloadConfig, zero: int, dp: int, where) -> None:
         _fail(where, P + "rank_order", "expert parallelism is carved out of the data-parallel ranks "
               "next to the tensor- and context-parallel ones, which only Megatron's order keeps together",
               par.rank_order, "tp-cp-dp-pp with expert_model_parallel_size > 1")
+    if par.grad_reduce_op == "all_reduce" and zero != 1:
+        _fail(where, P + "grad_reduce_op", "all_reduce chooses the gradient collective of ZeRO-1 / the "
+              "distributed optimizer (ZeRO-0 always all-reduces; ZeRO-2/3 reduce-scatter every microbatch)",
+              par.grad_reduce_op, "reduce_scatter, or zero_stage: 1 / distributed_optimizer: true")
     if not par.reshard_after_forward and zero < 3:
         _fail(where, P + "reshard_after_forward", "only ZeRO-3 / FSDP gathers parameters (zero_stage 3)",
               par.reshard_after_forward, "true, or zero_stage: 3")
@@ -243,6 +247,10 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
                           f"({c.num_nodes} nodes x {c.node.gpus_per_node})", source=where(("num_gpus",)),
                           path="num_gpus", value=num_gpus,
                           expected=f"at most {capacity}, or a bigger cluster (--set cluster.num_nodes=...)")
+    if par.dp_comm_sms and par.dp_comm_sms * 2 > (gpu.sm_count or 132):
+        _fail(where, P + "dp_comm_sms", f"takes more than half of the GPU's {gpu.sm_count or 132} SMs "
+              "from the compute the collectives hide behind", par.dp_comm_sms,
+              f"at most {(gpu.sm_count or 132) // 2} (NCCL runs one thread block per channel, 32 or 64 at most)")
     etp = par.expert_tensor_parallel_size or tp
     if par.expert_tensor_parallel_size is not None:
         arch = resolve(w.model)

@@ -55,6 +55,16 @@ def check_model_features(m: ModelConfig, where) -> None:
         if m.qk_layernorm:
             _fail(where, "model.qk_layernorm", "multi-head latent attention normalises its latents instead",
                   m.qk_layernorm, "false with multi_latent_attention")
+    yarn = {k: getattr(m, k) for k in ("yarn_rotary_scaling_factor", "yarn_mscale", "yarn_mscale_all_dim")
+            if getattr(m, k) is not None}
+    if yarn and m.position_embedding_type != "rope":
+        key = next(iter(yarn))
+        _fail(where, f"model.{key}", "YaRN scales rotary embeddings, but position_embedding_type is "
+              f"{m.position_embedding_type!r}", yarn[key], "position_embedding_type: rope")
+    if yarn and m.yarn_rotary_scaling_factor is None:
+        key = next(iter(yarn))
+        _fail(where, f"model.{key}", "a YaRN attention factor needs the scaling factor", yarn[key],
+              "model.yarn_rotary_scaling_factor as well")
     if m.sliding_window is not None and m.sliding_window > m.seq_length:
         _fail(where, "model.sliding_window", f"is larger than seq_length={m.seq_length}", m.sliding_window,
               f"at most {m.seq_length} (a window as long as the sequence is full attention)")

@@ -90,6 +90,13 @@ class ModelConfig(Strict):
     # linear half to [-v, v] first (GPT-OSS: 7.0). Megatron runs the clamp as eager PyTorch kernels
     # ahead of the fused activation (two clamps and a concatenation; cost/compute.py, docs/model.md)
     activation_func_clamp_value: PosFloat | None = None
+    # YaRN context extension of RoPE (Megatron-Core position_embedding_type "yarn", Hugging Face
+    # rope_scaling type yarn): the scaling factor and the two attention-factor exponents (GPT-OSS: 32,
+    # unset, unset). A concentration factor other than 1 makes Megatron-Core rotate queries and keys
+    # with its unfused PyTorch RoPE (model.arch.yarn_concentration, docs/model.md)
+    yarn_rotary_scaling_factor: PosFloat | None = None
+    yarn_mscale: NonNegFloat | None = None
+    yarn_mscale_all_dim: NonNegFloat | None = None
     # "learnable": a learned per-head sink logit in the softmax (GPT-OSS attention sinks)
     softmax_type: Literal["vanilla", "off-by-one", "learnable"] = "vanilla"
     # multi-token prediction modules after the last layer (DeepSeek-V3: 1), Megatron --mtp-num-layers
@@ -184,6 +191,12 @@ class ParallelismConfig(Strict):
     # torchtitan, Megatron FSDP), or one collective per parameter tensor, each paying its latency in
     # line (DeepSpeed ZeRO-3 as Narayanan et al. 2021 measured it)
     fsdp_unit: Literal["layer", "tensor"] = "layer"
+    # SMs the ZeRO-2/3 (FSDP) data-parallel collectives take from the compute they run behind: NCCL
+    # runs one thread block per channel on the SMs (the Llama 3 paper, section 3.3.3: stock NCCL's
+    # FSDP all-gathers and reduce-scatters use "extra GPU cycles for communication"). 0: that
+    # overlap is free (the fitted efficiencies absorb it where the collectives hide behind little
+    # of the step, as Megatron's once-per-step reduction does)
+    dp_comm_sms: NonNegInt = Field(default=0, le=1024)
     # HSDP: shard model states over groups of this many data-parallel ranks and replicate across the
     # groups (torchtitan data_parallel_shard_degree); default: shard over all of DP
     data_parallel_shard_degree: PosInt | None = None
@@ -214,6 +227,19 @@ class ParallelismConfig(Strict):
     # sets the virtual stages (PP x VPP stages); config/pipeline_layout.py
     pipeline_model_parallel_layout: str | list[list[str]] | None = None
     overlap_grad_reduce: bool = True                    # DP gradient reduce overlapped with backward
+    # where each microbatch's weight gradients are added into the main gradients (grad_dtype):
+    # fused (Megatron-LM's default --gradient-accumulation-fusion: the weight-gradient GEMM accumulates
+    # into the fp32 main_grad, no extra pass); unfused (--no-gradient-accumulation-fusion: autograd
+    # writes the bf16 gradient, a hook adds it in place into main_grad: read 2 + read/write 2 x main
+    # bytes per parameter); unfused_cast (DeepSpeed's BF16_Optimizer.update_hp_grads after every
+    # micro-step: the bf16 gradient is cast into a temporary, then added: 2 + 4 x main bytes). The
+    # unfused passes are memory-bound, once per microbatch over the GPU's parameters (cost/stage.py)
+    grad_accumulation: Literal["fused", "unfused", "unfused_cast"] = "fused"
+    # the data-parallel gradient collective under ZeRO-1 / the distributed optimizer: reduce_scatter
+    # (each rank receives the reduced shard it updates: Megatron's distributed optimizer, DeepSpeed
+    # ZeRO) or all_reduce (the whole reduced gradient on every rank, each then updates its shard:
+    # DeepSpeed's BF16_Optimizer, which keeps an unsharded fp32 gradient buffer)
+    grad_reduce_op: Literal["reduce_scatter", "all_reduce"] = "reduce_scatter"
     overlap_param_gather: bool = True                   # distributed-optimizer all-gather overlapped
     tp_comm_overlap: bool = False                       # TP collectives overlapped with GEMMs
     # MoE dispatch/combine all-to-alls overlapped with another microbatch's compute (Megatron-Core

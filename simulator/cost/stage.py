@@ -12,6 +12,8 @@ from simulator.cost.efficiency import Efficiency
 from simulator.memo import by_identity
 from simulator.model.arch import Arch, resolve
 from simulator.model.recompute import recomputed_fraction
+from simulator.model.memory import GRAD_BYTES, stage_params
+from simulator.model.params import tensors_per_layer
 from simulator.model.ops import Op, Shard, embedding_ops, head_ops, layer_ops, mtp_ops
 from simulator.model.routing import dispatch_volume_factor
 
@@ -30,6 +32,7 @@ class StageTimes:
     wgrad: float = 0.0   # weight-gradient GEMMs inside bwd (split off by zero-bubble schedules)
     host_fwd: float = 0.0  # part of compute (in fwd) the GPU waits for the host to launch kernels
     host_bwd: float = 0.0  # the same in bwd
+    accum: float = 0.0     # part of compute (in bwd): the unfused gradient-accumulation pass
 
     @property
     def host(self) -> float:
@@ -230,7 +233,8 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
                       f + tp_f + cp_f + ep_f, b + rec + tp_b + cp_b + ep_b, wgrad, host_f, host_b)
 
 
-_FIELDS = ("compute", "recompute", "tp", "cp", "ep", "fwd", "bwd", "wgrad", "host_fwd", "host_bwd")
+_FIELDS = ("compute", "recompute", "tp", "cp", "ep", "fwd", "bwd", "wgrad", "host_fwd", "host_bwd", "accum")
+ZERO = StageTimes(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 def scale(x: StageTimes, k: float) -> StageTimes:
@@ -248,10 +252,11 @@ class StageParts:
     layers: StageTimes      # all transformer layers of the stage
     head: StageTimes        # embedding (first stage) — runs in the first model chunk
     tail: StageTimes        # final norm, logits, loss (last stage) — runs in the last chunk
+    accum: StageTimes = ZERO   # unfused gradient accumulation, after the microbatch's last backward
 
     @cached_property
     def total(self) -> StageTimes:
-        return add(add(self.layers, self.head), self.tail)
+        return add(add(add(self.layers, self.head), self.tail), self.accum)
 
 
 def _extra(ops: list[Op], s: Scenario, eff: Efficiency) -> StageTimes:
@@ -259,6 +264,73 @@ def _extra(ops: list[Op], s: Scenario, eff: Efficiency) -> StageTimes:
     ef = ops_time(ops, s.gpu, prec, eff)
     eb = ops_time(ops, s.gpu, prec, eff, backward=True)
     return StageTimes(ef + eb, 0.0, 0.0, 0.0, 0.0, ef, eb)
+
+
+def local_params(s: Scenario, stage: int) -> tuple[float, float]:
+    """(dense, expert) parameters of one GPU of a stage after TP / EP x ETP sharding."""
+    lay = s.layout
+    a = resolve(s.workload.model)
+    pp = len(lay.stage_layers)
+    dense, experts = stage_params(a, lay.stage_layers[stage], stage == 0, stage == pp - 1, pp,
+                                  a.moe_layers_among(lay.stage_layer_ids(stage)), stage == lay.mtp_rank)
+    return dense / lay.tp, experts / (lay.expert_tp * lay.ep)
+
+
+# Bytes per parameter of the unfused accumulation pass (parallelism.grad_accumulation), with L the
+# low-precision gradient the backward writes (2: bf16 / fp16) and G the main gradient (grad_dtype):
+# unfused reads L and reads + writes G (Megatron's main_grad.add_(grad) hook); unfused_cast first
+# casts L into a G-sized temporary (read L, write G) and then adds it (read both, write G), as
+# DeepSpeed's BF16_Optimizer.update_hp_grads does (hp_grad.add_(lp.grad.to(hp_grad.dtype)),
+# deepspeed/runtime/bf16_optimizer.py; the pipeline engine calls it after every micro-step's
+# backward, deepspeed/runtime/pipe/engine.py _exec_backward_pass).
+LOW_GRAD_BYTES = 2.0
+
+
+def _casts(kind: str, main_bytes: float) -> bool:
+    """Whether the pass casts into a temporary first (``.to`` of a tensor already in the main
+    gradients' dtype returns it unchanged: no cast kernel)."""
+    return kind == "unfused_cast" and main_bytes != LOW_GRAD_BYTES
+
+
+def accumulation_bytes(kind: str, main_bytes: float) -> float:
+    """HBM bytes per parameter of one microbatch's gradient accumulation outside the GEMMs."""
+    if kind == "fused":
+        return 0.0   # the weight-gradient GEMM accumulates into the main gradient itself
+    return LOW_GRAD_BYTES + (4 if _casts(kind, main_bytes) else 2) * main_bytes
+
+
+def stage_param_tensors(s: Scenario, stage: int) -> int:
+    """Parameter tensors one GPU of ``stage`` holds: its layers' (dense count, model/params.py), the
+    word embedding and embedding norm on the first stage, the final norm (and the tied copy of the
+    embedding) on the last."""
+    a, lay = resolve(s.workload.model), s.layout
+    norm = 2 if a.layernorm else 1
+    n = tensors_per_layer(a) * lay.stage_layers[stage]
+    if stage == 0:
+        n += 1 + norm * a.embedding_norm + a.learned_positions
+    if stage == lay.pp - 1:
+        n += norm + (1 if not a.tied_embeddings or lay.pp > 1 else 0)
+    return n
+
+
+def grad_accumulation_time(s: Scenario, stage: int, eff: Efficiency) -> float:
+    """Seconds per microbatch that one GPU of ``stage`` spends adding its weight gradients into the
+    main gradients outside the GEMMs: a memory-bound pass over its local parameters (ZeRO-2/3: the
+    gradient shard it keeps), one or two kernels per parameter tensor (each with its launch gap and
+    host launch; the host hides behind the kernels unless CUDA_LAUNCH_BLOCKING serialises them)."""
+    kind = s.workload.parallelism.grad_accumulation
+    per_param = accumulation_bytes(kind, GRAD_BYTES[s.layout.grad_dtype])
+    if not per_param:
+        return 0.0
+    dense, experts = local_params(s, stage)
+    params = dense + experts
+    if s.layout.zero_stage >= 2:
+        params /= max(s.layout.shard, 1)
+    # kernels per parameter tensor: the in-place add, after the cast where there is one
+    kernels = (2 if _casts(kind, GRAD_BYTES[s.layout.grad_dtype]) else 1) * stage_param_tensors(s, stage)
+    device = params * per_param / (s.gpu.hbm_bandwidth * eff.memory) + kernels * eff.kernel_overhead
+    host = kernels * eff.host_launch
+    return device + host if s.workload.training.cuda_launch_blocking else max(device, host)
 
 
 def stage_parts(s: Scenario, eff: Efficiency, tiers: comm.Tiers) -> list[StageParts]:
@@ -285,7 +357,9 @@ def stage_parts(s: Scenario, eff: Efficiency, tiers: comm.Tiers) -> list[StagePa
         # (the last, or a layout's standalone MTP stage)
         tail = _extra((head_ops(a, sh) if i == pp - 1 else []) + (mtp_ops(a, sh) if i == s.layout.mtp_rank else []),
                       s, eff)
-        out.append(seen.setdefault(key, StageParts(body, head, tail)))
+        acc = grad_accumulation_time(s, i, eff)
+        accum = StageTimes(acc, 0.0, 0.0, 0.0, 0.0, 0.0, acc, accum=acc) if acc else ZERO
+        out.append(seen.setdefault(key, StageParts(body, head, tail, accum)))
     return out
 
 

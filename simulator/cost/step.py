@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from simulator.config.scenario import Scenario
 from simulator.cost import comm
 from simulator.cost.efficiency import DEFAULT, Efficiency
-from simulator.cost.stage import StageTimes, stage_times
+from simulator.cost.stage import StageTimes, local_params, stage_times
 from simulator.model.arch import resolve
 from simulator.model.memory import (
-    FP32_GRAD_COPY_BYTES, GRAD_BYTES, low_precision, mean_layer_activation_bytes, stage_params,
+    FP32_GRAD_COPY_BYTES, GRAD_BYTES, low_precision, mean_layer_activation_bytes,
 )
 from simulator.model.optimizers import overhead_flops_fraction
 from simulator.model.params import tensors_per_layer
@@ -72,6 +72,7 @@ class DPCost:
     buckets: int         # DDP buckets the stage's parameters fall into
     params: float        # parameters on this GPU (dense + local experts)
     per_microbatch: bool = False   # ZeRO-2/3: each microbatch's gradients are reduced as they appear
+    tied: float = 0.0    # tied-embedding gradient all-reduce (first / last stage), after the backward
 
 
 def grad_bytes(s: Scenario) -> float:
@@ -96,16 +97,6 @@ def _groups(lay) -> tuple[comm.Group, comm.Group, comm.Group, comm.Group]:
     return shard, replica, eshard, ereplica
 
 
-def local_params(s: Scenario, stage: int) -> tuple[float, float]:
-    """(dense, expert) parameters of one GPU of a stage after TP / EP x ETP sharding."""
-    lay = s.layout
-    a = resolve(s.workload.model)
-    pp = len(lay.stage_layers)
-    dense, experts = stage_params(a, lay.stage_layers[stage], stage == 0, stage == pp - 1, pp,
-                                  a.moe_layers_among(lay.stage_layer_ids(stage)), stage == lay.mtp_rank)
-    return dense / lay.tp, experts / (lay.expert_tp * lay.ep)
-
-
 def dp_cost(s: Scenario, stage: int, tiers: comm.Tiers) -> DPCost:
     lay = s.layout
     dense_gpu, expert_gpu = local_params(s, stage)
@@ -115,6 +106,10 @@ def dp_cost(s: Scenario, stage: int, tiers: comm.Tiers) -> DPCost:
         grad = (comm.all_reduce(comm.Group.of("dp", lay), dense_gpu * gb, tiers)
                 + comm.all_reduce(comm.Group.of("expert_dp", lay), expert_gpu * gb, tiers))
         gather = 0.0
+    elif s.workload.parallelism.grad_reduce_op == "all_reduce":   # ZeRO-1 over an unsharded gradient
+        grad = (comm.all_reduce(comm.Group.of("dp", lay), dense_gpu * gb, tiers)
+                + comm.all_reduce(comm.Group.of("expert_dp", lay), expert_gpu * gb, tiers))
+        gather = comm.all_gather(shard, dense_gpu * pb, tiers) + comm.all_gather(eshard, expert_gpu * pb, tiers)
     else:
         grad = (comm.reduce_scatter(shard, dense_gpu * gb, tiers) + comm.reduce_scatter(eshard, expert_gpu * gb, tiers)
                 + comm.all_reduce(replica, dense_gpu * gb / shard.size, tiers)
@@ -126,19 +121,53 @@ def dp_cost(s: Scenario, stage: int, tiers: comm.Tiers) -> DPCost:
     if per_mb:
         grad *= lay.num_microbatches
     buckets = max(1, math.ceil((dense_gpu + expert_gpu) / max(BUCKET_PARAMS, 1e6 * lay.dp)))
-    return DPCost(grad, gather, buckets, dense_gpu + expert_gpu, per_mb)
+    return DPCost(grad, gather, buckets, dense_gpu + expert_gpu, per_mb, tied_embedding_reduce(s, stage, tiers))
 
 
-def grad_exposed(c: DPCost, st: StageTimes, m: int, overlap: bool) -> float:
+def tied_embedding_reduce(s: Scenario, stage: int, tiers: comm.Tiers) -> float:
+    """The tied word embedding's gradient all-reduce between the first and the last pipeline stage,
+    which both hold a copy when PP > 1 (Megatron's embedding group, _allreduce_word_embedding_grads;
+    DeepSpeed's ReduceTiedGrads, pipe/engine.py _exec_reduce_tied_grads): each GPU's vocab / TP rows of
+    main gradients, once per step after the last backward and outside the DP overlap (it is issued
+    when the gradients are final). Zero on the other stages, with untied embeddings or without PP."""
+    lay = s.layout
+    a = resolve(s.workload.model)
+    if lay.pp == 1 or not a.tied_embeddings or stage not in (0, lay.pp - 1):
+        return 0.0
+    pp = comm.Group.of("pp", lay)
+    pair = comm.Group(2, pp.stride * (lay.pp - 1))   # the first and the last stage of one pipeline
+    return comm.all_reduce(pair, a.vocab * a.hidden / lay.tp * grad_bytes(s), tiers)
+
+
+def dp_sm_share(s: Scenario) -> float:
+    """Fraction of the GPU's SMs the overlapped ZeRO-2/3 collectives take from compute
+    (``parallelism.dp_comm_sms``; 0: the overlap is free)."""
+    return s.workload.parallelism.dp_comm_sms / (s.gpu.sm_count or 132)
+
+
+def sm_stolen(hidden_s: float, compute_s: float, share: float) -> float:
+    """Extra compute seconds when ``hidden_s`` of collectives run behind ``compute_s`` of compute
+    and take ``share`` of the SMs while they run: the overlapped compute, min(hidden, compute),
+    runs at 1 - share of its speed, so it takes share / (1 - share) of itself longer."""
+    if share <= 0.0:
+        return 0.0
+    return min(max(hidden_s, 0.0), compute_s) * share / (1.0 - share)
+
+
+def grad_exposed(c: DPCost, st: StageTimes, m: int, overlap: bool, sm_share: float = 0.0) -> float:
     """Exposed gradient reduction of one stage. Once per step (ZeRO-0/1): it overlaps the last
     microbatch's backward, bucket by bucket. Per microbatch (ZeRO-2/3, ``c.per_microbatch``): each
     microbatch's reduce-scatter runs on the communication stream behind the rest of the step, so
-    only a backlog beyond the stage's work, or the last microbatch's tail, shows."""
+    only a backlog beyond the stage's work, or the last microbatch's tail, shows; with
+    ``sm_share`` > 0 (``dp_comm_sms``) the compute they hide behind also slows by the SMs they take
+    (``sm_stolen``), charged here with them."""
     if not overlap:
         return c.grad
     if c.per_microbatch:
         one = c.grad / m
-        return max(one - st.bwd, one / c.buckets, c.grad - m * st.total)
+        work = m * st.total
+        extra = sm_stolen(c.grad, work, sm_share)
+        return extra + max(one - st.bwd, one / c.buckets, c.grad - work - extra)
     return max(c.grad - st.bwd, c.grad / c.buckets)
 
 
@@ -146,9 +175,9 @@ def _dp_times(s: Scenario, st: StageTimes, stage: int, tiers: comm.Tiers) -> tup
     """(exposed gradient-reduction time, exposed parameter all-gather time) of one stage."""
     lay, par = s.layout, s.workload.parallelism
     if lay.zero_stage >= 3:
-        return zero3_exposed(s, stage, st, tiers), 0.0
+        return zero3_exposed(s, stage, st, tiers) + tied_embedding_reduce(s, stage, tiers), 0.0
     c = dp_cost(s, stage, tiers)
-    grad = grad_exposed(c, st, lay.num_microbatches, par.overlap_grad_reduce)
+    grad = grad_exposed(c, st, lay.num_microbatches, par.overlap_grad_reduce, dp_sm_share(s)) + c.tied
     gather_exposed = max(c.gather - st.fwd, c.gather / c.buckets) if par.overlap_param_gather else c.gather
     return grad, gather_exposed
 
@@ -179,16 +208,20 @@ def zero3_exposed(s: Scenario, stage: int, st: StageTimes, tiers: comm.Tiers) ->
     if s.workload.parallelism.fsdp_unit == "tensor":
         return _per_tensor_exposed(s, st, shard, dense_gpu + expert_gpu, tiers)
     ag_all, rs_all = units * ag, units * rs
+    share = dp_sm_share(s)   # the SMs the hidden collectives take from the compute (dp_comm_sms)
     if not lay.reshard_after_forward and lay.pp > 1:
         # gathered during the first forward and kept for the step; each microbatch's gradients then
         # reduce-scatter behind the rest of the step: only a backlog and the last unit's tail show
+        work = m * st.total
         gather = ag + max(0.0, ag_all - ag - st.fwd)
-        return gather + max(rs, m * rs_all - m * st.total)
+        extra = sm_stolen(min(ag_all - ag, st.fwd) + m * rs_all, work, share)
+        return extra + gather + max(rs, m * rs_all - work - extra)
     # per microbatch: gathers for the forward (and again for the backward when resharded) and the
     # gradients' reduce-scatters share the network behind the microbatch's compute (prefetching one
     # unit ahead); the first gather and the last reduce-scatter cannot hide
     per_mb = ag_all * (1 if not lay.reshard_after_forward else 2) + rs_all
-    return ag + rs + m * max(0.0, per_mb - st.total)
+    extra = sm_stolen(per_mb, st.total, share)
+    return ag + rs + m * (extra + max(0.0, per_mb - st.total - extra))
 
 
 def _per_tensor_exposed(s: Scenario, st: StageTimes, group: comm.Group, params: float,
@@ -299,7 +332,7 @@ def estimate_step(s: Scenario, eff: Efficiency = DEFAULT, stages: list[StageTime
     slow = stages[b]
     work = m * slow.total
     breakdown = {
-        "compute": m * (slow.compute - slow.host),
+        "compute": m * (slow.compute - slow.host - slow.accum),
         "recompute": m * slow.recompute,
         "tp_comm": m * slow.tp,
         "cp_comm": m * slow.cp,
@@ -311,6 +344,8 @@ def estimate_step(s: Scenario, eff: Efficiency = DEFAULT, stages: list[StageTime
     }
     if slow.host > 0:   # the GPU waiting for the host to launch kernels (part of the layers' time)
         breakdown["host_bound"] = m * slow.host
+    if slow.accum > 0:  # the unfused gradient-accumulation passes (part of the stage's compute)
+        breakdown["grad_accum"] = m * slow.accum
     if offload:
         breakdown["offload"] = offload
     step = pipe + grad_exposed + gather_exposed + opt + offload

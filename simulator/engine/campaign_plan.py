@@ -60,15 +60,25 @@ class CampaignParams:
     max_events: int = MAX_EVENTS       # interruptions a replica may simulate
     verdict: str | None = None         # set: the campaign cannot finish, decided from arithmetic
     estimate_s: float = math.nan       # analytic expected wall time (exponential failures)
+    restart_includes_init_and_load: bool = False   # reliability.restart_time_includes_init_and_load
 
     @property
     def restart_s(self) -> float:
-        """Restart = reschedule/restart + communicator init + checkpoint load."""
-        return self.restart_time_s + self.communicator_init_s + self.checkpoint_load_s
+        """Restart = reschedule/restart + communicator init + checkpoint load; or, when the YAML's
+        restart_time is the whole measured restart overhead (restart_time_includes_init_and_load),
+        that overhead, and never less than the communicator init and checkpoint load it includes."""
+        return restart_seconds(self.restart_time_s, self.communicator_init_s + self.checkpoint_load_s,
+                               self.restart_includes_init_and_load)
 
     @property
     def mtbf_s(self) -> float:
         return job_mtbf_s(self.classes)
+
+
+def restart_seconds(restart_time_s: float, init_and_load_s: float, includes: bool) -> float:
+    """A restart's seconds: restart_time + communicator init + checkpoint load, or (``includes``:
+    restart_time is a measured whole restart overhead) restart_time, at least init + load."""
+    return max(restart_time_s, init_and_load_s) if includes else restart_time_s + init_and_load_s
 
 
 def checkpoint_interval_s(blocking_s: float, write_s: float, is_async: bool, mtbf_s: float,
@@ -137,13 +147,16 @@ def campaign_params(s: Scenario, step_time_s: float, *, train_steps: int | None 
     # the cap: max_wall_factor x the ideal time, and never less than that many recoveries, so that
     # a short run (a few steps of an annealing phase) is not "hopeless" because one failure's
     # recovery outlasts ten times its work
-    recovery = rel.mean_time_to_detect + rel.restart_time + rel.communicator_init_per_gpu * num_gpus + load
+    init = rel.communicator_init_per_gpu * num_gpus
+    recovery = rel.mean_time_to_detect + restart_seconds(rel.restart_time, init + load,
+                                                         rel.restart_time_includes_init_and_load)
     cap = (rel.max_wall_factor * max(work, recovery) if rel.max_wall_time is None
            else rel.max_wall_time)
     p = CampaignParams(
+        restart_includes_init_and_load=rel.restart_time_includes_init_and_load,
         checkpoint=ck, classes=classes, num_gpus=num_gpus, num_nodes=num_nodes, dp=s.layout.dp,
         mean_time_to_detect_s=rel.mean_time_to_detect, restart_time_s=rel.restart_time,
-        communicator_init_s=rel.communicator_init_per_gpu * num_gpus,
+        communicator_init_s=init,
         checkpoint_load_s=load,
         save_s=(blocking + write) if is_async else write, repair_s=rel.repair_time,
         spare_nodes=dedicated + idle, idle_spare_nodes=idle,

@@ -17,7 +17,9 @@ from simulator.config.scenario import Scenario
 from simulator.cost import comm
 from simulator.cost.efficiency import DEFAULT, Efficiency
 from simulator.cost.stage import StageParts, StageTimes, stage_parts
-from simulator.cost.step import dp_cost, grad_exposed, offload_exposed, optimizer_time, p2p_time, zero3_exposed
+from simulator.cost.step import (
+    dp_cost, dp_sm_share, grad_exposed, offload_exposed, optimizer_time, p2p_time, zero3_exposed,
+)
 from simulator.engine.schedules import Task, peak_in_flight, schedule
 from simulator.engine.trace import Tracer
 
@@ -88,6 +90,7 @@ def _chunk_work(part: StageParts, layers: tuple[int, ...]) -> list[StageTimes]:
     chunks = [scale(part.layers, n / total if total else 0.0) for n in layers]
     chunks[0] = add(chunks[0], part.head)
     chunks[-1] = add(chunks[-1], part.tail)
+    chunks[0] = add(chunks[0], part.accum)   # after the microbatch's last backward on the rank
     return chunks
 
 
@@ -103,10 +106,13 @@ def _durations(w: StageTimes, kind: str, split_w: bool) -> dict:
     comm_part = {k: getattr(w, k) * frac for k in ("tp", "cp", "ep")}
     compute = w.fwd - sum(comm_part.values()) if kind == "F" else w.bwd - rec - sum(comm_part.values())
     host = w.host_fwd if kind == "F" else w.host_bwd   # waiting for the host's kernel launches
-    out = {"compute": compute - host, "recompute": rec, "tp_comm": comm_part["tp"], "cp_comm": comm_part["cp"],
+    accum = w.accum if kind == "B" else 0.0            # the unfused gradient-accumulation pass
+    out = {"compute": compute - host - accum, "recompute": rec, "tp_comm": comm_part["tp"], "cp_comm": comm_part["cp"],
            "ep_comm": comm_part["ep"]}
     if host:
         out["host_bound"] = host
+    if accum:
+        out["grad_accum"] = accum
     if split_w and kind == "B":
         out["compute"] -= w.wgrad
     if kind == "W":
@@ -125,7 +131,7 @@ class _Work:
 
 def _work(w: StageTimes, kind: str, split_w: bool, slowdown: float) -> _Work:
     d = _durations(w, kind, split_w)
-    return _Work(d, sum(d.values()) * slowdown, (d["compute"] + d["recompute"]) * slowdown)
+    return _Work(d, sum(d.values()) * slowdown, (d["compute"] + d["recompute"] + d.get("grad_accum", 0.0)) * slowdown)
 
 
 class _Step:
@@ -244,7 +250,7 @@ class _Step:
     def _trace_task(self, st: _Stage, task: Task, start: float, d: dict, factor: float):
         label = f"{task.kind}{task.microbatch}" + (f".{task.chunk}" if self.v > 1 else "")
         t = start
-        for cause in (*CAUSES, "host_bound"):
+        for cause in (*CAUSES, "host_bound", "grad_accum"):
             sec = d.get(cause, 0.0) * factor
             if sec > 0:
                 track = "compute" if cause in ("compute", "recompute") else cause.replace("_", " ")
@@ -287,6 +293,8 @@ class _Step:
         st.compute_end = st.clock
         if not overlap and grad_per_chunk > 0:
             self._dp_job(st, c.grad, "grad reduce", st.compute_end)
+        if c.tied > 0:   # the tied embedding's gradients, once they are final
+            self._dp_job(st, c.tied, "tied embedding grad all-reduce", st.compute_end)
         st.dp_end = max(st.dp_end, st.compute_end)
         z3, opt = self.inp.zero3[st.index], self.inp.optimizer[st.index]
         if self.inp.offload:
@@ -342,8 +350,8 @@ def step_inputs(s: Scenario, eff: Efficiency = DEFAULT,
         dp = [replace(c, grad=0.0, gather=0.0) for c in dp]
     elif any(c.per_microbatch for c in dp):   # ZeRO-2: per-microbatch reduce-scatters, closed form too
         par0 = s.workload.parallelism
-        zero3 = [grad_exposed(c, parts[i].total, lay.num_microbatches, par0.overlap_grad_reduce)
-                 for i, c in enumerate(dp)]
+        zero3 = [grad_exposed(c, parts[i].total, lay.num_microbatches, par0.overlap_grad_reduce,
+                              dp_sm_share(s)) for i, c in enumerate(dp)]
         dp = [replace(c, grad=0.0) for c in dp]
     par = s.workload.parallelism
     return StepInputs(
@@ -367,8 +375,9 @@ def run_step(inp: StepInputs, trace: bool = False) -> IterationResult:
     busiest = max(range(len(stages)), key=lambda i: stages[i].busy)
     b, c = stages[busiest], stages[last]
     breakdown = {k: b.split.get(k, 0.0) for k in CAUSES}
-    if b.split.get("host_bound"):
-        breakdown["host_bound"] = b.split["host_bound"]
+    for extra in ("host_bound", "grad_accum"):
+        if b.split.get(extra):
+            breakdown[extra] = b.split[extra]
     off = inp.offload[last] if inp.offload else 0.0
     dp = (c.done - c.compute_end - inp.optimizer[last] - off) + c.wait_gather
     pp = _pp_on_critical_path(stages, last) if inp.p > 1 and inp.p2p > 0 else 0.0

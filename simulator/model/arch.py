@@ -1,6 +1,7 @@
 """A transformer architecture with every default resolved (the model maths reads only this)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -72,6 +73,7 @@ class Arch:
     hidden_dropout: float = 0.0
     bias_dropout_fusion: bool = True
     act_clamp: bool = False    # activation_func_clamp_value set: eager clamp kernels before a gated activation
+    rope_unfused: bool = False  # RoPE through Megatron-Core's unfused PyTorch path (YaRN concentration != 1)
 
     @property
     def attn_width(self) -> int:
@@ -198,6 +200,21 @@ def _chunks(m: ModelConfig) -> tuple[int, ...]:
     return tuple(0 if (n and (i + 1) % n == 0) else c for i in range(m.num_layers))
 
 
+def _yarn_mscale(scale: float, mscale: float = 1.0) -> float:
+    return 1.0 if scale <= 1.0 else 0.1 * mscale * math.log(scale) + 1.0
+
+
+def yarn_concentration(scale: float, mscale: float | None, mscale_all_dim: float | None) -> float:
+    """YaRN's attention factor, the multiplier on RoPE's cosines and sines, as Megatron-Core computes
+    it (``_yarn_get_concentration_factor``, megatron/core/models/common/embeddings/
+    yarn_rotary_pos_embedding.py @ b0cc2706, the Megatron-LM that Megatron-Bridge v0.3.0 pins):
+    0.1 * mscale * ln(scale) + 1 over the same with mscale_all_dim, or 0.1 * ln(scale) + 1 when either
+    exponent is unset (GPT-OSS: scale 32, both unset: 1.3466)."""
+    if mscale is None or mscale_all_dim is None:
+        return _yarn_mscale(scale)
+    return _yarn_mscale(scale, mscale) / _yarn_mscale(scale, mscale_all_dim)
+
+
 @by_identity()   # a frozen ModelConfig always resolves to the same Arch
 def resolve(m: ModelConfig) -> Arch:
     moe, mla = m.moe, m.multi_latent_attention
@@ -243,4 +260,7 @@ def resolve(m: ModelConfig) -> Arch:
         hidden_dropout=m.hidden_dropout,
         bias_dropout_fusion=m.bias_dropout_fusion,
         act_clamp=m.activation_func_clamp_value is not None and m.activation == "swiglu",
+        rope_unfused=(m.position_embedding_type == "rope" and mla is None and m.yarn_rotary_scaling_factor is not None
+                      and yarn_concentration(m.yarn_rotary_scaling_factor, m.yarn_mscale,
+                                             m.yarn_mscale_all_dim) != 1.0),
     )

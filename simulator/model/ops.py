@@ -161,7 +161,37 @@ def qkv_ops(a: Arch, sh: Shard) -> list[Op]:
         ops.append(gemm("qkv", T, a.hidden, (a.attn_width + 2 * a.kv_width) / t, e, linear=True))
     if a.qk_layernorm:
         ops.append(memory_op("qk_norm", 2 * T * (a.q_width + a.kv_width) / t, e, rerun=True))
+    ops += rope_ops(a, T * (a.q_width + a.kv_width) / t, e)
     return ops
+
+
+# Megatron-Core's unfused RoPE, _apply_rotary_pos_emb_bshd (megatron/core/models/common/embeddings/
+# rope_utils.py @ b0cc2706), on one query or key tensor of N elements: rotate_half's negation of one
+# half (N/2 read, N/2 written) and concatenation (N, N), the products with the cosines and the sines
+# (N, N each), their sum (2N, N) and the closing concatenation with the unrotated rest (N, N): 12N
+# element accesses in six full-size kernels, plus six small ones on the [s, 1, 1, d] frequencies
+# (cos, sin, the attention-factor products, the casts). Backward (autograd): the gradient times
+# sin and times cos (2N each), the negation's (N), the chunk's concatenation (2N), the sum of the two
+# paths (3N) and the slice's zero-filled copy (3N): 13N in seven kernels.
+ROPE_KERNELS = 6           # full-size kernels per tensor, forward
+ROPE_ACCESSES = 12.0       # element reads + writes per element, forward
+ROPE_BWD_ACCESSES = 13.0
+ROPE_LAUNCHES = 12         # host launches per tensor, forward (six full-size, six on the frequencies)
+
+
+def rope_ops(a: Arch, elements: float, e: float) -> list[Op]:
+    """Rotating this GPU's queries and keys (``elements``: their element count) when Megatron-Core
+    takes its unfused path: a YaRN attention factor other than 1 (``Arch.rope_unfused``), which TE's
+    fused RoPE does not take (rope_utils.py @ b0cc2706 falls back with "mscale=... is not supported
+    by TE's fused RoPE"). The fused kernel of every other RoPE model is not costed (one read and one
+    write of q and k, inside the fitted efficiencies). Two tensors (queries, keys), each
+    ROPE_KERNELS kernels; the op's copies share the accesses."""
+    if not a.rope_unfused:
+        return []
+    kernels = 2 * ROPE_KERNELS
+    return [Op("rope_unfused", "memory", 0.0, ROPE_ACCESSES * elements * e / kernels,
+               bwd_factor=ROPE_BWD_ACCESSES / ROPE_ACCESSES, count=kernels,
+               launches=2 * ROPE_LAUNCHES / kernels)]
 
 
 def clamp_ops(a: Arch, half_elems: float, e: float, prefix: str, count: int = 1, scope: str = "") -> list[Op]:

@@ -8,7 +8,7 @@ _LABELS = {
     "compute": "compute", "recompute": "recompute", "tp_comm": "exposed TP comm",
     "cp_comm": "exposed CP comm", "ep_comm": "EP all-to-all", "pp_comm": "PP send/recv",
     "bubble": "bubble", "dp_comm": "exposed DP comm", "optimizer": "optimizer",
-    "host_bound": "waiting for host launches",
+    "host_bound": "waiting for host launches", "grad_accum": "gradient accumulation",
 }
 
 

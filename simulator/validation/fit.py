@@ -200,8 +200,8 @@ def fit_set(cases: list[Case]) -> list[Case]:
 
 
 def moe_set(cases: list[Case]) -> list[Case]:
-    """The rows the MoE parameters are fitted on: every expressible MoE row."""
-    return [c for c in cases if not getattr(c, "in_fit", True)]
+    """The rows the MoE parameters are fitted on: every expressible MoE row (not the check-only ones)."""
+    return [c for c in cases if not getattr(c, "in_fit", True) and not getattr(c, "check_only", False)]
 
 
 def fit_staged(cases: list[Case], start: Efficiency = DEFAULT, rounds: int = 4, lin: "Linear | None" = None,

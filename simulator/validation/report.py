@@ -24,12 +24,19 @@ class Validation:
 
     def summary(self) -> list[dict]:
         out = []
-        for src in [*self.sources(), None]:
-            rs = [r for r in self.rows if src is None or r.source == src]
+        from simulator.validation.runner import CHECK_ONLY_SOURCES
+
+        def entry(name: str, keep) -> dict:
+            rs = [r for r in self.rows if keep(r.source)]
             hs = [self.held[_key(r)] for r in rs if _key(r) in self.held]
-            out.append({"source": src or "all", "rows": len(rs), "in_sample_mape": mape(rs),
-                        "loso_mape": mape(hs) if hs else None,
-                        "not_expressible": sum(1 for s in self.skipped if src is None or s.source == src)})
+            return {"source": name, "rows": len(rs), "in_sample_mape": mape(rs),
+                    "loso_mape": mape(hs) if hs else None,
+                    "not_expressible": sum(1 for s in self.skipped if keep(s.source))}
+        out = [entry(src, lambda x, src=src: x == src) for src in self.sources()]
+        out.append(entry("all", lambda x: True))
+        if any(r.source in CHECK_ONLY_SOURCES for r in self.rows):
+            # the headline without the check-only sources (predicted, never fitted: runner.py)
+            out.append(entry("fitted sources", lambda x: x not in CHECK_ONLY_SOURCES))
         return out
 
     def to_json(self) -> dict:
@@ -105,6 +112,11 @@ def format_validation(v: Validation) -> str:
     worst = max(v.rows, key=lambda r: abs(r.error))
     lines.append(f"mean absolute error all {100 * mape(v.rows):.1f} % ({len(v.rows)} rows); "
                  f"worst {worst.run} {100 * worst.error:+.1f} %")
+    from simulator.validation.runner import CHECK_ONLY_SOURCES
+
+    for src in v.sources():
+        if src in CHECK_ONLY_SOURCES:
+            lines.append(f"{src}: predicted, never fitted on ({CHECK_ONLY_SOURCES[src]})")
     if v.fitted:
         lines.append(f"dense parameters fitted on the {v.fitted} dense rows of {len(v.rows)}; the MoE rows inform only "
                      "the host launch time (validation/fit.py, two stages; docs/model.md)")

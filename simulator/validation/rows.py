@@ -26,8 +26,22 @@ SOURCES = {
     "megatron-core-h100": ("dgx-h100-superpod.yaml", {"use_flash_attn": True},
                            {"distributed_optimizer": True, "sequence_parallel": True,
                             "tp_comm_overlap": True, "overlap_grad_reduce": True, "overlap_param_gather": True}),
+    # DeepSpeed's BF16_Optimizer under the pipeline engine (workloads/bloom-176b.yaml cites the code):
+    # fp32 gradients accumulated by a cast-and-add pass after every micro-step, all-reduced unsharded
+    # after the last microbatch, the updated bf16 shards all-gathered after the step
     "bigscience-tr11": ("jean-zay-a100.yaml", {"use_flash_attn": False, "cuda_launch_blocking": True},
-                        {"overlap_grad_reduce": False}),
+                        {"overlap_grad_reduce": False, "overlap_param_gather": False,
+                         "grad_reduce_op": "all_reduce", "grad_accumulation": "unfused_cast"}),
+    # Llama 3 405B, Table 4 (Dubey et al. 2024): Meta's stack as sections 3.3.2-3.3.4 describe it,
+    # the same settings as workloads/llama3-405b.yaml (data/SOURCES.md)
+    "llama3-t4": ("meta-h100-roce-24k.yaml", {"use_flash_attn": True},   # fp32 gradients: the default
+                  {"reshard_after_forward": False, "rank_order": "tp-cp-pp-dp", "cp_comm_type": "all_gather",
+                   "dp_comm_sms": 20}),
+    # torchtitan's published FSDP2 benchmarks on Meta's Grand Teton H100 96GB (pytorch/torchtitan
+    # docs/performance.md @ eaea6f6a): FSDP2 with fp32 gradient reduction (torchtitan's default
+    # mixed_precision_reduce), prefetching its collectives behind compute; SDPA flash attention
+    "torchtitan-2024": ("grand-teton-h100-96gb.yaml", {"use_flash_attn": True},
+                        {"overlap_grad_reduce": True, "overlap_param_gather": True}),
     "nemo-24.07": (None, _MODERN_TRAINING, _MODERN_PAR),
     "nemo-long-sequence": (None, _MODERN_TRAINING, _MODERN_PAR),
     "megatron-bridge": (None, {**_MODERN_TRAINING, "cross_entropy_loss_fusion": True}, _MODERN_PAR),
@@ -106,6 +120,9 @@ def _model_of(row: dict) -> dict:
         clamp = re.search(r"with clamp (\d+(?:\.\d+)?)", row["notes"])
         if clamp:   # GPT-OSS's clamped gate: Megatron activation_func_clamp_value (data/SOURCES.md)
             model["activation_func_clamp_value"] = float(clamp[1])
+        yarn = re.search(r"YaRN RoPE factor (\d+(?:\.\d+)?)", row["notes"])
+        if yarn:    # GPT-OSS's YaRN scaling, its exponents unset (data/SOURCES.md)
+            model["yarn_rotary_scaling_factor"] = float(yarn[1])
     attention = _attention(row["attention"])
     if "multi_latent_attention" in attention:   # MLA sets its own head shapes (no query groups, no kv_channels)
         del model["num_query_groups"]
@@ -153,6 +170,8 @@ def workload_of(row: dict) -> dict:
         parallel["tp_comm_overlap"] = row["tp_comm_overlap"] == "true"
         if row.get("moe_a2a_overlap") == "true":
             parallel["overlap_moe_expert_parallel_comm"] = True
+    elif row["source"] == "torchtitan-2024":
+        parallel["tp_comm_overlap"] = row["tp_comm_overlap"] == "true"   # async TP, as the row says
     if row["virtual_pp"].strip():
         parallel["virtual_pipeline_model_parallel_size"] = int(row["virtual_pp"])
     if _int(row["cp"], 1) > 1:
