@@ -150,6 +150,11 @@ class TrainingConfig(Strict):
     # router), moe_preprocess (dispatcher metadata); empty: every scope of each layer
     cuda_graph_scope: list[Literal["attn", "mlp", "moe", "moe_router", "moe_preprocess"]] = []
     sparsity_2to4: bool = False                         # 2:4-sparse MLP weights (sparse tensor cores)
+    # element-wise kernels: fused (Transformer Engine / Megatron-Core fusions, or torch.compile; the
+    # stacks the efficiencies were fitted on) or eager (eager PyTorch modules as torchtitan or Hugging
+    # Face write them without torch.compile: RMSNorm through fp32 in 7 kernels, SwiGLU in 2, RoPE
+    # through complex fp32; model/ops.py eager_ops)
+    kernel_fusion: Literal["fused", "eager"] = "fused"
     # CUDA_LAUNCH_BLOCKING=1 in the launch environment: every kernel launch returns only when the
     # kernel has finished (CUDA Toolkit docs, "CUDA Environment Variables"), so the host no longer
     # queues kernels ahead of the GPU and each launch's host time adds to the kernel's instead of
