@@ -155,6 +155,11 @@ class TrainingConfig(Strict):
     # (one read in the forward; one read and an in-place gradient write in the backward) instead of
     # materialising fp32 logits, max, exponentials and the gradient (model/ops.head_ops).
     cross_entropy_loss_fusion: bool = False
+    # element-wise kernels: fused (Transformer Engine / Megatron-Core fusions, or torch.compile; the
+    # stacks the efficiencies were fitted on) or eager (eager PyTorch modules as torchtitan or Hugging
+    # Face write them without torch.compile: RMSNorm through fp32 in 7 kernels, SwiGLU in 2, RoPE
+    # through complex fp32; model/ops.py eager_ops)
+    kernel_fusion: Literal["fused", "eager"] = "fused"
     # CUDA_LAUNCH_BLOCKING=1 in the launch environment: every kernel launch returns only when the
     # kernel has finished (CUDA Toolkit docs, "CUDA Environment Variables"), so the host no longer
     # queues kernels ahead of the GPU and each launch's host time adds to the kernel's instead of

@@ -74,6 +74,7 @@ class Arch:
     bias_dropout_fusion: bool = True
     act_clamp: bool = False    # activation_func_clamp_value set: eager clamp kernels before a gated activation
     rope_unfused: bool = False  # RoPE through Megatron-Core's unfused PyTorch path (YaRN concentration != 1)
+    rope: bool = False          # rotary position embeddings (position_embedding_type rope)
 
     @property
     def attn_width(self) -> int:
@@ -260,6 +261,7 @@ def resolve(m: ModelConfig) -> Arch:
         hidden_dropout=m.hidden_dropout,
         bias_dropout_fusion=m.bias_dropout_fusion,
         act_clamp=m.activation_func_clamp_value is not None and m.activation == "swiglu",
+        rope=m.position_embedding_type == "rope",
         rope_unfused=(m.position_embedding_type == "rope" and mla is None and m.yarn_rotary_scaling_factor is not None
                       and yarn_concentration(m.yarn_rotary_scaling_factor, m.yarn_mscale,
                                              m.yarn_mscale_all_dim) != 1.0),

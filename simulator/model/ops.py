@@ -54,6 +54,7 @@ class Shard:
     act_bytes: float = 2.0     # bytes per activation element (bf16/fp16)
     sparse_2to4: bool = False  # MLP weights 2:4-sparse (training.sparsity_2to4)
     fused_cross_entropy: bool = False   # training.cross_entropy_loss_fusion
+    eager: bool = False        # eager PyTorch element-wise kernels (training.kernel_fusion: eager)
 
     def tokens(self, a: Arch) -> float:
         return self.micro_batch * a.seq / self.cp
@@ -355,8 +356,56 @@ def residual_ops(a: Arch, tokens: float, e: float, prefix: str, scope: str = "")
     return ops
 
 
+# Eager PyTorch (training.kernel_fusion: eager): the element-wise parts of a layer as eager modules
+# write them, each PyTorch op its own kernel over the whole tensor, instead of the fused kernels the
+# rest of the op model assumes (Transformer Engine / Megatron-Core fusions, or torch.compile). Bytes
+# per element, forward, from the modules' code (torchtitan @ 9dec370, the version of its published
+# benchmarks: torchtitan/models/norms.py, torchtitan/models/llama/model.py):
+# - RMSNorm, computed through fp32 (x.float(); x.pow(2); .mean(-1); + eps, rsqrt; x * r; .type_as(x);
+#   * weight): read 2 / write 4, read 4 / write 4, read 4, read 4 / write 4, read 4 / write 2, read 2 /
+#   write 2 = 36 bytes in 7 kernels, against the fused kernel's 4 (read and write in bf16). LayerNorm
+#   is one native kernel in eager PyTorch too (F.layer_norm), so it is left as it is.
+# - SwiGLU, F.silu(w1(x)) * w3(x): silu reads and writes the gate half, the product reads both halves
+#   and writes one: 5 elements per output element in 2 kernels against the fused kernel's 3.
+# - RoPE on queries and keys through complex fp32 (xq.float() viewed as complex, times freqs_cis,
+#   viewed back, .type_as(xq)): read 2 / write 4, read 4 / write 4, read 4 / write 2 = 20 bytes per
+#   element in 3 kernels per tensor; its backward moves as much (the two casts and the complex
+#   product's gradient). The fused RoPE of the other stacks is inside the fitted efficiencies.
+# Each op's backward keeps the fused op's ratio to its forward (bwd_factor): autograd runs one
+# backward kernel per forward kernel over the same tensors.
+EAGER_RMSNORM_BYTES, FUSED_NORM_BYTES, EAGER_RMSNORM_KERNELS = 36.0, 4.0, 7
+EAGER_SWIGLU_ELEMS, FUSED_SWIGLU_ELEMS, EAGER_SWIGLU_KERNELS = 5.0, 3.0, 2
+EAGER_ROPE_BYTES, EAGER_ROPE_KERNELS = 20.0, 3
+
+
+def eager_ops(a: Arch, sh: Shard, ops: list[Op]) -> list[Op]:
+    """``ops`` as eager PyTorch runs them (Shard.eager; otherwise unchanged): RMSNorms and the SwiGLU
+    product as their op-by-op kernels, RoPE (when the model has it and Megatron's unfused path does
+    not already cost it) added after the query/key projection."""
+    if not sh.eager:
+        return ops
+    out: list[Op] = []
+    for op in ops:
+        if op.kind == "memory" and op.name.endswith("norm") and not a.layernorm:
+            op = replace(op, bytes=op.bytes * EAGER_RMSNORM_BYTES / FUSED_NORM_BYTES,
+                         launches=op.launches * EAGER_RMSNORM_KERNELS)
+        elif op.kind == "memory" and op.name.endswith("activation") and a.gated:
+            op = replace(op, bytes=op.bytes * EAGER_SWIGLU_ELEMS / FUSED_SWIGLU_ELEMS,
+                         launches=op.launches * EAGER_SWIGLU_KERNELS)
+        out.append(op)
+        if op.name == "qkv" and a.rope and not a.rope_unfused and not a.mla:
+            elements = sh.tokens(a) * (a.q_width + a.kv_width) / sh.tp
+            out.append(Op("rope_eager", "memory", 0.0, EAGER_ROPE_BYTES * elements, bwd_factor=1.0,
+                          launches=2 * EAGER_ROPE_KERNELS, scope=op.scope, rerun=True))
+    return out
+
+
 def layer_ops(a: Arch, sh: Shard, moe: bool = False) -> list[Op]:
     """Forward ops of one layer for one microbatch on one GPU (dense, or MoE when ``moe``)."""
+    return eager_ops(a, sh, _layer_ops(a, sh, moe))
+
+
+def _layer_ops(a: Arch, sh: Shard, moe: bool) -> list[Op]:
     e, t = sh.act_bytes, sh.tp
     T, Tn = sh.tokens(a), sh.norm_tokens(a)
     # CUDA-graph scopes as Megatron-Core names them: "attn" (input norm, attention, its
@@ -411,11 +460,11 @@ def head_ops(a: Arch, sh: Shard) -> list[Op]:
     v = a.vocab / sh.tp
     loss = (memory_op("cross_entropy", T * v, e, bwd_factor=2.0) if sh.fused_cross_entropy
             else memory_op("cross_entropy", T * v * (e + 4 + 4), 1.0, bwd_factor=1.0))
-    return [
+    return eager_ops(a, sh, [
         memory_op("final_norm", 2 * Tn * a.hidden, e),
         gemm("logits", T, a.hidden, v, e),
         loss,
-    ]
+    ])
 
 
 def mtp_ops(a: Arch, sh: Shard) -> list[Op]:

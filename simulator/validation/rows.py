@@ -218,7 +218,8 @@ def workload_of(row: dict) -> dict:
     return {
         "name": row["run"], "num_gpus": int(row["num_gpus"]), "model": _model_of(row),
         "training": {"global_batch_size": int(row["global_batch_size"]), "precision": precision,
-                     "train_iters": 1, **training_extra, **_cuda_graphs(row.get("cuda_graphs", ""))},
+                     "train_iters": 1, **training_extra, **_cuda_graphs(row.get("cuda_graphs", "")),
+                     **({"kernel_fusion": row["kernel_fusion"]} if row.get("kernel_fusion", "").strip() else {})},
         "parallelism": parallel,
     }
 
