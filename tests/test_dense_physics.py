@@ -238,3 +238,18 @@ def test_grouped_expert_gemms_swizzle_once_per_operand():
     (one,) = [o for o in quantize_ops([replace(grouped, group=1, launches=1)], "fp8_mx")
               if o.name.endswith(SWIZZLE_SUFFIX)]
     assert swz.bytes == pytest.approx(8 * one.bytes)   # but every expert's scales
+
+
+def test_a_grouped_expert_gemm_quantizes_every_experts_tensors():
+    """quantize_ops on a grouped GEMM (one expert's shape, op.group experts) casts all of them: the
+    cast bytes are the group's count times one expert's."""
+    from simulator.cost.compute import quantize_ops
+    from simulator.model.ops import Op
+    m, k, n = 96.0, 2048.0, 1536.0
+    one = Op("expert_fc1", "gemm", 2 * m * k * n, 2 * (m * k + k * n + m * n), linear=True, shape=(m, k, n))
+    many = Op("expert_fc1", "gemm", 16 * 2 * m * k * n, 16 * 2 * (m * k + k * n + m * n), linear=True,
+              shape=(m, k, n), group=16, launches=16)
+    for precision in ("fp8_cs", "fp8_mx"):
+        q1 = quantize_ops([one], precision, microbatches=4)[0]
+        q16 = quantize_ops([many], precision, microbatches=4)[0]
+        assert q16.bytes == pytest.approx(16 * q1.bytes) and q16.bwd_factor == pytest.approx(q1.bwd_factor)

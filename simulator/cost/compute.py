@@ -177,8 +177,10 @@ def quantize_ops(ops: list[Op], precision: str, microbatches: int = 1, any_layou
         if not (op.linear and op.kind == "gemm" and op.shape is not None):
             continue
         m, k, n = op.shape
-        fwd = per * (m * k + k * n / max(microbatches, 1))
-        bwd = per * m * n
+        # a grouped GEMM's shape is one expert's (op.group of them): every expert's input, weight
+        # and output gradient is quantized
+        fwd = per * (m * k + k * n / max(microbatches, 1)) * op.group
+        bwd = per * m * n * op.group
         out.append(Op(op.name + QUANTIZE_SUFFIX, "memory", 0.0, fwd, bwd_factor=bwd / fwd, count=op.count))
         if not q.per_tensor:
             # block scales: before every GEMM, Transformer Engine rewrites both operands' scale
