@@ -89,6 +89,8 @@ def test_standalone_mtp_stage_holds_the_mtp_modules(scenario):
     # last chunk), the loss alone on rank 15's
     s = scenario("deepseek-v3", f"{P}decoder_first_pipeline_num_layers=null",
                  f"{P}decoder_last_pipeline_num_layers=null", "training.global_batch_size=16384",
+                 f"{P}pipeline_schedule=null",   # the workload's zb_h1 has no virtual stages
+                 f"{P}overlap_moe_expert_parallel_comm=false",
                  f"{P}pipeline_model_parallel_layout=Et*3|(tt|)*29,m|L")
     lay = s.layout
     assert lay.vpp == 2 and lay.mtp_rank == 14 and lay.chunk_layers(14) == (2, 0) and lay.stage_layers[0] == 5
@@ -151,7 +153,7 @@ def test_interleaved_layout_chunks_reach_the_des(scenario):
 def test_leading_dense_layers_sit_on_the_first_stage(scenario):
     # DeepSeek-V3 (3 dense layers, then MoE) on PP16 with 3 / 4 x 14 / 2 layers: stage 0 holds only
     # the dense layers, so it has no routed experts and no expert all-to-all
-    s = scenario("deepseek-v3")
+    s = scenario("deepseek-v3", f"{P}overlap_moe_expert_parallel_comm=false")   # all-to-alls exposed
     a = resolve(s.workload.model)
     assert s.layout.stage_layers[0] == 3 and s.layout.stage_layer_ids(0) == (0, 1, 2)
     assert [a.moe_layers_among(s.layout.stage_layer_ids(i)) for i in range(3)] == [0, 4, 4]

@@ -67,8 +67,9 @@ def test_whole_runs_are_predicted_end_to_end():
 
     rows = whole_run_rows(replicas=4)
     assert {r.metric.split(" ")[0] for r in rows} == {"gpu_hours", "gpu_tdp_energy"}
-    for r in rows:   # reported honestly in docs/validation.md: -17% and -24% today
-        assert r.predicted > 0 and abs(r.error) < 0.35
+    assert {r.run for r in rows} == {"bloom-176b", "llama3-405b", "deepseek-v3"}
+    for r in rows:   # reported in docs/validation.md: BLOOM -7 %, Llama 3 405B -1 %, DeepSeek-V3 +16 %
+        assert r.predicted > 0 and abs(r.error) < 0.2
 
 
 def test_modern_rows_map_their_features():

@@ -243,7 +243,8 @@ def format_table(rows: list[Row]) -> str:
 
 
 # whole-run figures: the bundled workload that reproduces each published run
-WHOLE_RUN_WORKLOADS = {"bloom-176b": "bloom-176b.yaml", "llama3-405b": "llama3-405b.yaml"}
+WHOLE_RUN_WORKLOADS = {"bloom-176b": "bloom-176b.yaml", "llama3-405b": "llama3-405b.yaml",
+                       "deepseek-v3": "deepseek-v3.yaml"}
 WORKLOADS = Path(__file__).resolve().parents[2] / "workloads"
 
 
