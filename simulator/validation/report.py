@@ -23,7 +23,6 @@ class Validation:
         return list(dict.fromkeys(r.source for r in self.rows))
 
     def summary(self) -> list[dict]:
-        out = []
         from simulator.validation.runner import CHECK_ONLY_SOURCES
 
         def entry(name: str, keep) -> dict:
