@@ -220,7 +220,8 @@ def test_block_scaled_gemms_swizzle_their_scales_by_hand():
         assert swz.count * swz.bytes == pytest.approx(2 * 2 * scale * (m * k + k * n))   # read + write
         bwd = 2 * 2 * scale * ((m * n + k * n) + (m * n + m * k))  # dgrad's and wgrad's operands
         assert swz.count * swz.bytes * swz.bwd_factor == pytest.approx(bwd)
-        assert host_launches(swz, precision) == 2 and host_launches(swz, precision, backward=True) == 4
+        # issued from C++ inside the GEMM's call: no host dispatch of their own
+        assert host_launches(swz, precision) == 0 and host_launches(swz, precision, backward=True) == 0
         gpu = catalog_gpu("b200")
         fwd_t = op_time(swz, gpu, precision, DEFAULT)
         bwd_t = op_time(swz, gpu, precision, DEFAULT, backward=True)
@@ -234,7 +235,7 @@ def test_grouped_expert_gemms_swizzle_once_per_operand():
     grouped = Op("expert_fc1", "gemm", 8 * 2.0 * 512 * 1024 * 2048, 1.0, linear=True,
                  shape=(512, 1024, 2048), group=8, launches=8)
     (swz,) = [o for o in quantize_ops([grouped], "fp8_mx") if o.name.endswith(SWIZZLE_SUFFIX)]
-    assert swz.count == 2 and swz.launches == 1    # multi_tensor_swizzle_scaling_factors: all experts
+    assert swz.count == 2 and swz.launches == 0    # multi_tensor_swizzle_scaling_factors: all experts, from C++
     (one,) = [o for o in quantize_ops([replace(grouped, group=1, launches=1)], "fp8_mx")
               if o.name.endswith(SWIZZLE_SUFFIX)]
     assert swz.bytes == pytest.approx(8 * one.bytes)   # but every expert's scales

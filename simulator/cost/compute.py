@@ -191,6 +191,8 @@ def quantize_ops(ops: list[Op], precision: str, microbatches: int = 1, any_layou
             # (a grouped GEMM's one multi-tensor swizzle per operand covers all its experts' scales)
             f_sc = 2.0 * q.scale * (m * k + k * n) * op.group
             b_sc = 2.0 * q.scale * ((m * n + k * n) + (m * n + m * k)) * op.group
+            # launched from C++ inside the GEMM's own call (the same host dispatch), so no Python-
+            # level launch of their own: launches 0
             out.append(Op(op.name + SWIZZLE_SUFFIX, "memory", 0.0, f_sc, bwd_factor=b_sc / f_sc,
-                          count=2 * op.count, per_gemm=True))
+                          count=2 * op.count, per_gemm=True, launches=0.0))
     return out
