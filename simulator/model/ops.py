@@ -162,7 +162,7 @@ def qkv_ops(a: Arch, sh: Shard) -> list[Op]:
         ops.append(gemm("qkv", T, a.hidden, (a.attn_width + 2 * a.kv_width) / t, e, linear=True))
     if a.qk_layernorm:
         ops.append(memory_op("qk_norm", 2 * T * (a.q_width + a.kv_width) / t, e, rerun=True))
-    ops += rope_ops(a, T * (a.q_width + a.kv_width) / t, e)
+    ops += rope_ops(a, sh, T * (a.q_width + a.kv_width) / t, e)
     return ops
 
 
@@ -180,19 +180,24 @@ ROPE_BWD_ACCESSES = 13.0
 ROPE_LAUNCHES = 12         # host launches per tensor, forward (six full-size, six on the frequencies)
 
 
-def rope_ops(a: Arch, elements: float, e: float) -> list[Op]:
-    """Rotating this GPU's queries and keys (``elements``: their element count) when Megatron-Core
-    takes its unfused path: a YaRN attention factor other than 1 (``Arch.rope_unfused``), which TE's
-    fused RoPE does not take (rope_utils.py @ b0cc2706 falls back with "mscale=... is not supported
-    by TE's fused RoPE"). The fused kernel of every other RoPE model is not costed (one read and one
-    write of q and k, inside the fitted efficiencies). Two tensors (queries, keys), each
-    ROPE_KERNELS kernels; the op's copies share the accesses."""
-    if not a.rope_unfused:
-        return []
-    kernels = 2 * ROPE_KERNELS
-    return [Op("rope_unfused", "memory", 0.0, ROPE_ACCESSES * elements * e / kernels,
-               bwd_factor=ROPE_BWD_ACCESSES / ROPE_ACCESSES, count=kernels,
-               launches=2 * ROPE_LAUNCHES / kernels)]
+def rope_ops(a: Arch, sh: Shard, elements: float, e: float) -> list[Op]:
+    """Rotating this GPU's queries and keys (``elements``: their element count) where it is not
+    fused. Megatron-Core's unfused path: a YaRN attention factor other than 1 (``Arch.rope_unfused``),
+    which TE's fused RoPE does not take (rope_utils.py @ b0cc2706 falls back with "mscale=... is not
+    supported by TE's fused RoPE"): two tensors (queries, keys), each ROPE_KERNELS kernels, the op's
+    copies sharing the accesses. Eager PyTorch (``sh.eager``): torchtitan's complex fp32 rotation
+    (EAGER_ROPE_BYTES, below), rerun by selective_op recomputation like the norms. The fused kernel
+    of every other RoPE model is not costed (one read and one write of q and k, inside the fitted
+    efficiencies); latent attention rotates inside its own projections."""
+    if a.rope_unfused:
+        kernels = 2 * ROPE_KERNELS
+        return [Op("rope_unfused", "memory", 0.0, ROPE_ACCESSES * elements * e / kernels,
+                   bwd_factor=ROPE_BWD_ACCESSES / ROPE_ACCESSES, count=kernels,
+                   launches=2 * ROPE_LAUNCHES / kernels)]
+    if sh.eager and a.rope and not a.mla:
+        return [Op("rope_eager", "memory", 0.0, EAGER_ROPE_BYTES * elements, bwd_factor=1.0,
+                   launches=2 * EAGER_ROPE_KERNELS, rerun=True)]
+    return []
 
 
 def clamp_ops(a: Arch, half_elems: float, e: float, prefix: str, count: int = 1, scope: str = "") -> list[Op]:
@@ -380,8 +385,7 @@ EAGER_ROPE_BYTES, EAGER_ROPE_KERNELS = 20.0, 3
 
 def eager_ops(a: Arch, sh: Shard, ops: list[Op]) -> list[Op]:
     """``ops`` as eager PyTorch runs them (Shard.eager; otherwise unchanged): RMSNorms and the SwiGLU
-    product as their op-by-op kernels, RoPE (when the model has it and Megatron's unfused path does
-    not already cost it) added after the query/key projection."""
+    product as their op-by-op kernels (eager RoPE is rope_ops')."""
     if not sh.eager:
         return ops
     out: list[Op] = []
@@ -393,10 +397,6 @@ def eager_ops(a: Arch, sh: Shard, ops: list[Op]) -> list[Op]:
             op = replace(op, bytes=op.bytes * EAGER_SWIGLU_ELEMS / FUSED_SWIGLU_ELEMS,
                          launches=op.launches * EAGER_SWIGLU_KERNELS)
         out.append(op)
-        if op.name == "qkv" and a.rope and not a.rope_unfused and not a.mla:
-            elements = sh.tokens(a) * (a.q_width + a.kv_width) / sh.tp
-            out.append(Op("rope_eager", "memory", 0.0, EAGER_ROPE_BYTES * elements, bwd_factor=1.0,
-                          launches=2 * EAGER_ROPE_KERNELS, scope=op.scope, rerun=True))
     return out
 
 
