@@ -52,24 +52,18 @@ def apply(raw: dict, overrides: list[Override], source: str) -> dict:
     for ov in overrides:
         node = out
         for i, part in enumerate(ov.path):
-            last = i == len(ov.path) - 1
             if isinstance(node, list):
                 if not part.isdigit() or int(part) >= len(node):
                     raise ConfigError(f"{'.'.join(ov.path[:i])} is a list of {len(node)}: index it by position",
                                       source=ov.source, path=".".join(ov.path), value=part,
                                       expected=f"a whole number from 0 to {len(node) - 1}")
                 part = int(part)
-                if last:
-                    node[part] = ov.value
-                    break
-                nxt = node[part]
-            else:
-                if last:
-                    node[part] = ov.value
-                    break
-                nxt = node.get(part)
-                if nxt is None:
-                    nxt = node[part] = {}
+            if i == len(ov.path) - 1:
+                node[part] = ov.value
+                break
+            nxt = node[part] if isinstance(node, list) else node.get(part)
+            if nxt is None and isinstance(node, dict):
+                nxt = node[part] = {}
             if not isinstance(nxt, (dict, list)):
                 raise ConfigError(f"cannot set a key below {'.'.join(ov.path[:i + 1])}, which is not a section",
                                   source=ov.source, path=".".join(ov.path), value=nxt,

@@ -319,8 +319,8 @@ def grad_accumulation_time(s: Scenario, stage: int, eff: Efficiency) -> float:
     main gradients outside the GEMMs: a memory-bound pass over its local parameters (ZeRO-2/3: the
     gradient shard it keeps), one or two kernels per parameter tensor (each with its launch gap and
     host launch; the host hides behind the kernels unless CUDA_LAUNCH_BLOCKING serialises them)."""
-    kind = s.workload.parallelism.grad_accumulation
-    per_param = accumulation_bytes(kind, GRAD_BYTES[s.layout.grad_dtype])
+    kind, main = s.workload.parallelism.grad_accumulation, GRAD_BYTES[s.layout.grad_dtype]
+    per_param = accumulation_bytes(kind, main)
     if not per_param:
         return 0.0
     dense, experts = local_params(s, stage)
@@ -328,7 +328,7 @@ def grad_accumulation_time(s: Scenario, stage: int, eff: Efficiency) -> float:
     if s.layout.zero_stage >= 2:
         params /= max(s.layout.shard, 1)
     # kernels per parameter tensor: the in-place add, after the cast where there is one
-    kernels = (2 if _casts(kind, GRAD_BYTES[s.layout.grad_dtype]) else 1) * stage_param_tensors(s, stage)
+    kernels = (2 if _casts(kind, main) else 1) * stage_param_tensors(s, stage)
     device = params * per_param / (s.gpu.hbm_bandwidth * eff.memory) + kernels * eff.kernel_overhead
     host = kernels * eff.host_launch
     return device + host if s.workload.training.cuda_launch_blocking else max(device, host)

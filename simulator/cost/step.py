@@ -102,21 +102,18 @@ def dp_cost(s: Scenario, stage: int, tiers: comm.Tiers) -> DPCost:
     dense_gpu, expert_gpu = local_params(s, stage)
     shard, replica, eshard, ereplica = _groups(lay)
     gb, pb = grad_bytes(s), 2.0   # gradients in grad_dtype, bf16 parameters on the wire
-    if lay.zero_stage == 0:
+    if lay.zero_stage == 0 or s.workload.parallelism.grad_reduce_op == "all_reduce":
+        # the whole gradient all-reduced: ZeRO-0, or ZeRO-1 over an unsharded gradient buffer
         grad = (comm.all_reduce(comm.Group.of("dp", lay), dense_gpu * gb, tiers)
                 + comm.all_reduce(comm.Group.of("expert_dp", lay), expert_gpu * gb, tiers))
-        gather = 0.0
-    elif s.workload.parallelism.grad_reduce_op == "all_reduce":   # ZeRO-1 over an unsharded gradient
-        grad = (comm.all_reduce(comm.Group.of("dp", lay), dense_gpu * gb, tiers)
-                + comm.all_reduce(comm.Group.of("expert_dp", lay), expert_gpu * gb, tiers))
-        gather = comm.all_gather(shard, dense_gpu * pb, tiers) + comm.all_gather(eshard, expert_gpu * pb, tiers)
     else:
         grad = (comm.reduce_scatter(shard, dense_gpu * gb, tiers) + comm.reduce_scatter(eshard, expert_gpu * gb, tiers)
                 + comm.all_reduce(replica, dense_gpu * gb / shard.size, tiers)
                 + comm.all_reduce(ereplica, expert_gpu * gb / eshard.size, tiers))
-        gather = comm.all_gather(shard, dense_gpu * pb, tiers) + comm.all_gather(eshard, expert_gpu * pb, tiers)
-        if lay.zero_stage >= 3:
-            gather = 0.0   # ZeRO-3 gathers inside the step (zero3_exposed), not after the optimizer
+    # the updated shards all-gathered after the optimizer: ZeRO-1/2 (ZeRO-0 holds every parameter;
+    # ZeRO-3 gathers inside the step, zero3_exposed)
+    gather = (comm.all_gather(shard, dense_gpu * pb, tiers) + comm.all_gather(eshard, expert_gpu * pb, tiers)
+              if lay.zero_stage in (1, 2) else 0.0)
     per_mb = lay.zero_stage >= 2 and lay.num_microbatches > 1
     if per_mb:
         grad *= lay.num_microbatches

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from simulator.cost.efficiency import DEFAULT, Efficiency
 from simulator.validation.fit import Held, fit_set, leave_one_source_out
-from simulator.validation.runner import Row, Skipped, cases, mape, whole_run_rows
+from simulator.validation.runner import CHECK_ONLY_SOURCES, Row, Skipped, cases, mape, whole_run_rows
 
 
 @dataclass
@@ -23,8 +23,6 @@ class Validation:
         return list(dict.fromkeys(r.source for r in self.rows))
 
     def summary(self) -> list[dict]:
-        from simulator.validation.runner import CHECK_ONLY_SOURCES
-
         def entry(name: str, keep) -> dict:
             rs = [r for r in self.rows if keep(r.source)]
             hs = [self.held[_key(r)] for r in rs if _key(r) in self.held]
@@ -111,8 +109,6 @@ def format_validation(v: Validation) -> str:
     worst = max(v.rows, key=lambda r: abs(r.error))
     lines.append(f"mean absolute error all {100 * mape(v.rows):.1f} % ({len(v.rows)} rows); "
                  f"worst {worst.run} {100 * worst.error:+.1f} %")
-    from simulator.validation.runner import CHECK_ONLY_SOURCES
-
     for src in v.sources():
         if src in CHECK_ONLY_SOURCES:
             lines.append(f"{src}: predicted, never fitted on ({CHECK_ONLY_SOURCES[src]})")
