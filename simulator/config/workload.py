@@ -158,7 +158,7 @@ class TrainingConfig(Strict):
     # element-wise kernels: fused (Transformer Engine / Megatron-Core fusions, or torch.compile; the
     # stacks the efficiencies were fitted on) or eager (eager PyTorch modules as torchtitan or Hugging
     # Face write them without torch.compile: RMSNorm through fp32 in 7 kernels, SwiGLU in 2, RoPE
-    # through complex fp32; model/ops.py eager_ops)
+    # through complex fp32; model/ops.py eager_ops, rope_ops)
     kernel_fusion: Literal["fused", "eager"] = "fused"
     # CUDA_LAUNCH_BLOCKING=1 in the launch environment: every kernel launch returns only when the
     # kernel has finished (CUDA Toolkit docs, "CUDA Environment Variables"), so the host no longer
