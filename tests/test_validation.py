@@ -177,3 +177,23 @@ def test_moe_rows_take_their_recipes_settings():
     for run, row in by_run.items():
         if row.get("moe_dispatcher") == "flex" and row["release"] == "25.11":
             assert row["gpu"] in ("gb200", "gb300"), run
+
+
+def test_summary_splits_the_fitted_rows_into_dense_and_moe(all_rows):
+    from simulator.validation.report import Validation, format_validation
+    from simulator.validation.runner import CHECK_ONLY_SOURCES
+
+    v = Validation(all_rows, {}, {}, [], [])
+    by = {s["source"]: s for s in v.summary()}
+    fitted = [r for r in all_rows if r.source not in CHECK_ONLY_SOURCES]
+    moe = [r for r in fitted if resolve(scenario_of(_row(r)).workload.model).is_moe]
+    assert by["MoE rows"]["rows"] == len(moe) > 0
+    assert by["dense rows"]["rows"] + by["MoE rows"]["rows"] == by["fitted sources"]["rows"]
+    assert by["MoE rows"]["in_sample_mape"] == pytest.approx(mape(moe))
+    assert by["MoE rows"]["loso_mape"] is None           # nothing held out in this Validation
+    text = format_validation(v)
+    assert "MoE rows" in text and "dense rows" in text
+
+
+def _row(r):
+    return next(x for x in load_rows() if x["source"] == r.source and x["run"] == r.run)

@@ -23,17 +23,22 @@ class Validation:
         return list(dict.fromkeys(r.source for r in self.rows))
 
     def summary(self) -> list[dict]:
-        def entry(name: str, keep) -> dict:
-            rs = [r for r in self.rows if keep(r.source)]
+        def entry(name: str, keep, rows: bool = False) -> dict:
+            rs = [r for r in self.rows if (keep(r) if rows else keep(r.source))]
             hs = [self.held[_key(r)] for r in rs if _key(r) in self.held]
             return {"source": name, "rows": len(rs), "in_sample_mape": mape(rs),
                     "loso_mape": mape(hs) if hs else None,
-                    "not_expressible": sum(1 for s in self.skipped if keep(s.source))}
+                    "not_expressible": 0 if rows else sum(1 for s in self.skipped if keep(s.source))}
         out = [entry(src, lambda x, src=src: x == src) for src in self.sources()]
         out.append(entry("all", lambda x: True))
         if any(r.source in CHECK_ONLY_SOURCES for r in self.rows):
             # the headline without the check-only sources (predicted, never fitted: runner.py)
             out.append(entry("fitted sources", lambda x: x not in CHECK_ONLY_SOURCES))
+        # the fitted sources' rows by kind: dense (the fit set) and mixture-of-experts
+        fitted = [r for r in self.rows if r.source not in CHECK_ONLY_SOURCES]
+        if any(r.moe for r in fitted) and not all(r.moe for r in fitted):
+            out.append(entry("dense rows", lambda r: r.source not in CHECK_ONLY_SOURCES and not r.moe, rows=True))
+            out.append(entry("MoE rows", lambda r: r.source not in CHECK_ONLY_SOURCES and r.moe, rows=True))
         return out
 
     def to_json(self) -> dict:

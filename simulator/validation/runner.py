@@ -32,6 +32,7 @@ class Row:
     published: float
     predicted: float
     step_time_s: float
+    moe: bool = False   # a mixture-of-experts model (the MoE rows' own summary line)
 
     @property
     def error(self) -> float:
@@ -157,7 +158,7 @@ def predict(row: dict, eff: Efficiency = DEFAULT, engine: str = "des", scenario:
     s = scenario or scenario_of(row)
     t = step_time(s, eff, engine)
     return Row(row["source"], row["run"], s.num_gpus, row["metric"], float(row["value"]),
-               metric_of(row["metric"], s, t), t)
+               metric_of(row["metric"], s, t), t, resolve(s.workload.model).is_moe)
 
 
 # Sources predicted and reported but never fitted on (neither stage): their metric's definition is
