@@ -166,10 +166,14 @@ def test_twice_the_tokens_per_expert_never_lowers_efficiency(m, k, n, group, sms
 # ---- EP all-to-all overlap ---------------------------------------------------------------------
 
 def test_overlapped_all_to_all_by_hand():
-    # 3 ms of dispatch/combine behind 2 ms of compute: 1 ms shows, split as the two directions were
+    # 3 ms of dispatch/combine behind 2 ms of compute: 1 ms shows, split as the two directions were,
+    # and the 2 ms of compute it overlaps run on 132 - 20 SMs: 2 ms x 20 / 112 longer
     f, b = _overlapped_ep(1.5e-3, 1.5e-3, 2e-3)
-    assert (f, b) == (pytest.approx(0.5e-3), pytest.approx(0.5e-3))
-    assert _overlapped_ep(1e-3, 1e-3, 5e-3) == (0.0, 0.0)
+    assert (f, b) == (pytest.approx(0.5e-3 + 1e-3 * 20 / 112), pytest.approx(0.5e-3 + 1e-3 * 20 / 112))
+    # wholly hidden: only the SMs it took show (2 ms overlapped; a 148-SM Blackwell: 20 / 128)
+    assert _overlapped_ep(1e-3, 1e-3, 5e-3) == (pytest.approx(1e-3 * 20 / 112),) * 2
+    assert _overlapped_ep(1e-3, 1e-3, 5e-3, sms=148) == (pytest.approx(1e-3 * 20 / 128),) * 2
+    assert _overlapped_ep(0.0, 0.0, 5e-3) == (0.0, 0.0)
 
 
 def test_a2a_overlap_never_slows_the_step(scenario):

@@ -68,8 +68,11 @@ def test_whole_runs_are_predicted_end_to_end():
     rows = whole_run_rows(replicas=4)
     assert {r.metric.split(" ")[0] for r in rows} == {"gpu_hours", "gpu_tdp_energy"}
     assert {r.run for r in rows} == {"bloom-176b", "llama3-405b", "deepseek-v3"}
-    for r in rows:   # reported in docs/validation.md: BLOOM -7 %, Llama 3 405B -1 %, DeepSeek-V3 +16 %
-        assert r.predicted > 0 and abs(r.error) < 0.2
+    # reported in docs/validation.md: BLOOM -7 %, Llama 3 405B -1 %, DeepSeek-V3 +24 % (full
+    # recomputation stands in for DeepSeek's memory savers: 10.7 % of its step)
+    bound = {"bloom-176b": 0.10, "llama3-405b": 0.05, "deepseek-v3": 0.30}
+    for r in rows:
+        assert r.predicted > 0 and abs(r.error) < bound[r.run], r
 
 
 def test_modern_rows_map_their_features():

@@ -22,7 +22,7 @@ class Efficiency:
     # Host (CPU) time per kernel launch in eager PyTorch: Python and PyTorch dispatch, autograd
     # bookkeeping, the CUDA launch call. A layer cannot run faster than its launches (cost/stage.py);
     # CUDA graphs replay a captured scope as one launch. Fitted.
-    host_launch: float = 4.416e-5
+    host_launch: float = 4.398e-5
     # Fraction of HBM bandwidth that element-wise / memory-bound kernels reach. Fitted.
     memory: float = 0.7585
     # Fraction of NIC line rate that NCCL collectives reach as bus bandwidth across domains

@@ -147,17 +147,29 @@ def _sync_segment(ops: list[Op], device: list[float], s: Scenario, eff: Efficien
     return host, dev
 
 
-def _overlapped_ep(ep_f: float, ep_b: float, compute: float) -> tuple[float, float]:
+# SMs an overlapped expert-parallel all-to-all occupies while it runs: Megatron-Core's DeepEP
+# buffer takes moe_deepep_num_sms = 20 (megatron/core/transformer/transformer_config.py), and
+# DeepSeek-V3's DualPipe overlap dedicates 20 of the H800's 132 SMs to dispatch and combine
+# (DeepSeek-V3 technical report, Sec. 3.2.2); NCCL's all-to-all runs one CTA per channel on the SMs
+# as well. The same 20 as TP_OVERLAP_SMS.
+EP_OVERLAP_SMS = 20
+
+
+def _overlapped_ep(ep_f: float, ep_b: float, compute: float, sms: int | None = None) -> tuple[float, float]:
     """Exposed dispatch/combine under Megatron-Core's EP communication overlap
     (overlap_moe_expert_parallel_comm; Megatron-Bridge moe_a2a_overlap): in the 1F1B steady state
     one microbatch's forward and another's backward run interleaved layer by layer on two streams,
     so each one's all-to-alls hide behind the other's compute; only what exceeds the layer's
-    forward + backward compute shows."""
+    forward + backward compute shows. The hidden part is not free: while it runs the all-to-all
+    holds EP_OVERLAP_SMS of the GPU's SMs, so the compute it hides behind runs that much slower
+    (share / (1 - share) of the overlapped time, added here, split like the all-to-alls)."""
     total = ep_f + ep_b
     if total <= 0.0:
         return ep_f, ep_b
     keep = max(0.0, total - compute) / total
-    return ep_f * keep, ep_b * keep
+    share = min(0.5, EP_OVERLAP_SMS / (sms or 132))
+    steal = min(total, compute) * share / (1.0 - share)
+    return (ep_f * keep + steal * ep_f / total, ep_b * keep + steal * ep_b / total)
 
 
 @by_identity(objects=1)   # a frozen Arch and a Shard: the search's layouts share shards
@@ -203,7 +215,7 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
             routed *= dispatch_volume_factor(a, group.domains(tiers))
         ep_f = ep_b = 2 * comm.all_to_all(group, routed, tiers)
         if s.workload.parallelism.overlap_moe_expert_parallel_comm:
-            ep_f, ep_b = _overlapped_ep(ep_f, ep_b, f + b)
+            ep_f, ep_b = _overlapped_ep(ep_f, ep_b, f + b, gpu.sm_count)
     # a host slower than the layer's kernels (and the collectives on its stream) sets the time
     host_f, host_b = host_bound_excess(ops, s, eff, f + tp_f + cp_f + ep_f, b + tp_b + cp_b + ep_b)
     if moe and not s.workload.training.cuda_launch_blocking and "full" not in graphed_scopes(s):
