@@ -148,7 +148,8 @@ def _sync_segment(ops: list[Op], device: list[float], s: Scenario, eff: Efficien
 
 
 # SMs an overlapped expert-parallel all-to-all occupies while it runs: Megatron-Core's DeepEP
-# buffer takes moe_deepep_num_sms = 20 (megatron/core/transformer/transformer_config.py), and
+# buffer takes moe_deepep_num_sms = 20 (HybridEP's moe_hybridep_num_sms: 16; NVIDIA/Megatron-LM
+# megatron/core/transformer/transformer_config.py), and
 # DeepSeek-V3's DualPipe overlap dedicates 20 of the H800's 132 SMs to dispatch and combine
 # (DeepSeek-V3 technical report, Sec. 3.2.2); NCCL's all-to-all runs one CTA per channel on the SMs
 # as well. The same 20 as TP_OVERLAP_SMS.
