@@ -33,7 +33,7 @@ MODEL_FEATURE_NOTES = """
 | `model.moe.moe_router_group_topk` | groups | null | groups one token may use (DeepSeek-V3 `topk_group`: 4) |
 | `training.cuda_graph_impl` | - | `none` | CUDA graphs (Megatron-Core `--cuda-graph-impl`): `local` / `transformer_engine` capture the layer scopes of `cuda_graph_scope`, `full_iteration` the whole forward-backward; a captured scope replays as one host launch, so it no longer host-bounds the layer (docs/model.md, "Host launch bound") |
 | `training.cuda_graph_scope` | list | `[]` (every scope of each layer) | `attn`, `mlp`, `moe`, `moe_router`, `moe_preprocess` (Megatron-Core `cuda_graph_scope`; dropless MoE recipes capture `attn`, `moe_router`, `moe_preprocess`: Megatron-Bridge `docs/training/cuda-graphs.md`) |
-| `parallelism.overlap_moe_expert_parallel_comm` | - | `false` | MoE dispatch/combine overlapped with another microbatch's compute (Megatron-Core `--overlap-moe-expert-parallel-comm`, Megatron-Bridge `moe_a2a_overlap`); only what exceeds the layer's compute shows |
+| `parallelism.overlap_moe_expert_parallel_comm` | - | `false` | MoE dispatch/combine overlapped with another microbatch's compute (Megatron-Core `--overlap-moe-expert-parallel-comm`, Megatron-Bridge `moe_a2a_overlap`); only what exceeds the layer's compute shows, and the compute it hides behind loses the 20 SMs the all-to-all holds (docs/model.md) |
 | `training.precision` | - | `bf16` | `fp8` / `fp8_cs` / `fp8_ds` (per-tensor FP8), `fp8_mx` (MXFP8), `nvfp4`, `mxfp4` (Megatron-Bridge recipe names): the linear layers run at the catalog's `fp8` / `mxfp8` / `nvfp4` / `mxfp4` peak |
 | `peak_flops.mxfp8`, `.nvfp4`, `.mxfp4` | FLOP/s | null | dense block-scaled peaks (datasheets cited in `simulator/catalog/gpus.yaml`) |
 
