@@ -7,78 +7,16 @@ the masked half; the unfused (pre-2022) path computes the full s x s score matri
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 
 from simulator.model.arch import Arch
-
-
-@dataclass(frozen=True)
-class Op:
-    name: str
-    kind: str              # "gemm" (tensor cores) or "memory" (element-wise, bandwidth bound)
-    flops: float           # forward FLOPs on this GPU
-    bytes: float           # forward HBM traffic on this GPU
-    bwd_factor: float = 2.0    # backward work / forward work
-    attention_core: bool = False   # recomputed under selective recomputation
-    count: int = 1         # identical kernels (e.g. one GEMM per local expert)
-    linear: bool = False   # a transformer block's linear layer: FP8 under precision fp8 (Transformer Engine)
-    sparse: bool = False   # 2:4-sparse weights on sparse tensor cores (training.sparsity_2to4)
-    shape: tuple[float, float, float] | None = None   # (m, k, n) of one GEMM kernel (cost/compute.py)
-    # softmax exponentials of a fused attention kernel, forward; the backward recomputes the
-    # probabilities once (FlashAttention's P = exp(S - LSE)), so it pays as many again
-    exps: float = 0.0
-    # GEMMs of this shape making up the op, launched one by one from the host onto GROUP_STREAMS
-    # streams (Transformer Engine's grouped GEMM: one cuBLAS GEMM per local expert)
-    group: int = 1
-    launches: float = 1.0  # host-side kernel launches of one forward execution (cost/compute.py:host_time)
-    scope: str = ""        # CUDA-graph scope the op is captured in (Megatron cuda_graph_scope names)
-    # a norm or an activation function: what selective_op recomputation reruns in the backward
-    # (Megatron recompute_modules [layernorm, moe_act]; torchtitan's op-level policy)
-    rerun: bool = False
-    # a memory-bound kernel issued once per GEMM the op feeds: its backward launches one for the
-    # data-gradient and one for the weight-gradient GEMM (like a GEMM's)
-    per_gemm: bool = False
-
-
-@dataclass(frozen=True)
-class Shard:
-    """How one microbatch is split over a GPU's parallel groups."""
-
-    micro_batch: int
-    tp: int
-    cp: int
-    ep: int
-    sequence_parallel: bool
-    flash_attention: bool
-    act_bytes: float = 2.0     # bytes per activation element (bf16/fp16)
-    sparse_2to4: bool = False  # MLP weights 2:4-sparse (training.sparsity_2to4)
-    fused_cross_entropy: bool = False   # training.cross_entropy_loss_fusion
-    eager: bool = False        # eager PyTorch element-wise kernels (training.kernel_fusion: eager)
-
-    def tokens(self, a: Arch) -> float:
-        return self.micro_batch * a.seq / self.cp
-
-    def norm_tokens(self, a: Arch) -> float:
-        """Tokens seen by element-wise ops on the hidden stream (split by SP over TP ranks)."""
-        return self.tokens(a) / (self.tp if self.sequence_parallel else 1)
-
-
-def gemm(name: str, m: float, k: float, n: float, e: float, count: int = 1, linear: bool = False,
-         sparse: bool = False, scope: str = "") -> Op:
-    """A (m x k) @ (k x n) matrix multiply reading both operands and writing the result once."""
-    return Op(name, "gemm", 2.0 * m * k * n, e * (m * k + k * n + m * n), count=count, linear=linear,
-              sparse=sparse, shape=(m, k, n), scope=scope)
-
-
-def memory_op(name: str, elements: float, e: float, bwd_factor: float = 2.0, scope: str = "",
-              launches: float = 1.0, rerun: bool = False) -> Op:
-    return Op(name, "memory", 0.0, elements * e, bwd_factor, scope=scope, launches=launches, rerun=rerun)
-
-
-def in_scope(ops: list[Op], scope: str) -> list[Op]:
-    """The ops with no CUDA-graph scope of their own placed in ``scope``."""
-    return [op if op.scope else replace(op, scope=scope) for op in ops]
+# re-exported: the op types, and the MLP and MoE ops built in their own modules
+from simulator.model.mlp_ops import clamp_ops, mlp_ops  # noqa: F401
+from simulator.model.moe_ops import (DISPATCH_LAUNCHES, FLEX_DISPATCH_LAUNCHES, FLEX_PREPROCESS_LAUNCHES,  # noqa: F401
+                                     GROUP_STREAMS, PREPROCESS_LAUNCHES, ROUTER_LAUNCHES, expert_bias_ops,
+                                     expert_ops, permute_elements, tokens_per_expert)
+from simulator.model.op import Op, Shard, gemm, in_scope, memory_op  # noqa: F401
 
 
 # Query and key block of a fused attention kernel: FlashAttention-2/3 and cuDNN's fused attention
@@ -198,137 +136,6 @@ def rope_ops(a: Arch, sh: Shard, elements: float, e: float) -> list[Op]:
         return [Op("rope_eager", "memory", 0.0, EAGER_ROPE_BYTES * elements, bwd_factor=1.0,
                    launches=2 * EAGER_ROPE_KERNELS, rerun=True)]
     return []
-
-
-def clamp_ops(a: Arch, half_elems: float, e: float, prefix: str, count: int = 1, scope: str = "") -> list[Op]:
-    """The eager clamp ahead of a gated activation (Megatron-Core ``activation_func_clamp_value``),
-    empty without one. ``half_elems``: elements of one half (gate or linear) of the activation input.
-
-    Megatron's weighted_bias_quick_geglu_impl (NVIDIA/Megatron-LM
-    megatron/core/fusions/fused_bias_geglu.py @ 034fd2d3) splits fc1's output into its gate and
-    linear halves, clamps each with ``torch.clamp`` and concatenates them back with ``torch.cat``
-    before the fused activation kernel: three eager kernels. Forward: each clamp reads and writes
-    its half (2 elements per half element), the concatenation reads and writes both halves (4).
-    Backward (autograd): each clamp's backward reads the gradient and its saved input and writes the
-    gradient (3); the concatenation's backward only slices (no kernel); the split (``chunk``) joins the
-    two halves' gradients with one more concatenation (4)."""
-    if not a.act_clamp:
-        return []
-    return [Op(f"{prefix}act_clamp", "memory", 0.0, 2 * half_elems * e, bwd_factor=1.5, count=2 * count,
-               scope=scope, rerun=True),
-            Op(f"{prefix}act_clamp_cat", "memory", 0.0, 4 * half_elems * e, bwd_factor=1.0, count=count,
-               scope=scope, rerun=True)]
-
-
-def mlp_ops(a: Arch, sh: Shard, tokens: float, ffn: int, prefix: str, count: int = 1) -> list[Op]:
-    e, t = sh.act_bytes, sh.tp
-    up = (2 if a.gated else 1) * ffn / t
-    act_elems = tokens * (3 if a.gated else 2) * ffn / t  # SwiGLU reads 2 inputs, writes 1
-    return [
-        gemm(f"{prefix}fc1", tokens, a.hidden, up, e, count, linear=True, sparse=sh.sparse_2to4),
-        *clamp_ops(a, tokens * ffn / t, e, prefix, count),
-        Op(f"{prefix}activation", "memory", 0.0, act_elems * e * count, rerun=True),
-        gemm(f"{prefix}fc2", tokens, ffn / t, a.hidden, e, count, linear=True, sparse=sh.sparse_2to4),
-    ]
-
-
-# Transformer Engine's grouped GEMM (GroupedLinear -> nvte_multi_stream_cublas_gemm,
-# NVIDIA/TransformerEngine transformer_engine/common/gemm/cublaslt_gemm.cu) is not one kernel: it
-# launches one cuBLAS GEMM per local expert from a host loop, round-robin over 4 compute streams
-# (num_streams = 4 in transformer_engine/gemm.h), then joins them. Each expert's GEMM is tiled on its
-# own (cost/compute.py pads its rows to the 128-row tile and counts its waves with up to 4 GEMMs in
-# flight), and every one of them is a host launch.
-GROUP_STREAMS = 4
-
-# Host-side launches of Megatron-Core's MoE plumbing per forward, beyond the expert GEMMs: estimates
-# read off megatron/core/transformer/moe/router.py (TopKRouter.forward: gating GEMM, random logits
-# under force-balancing, fused top-k/softmax, aux-loss scores, tokens per expert, the loss and its
-# tracker) and token_dispatcher.py (MoEAlltoAllTokenDispatcher: preprocess = tokens-per-expert
-# histogram, all-gather of the counts over EP, split sizes copied to the host with a sync, the
-# per-local-expert counts; dispatch + combine = fused permute, all-to-all, sort of the received
-# chunks by local expert, each way). The router and preprocess are what Megatron's "moe_router" /
-# "moe_preprocess" CUDA-graph scopes capture, because they are many small host-bound ops.
-ROUTER_LAUNCHES = 12
-PREPROCESS_LAUNCHES = 10
-DISPATCH_LAUNCHES = 6
-# The flex dispatcher (moe_token_dispatcher_type "flex": DeepEP / HybridEP) fuses the permutation,
-# the all-to-all and the sort by local expert into one dispatch kernel and its mirror combine
-# (MoEFlexTokenDispatcher with _HybridEPManager / _DeepepManager, NVIDIA/Megatron-LM
-# megatron/core/transformer/moe/token_dispatcher.py @ core_v0.16.0 = 3bec9aa9): its preprocess is the routing
-# map and probabilities expanded over the TP x EP group (two copies; no histogram, no all-gather of
-# the counts), its dispatch the probabilities' fp32 cast, the fused dispatch (metadata and data
-# kernels) and the tokens-per-expert sum, its combine one fused kernel.
-FLEX_PREPROCESS_LAUNCHES = 2
-FLEX_DISPATCH_LAUNCHES = 5
-
-
-def permute_elements(a: Arch, sh: Shard, tokens: float) -> float:
-    """Activation elements the alltoall dispatcher moves through HBM per forward (the backward moves
-    the same gradients once): permute reads each token and writes its top-k copies, unpermute
-    reads the copies back and writes one sum per token, (1 + k) x tokens x hidden each; with EP and
-    several local experts, the received chunks are sorted by local expert after the dispatch and
-    back before the combine (Megatron-Core MoEAlltoAllTokenDispatcher, sort_chunks_by_idxs), a read
-    and a write of the k copies each way."""
-    k, h = a.topk, a.hidden
-    moved = 2 * (1 + k) * tokens * h
-    if sh.ep > 1 and a.num_experts // sh.ep > 1 and not a.deepep:   # flex: sorted by the dispatch kernel
-        moved += 2 * 2 * k * tokens * h
-    return moved
-
-
-def tokens_per_expert(a: Arch, sh: Shard, tokens: float) -> float:
-    """Mean routed tokens each local expert of the busiest EP rank processes per microbatch."""
-    imbalance = a.load_imbalance if sh.ep > 1 else 1.0   # one rank holding every expert: no straggler
-    return tokens * a.topk * sh.ep / a.num_experts * imbalance
-
-
-def expert_ops(a: Arch, sh: Shard, tokens: float) -> list[Op]:
-    """The routed experts of one MoE layer on one GPU.
-
-    With grouped GEMM (``moe_grouped_gemm``, Megatron's TEGroupedMLP) fc1 and fc2 are each one
-    GEMM per local expert of (tokens per expert) x hidden x ffn, launched by one host call onto
-    GROUP_STREAMS streams: few tokens per expert fill few tiles (cost/compute.py), and each expert's
-    weights are read whatever its token count (the roofline's memory side). Without it, separate
-    ops per local expert, each paying the per-kernel overhead in line (Megatron's SequentialMLP).
-    """
-    local = max(a.num_experts // sh.ep, 1)
-    m = tokens_per_expert(a, sh, tokens)
-    if not a.grouped_gemm:
-        return in_scope(mlp_ops(a, sh, m, a.moe_ffn, "expert_", count=local), "moe")
-    e, t = sh.act_bytes, sh.tp
-    up, ffn = (2 if a.gated else 1) * a.moe_ffn / t, a.moe_ffn / t
-    act_elems = local * m * (3 if a.gated else 2) * a.moe_ffn / t
-
-    def grouped(name: str, k: float, n: float) -> Op:
-        return Op(name, "gemm", local * 2.0 * m * k * n, local * e * (m * k + k * n + m * n),
-                  linear=True, sparse=sh.sparse_2to4, shape=(m, k, n), group=local, launches=local,
-                  scope="moe")
-
-    return [grouped("expert_fc1", a.hidden, up),
-            *clamp_ops(a, local * m * ffn, e, "expert_", scope="moe"),   # one kernel over all local experts
-            Op("expert_activation", "memory", 0.0, act_elems * e, scope="moe", rerun=True),
-            grouped("expert_fc2", ffn, a.hidden),
-            *expert_bias_ops(a, local, m, e)]
-
-
-def expert_bias_ops(a: Arch, local: int, m: float, e: float) -> list[Op]:
-    """fc2's bias in the grouped expert MLP (``add_bias_linear`` with TEGroupedMLP), empty without.
-
-    fc1's bias is added inside Transformer Engine's grouped GEMM; fc2's is returned apart
-    (skip_bias_add) and added after it, scaled by each token's routing probability, by
-    TEGroupedMLP._apply_bias (NVIDIA/Megatron-LM megatron/core/transformer/moe/experts.py @
-    e8b9df15): the output is split by local expert, each piece gets ``t + b * p`` (two eager kernels
-    per local expert: the scaled bias written once, then read with the piece and the sum written,
-    4 elements per routed token and channel) and the pieces are concatenated again (read and write,
-    2). Backward (autograd): ``b * p`` gives the bias gradient (gradient x probability, summed over
-    tokens) and the probability gradient (gradient x bias, summed over channels), 6 elements per
-    routed token and channel, and the split's backward concatenates the pieces' gradients (2). The
-    backward's kernels are counted as the forward's (two per local expert and one)."""
-    if not a.linear_bias:
-        return []
-    return [Op("expert_fc2_bias", "memory", 0.0, 2 * m * a.hidden * e, bwd_factor=1.5, count=2 * local,
-               scope="moe"),
-            Op("expert_fc2_bias_cat", "memory", 0.0, 2 * local * m * a.hidden * e, bwd_factor=1.0, scope="moe")]
 
 
 def _residual_elems(a: Arch, tokens: float) -> float:
