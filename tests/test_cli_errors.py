@@ -482,3 +482,20 @@ def test_run_plot_refuses_a_file_name_before_any_work(capsys, tmp_path):
     code, err = run_cli(capsys, ["run", WORKLOADS / "llama3-8b.yaml", "--fast", "--plot", target])
     check(code, err, 2, "--plot", "run.png", "a folder name")
     assert not (tmp_path / "new").exists()
+
+
+def test_flash2_without_flash_attention(tmp_path, capsys):
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path), "--set", "training.use_flash_attn=false",
+                                 "--set", "training.attention_kernel=flash2"])
+    check(code, err, 2, "training.attention_kernel", "'flash2'", "use_flash_attn is false")
+
+
+def test_flash2_on_a_tpu(tmp_path, capsys):
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path), "--set", "cluster.gpu=tpu-v5p",
+                                 "--set", "training.attention_kernel=flash2"])
+    check(code, err, 2, "training.attention_kernel", "'flash2'", "google", "fused (the default)")
+
+
+def test_misspelt_attention_kernel(tmp_path, capsys):
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path), "--set", "training.attention_kernel=flash3"])
+    check(code, err, 2, "training.attention_kernel", "'flash3'", "fused", "flash2")

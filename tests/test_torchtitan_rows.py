@@ -43,9 +43,29 @@ def test_fsdp_throughput_stays_flat_from_8_to_128_gpus(tt_cases):
         assert big.published / small.published == pytest.approx(1.0, abs=0.03)
 
 
-def test_the_upper_bound_reading_holds(tt_cases):
-    """The cluster carries the SXM peaks, above the part's (between SXM and NVL, 500 W): every row is
-    predicted faster than published."""
-    for c in tt_cases.values():
+def test_the_upper_bound_reading_holds_where_attention_is_a_small_share(tt_cases):
+    """The cluster carries the SXM peaks, above the part's (between SXM and NVL, 500 W): every row at
+    8,192 tokens, where the attention kernel's rate matters least, is predicted faster than published.
+    (The 32K and 64K rows are not: there the FlashAttention-2 ratio decides, docs/validation.md.)"""
+    short = [c for run, c in tt_cases.items() if "cp" not in run]
+    assert len(short) == 8
+    for c in short:
         r = c.predict()
         assert r.predicted > r.published, c.run
+
+
+def test_torchtitan_runs_flash_attention_2_and_long_context_tracks_it(tt_cases):
+    """torchtitan's SDPA ran FlashAttention-2 (rows.py cites why). Published, 256K tokens per sequence
+    is 7.1x slower per token than 32K (3,890 -> 548 tokens/s/GPU); with FA2's rate the prediction is
+    within 20 % of that slowdown (the fused kernel's rate gave 5.3x, 25 % short: issue 13, symptom 7),
+    and every context-parallel row within 25 % of its figure."""
+    for c in tt_cases.values():
+        assert c.scenario.workload.training.attention_kernel == "flash2"
+    short = tt_cases["tt-llama3.1-8b-8xh100-fsdp8-cp1-32k"].predict()
+    long = tt_cases["tt-llama3.1-8b-8xh100-fsdp1-cp8-256k"].predict()
+    published = short.published / long.published
+    assert published == pytest.approx(7.1, abs=0.05)
+    assert short.predicted / long.predicted == pytest.approx(published, rel=0.2)
+    for run, c in tt_cases.items():
+        if "-cp" in run:
+            assert abs(c.predict().error) < 0.25, run

@@ -323,6 +323,14 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
         _fail(where, "training.sparsity_2to4", f"the cluster's GPU ({gpu.name}) has no 2:4 sparse tensor "
               "cores (its sparsity_2to4_speedup is not above 1)", t.sparsity_2to4,
               "false on this GPU, or a GPU with sparse tensor cores (A100, H100, ...)")
+    if t.attention_kernel != "fused" and not t.use_flash_attn:
+        _fail(where, "training.attention_kernel", f"{t.attention_kernel} is a fused attention kernel, but "
+              "use_flash_attn is false (the unfused path materialises the scores)", t.attention_kernel,
+              "fused (the default), or use_flash_attn: true")
+    if t.attention_kernel == "flash2" and gpu.vendor not in ("nvidia", "amd"):
+        _fail(where, "training.attention_kernel", f"FlashAttention-2 is a GPU kernel (CUDA, ROCm); the "
+              f"cluster's {gpu.name} is a {gpu.vendor} part", t.attention_kernel,
+              "fused (the default) on this accelerator")
     if t.optimizer.hessian_interval is not None and t.optimizer.kind != "sophia":
         _fail(where, "training.optimizer.hessian_interval", f"optimizer {t.optimizer.kind} estimates no "
               "Hessian", t.optimizer.hessian_interval, "no hessian_interval, or kind: sophia")

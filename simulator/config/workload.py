@@ -141,6 +141,14 @@ class TrainingConfig(Strict):
     grad_dtype: Literal["fp32", "bf16", "fp16"] | None = None
     optimizer: OptimizerConfig = OptimizerConfig()
     use_flash_attn: bool = True                         # fused attention: no s x s matrix in HBM
+    # which fused attention kernel runs (with use_flash_attn): fused = the generation's best kernel
+    # (cuDNN fused attention / FlashAttention-3 on Hopper, cuDNN on Blackwell: what Transformer
+    # Engine picks under Megatron-Core and NeMo; the efficiencies were fitted on it) or flash2 =
+    # FlashAttention-2 (the flash-attn 2.x package; PyTorch SDPA's flash backend, its default on
+    # Hopper until cuDNN attention became the default, pytorch/pytorch#138522), which does not use
+    # Hopper's or Blackwell's asynchronous tensor-core instructions (cost/compute.py
+    # attention_kernel_speed)
+    attention_kernel: Literal["fused", "flash2"] = "fused"
     # CUDA graphs (Megatron-Core cuda_graph_impl): captured kernels replay as one launch, so the host
     # no longer bounds the layer (cost/stage.py). none | local (Megatron's graphs) | transformer_engine
     # (TE make_graphed_callables) | full_iteration (the whole forward-backward captured)

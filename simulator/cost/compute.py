@@ -66,6 +66,35 @@ def _backward_shape_factor(op: Op, sms: int | None) -> float:
     return 0.5 * (1.0 / dgrad + 1.0 / wgrad)
 
 
+# FlashAttention-2 against the generation's best fused attention kernel (training.attention_kernel:
+# flash2 vs fused), by compute capability, (forward, backward) throughput ratios. FA2 issues the
+# Ampere-style synchronous mma instructions; on Hopper and Blackwell the fused kernels (cuDNN,
+# FlashAttention-3) use the asynchronous warpgroup / tcgen05 tensor-core paths and TMA.
+#  - Ampere and older (cc < 9): 1.0. FA2 is the fused kernel of that generation (FlashAttention-2,
+#    Dao 2023: 50-73 % of A100 peak), and the fitted rate stands for it.
+#  - Hopper (cc 9.x): forward 329.5 / 631.3 TFLOP/s = 0.522, PyTorch SDPA's flash backend against its
+#    cuDNN backend on an H100 (batch 1, 24 heads, 4,608 tokens, head dim 128; tritonbench on
+#    2.6.0.dev20241204, pytorch/pytorch#142132; FlashAttention-3 measured 631.8 in the same run);
+#    backward 1 / 1.625 = 0.615, the middle of FlashAttention-3's 1.5-1.75x over FA2 in the backward
+#    pass (Shah et al. 2024, arXiv 2407.08608, section 4.1).
+#  - Blackwell (cc >= 10): 191.2 / 546.8 ms = 0.350, cuDNN SDPA against flash-attn 2.8.3 on a B200
+#    at ~506K tokens (NVlabs' Sana measurement quoted in sgl-project/sglang#33655); a forward
+#    (inference) figure, assumed for the backward too (none published).
+FLASH2_SPEED = ((9.0, (0.522, 0.615)), (10.0, (0.350, 0.350)))
+
+
+def attention_kernel_speed(op: Op, gpu: GPUSpec, backward: bool = False) -> float:
+    """Throughput of ``op``'s attention kernel relative to the fused one the efficiencies describe
+    (1.0 for "fused", and for FlashAttention-2 on GPUs older than Hopper or of unknown generation)."""
+    if op.kernel != "flash2" or gpu.compute_capability is None:
+        return 1.0
+    speed = 1.0
+    for cc, (fwd, bwd) in FLASH2_SPEED:
+        if gpu.compute_capability >= cc:
+            speed = bwd if backward else fwd
+    return speed
+
+
 def sparse_gemm_speedup(gpu: GPUSpec, eff: Efficiency) -> float:
     """Speed of a 2:4-sparse GEMM over its dense twin: the catalog's sparse peak ratio x eff.sparse_2to4."""
     return max(1.0, gpu.sparsity_2to4_speedup * eff.sparse_2to4)
@@ -92,6 +121,8 @@ def op_time(op: Op, gpu: GPUSpec, precision: str, eff: Efficiency, backward: boo
         return (mem + overhead) * op.count
     prec = precision if (op.linear or not is_low_precision(precision)) else "bf16"
     rate = gemm_rate(gpu, prec, eff) * (eff.attention if op.attention_core else 1.0)
+    if op.attention_core:
+        rate *= attention_kernel_speed(op, gpu, backward)
     if op.sparse:
         rate *= sparse_gemm_speedup(gpu, eff)
     comp = op.flops * scale / rate

@@ -48,7 +48,7 @@ def shard_of(s: Scenario) -> Shard:
     return Shard(micro_batch=lay.micro_batch_size, tp=lay.tp, cp=lay.cp, ep=lay.ep,
                  sequence_parallel=lay.sequence_parallel, flash_attention=t.use_flash_attn,
                  act_bytes=2.0, sparse_2to4=t.sparsity_2to4, eager=t.kernel_fusion == "eager",
-                 fused_cross_entropy=t.cross_entropy_loss_fusion)
+                 fused_cross_entropy=t.cross_entropy_loss_fusion, attention_kernel=t.attention_kernel)
 
 
 # Transformer Engine's userbuffer TP overlap as NeMo / Megatron-Bridge configure it

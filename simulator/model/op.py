@@ -33,6 +33,9 @@ class Op:
     # a memory-bound kernel issued once per GEMM the op feeds: its backward launches one for the
     # data-gradient and one for the weight-gradient GEMM (like a GEMM's)
     per_gemm: bool = False
+    # the fused attention kernel an attention-core op runs (training.attention_kernel): "fused" (the
+    # generation's best, what the efficiencies were fitted on) or "flash2" (cost/compute.py)
+    kernel: str = "fused"
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Shard:
     sparse_2to4: bool = False  # MLP weights 2:4-sparse (training.sparsity_2to4)
     fused_cross_entropy: bool = False   # training.cross_entropy_loss_fusion
     eager: bool = False        # eager PyTorch element-wise kernels (training.kernel_fusion: eager)
+    attention_kernel: str = "fused"   # training.attention_kernel: fused or flash2
 
     def tokens(self, a: Arch) -> float:
         return self.micro_batch * a.seq / self.cp

@@ -59,7 +59,7 @@ def attention_ops(a: Arch, sh: Shard) -> list[Op]:
         flops = 2.0 * b * heads * pairs * (dqk + dv)
         io = e * b * sq * heads * (dqk + dv) + e * b * sk * a.kv_exchange_width / t
         return [Op("flash_attention", "gemm", flops, io, bwd_factor=2.5, attention_core=True,
-                   exps=b * heads * pairs)]
+                   exps=b * heads * pairs, kernel=sh.attention_kernel)]
     bh = b * heads
     # the unfused path materialises the whole s x s score matrix, window or not (masked)
     return [

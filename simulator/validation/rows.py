@@ -39,8 +39,13 @@ SOURCES = {
                    "dp_comm_sms": 20}),
     # torchtitan's published FSDP2 benchmarks on Meta's Grand Teton H100 96GB (pytorch/torchtitan
     # docs/performance.md @ eaea6f6a): FSDP2 with fp32 gradient reduction (torchtitan's default
-    # mixed_precision_reduce), prefetching its collectives behind compute; SDPA flash attention
-    "torchtitan-2024": ("grand-teton-h100-96gb.yaml", {"use_flash_attn": True},
+    # mixed_precision_reduce), prefetching its collectives behind compute; SDPA's flash backend,
+    # FlashAttention-2: torchtitan's context-parallel runs restrict SDPA to the flash and
+    # memory-efficient backends (torchtitan/utils.py create_context_parallel_ctx @ 9dec370, "TODO:
+    # support cuDNN backend"), and the other runs take SDPA's default, which that December 2024 torch
+    # no longer led with cuDNN on H100 (opt-in since pytorch/pytorch#138522; #142132 measures the
+    # default at FA2 speed on 2.6.0.dev20241204)
+    "torchtitan-2024": ("grand-teton-h100-96gb.yaml", {"use_flash_attn": True, "attention_kernel": "flash2"},
                         {"overlap_grad_reduce": True, "overlap_param_gather": True}),
     "nemo-24.07": (None, _MODERN_TRAINING, _MODERN_PAR),
     "nemo-long-sequence": (None, _MODERN_TRAINING, _MODERN_PAR),

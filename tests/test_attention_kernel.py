@@ -1,0 +1,57 @@
+"""training.attention_kernel: FlashAttention-2 against the fused kernel the efficiencies describe
+(cost/compute.py attention_kernel_speed), by hand and end to end."""
+from dataclasses import replace
+
+import pytest
+
+from simulator.config.gpu import catalog_gpu as get_gpu
+from simulator.cost.compute import attention_kernel_speed, op_time
+from simulator.cost.efficiency import DEFAULT
+from simulator.model.op import Op
+
+
+def _attention(kernel: str) -> Op:
+    # compute-bound (tiny io), no exponentials: the matmul rate alone
+    return Op("flash_attention", "gemm", 1e12, 1.0, bwd_factor=2.5, attention_core=True, kernel=kernel)
+
+
+@pytest.mark.parametrize("gpu, fwd, bwd", [("a100-80gb", 1.0, 1.0), ("h100-sxm", 0.522, 0.615),
+                                          ("b200", 0.350, 0.350), ("gb300", 0.350, 0.350),
+                                          ("mi300x", 1.0, 1.0)])
+def test_flash2_speed_by_generation(gpu, fwd, bwd):
+    g = get_gpu(gpu)
+    op = _attention("flash2")
+    assert attention_kernel_speed(op, g) == fwd
+    assert attention_kernel_speed(op, g, backward=True) == bwd
+    assert attention_kernel_speed(_attention("fused"), g) == 1.0
+
+
+def test_flash2_slows_only_the_attention_matmuls_by_hand():
+    g = get_gpu("h100-sxm")
+    eff = replace(DEFAULT, kernel_overhead=0.0)
+    fused, flash2 = _attention("fused"), _attention("flash2")
+    # 1e12 FLOPs at 989 TFLOP/s x max_gemm_fraction x eta_gemm x eta_attn, then / 0.522
+    rate = 989e12 * g.max_gemm_fraction * eff.gemm * eff.attention
+    assert op_time(fused, g, "bf16", eff) == pytest.approx(1e12 / rate)
+    assert op_time(flash2, g, "bf16", eff) == pytest.approx(1e12 / rate / 0.522)
+    assert op_time(flash2, g, "bf16", eff, backward=True) == pytest.approx(2.5e12 / rate / 0.615)
+    # the softmax's exponentials run on the SFUs whichever kernel issues them: added unscaled
+    with_exps = replace(flash2, exps=1e9)
+    assert op_time(with_exps, g, "bf16", eff) - op_time(flash2, g, "bf16", eff) == pytest.approx(1e9 / g.sfu_exp_rate)
+    # a GEMM that is not attention is untouched
+    gemm = Op("fc1", "gemm", 1e12, 1.0, kernel="flash2")
+    assert op_time(gemm, g, "bf16", eff) == op_time(replace(gemm, kernel="fused"), g, "bf16", eff)
+
+
+def test_flash2_step_is_slower_on_hopper_and_equal_on_ampere():
+    from simulator import load_scenario
+    from simulator.cost.step import estimate_step
+    from tests.conftest import WORKLOADS
+
+    def step(*sets):
+        return estimate_step(load_scenario(WORKLOADS / "llama3-8b.yaml", overrides=list(sets))).step_time
+
+    fused, flash2 = step(), step("training.attention_kernel=flash2")
+    assert flash2 > 1.05 * fused        # 8K tokens: attention is a large share of the H100 step
+    a100 = "cluster=../topologies/dgx-a100-selene.yaml"
+    assert step(a100, "training.attention_kernel=flash2") == step(a100)
