@@ -47,6 +47,11 @@ SOURCES = {
     # default at FA2 speed on 2.6.0.dev20241204)
     "torchtitan-2024": ("grand-teton-h100-96gb.yaml", {"use_flash_attn": True, "attention_kernel": "flash2"},
                         {"overlap_grad_reduce": True, "overlap_param_gather": True}),
+    # torchtitan's June 2025 async-TP benchmarks on the same hosts (benchmarks/
+    # asyncTP_llama3_h100_2025-06_torchtitan.md @ 2887250b): the same stack; its SDPA puts
+    # FlashAttention first on H100 and cuDNN only on B200 (torchtitan/models/attention.py @ 820504e2)
+    "torchtitan-2025": ("grand-teton-h100-96gb.yaml", {"use_flash_attn": True, "attention_kernel": "flash2"},
+                        {"overlap_grad_reduce": True, "overlap_param_gather": True}),
     "nemo-24.07": (None, _MODERN_TRAINING, _MODERN_PAR),
     "nemo-long-sequence": (None, _MODERN_TRAINING, _MODERN_PAR),
     "megatron-bridge": (None, {**_MODERN_TRAINING, "cross_entropy_loss_fusion": True}, _MODERN_PAR),
@@ -175,7 +180,7 @@ def workload_of(row: dict) -> dict:
         parallel["tp_comm_overlap"] = row["tp_comm_overlap"] == "true"
         if row.get("moe_a2a_overlap") == "true":
             parallel["overlap_moe_expert_parallel_comm"] = True
-    elif row["source"] == "torchtitan-2024":
+    elif row["source"] in ("torchtitan-2024", "torchtitan-2025"):
         parallel["tp_comm_overlap"] = row["tp_comm_overlap"] == "true"   # async TP, as the row says
     if row["virtual_pp"].strip():
         parallel["virtual_pipeline_model_parallel_size"] = int(row["virtual_pp"])

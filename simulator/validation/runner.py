@@ -170,6 +170,7 @@ CHECK_ONLY_SOURCES = {
     # torchtitan's Grand Teton H100: "the actual peak TFLOPs number is between SXM and NVL, and we
     # don't know its exact value" (docs/performance.md @ eaea6f6a), at a 500 W power limit
     "torchtitan-2024": "the GPU's peak is not published: an H100 96GB HBM2e at 500 W, between SXM and NVL",
+    "torchtitan-2025": "the same Grand Teton H100 96GB at 500 W, peak not published",
 }
 
 
