@@ -52,6 +52,10 @@ SOURCES = {
     # FlashAttention first on H100 and cuDNN only on B200 (torchtitan/models/attention.py @ 820504e2)
     "torchtitan-2025": ("grand-teton-h100-96gb.yaml", {"use_flash_attn": True, "attention_kernel": "flash2"},
                         {"overlap_grad_reduce": True, "overlap_param_gather": True}),
+    # Trainy's torchtitan run on WhiteFiber H200 hosts (benchmarks/llama3-8b_h200_202506_trainy-
+    # whitefiber.md @ 4a61bd87): torchtitan's stack as above, on a GPU whose peak is published
+    "trainy-h200-2025": ("whitefiber-h200.yaml", {"use_flash_attn": True, "attention_kernel": "flash2"},
+                         {"overlap_grad_reduce": True, "overlap_param_gather": True}),
     "nemo-24.07": (None, _MODERN_TRAINING, _MODERN_PAR),
     "nemo-long-sequence": (None, _MODERN_TRAINING, _MODERN_PAR),
     "megatron-bridge": (None, {**_MODERN_TRAINING, "cross_entropy_loss_fusion": True}, _MODERN_PAR),
@@ -180,7 +184,7 @@ def workload_of(row: dict) -> dict:
         parallel["tp_comm_overlap"] = row["tp_comm_overlap"] == "true"
         if row.get("moe_a2a_overlap") == "true":
             parallel["overlap_moe_expert_parallel_comm"] = True
-    elif row["source"] in ("torchtitan-2024", "torchtitan-2025"):
+    elif row["source"] in ("torchtitan-2024", "torchtitan-2025", "trainy-h200-2025"):
         parallel["tp_comm_overlap"] = row["tp_comm_overlap"] == "true"   # async TP, as the row says
     if row["virtual_pp"].strip():
         parallel["virtual_pipeline_model_parallel_size"] = int(row["virtual_pp"])
