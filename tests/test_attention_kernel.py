@@ -55,3 +55,44 @@ def test_flash2_step_is_slower_on_hopper_and_equal_on_ampere():
     assert flash2 > 1.05 * fused        # 8K tokens: attention is a large share of the H100 step
     a100 = "cluster=../topologies/dgx-a100-selene.yaml"
     assert step(a100, "training.attention_kernel=flash2") == step(a100)
+
+
+def test_every_second_matmul_share_follows_the_block_order_by_hand():
+    from simulator.cost.stage import every_second_matmul_share
+    from simulator.model.arch import resolve
+    from simulator import load_scenario
+    from tests.conftest import WORKLOADS
+
+    llama = resolve(load_scenario(WORKLOADS / "llama3-8b.yaml").workload.model)
+    # q 4096, k 1024, v 1024 wide: k is 1/6 of the fused qkv GEMM; gate, up, down: the up half of fc1
+    assert every_second_matmul_share(llama) == {"qkv": pytest.approx(1 / 6), "attn_proj": 1.0, "fc1": 0.5, "fc2": 0.0}
+    gpt = resolve(load_scenario(WORKLOADS / "gpt3-175b.yaml").workload.model)
+    # q, k, v, output, up, down: k is 1/3 of qkv (no GQA), and the 6th matmul is the down projection
+    assert every_second_matmul_share(gpt) == {"qkv": pytest.approx(1 / 3), "attn_proj": 1.0, "fc1": 0.0, "fc2": 1.0}
+
+
+def test_every_second_matmul_adds_exactly_those_forward_gemms_and_nothing_under_fp8():
+    from simulator import load_scenario
+    from simulator.cost import comm
+    from simulator.cost.compute import op_time
+    from simulator.cost.stage import _layer, _layer_ops, every_second_matmul_share, shard_of
+    from simulator.model.arch import resolve
+    from tests.conftest import WORKLOADS
+
+    base = ["parallelism.tensor_model_parallel_size=1", "parallelism.sequence_parallel=false",
+            "parallelism.recompute_granularity=selective_op"]
+
+    def layer(*sets):
+        s = load_scenario(WORKLOADS / "llama3-8b.yaml", overrides=[*base, *sets])
+        a, sh = resolve(s.workload.model), shard_of(s)
+        tiers = comm.tiers_of(s.cluster, s.gpu, DEFAULT, s.num_gpus)
+        return s, a, sh, _layer(a, s, sh, DEFAULT, tiers, False)
+
+    s, a, sh, plain = layer()
+    _, _, _, every = layer("parallelism.recompute_matmuls=every_second")
+    share = every_second_matmul_share(a)
+    added = sum(op_time(o, s.gpu, "bf16", DEFAULT) * share.get(o.name, 0.0) for o in _layer_ops(a, sh, False))
+    assert added > 0 and every.recompute - plain.recompute == pytest.approx(added)    # TP 1: no collectives
+    _, _, _, fp8_plain = layer("training.precision=fp8_cs")
+    _, _, _, fp8_every = layer("training.precision=fp8_cs", "parallelism.recompute_matmuls=every_second")
+    assert fp8_every == fp8_plain      # FP8 linears call _scaled_mm, which the policy does not count

@@ -499,3 +499,15 @@ def test_flash2_on_a_tpu(tmp_path, capsys):
 def test_misspelt_attention_kernel(tmp_path, capsys):
     code, err = run_cli(capsys, ["run", workload_file(tmp_path), "--set", "training.attention_kernel=flash3"])
     check(code, err, 2, "training.attention_kernel", "'flash3'", "fused", "flash2")
+
+
+def test_every_second_matmul_needs_op_level_recompute(tmp_path, capsys):
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path), "--set", "parallelism.recompute_matmuls=every_second"])
+    check(code, err, 2, "parallelism.recompute_matmuls", "'every_second'", "recompute_granularity: selective_op")
+
+
+def test_every_second_matmul_refuses_an_moe_model(tmp_path, capsys):
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path, "mixtral-8x7b.yaml"),
+                                 "--set", "parallelism.recompute_granularity=selective_op",
+                                 "--set", "parallelism.recompute_matmuls=every_second"])
+    check(code, err, 2, "parallelism.recompute_matmuls", "MoE layers", "none for this model")

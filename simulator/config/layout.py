@@ -124,6 +124,16 @@ def _check_recompute(w: WorkloadConfig, stage_layers: tuple[int, ...], vpp: int,
         if value is not None and par.recompute_granularity != "full":
             _fail(where, P + key, "applies to full recomputation only (Megatron)", value,
                   "recompute_granularity: full, or no " + key)
+    if par.recompute_matmuls != "none":
+        if par.recompute_granularity != "selective_op":
+            _fail(where, P + "recompute_matmuls", "applies to op-level selective recomputation only",
+                  par.recompute_matmuls, "recompute_granularity: selective_op, or recompute_matmuls: none")
+        m = w.model
+        if m.moe is not None or m.multi_latent_attention is not None:
+            _fail(where, P + "recompute_matmuls", "every_second follows torchtitan's dense-block matmul order "
+                  "(q, k, v, output, MLP); this model has " + ("MoE layers" if m.moe is not None else
+                                                              "latent attention"),
+                  par.recompute_matmuls, "none for this model")
     n = par.recompute_num_layers
     if n is not None:
         chunk = min(stage_layers) // vpp if vpp > 1 else min(stage_layers)

@@ -31,6 +31,7 @@ MODEL_FEATURE_NOTES = """
 | `model.moe.moe_token_dispatcher_type` | - | `alltoall` | `alltoall`: NCCL all-to-all, one copy per routed expert; `flex`: DeepEP-style, one copy per destination scale-up domain over the network, forwarded over NVLink (Megatron `--moe-token-dispatcher-type`; deepseek-ai/DeepEP) |
 | `model.moe.moe_router_num_groups` | groups | null | group-limited routing: expert groups (Megatron; DeepSeek-V3 `n_group`: 8) |
 | `model.moe.moe_router_group_topk` | groups | null | groups one token may use (DeepSeek-V3 `topk_group`: 4) |
+| `parallelism.recompute_matmuls` | - | `none` | with `recompute_granularity: selective_op`, the plain (bf16/fp16) matmuls that rerun too: `every_second` = torchtitan's op-level policy, "all compute ops, except every second mm" saved (k, the output projection and the gated MLP's up projection, or a plain MLP's down projection; their inputs' TP collectives with them; FP8 linears are not counted: they call `_scaled_mm`), pytorch/torchtitan `parallelize_llama.py` `_get_custom_policy` @ 9dec370 / e7c0cae / 820504e2; dense, non-latent models only. Activation memory is not reduced accordingly (an upper bound) |
 | `training.attention_kernel` | - | `fused` | the fused attention kernel (with `use_flash_attn`): `fused` = the generation's best (cuDNN fused attention or FlashAttention-3, what Transformer Engine runs under Megatron-Core and NeMo; the fitted `attention` efficiency), `flash2` = FlashAttention-2 (PyTorch SDPA's flash backend, the flash-attn 2.x package). `flash2` runs at 0.522 / 0.615 (forward / backward) of `fused` on Hopper and 0.35 on Blackwell, 1.0 on older GPUs (pytorch/pytorch#142132, FlashAttention-3 paper sec. 4.1, sgl-project/sglang#33655; docs/model.md, "Attention kernel") |
 | `training.cuda_graph_impl` | - | `none` | CUDA graphs (Megatron-Core `--cuda-graph-impl`): `local` / `transformer_engine` capture the layer scopes of `cuda_graph_scope`, `full_iteration` the whole forward-backward; a captured scope replays as one host launch, so it no longer host-bounds the layer (docs/model.md, "Host launch bound") |
 | `training.cuda_graph_scope` | list | `[]` (every scope of each layer) | `attn`, `mlp`, `moe`, `moe_router`, `moe_preprocess` (Megatron-Core `cuda_graph_scope`; dropless MoE recipes capture `attn`, `moe_router`, `moe_preprocess`: Megatron-Bridge `docs/training/cuda-graphs.md`) |
@@ -46,5 +47,6 @@ together with a sliding window; `first_k_dense_replace` leaving no MoE layer; a 
 `moe_router_num_groups` / `moe_router_group_topk`, groups not dividing the experts or more chosen than exist; a load
 imbalance below 1 or set together with forced balancing; a precision the GPU has no peak for (the
 message names the GPU and the precisions it has); `attention_kernel: flash2` with `use_flash_attn: false`,
-or on an accelerator that is neither NVIDIA's nor AMD's.
+or on an accelerator that is neither NVIDIA's nor AMD's; `recompute_matmuls: every_second` without
+`recompute_granularity: selective_op`, or on an MoE or latent-attention model.
 """

@@ -220,9 +220,17 @@ class ParallelismConfig(Strict):
     # activations of that many layers go to host memory in the forward and come back for the backward
     cpu_offloading: bool = False
     cpu_offloading_num_layers: NonNegInt = 0
-    # none | selective (Megatron: the attention core) | selective_op (torchtitan's op-level policy:
-    # keep matmul and attention outputs, recompute norms and activations) | full (layer inputs only)
+    # none | selective (Megatron: the attention core) | selective_op (keep matmul and attention
+    # outputs, recompute norms and activations: Megatron's recompute_modules [layernorm, moe_act];
+    # torchtitan's op-level policy with recompute_matmuls below) | full (layer inputs only)
     recompute_granularity: Literal["none", "selective", "selective_op", "full"] = "none"
+    # with selective_op: which plain (bf16 / fp16) matmuls of a block rerun too. none (Megatron's
+    # recompute_modules: norms and activations only) or every_second (torchtitan's op-level policy
+    # saves "all compute ops, except every second mm": the block's aten.mm calls in order q, k, v,
+    # output projection, MLP up (gate, up), down; the even ones rerun; FP8 linears call _scaled_mm,
+    # which that policy does not count: pytorch/torchtitan parallelize_llama.py _get_custom_policy
+    # @ 9dec370 / e7c0cae / 820504e2). Dense, non-latent attention only (cost/stage.py)
+    recompute_matmuls: Literal["none", "every_second"] = "none"
     # Megatron's full-recompute options: uniform = checkpoint the input of every group of
     # recompute_num_layers layers; block = recompute only the first recompute_num_layers layers of
     # each pipeline stage (model chunk), store the rest. Default with full: uniform, 1 layer.

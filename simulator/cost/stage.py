@@ -15,6 +15,7 @@ from simulator.model.recompute import recomputed_fraction
 from simulator.model.memory import GRAD_BYTES, stage_params
 from simulator.model.params import tensors_per_layer
 from simulator.model.ops import Op, Shard, embedding_ops, head_ops, layer_ops, mtp_ops
+from simulator.model.precision import is_low_precision
 from simulator.model.routing import dispatch_volume_factor
 
 
@@ -173,6 +174,16 @@ def _overlapped_ep(ep_f: float, ep_b: float, compute: float, sms: int | None = N
     return (ep_f * keep + steal * ep_f / total, ep_b * keep + steal * ep_b / total)
 
 
+def every_second_matmul_share(a: Arch) -> dict[str, float]:
+    """Share of each fused linear op's forward that reruns when every second matmul of a dense block
+    does (``recompute_matmuls: every_second``, torchtitan's op policy). The block issues q, k, v,
+    the output projection, then the MLP (gated: gate, up, down; else up, down), and the even ones
+    rerun: k (its share of the fused qkv GEMM), the output projection, and the gated MLP's up half of
+    fc1, or the plain MLP's down projection (fc2)."""
+    k = a.kv_width / (a.attn_width + 2 * a.kv_width)
+    return {"qkv": k, "attn_proj": 1.0, "fc1": 0.5 if a.gated else 0.0, "fc2": 0.0 if a.gated else 1.0}
+
+
 @by_identity(objects=1)   # a frozen Arch and a Shard: the search's layouts share shards
 def _layer_ops(a: Arch, sh: Shard, moe: bool) -> tuple[Op, ...]:
     return tuple(layer_ops(a, sh, moe=moe))
@@ -243,6 +254,13 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
         rec = attn_f
     elif lay.recompute == "selective_op":   # norms and activation functions rerun (Op.rerun)
         rec = sum(t for o, t in zip(ops, fw) if o.rerun)
+        if s.workload.parallelism.recompute_matmuls == "every_second" and not is_low_precision(prec):
+            share = every_second_matmul_share(a)
+            rec += sum(t * share.get(o.name, 0.0) for o, t in zip(ops, fw))
+            # their inputs' collectives rerun with them: the attention's and the MLP's all-gathers
+            # under sequence parallelism (k and the gate/up need the gathered input), or the output
+            # projection's all-reduce without: half the forward's TP time either way
+            rec += 0.5 * tp_f
     return StageTimes(f + b, rec, tp_f + tp_b, cp_f + cp_b, ep_f + ep_b,
                       f + tp_f + cp_f + ep_f, b + rec + tp_b + cp_b + ep_b, wgrad, host_f, host_b)
 

@@ -28,7 +28,8 @@ class Op:
     launches: float = 1.0  # host-side kernel launches of one forward execution (cost/compute.py:host_time)
     scope: str = ""        # CUDA-graph scope the op is captured in (Megatron cuda_graph_scope names)
     # a norm or an activation function: what selective_op recomputation reruns in the backward
-    # (Megatron recompute_modules [layernorm, moe_act]; torchtitan's op-level policy)
+    # (Megatron recompute_modules [layernorm, moe_act]; torchtitan's op-level policy reruns every
+    # second matmul as well: parallelism.recompute_matmuls, cost/stage.py)
     rerun: bool = False
     # a memory-bound kernel issued once per GEMM the op feeds: its backward launches one for the
     # data-gradient and one for the weight-gradient GEMM (like a GEMM's)

@@ -186,6 +186,8 @@ def workload_of(row: dict) -> dict:
             parallel["overlap_moe_expert_parallel_comm"] = True
     elif row["source"] in ("torchtitan-2024", "torchtitan-2025", "trainy-h200-2025"):
         parallel["tp_comm_overlap"] = row["tp_comm_overlap"] == "true"   # async TP, as the row says
+        if row["recompute"] == "selective_op":   # torchtitan's op policy: every second mm reruns too
+            parallel["recompute_matmuls"] = "every_second"
     if row["virtual_pp"].strip():
         parallel["virtual_pipeline_model_parallel_size"] = int(row["virtual_pp"])
     if _int(row["cp"], 1) > 1:
