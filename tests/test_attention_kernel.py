@@ -16,7 +16,7 @@ def _attention(kernel: str) -> Op:
 
 
 @pytest.mark.parametrize("gpu, fwd, bwd", [("a100-80gb", 1.0, 1.0), ("h100-sxm", 0.522, 0.615),
-                                          ("b200", 0.350, 0.350), ("gb300", 0.350, 0.350),
+                                          ("b200", 0.57, 0.57), ("gb300", 0.57, 0.57),
                                           ("mi300x", 1.0, 1.0)])
 def test_flash2_speed_by_generation(gpu, fwd, bwd):
     g = get_gpu(gpu)
@@ -96,3 +96,25 @@ def test_every_second_matmul_adds_exactly_those_forward_gemms_and_nothing_under_
     _, _, _, fp8_plain = layer("training.precision=fp8_cs")
     _, _, _, fp8_every = layer("training.precision=fp8_cs", "parallelism.recompute_matmuls=every_second")
     assert fp8_every == fp8_plain      # FP8 linears call _scaled_mm, which the policy does not count
+
+
+def test_flash2_on_b200_reproduces_torchtitans_published_cudnn_gain():
+    """pytorch/torchtitan#1196: Llama 3 8B (torchtitan's llama3_8b.toml: batch 1, 8,192 tokens, op-level
+    selective AC, no compile) on B200 went 10,902 -> 12,211 tokens/s/GPU when SDPA moved from
+    FlashAttention-2 to cuDNN (1.12x). The Blackwell ratio was set from this pair; the kernel-level
+    0.30-0.35 would give ~1.37x."""
+    from simulator import load_scenario
+    from simulator.cost.step import estimate_step
+    from tests.conftest import WORKLOADS
+
+    sets = ["cluster=../topologies/dgx-b200.yaml", "num_gpus=8", "parallelism.tensor_model_parallel_size=1",
+            "parallelism.distributed_optimizer=false", "parallelism.zero_stage=3", "parallelism.data_parallel_size=8",
+            "parallelism.micro_batch_size=1", "training.global_batch_size=8",
+            "parallelism.recompute_granularity=selective_op", "parallelism.recompute_matmuls=every_second",
+            "training.kernel_fusion=eager"]
+
+    def step(kernel):
+        s = load_scenario(WORKLOADS / "llama3-8b.yaml", overrides=[*sets, f"training.attention_kernel={kernel}"])
+        return estimate_step(s).step_time
+
+    assert step("flash2") / step("fused") == pytest.approx(12211 / 10902, abs=0.02)
