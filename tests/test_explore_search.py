@@ -158,3 +158,18 @@ def test_search_is_the_same_on_worker_processes(small, small_search):
         res = search(inp, (), SearchSettings(gpus=8, top=3), pool, ANALYTICAL, progress=False)
     assert res.ranked == small_search.ranked
     assert res.rows == small_search.rows and res.best == small_search.best and res.front == small_search.front
+
+
+@pytest.mark.parametrize("own", [
+    ("parallelism.recompute_granularity=full", "parallelism.recompute_method=uniform"),
+    ("parallelism.recompute_granularity=selective_op", "parallelism.recompute_matmuls=every_second"),
+])
+def test_the_workloads_own_recompute_options_do_not_invalidate_the_candidates(small, own):
+    """The search sets each candidate's recomputation; options that only go with the workload's own
+    (Megatron's recompute_method, torchtitan's recompute_matmuls) are cleared for the others, so the
+    re-simulated layouts run instead of coming back invalid (they did: every one, for both)."""
+    inp, _ = read_inputs(small, overrides=list(own))
+    with executor_for(1) as ex:
+        res = search(inp, own, SearchSettings(gpus=8, top=3), ex, ANALYTICAL, progress=False)
+    assert res.best is not None
+    assert res.rows and all(row["status"] == "ok" for row in res.rows)

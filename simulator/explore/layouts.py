@@ -13,6 +13,18 @@ from typing import Sequence
 from simulator.model.arch import Arch
 
 RECOMPUTE = ("none", "selective", "full")     # in order of cost: each re-runs more of the forward
+
+
+def recompute_resets(recompute: str) -> tuple[str, ...]:
+    """`--set` texts clearing the recomputation options that do not apply to ``recompute``: Megatron's
+    full-recompute method and layer count under anything but full, torchtitan's matmul rerun under
+    anything but selective_op (so a workload's own options never invalidate the candidates)."""
+    out = []
+    if recompute != "full":
+        out += [f"{P}recompute_method=null", f"{P}recompute_num_layers=null"]
+    if recompute != "selective_op":
+        out.append(f"{P}recompute_matmuls=none")
+    return tuple(out)
 P = "parallelism."
 
 
@@ -77,7 +89,8 @@ class Layout:
                 f"{P}recompute_granularity={self.recompute}", f"{P}pipeline_schedule={_yaml(schedule)}",
                 f"{P}decoder_first_pipeline_num_layers={_yaml(s.first)}",
                 f"{P}decoder_last_pipeline_num_layers={_yaml(s.last)}",
-                f"{P}pipeline_model_parallel_layout=null")
+                f"{P}pipeline_model_parallel_layout=null",
+                *recompute_resets(self.recompute))
 
     def parallelism(self) -> dict:
         """The same choices as parallelism-section fields (for building configs in memory)."""

@@ -39,7 +39,8 @@ def layout_overrides(tp: int, pp: int, recompute: str) -> list[str]:
             f"{p}sequence_parallel={'true' if tp > 1 else 'false'}", f"{p}recompute_granularity={recompute}",
             f"{p}data_parallel_size=auto", f"{p}zero_stage=null", f"{p}distributed_optimizer=true",
             f"{p}reshard_after_forward=true", f"{p}data_parallel_shard_degree=null",
-            f"{p}recompute_method=null", f"{p}recompute_num_layers=null", f"{p}cpu_offloading=false",
+            f"{p}recompute_method=null", f"{p}recompute_num_layers=null", f"{p}recompute_matmuls=none",
+            f"{p}cpu_offloading=false",
             f"{p}cpu_offloading_num_layers=0"]
 
 

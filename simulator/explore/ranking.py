@@ -79,9 +79,14 @@ def with_layout(base: Scenario, layout: Layout, gpus: int) -> Scenario:
 def _variant(s: Scenario, zero: int, recompute: str) -> Scenario:
     """The same shape with another ZeRO stage and recomputation (no other derived value changes)."""
     reshard = reshard_after_forward(zero, s.layout.pp)
+    resets = {}
+    if recompute != "full":
+        resets.update(recompute_method=None, recompute_num_layers=None)
+    if recompute != "selective_op":
+        resets["recompute_matmuls"] = "none"
     par = s.workload.parallelism.model_copy(update={
         "zero_stage": zero if zero != 1 else None, "distributed_optimizer": zero == 1,
-        "recompute_granularity": recompute, "reshard_after_forward": reshard})
+        "recompute_granularity": recompute, "reshard_after_forward": reshard, **resets})
     w = s.workload.model_copy(update={"parallelism": par})
     return dataclasses.replace(s, workload=w, layout=dataclasses.replace(
         s.layout, zero_stage=zero, recompute=recompute, reshard_after_forward=reshard))
