@@ -173,3 +173,16 @@ def test_the_workloads_own_recompute_options_do_not_invalidate_the_candidates(sm
         res = search(inp, own, SearchSettings(gpus=8, top=3), ex, ANALYTICAL, progress=False)
     assert res.best is not None
     assert res.rows and all(row["status"] == "ok" for row in res.rows)
+
+
+def test_a_search_whose_layouts_all_fail_says_why(small_search):
+    """When no re-simulated layout runs, the text names the first reason instead of only 'invalid'."""
+    import dataclasses
+
+    from simulator.report.study_text import search_text
+
+    rows = [{**row, "status": "invalid", "error": "parallelism.x: some reason (got 1)"} for row in small_search.rows]
+    broken = dataclasses.replace(small_search, rows=rows, best=None, front=[])
+    text = search_text(broken, "small", "days_p50", "analytical")
+    assert "best: none of the re-simulated layouts ran" in text
+    assert "first reason (invalid): parallelism.x: some reason (got 1)" in text

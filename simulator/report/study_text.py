@@ -71,6 +71,9 @@ def search_text(res, name: str, days_key: str, engine_note: str) -> str:
         lines += ["", f"best: {r.layout.describe()}  ({', '.join(why)})"]
     else:
         lines += ["", "best: none of the re-simulated layouts ran (see their status)"]
+        first = next((row for row in res.rows if row.get("error")), None)
+        if first is not None:
+            lines.append(f"first reason ({first.get('status')}): {first['error']}")
     return "\n".join(lines)
 
 
