@@ -4,10 +4,21 @@ from dataclasses import replace
 
 import pytest
 
+from simulator import load_scenario
 from simulator.config.gpu import catalog_gpu as get_gpu
+from simulator.cost import comm
 from simulator.cost.compute import attention_kernel_speed, op_time
 from simulator.cost.efficiency import DEFAULT
+from simulator.cost.stage import _layer, _layer_ops, every_second_matmul_share, shard_of
+from simulator.cost.step import estimate_step
+from simulator.model.arch import resolve
 from simulator.model.op import Op
+from tests.conftest import WORKLOADS
+
+
+def _step(*sets: str) -> float:
+    """Closed-form step seconds of the bundled llama3-8b workload with ``sets`` applied."""
+    return estimate_step(load_scenario(WORKLOADS / "llama3-8b.yaml", overrides=list(sets))).step_time
 
 
 def _attention(kernel: str) -> Op:
@@ -44,25 +55,13 @@ def test_flash2_slows_only_the_attention_matmuls_by_hand():
 
 
 def test_flash2_step_is_slower_on_hopper_and_equal_on_ampere():
-    from simulator import load_scenario
-    from simulator.cost.step import estimate_step
-    from tests.conftest import WORKLOADS
-
-    def step(*sets):
-        return estimate_step(load_scenario(WORKLOADS / "llama3-8b.yaml", overrides=list(sets))).step_time
-
-    fused, flash2 = step(), step("training.attention_kernel=flash2")
+    fused, flash2 = _step(), _step("training.attention_kernel=flash2")
     assert flash2 > 1.05 * fused        # 8K tokens: attention is a large share of the H100 step
     a100 = "cluster=../topologies/dgx-a100-selene.yaml"
-    assert step(a100, "training.attention_kernel=flash2") == step(a100)
+    assert _step(a100, "training.attention_kernel=flash2") == _step(a100)
 
 
 def test_every_second_matmul_share_follows_the_block_order_by_hand():
-    from simulator.cost.stage import every_second_matmul_share
-    from simulator.model.arch import resolve
-    from simulator import load_scenario
-    from tests.conftest import WORKLOADS
-
     llama = resolve(load_scenario(WORKLOADS / "llama3-8b.yaml").workload.model)
     # q 4096, k 1024, v 1024 wide: k is 1/6 of the fused qkv GEMM; gate, up, down: the up half of fc1
     assert every_second_matmul_share(llama) == {"qkv": pytest.approx(1 / 6), "attn_proj": 1.0, "fc1": 0.5, "fc2": 0.0}
@@ -72,13 +71,6 @@ def test_every_second_matmul_share_follows_the_block_order_by_hand():
 
 
 def test_every_second_matmul_adds_exactly_those_forward_gemms_and_nothing_under_fp8():
-    from simulator import load_scenario
-    from simulator.cost import comm
-    from simulator.cost.compute import op_time
-    from simulator.cost.stage import _layer, _layer_ops, every_second_matmul_share, shard_of
-    from simulator.model.arch import resolve
-    from tests.conftest import WORKLOADS
-
     base = ["parallelism.tensor_model_parallel_size=1", "parallelism.sequence_parallel=false",
             "parallelism.recompute_granularity=selective_op"]
 
@@ -103,18 +95,11 @@ def test_flash2_on_b200_reproduces_torchtitans_published_cudnn_gain():
     selective AC, no compile) on B200 went 10,902 -> 12,211 tokens/s/GPU when SDPA moved from
     FlashAttention-2 to cuDNN (1.12x). The Blackwell ratio was set from this pair; the kernel-level
     0.30-0.35 would give ~1.37x."""
-    from simulator import load_scenario
-    from simulator.cost.step import estimate_step
-    from tests.conftest import WORKLOADS
-
     sets = ["cluster=../topologies/dgx-b200.yaml", "num_gpus=8", "parallelism.tensor_model_parallel_size=1",
             "parallelism.distributed_optimizer=false", "parallelism.zero_stage=3", "parallelism.data_parallel_size=8",
             "parallelism.micro_batch_size=1", "training.global_batch_size=8",
             "parallelism.recompute_granularity=selective_op", "parallelism.recompute_matmuls=every_second",
             "training.kernel_fusion=eager"]
 
-    def step(kernel):
-        s = load_scenario(WORKLOADS / "llama3-8b.yaml", overrides=[*sets, f"training.attention_kernel={kernel}"])
-        return estimate_step(s).step_time
-
-    assert step("flash2") / step("fused") == pytest.approx(12211 / 10902, abs=0.02)
+    flash2, fused = _step(*sets, "training.attention_kernel=flash2"), _step(*sets)
+    assert flash2 / fused == pytest.approx(12211 / 10902, abs=0.02)

@@ -16,12 +16,16 @@ PUBLISHED = {
 }
 
 
-@pytest.fixture(scope="module")
-def tt_cases():
-    rows = [r for r in load_rows() if r["source"] == "torchtitan-2024"]
-    ok, skipped = cases(rows)
+def source_cases(source: str) -> dict:
+    """Every row of ``source`` as a Case, by run name; none may be skipped."""
+    ok, skipped = cases([r for r in load_rows() if r["source"] == source])
     assert not skipped
     return {c.row["run"]: c for c in ok}
+
+
+@pytest.fixture(scope="module")
+def tt_cases():
+    return source_cases("torchtitan-2024")
 
 
 def test_rows_are_the_published_figures_and_never_fitted(tt_cases):
@@ -81,10 +85,7 @@ PUBLISHED_2025 = {
 
 @pytest.fixture(scope="module")
 def tt25_cases():
-    rows = [r for r in load_rows() if r["source"] == "torchtitan-2025"]
-    ok, skipped = cases(rows)
-    assert not skipped
-    return {c.row["run"]: c for c in ok}
+    return source_cases("torchtitan-2025")
 
 
 def test_2025_rows_are_the_published_figures_check_only_and_flash_attention_2(tt25_cases):
@@ -117,11 +118,11 @@ def test_trainy_h200_rows_fit_flash_attention_2_and_not_the_fused_rate():
     its SDPA ran; about 20 % too fast at the fused kernel's."""
     from dataclasses import replace
 
-    rows = [r for r in load_rows() if r["source"] == "trainy-h200-2025"]
-    ok, skipped = cases(rows)
-    assert len(ok) == 2 and not skipped and "trainy-h200-2025" not in CHECK_ONLY_SOURCES
-    assert {float(c.row["value"]) for c in ok} == {10938.0, 10753.0}
     from simulator.validation.runner import predict
+
+    ok = list(source_cases("trainy-h200-2025").values())
+    assert len(ok) == 2 and "trainy-h200-2025" not in CHECK_ONLY_SOURCES
+    assert {float(c.row["value"]) for c in ok} == {10938.0, 10753.0}
     for c in ok:
         assert c.scenario.workload.training.attention_kernel == "flash2"
         assert abs(c.predict().error) < 0.03

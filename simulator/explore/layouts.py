@@ -15,16 +15,17 @@ from simulator.model.arch import Arch
 RECOMPUTE = ("none", "selective", "full")     # in order of cost: each re-runs more of the forward
 
 
-def recompute_resets(recompute: str) -> tuple[str, ...]:
-    """`--set` texts clearing the recomputation options that do not apply to ``recompute``: Megatron's
-    full-recompute method and layer count under anything but full, torchtitan's matmul rerun under
-    anything but selective_op (so a workload's own options never invalidate the candidates)."""
-    out = []
+def recompute_resets(recompute: str) -> dict[str, object]:
+    """Parallelism fields clearing the recomputation options that do not apply to ``recompute``:
+    Megatron's full-recompute method and layer count under anything but full, torchtitan's matmul
+    rerun under anything but selective_op (so a workload's own options never invalidate the
+    candidates)."""
+    out: dict[str, object] = {}
     if recompute != "full":
-        out += [f"{P}recompute_method=null", f"{P}recompute_num_layers=null"]
+        out.update(recompute_method=None, recompute_num_layers=None)
     if recompute != "selective_op":
-        out.append(f"{P}recompute_matmuls=none")
-    return tuple(out)
+        out["recompute_matmuls"] = "none"
+    return out
 P = "parallelism."
 
 
@@ -90,7 +91,7 @@ class Layout:
                 f"{P}decoder_first_pipeline_num_layers={_yaml(s.first)}",
                 f"{P}decoder_last_pipeline_num_layers={_yaml(s.last)}",
                 f"{P}pipeline_model_parallel_layout=null",
-                *recompute_resets(self.recompute))
+                *(f"{P}{k}={_yaml(v)}" for k, v in recompute_resets(self.recompute).items()))
 
     def parallelism(self) -> dict:
         """The same choices as parallelism-section fields (for building configs in memory)."""

@@ -18,7 +18,7 @@ from simulator.cost.efficiency import DEFAULT
 from simulator.cost.step import estimate_step
 from simulator.errors import ConfigError
 from simulator.explore.cases import Case, Inputs, scenario_of
-from simulator.explore.layouts import Layout, Space, Structure, reshard_after_forward, zero_stages
+from simulator.explore.layouts import Layout, Space, Structure, recompute_resets, reshard_after_forward, zero_stages
 from simulator.model.memory import GIB
 from simulator.simulate import memory_of
 
@@ -79,14 +79,9 @@ def with_layout(base: Scenario, layout: Layout, gpus: int) -> Scenario:
 def _variant(s: Scenario, zero: int, recompute: str) -> Scenario:
     """The same shape with another ZeRO stage and recomputation (no other derived value changes)."""
     reshard = reshard_after_forward(zero, s.layout.pp)
-    resets = {}
-    if recompute != "full":
-        resets.update(recompute_method=None, recompute_num_layers=None)
-    if recompute != "selective_op":
-        resets["recompute_matmuls"] = "none"
     par = s.workload.parallelism.model_copy(update={
         "zero_stage": zero if zero != 1 else None, "distributed_optimizer": zero == 1,
-        "recompute_granularity": recompute, "reshard_after_forward": reshard, **resets})
+        "recompute_granularity": recompute, "reshard_after_forward": reshard, **recompute_resets(recompute)})
     w = s.workload.model_copy(update={"parallelism": par})
     return dataclasses.replace(s, workload=w, layout=dataclasses.replace(
         s.layout, zero_stage=zero, recompute=recompute, reshard_after_forward=reshard))

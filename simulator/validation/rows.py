@@ -20,6 +20,10 @@ _MODERN_PAR = {"overlap_grad_reduce": True, "overlap_param_gather": True}
 # llama3_llm_pretrain.py set_llama3_common_configs @1c43b392 (v0.2.1), likewise llama31, qwen3,
 # deepseek, gpt_oss; configs/llama/llama3_llm_pretrain.py @9c9dd848 (v0.3.1)).
 _MODERN_TRAINING = {"use_flash_attn": True, "grad_dtype": "bf16"}
+# torchtitan's stack (the three torchtitan-run sources below): FSDP2 with fp32 gradient reduction (its
+# default mixed_precision_reduce), prefetching its collectives behind compute, SDPA's flash backend
+_TORCHTITAN_TRAINING = {"use_flash_attn": True, "attention_kernel": "flash2"}
+_TORCHTITAN_PAR = {"overlap_grad_reduce": True, "overlap_param_gather": True}
 SOURCES = {
     "narayanan2021-t1": ("dgx-a100-selene.yaml", {"use_flash_attn": False}, {"overlap_grad_reduce": False}),
     "narayanan2021-t2": ("dgx-a100-selene.yaml", {"use_flash_attn": False}, {"overlap_grad_reduce": False}),
@@ -45,17 +49,14 @@ SOURCES = {
     # support cuDNN backend"), and the other runs take SDPA's default, which that December 2024 torch
     # no longer led with cuDNN on H100 (opt-in since pytorch/pytorch#138522; #142132 measures the
     # default at FA2 speed on 2.6.0.dev20241204)
-    "torchtitan-2024": ("grand-teton-h100-96gb.yaml", {"use_flash_attn": True, "attention_kernel": "flash2"},
-                        {"overlap_grad_reduce": True, "overlap_param_gather": True}),
+    "torchtitan-2024": ("grand-teton-h100-96gb.yaml", _TORCHTITAN_TRAINING, _TORCHTITAN_PAR),
     # torchtitan's June 2025 async-TP benchmarks on the same hosts (benchmarks/
     # asyncTP_llama3_h100_2025-06_torchtitan.md @ 2887250b): the same stack; its SDPA puts
     # FlashAttention first on H100 and cuDNN only on B200 (torchtitan/models/attention.py @ 820504e2)
-    "torchtitan-2025": ("grand-teton-h100-96gb.yaml", {"use_flash_attn": True, "attention_kernel": "flash2"},
-                        {"overlap_grad_reduce": True, "overlap_param_gather": True}),
+    "torchtitan-2025": ("grand-teton-h100-96gb.yaml", _TORCHTITAN_TRAINING, _TORCHTITAN_PAR),
     # Trainy's torchtitan run on WhiteFiber H200 hosts (benchmarks/llama3-8b_h200_202506_trainy-
     # whitefiber.md @ 4a61bd87): torchtitan's stack as above, on a GPU whose peak is published
-    "trainy-h200-2025": ("whitefiber-h200.yaml", {"use_flash_attn": True, "attention_kernel": "flash2"},
-                         {"overlap_grad_reduce": True, "overlap_param_gather": True}),
+    "trainy-h200-2025": ("whitefiber-h200.yaml", _TORCHTITAN_TRAINING, _TORCHTITAN_PAR),
     "nemo-24.07": (None, _MODERN_TRAINING, _MODERN_PAR),
     "nemo-long-sequence": (None, _MODERN_TRAINING, _MODERN_PAR),
     "megatron-bridge": (None, {**_MODERN_TRAINING, "cross_entropy_loss_fusion": True}, _MODERN_PAR),
@@ -68,6 +69,7 @@ SOURCES = {
 # TransformerConfig, whose default is False, and their launcher configs do not set it.
 # the sources of modern.csv (Megatron-Core stacks of 2024-26: distributed optimizer, TP overlap per row)
 MODERN_SOURCES = ("nemo-24.07", "nemo-long-sequence", "megatron-bridge")
+TORCHTITAN_SOURCES = ("torchtitan-2024", "torchtitan-2025", "trainy-h200-2025")
 # modern.csv's cluster_hint -> the bundled topology of that system
 SYSTEMS = {
     "DGX H100, 8x400G IB": "dgx-h100-superpod.yaml",
@@ -184,7 +186,7 @@ def workload_of(row: dict) -> dict:
         parallel["tp_comm_overlap"] = row["tp_comm_overlap"] == "true"
         if row.get("moe_a2a_overlap") == "true":
             parallel["overlap_moe_expert_parallel_comm"] = True
-    elif row["source"] in ("torchtitan-2024", "torchtitan-2025", "trainy-h200-2025"):
+    elif row["source"] in TORCHTITAN_SOURCES:
         parallel["tp_comm_overlap"] = row["tp_comm_overlap"] == "true"   # async TP, as the row says
         if row["recompute"] == "selective_op":   # torchtitan's op policy: every second mm reruns too
             parallel["recompute_matmuls"] = "every_second"
