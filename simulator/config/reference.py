@@ -151,7 +151,7 @@ places every layer; virtual stages must divide the layers per stage and the inte
 needs a multiple of PP microbatches; the global batch must be
 divisible by micro batch × DP; `num_gpus` must be a multiple of TP × PP × CP and at most the
 cluster's GPUs; 2 × CP must divide the sequence; EP needs an MoE model, must divide the experts and
-DP × CP; ZeRO-2/3 do not combine with PP; `distributed_optimizer: true` is ZeRO-1; FP8 needs a GPU
+DP × CP; `distributed_optimizer: true` is ZeRO-1; FP8 needs a GPU
 with FP8 tensor cores; `train_tokens` and `train_iters` are exclusive. Physical consistency: a
 GPU's `idle_power` is at most its `tdp`; `train_tokens` is at least one global batch
 (`global_batch_size` × `seq_length` tokens); `reliability.spare_nodes` is at most `num_nodes`; the

@@ -190,6 +190,10 @@ def workload_of(row: dict) -> dict:
         parallel["tp_comm_overlap"] = row["tp_comm_overlap"] == "true"   # async TP, as the row says
         if row["recompute"] == "selective_op":   # torchtitan's op policy: every second mm reruns too
             parallel["recompute_matmuls"] = "every_second"
+        if int(row["pp"]) > 1:   # FSDP2 keeps a stage's parameters gathered across its microbatches
+            # (torchtitan/parallelisms/parallelize_llama.py apply_fsdp @ 9dec370: reshard_after_forward
+            # False when PP is on, "to avoid per-microbatch all-gathers")
+            parallel["reshard_after_forward"] = False
     if row["virtual_pp"].strip():
         parallel["virtual_pipeline_model_parallel_size"] = int(row["virtual_pp"])
     if _int(row["cp"], 1) > 1:
