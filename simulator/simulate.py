@@ -46,7 +46,7 @@ def stage_memory(s: Scenario) -> list[MemoryBreakdown]:
         fragmentation=s.workload.memory.fragmentation,
         chunks=tuple(lay.chunk_layers(i) for i in range(lay.pp)), mtp_stage=lay.mtp_stage,
         deallocate_pipeline_outputs=s.workload.memory.deallocate_pipeline_outputs,
-        fused_cross_entropy=t.cross_entropy_loss_fusion)
+        fused_cross_entropy=t.cross_entropy_loss_fusion, recompute_modules=lay.recompute_modules)
 
 
 def _infeasible(s: Scenario, mem: MemoryBreakdown) -> InfeasibleError:
@@ -79,7 +79,7 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     peak = s.gpu.peak("bf16") or s.gpu.peak(t.precision)
     model_flops = model_flops_per_token(a) * tokens_per_step
     rec_share = recomputed_fraction(lay) if lay.recompute == "full" else 1.0
-    hw_flops = model_flops + rec_share * recompute_flops_per_token(a, lay.recompute) * tokens_per_step
+    hw_flops = model_flops + rec_share * recompute_flops_per_token(a, lay.recompute, lay.recompute_modules) * tokens_per_step
     denom = step_time * s.num_gpus
     pc = count(a)
     tp = plan(t, a.seq)

@@ -511,3 +511,31 @@ def test_every_second_matmul_refuses_an_moe_model(tmp_path, capsys):
                                  "--set", "parallelism.recompute_granularity=selective_op",
                                  "--set", "parallelism.recompute_matmuls=every_second"])
     check(code, err, 2, "parallelism.recompute_matmuls", "MoE layers", "none for this model")
+
+
+SELECTIVE = ["--set", "parallelism.recompute_granularity=selective"]
+
+
+@pytest.mark.parametrize("workload, sets, needles", [
+    ("llama3-8b.yaml", ["--set", "parallelism.recompute_modules=[layernorm]"],
+     ["parallelism.recompute_modules", "recompute_granularity: selective"]),
+    ("llama3-8b.yaml", SELECTIVE + ["--set", "parallelism.recompute_modules=[]"],
+     ["parallelism.recompute_modules", "is empty", "at least one module"]),
+    ("llama3-8b.yaml", SELECTIVE + ["--set", "parallelism.recompute_modules=[mlp,mlp]"],
+     ["parallelism.recompute_modules", "mlp more than once"]),
+    ("llama3-8b.yaml", SELECTIVE + ["--set", "parallelism.recompute_modules=[core_atn]"],
+     ["parallelism.recompute_modules", "'core_atn'", "core_attn"]),
+    ("llama3-8b.yaml", SELECTIVE + ["--set", "parallelism.recompute_modules=[mla_up_proj]"],
+     ["parallelism.recompute_modules", "no multi-head latent attention", "core_attn, layernorm, mlp"]),
+    ("llama3-8b.yaml", SELECTIVE + ["--set", "parallelism.recompute_modules=[moe_act]"],
+     ["parallelism.recompute_modules", "moe_act has nothing to recompute", "no MoE layers"]),
+    ("qwen3-30b-a3b.yaml", SELECTIVE + ["--set", "parallelism.recompute_modules=[shared_experts]"],
+     ["parallelism.recompute_modules", "no shared experts"]),
+    ("qwen3-30b-a3b.yaml", SELECTIVE + ["--set", "parallelism.recompute_modules=[mlp]"],
+     ["parallelism.recompute_modules", "every layer is MoE", "moe_act"]),
+])
+def test_recompute_modules_errors(tmp_path, capsys, workload, sets, needles):
+    """Megatron-Core's recompute_modules: selective only, each module once, a known name, and a part
+    the model has (exit 2 naming the key, the value and what would do)."""
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path, workload), *sets])
+    check(code, err, 2, *needles)

@@ -163,10 +163,12 @@ def test_search_is_the_same_on_worker_processes(small, small_search):
 @pytest.mark.parametrize("own", [
     ("parallelism.recompute_granularity=full", "parallelism.recompute_method=uniform"),
     ("parallelism.recompute_granularity=selective_op", "parallelism.recompute_matmuls=every_second"),
+    ("parallelism.recompute_granularity=selective", "parallelism.recompute_modules=[layernorm]"),
 ])
 def test_the_workloads_own_recompute_options_do_not_invalidate_the_candidates(small, own):
     """The search sets each candidate's recomputation; options that only go with the workload's own
-    (Megatron's recompute_method, torchtitan's recompute_matmuls) are cleared for the others, so the
+    (Megatron's recompute_method and recompute_modules, torchtitan's recompute_matmuls) are cleared
+    for the others, so the
     re-simulated layouts run instead of coming back invalid (they did: every one, for both)."""
     inp, _ = read_inputs(small, overrides=list(own))
     with executor_for(1) as ex:

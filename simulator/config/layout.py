@@ -134,6 +134,7 @@ def _check_recompute(w: WorkloadConfig, stage_layers: tuple[int, ...], vpp: int,
                   "(q, k, v, output, MLP); this model has " + ("MoE layers" if m.moe is not None else
                                                               "latent attention"),
                   par.recompute_matmuls, "none for this model")
+    _check_recompute_modules(w, where)
     n = par.recompute_num_layers
     if n is not None:
         chunk = min(stage_layers) // vpp if vpp > 1 else min(stage_layers)
@@ -143,6 +144,34 @@ def _check_recompute(w: WorkloadConfig, stage_layers: tuple[int, ...], vpp: int,
         if n > w.model.num_layers:
             _fail(where, P + "recompute_num_layers", f"exceeds num_layers={w.model.num_layers}", n,
                   f"at most {w.model.num_layers}")
+
+
+def _check_recompute_modules(w: WorkloadConfig, where) -> None:
+    """Megatron-Core's recompute_modules: selective recomputation only, each module once, and each
+    one a part this model has (a module with nothing to rerun is a misconfiguration, not a no-op)."""
+    par, key = w.parallelism, P + "recompute_modules"
+    mods = par.recompute_modules
+    if mods is None:
+        return
+    if par.recompute_granularity != "selective":
+        _fail(where, key, "names the modules of selective recomputation (Megatron-Core)", mods,
+              "recompute_granularity: selective, or no recompute_modules")
+    if not mods:
+        _fail(where, key, "is empty", mods, "at least one module, or no recompute_modules (core_attn)")
+    twice = sorted({m for m in mods if mods.count(m) > 1})
+    if twice:
+        _fail(where, key, f"names {', '.join(twice)} more than once", mods, "each module once")
+    a = resolve(w.model)
+    lacks = {"moe_act": (not a.is_moe, "no MoE layers"), "moe": (not a.is_moe, "no MoE layers"),
+             "mla_up_proj": (not a.mla, "no multi-head latent attention"),
+             "shared_experts": (not a.shared_expert_ffn, "no shared experts"),
+             "mlp": (a.num_moe_layers >= a.num_layers, "no dense MLP layers (every layer is MoE)")}
+    for m in mods:
+        missing, why = lacks.get(m, (False, ""))
+        if missing:
+            _fail(where, key, f"{m} has nothing to recompute: the model has {why}", m,
+                  "modules this model has: " + ", ".join(x for x in ("core_attn", "layernorm", *lacks)
+                                                          if not lacks.get(x, (False,))[0]))
 
 
 def _check_offload(w: WorkloadConfig, pp: int, where) -> None:
@@ -352,6 +381,8 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
                     reshard_after_forward=par.reshard_after_forward, grad_dtype=grad_dtype,
                     rank_order=par.rank_order,
                     recompute_method=par.recompute_method, recompute_num_layers=par.recompute_num_layers,
+                    recompute_modules=(tuple(par.recompute_modules or ("core_attn",))
+                                       if par.recompute_granularity == "selective" else ()),
                     offload_layers=par.cpu_offloading_num_layers if par.cpu_offloading else 0,
                     chunks=chunks, mtp_stage=mtp_stage)
     return num_gpus, layout

@@ -44,6 +44,8 @@ class Layout:
     grad_dtype: str = "fp32"              # main gradients: accumulation, reduction, optimizer input
     recompute_method: str | None = None   # full recompute: uniform / block (Megatron)
     recompute_num_layers: int | None = None
+    # selective recomputation: the Megatron-Core modules that rerun (empty for other granularities)
+    recompute_modules: tuple[str, ...] = ()
     offload_layers: int = 0               # layers whose activations go to host memory
     # decoder layers of each stage's model chunks, from pipeline_model_parallel_layout (empty: the
     # stage's layers balanced over its vpp chunks)

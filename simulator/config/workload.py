@@ -231,6 +231,11 @@ class ParallelismConfig(Strict):
     # which that policy does not count: pytorch/torchtitan parallelize_llama.py _get_custom_policy
     # @ 9dec370 / e7c0cae / 820504e2). Dense, non-latent attention only (cost/stage.py)
     recompute_matmuls: Literal["none", "every_second"] = "none"
+    # with selective: the modules whose forward reruns in the backward, by Megatron-Core's names
+    # (TransformerConfig.recompute_modules): core_attn (the default), layernorm, moe_act,
+    # mla_up_proj, mlp, moe, shared_experts (cost/stage.py RECOMPUTE_MODULES, model/memory.py)
+    recompute_modules: list[Literal["core_attn", "layernorm", "moe_act", "mla_up_proj", "mlp", "moe",
+                                    "shared_experts"]] | None = None
     # Megatron's full-recompute options: uniform = checkpoint the input of every group of
     # recompute_num_layers layers; block = recompute only the first recompute_num_layers layers of
     # each pipeline stage (model chunk), store the rest. Default with full: uniform, 1 layer.

@@ -278,7 +278,7 @@ def offload_exposed(s: Scenario, st: StageTimes) -> float:
     per_layer = mean_layer_activation_bytes(a, layers, lay.micro_batch_size, lay.tp, lay.cp, lay.sequence_parallel,
                                             rec, s.workload.training.use_flash_attn,
                                             low_precision(s.workload.training.precision), lay.expert_tp,
-                                            a.moe_layers_among(lay.stage_layer_ids(0)))
+                                            a.moe_layers_among(lay.stage_layer_ids(0)), lay.recompute_modules)
     off = min(lay.offload_layers, layers) * per_layer   # as model/memory.py counts them
     xfer = off / (s.gpu.host_bandwidth * HOST_DMA_EFFICIENCY)
     return lay.num_microbatches * (max(0.0, xfer - st.fwd) + max(0.0, xfer - st.bwd))

@@ -18,13 +18,15 @@ RECOMPUTE = ("none", "selective", "full")     # in order of cost: each re-runs m
 def recompute_resets(recompute: str) -> dict[str, object]:
     """Parallelism fields clearing the recomputation options that do not apply to ``recompute``:
     Megatron's full-recompute method and layer count under anything but full, torchtitan's matmul
-    rerun under anything but selective_op (so a workload's own options never invalidate the
-    candidates)."""
+    rerun under anything but selective_op, Megatron-Core's recompute_modules under anything but
+    selective (so a workload's own options never invalidate the candidates)."""
     out: dict[str, object] = {}
     if recompute != "full":
         out.update(recompute_method=None, recompute_num_layers=None)
     if recompute != "selective_op":
         out["recompute_matmuls"] = "none"
+    if recompute != "selective":
+        out["recompute_modules"] = None
     return out
 P = "parallelism."
 

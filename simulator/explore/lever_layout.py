@@ -41,7 +41,8 @@ def layout_overrides(tp: int, pp: int, recompute: str) -> list[str]:
             f"{p}reshard_after_forward=true", f"{p}data_parallel_shard_degree=null",
             f"{p}recompute_method=null", f"{p}recompute_num_layers=null", f"{p}recompute_matmuls=none",
             f"{p}cpu_offloading=false",
-            f"{p}cpu_offloading_num_layers=0"]
+            f"{p}cpu_offloading_num_layers=0",
+            *([] if recompute == "selective" else [f"{p}recompute_modules=null"])]
 
 
 def fit_layout(workload: Path, cluster: Path | None, gpus: int | None, overrides: list[str],

@@ -42,12 +42,25 @@ def model_flops_per_token(a: Arch) -> float:
     return 6.0 * matmul_weights_per_token(a) + 3.0 * attention_fwd_flops_per_token(a)
 
 
-def recompute_flops_per_token(a: Arch, granularity: str) -> float:
-    """Extra forward FLOPs per token spent recomputing activations in the backward pass."""
+def recompute_flops_per_token(a: Arch, granularity: str, modules: tuple[str, ...] = ()) -> float:
+    """Extra forward FLOPs per token spent recomputing activations in the backward pass. Selective
+    recomputation reruns Megatron-Core's ``modules`` (default the core attention; norms and
+    activations are not counted, as in the MFU convention)."""
     if granularity == "full":
         layer_weights = matmul_weights_per_token(a) - a.vocab * a.hidden * (1 + a.mtp_layers)
         return 2.0 * layer_weights + attention_fwd_flops_per_token(a)
-    if granularity == "selective":
-        # Megatron-LM checkpoints the core-attention module, flash kernel or not
-        return attention_fwd_flops_per_token(a)
-    return 0.0
+    if granularity != "selective":
+        return 0.0
+    mods = modules or ("core_attn",)
+    flops = attention_fwd_flops_per_token(a) if "core_attn" in mods else 0.0
+    n_moe, n_dense = a.num_moe_layers, a.num_layers - a.num_moe_layers
+    if "mla_up_proj" in mods and a.mla:
+        q_in = a.q_lora_rank or a.hidden   # without q_lora_rank the query's one projection reruns
+        flops += 2.0 * a.num_layers * (q_in * a.q_width + a.kv_lora_rank * a.heads * (a.qk_nope_dim + a.v_dim))
+    if "mlp" in mods:
+        flops += 2.0 * n_dense * _mlp_weights(a, False)
+    if "moe" in mods:
+        flops += 2.0 * n_moe * _mlp_weights(a, True)
+    elif "shared_experts" in mods:
+        flops += 2.0 * n_moe * (3 if a.gated else 2) * a.hidden * a.shared_expert_ffn
+    return flops

@@ -91,7 +91,8 @@ _BREAKDOWN_FIELDS = tuple(f.name for f in fields(MemoryBreakdown) if f.name != "
 
 def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequence_parallel: bool,
                                recompute: str, flash_attention: bool, moe: bool = False,
-                               fp8: bool = False, etp: int | None = None) -> float:
+                               fp8: bool = False, etp: int | None = None,
+                               modules: tuple[str, ...] = ()) -> float:
     """Activation bytes one layer keeps for the backward pass, for one microbatch, on one GPU.
 
     ``fp8``: the linear layers keep their inputs for the backward pass as the FP8 copies they
@@ -102,7 +103,8 @@ def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequ
     ``recompute``: none/selective keep every tensor (selective drops the attention core, which flash
     attention never stores); selective_op keeps matmul and attention outputs and recomputes norms and
     activation functions; full keeps the layer input only. ``etp``: tensor parallelism of the expert
-    MLPs (default: ``tp``).
+    MLPs (default: ``tp``). ``modules``: under selective, the Megatron-Core recompute_modules
+    (default core_attn), each dropping what its rerun rebuilds (``_module_savings``).
     """
     tokens = micro_batch * a.seq / cp
     h, aw = a.hidden, a.attn_width
@@ -118,6 +120,9 @@ def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequ
     g = 1.0 if fp8 else 2.0   # bytes of a saved linear-layer input
     masks = 2 * h if a.hidden_dropout > 0 else 0.0
     core = 0.0
+    mods = (modules or ("core_attn",)) if recompute == "selective" else ()
+    if recompute == "selective" and "core_attn" not in mods:
+        recompute = "none"   # the attention core is kept as without recomputation
     if recompute == "none" and not flash_attention:
         # scores' softmax output (2 bytes) + dropout mask (1) and dropout output (2) when p > 0
         per = 5.0 if a.attention_dropout > 0 else 2.0
@@ -142,26 +147,75 @@ def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequ
             # the clamp's backward keeps fc1's output (above) and the fused activation keeps the
             # clamped copy it was given (model/ops.py clamp_ops)
             mlp_split += ffn_tokens * 2 * up
+    shared_split = 0.0
     if moe:
         attn_split += tokens * a.num_experts * 4      # router logits (fp32)
         replicated += tokens * a.topk * h * 2          # permuted tokens
+        if a.shared_expert_ffn and recompute != "selective_op":
+            # the shared expert MLP (TP-split like a dense one): fc1's output and fc2's input; its
+            # fc1 reads the tensor the router and the dispatcher already keep
+            s_ffn = a.shared_expert_ffn
+            shared_split = tokens * (2 * (2 if a.gated else 1) * s_ffn + g * s_ffn)
+        elif a.shared_expert_ffn:
+            shared_split = tokens * 2 * (2 if a.gated else 1) * a.shared_expert_ffn
+    if mods:
+        replicated, attn_split, mlp_split, shared_split = _module_savings(
+            a, mods, tokens, ffn_tokens, ffn, g, fp8, moe, replicated, attn_split, mlp_split, shared_split)
     full = 0.0   # kept whole on every TP rank even under sequence parallelism
     if a.mla:
         # the compressed latents are gathered over the SP ranks before the (head-split) up
         # projections: latent-norm inputs, up-projection inputs and the shared rotary key, per rank
         full = tokens * ((2 + g) * (a.q_lora_rank + a.kv_lora_rank) + 2 * a.qk_rope_dim)
-    return replicated / rep_div + (attn_split + core) / tp + mlp_split / mlp_tp + full
+    return replicated / rep_div + (attn_split + core + shared_split) / tp + mlp_split / mlp_tp + full
+
+
+def _module_savings(a: Arch, mods: tuple[str, ...], tokens: float, ffn_tokens: float, ffn: int, g: float,
+                    fp8: bool, moe: bool, replicated: float, attn_split: float, mlp_split: float,
+                    shared_split: float) -> tuple[float, float, float, float]:
+    """The saved tensors that Megatron-Core's recompute_modules rebuild in the backward instead of
+    keeping (transformer_config.py: layernorm, moe_act and mla_up_proj discard their outputs and
+    rerun; core_attn, mlp, moe and shared_experts checkpoint their module, keeping its input only).
+
+    - layernorm: the two norms' outputs. Kept in bf16 by the QKV and fc1 / router GEMMs that read
+      them; under FP8 the attention side's consumer keeps its own FP8 copy, so only an MoE layer's
+      router input (a bf16 GEMM) goes.
+    - moe_act: the routed experts' activation output (fc2's input).
+    - mla_up_proj: the up-projected and rotated Q, K, V; the latents they come from stay.
+    - mlp (dense layers): fc1's input, its output and fc2's input; the module's input (the norm
+      output, bf16) is kept instead of fc1's copy of it.
+    - moe (MoE layers): the router logits, the permuted tokens and every expert tensor, the shared
+      expert's included; the layer's input is kept instead of the router's copy of it.
+    - shared_experts (MoE layers): the shared expert MLP's tensors.
+    core_attn is the attention core (flash attention keeps nothing of it; handled by the caller)."""
+    h = a.hidden
+    if "layernorm" in mods:
+        replicated -= tokens * h * (2 * g if not fp8 else (2.0 if moe else 0.0))
+    if moe and "moe" in mods:
+        attn_split -= tokens * a.num_experts * 4
+        replicated -= tokens * a.topk * h * 2 + tokens * g * h - tokens * 2 * h
+        mlp_split, shared_split = 0.0, 0.0
+    if moe and "moe_act" in mods:
+        mlp_split = max(0.0, mlp_split - ffn_tokens * g * ffn)
+    if moe and "shared_experts" in mods:
+        shared_split = 0.0
+    if not moe and "mlp" in mods:
+        replicated -= tokens * g * h - tokens * 2 * h
+        mlp_split = 0.0
+    if a.mla and "mla_up_proj" in mods:
+        attn_split -= tokens * (2 * a.q_width + 2 * a.kv_width + 2 * a.v_width)
+    return max(replicated, 0.0), max(attn_split, 0.0), mlp_split, shared_split
 
 
 @by_identity(1024, objects=1)   # pure in a frozen Arch and plain values: stages and layouts alike share it
 def mean_layer_activation_bytes(a: Arch, layers: int, micro_batch: int, tp: int, cp: int,
                                 sequence_parallel: bool, recompute: str, flash_attention: bool,
-                                fp8: bool = False, etp: int | None = None, n_moe: float | None = None) -> float:
+                                fp8: bool = False, etp: int | None = None, n_moe: float | None = None,
+                                modules: tuple[str, ...] = ()) -> float:
     """Activation bytes per layer of a stage of ``layers`` layers of which ``n_moe`` are MoE layers
     (default: the model's average share), for one microbatch on one GPU."""
     n_moe = a.moe_layers_in(layers) if n_moe is None else n_moe
     return sum(k * activation_bytes_per_layer(a, micro_batch, tp, cp, sequence_parallel, recompute,
-                                              flash_attention, moe=moe, fp8=fp8, etp=etp)
+                                              flash_attention, moe=moe, fp8=fp8, etp=etp, modules=modules)
                for k, moe in ((layers - n_moe, False), (n_moe, True)) if k) / max(layers, 1)
 
 
@@ -229,7 +283,8 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
                      fragmentation: float = 0.0,
                      chunks: tuple[tuple[int, ...], ...] = (), mtp_stage: int = -1,
                      deallocate_pipeline_outputs: bool = True,
-                     fused_cross_entropy: bool = False) -> list[MemoryBreakdown]:
+                     fused_cross_entropy: bool = False,
+                     recompute_modules: tuple[str, ...] = ()) -> list[MemoryBreakdown]:
     """The memory breakdown of one GPU of every pipeline stage.
 
     ``precision`` fp8/fp8_*/nvfp4 adds the low-precision copies of the transformer layers' weights
@@ -308,7 +363,7 @@ def memory_per_stage(a: Arch, *, stage_layers: tuple[int, ...], tp: int, cp: int
         acts, offloaded, weights_by_chunk, working = _stage_activations(
             a, i, layers, n_moe_i, stage_chunks[i], pp, mtp_at, micro_batch, tp, cp, sequence_parallel, recompute,
             flash_attention, fp8, etp, recompute_method, recompute_num_layers, offload_layers, schedule,
-            num_microbatches, vpp, deallocate_pipeline_outputs, fused_cross_entropy)
+            num_microbatches, vpp, deallocate_pipeline_outputs, fused_cross_entropy, recompute_modules)
         frag = fragmentation * acts
         stages.append(MemoryBreakdown(weights, grads, optim, acts, runtime_reserve, i,
                                       low_precision_weights=lp, gather_buffers=gather,
@@ -325,12 +380,13 @@ def _stage_activations(a: Arch, i: int, layers: int, n_moe_i: int, chunks_i: tup
                        recompute_num_layers: int | None, offload_layers: int, schedule: str,
                        num_microbatches: int, vpp: int,
                        deallocate_pipeline_outputs: bool,
-                       fused_cross_entropy: bool = False) -> tuple[float, float, tuple[float, ...], float]:
+                       fused_cross_entropy: bool = False,
+                       recompute_modules: tuple[str, ...] = ()) -> tuple[float, float, tuple[float, ...], float]:
     """(activation bytes, offloaded bytes, stored bytes per model chunk, working bytes) of pipeline
     stage ``i`` (see ``memory_per_stage``); ZeRO variants of a layout share it."""
     def per_layer_act(rec: str) -> float:
         return mean_layer_activation_bytes(a, layers, micro_batch, tp, cp, sequence_parallel, rec,
-                                           flash_attention, fp8, etp, n_moe_i)
+                                           flash_attention, fp8, etp, n_moe_i, recompute_modules)
 
     stored = per_layer_act("selective" if recompute == "full" else recompute)
     full_in = per_layer_act("full") if recompute == "full" else 0.0
@@ -373,7 +429,8 @@ def _stage_activations(a: Arch, i: int, layers: int, n_moe_i: int, chunks_i: tup
     if i == mtp_at:
         if a.mtp_layers:   # each MTP module: its layer's activations and its logits
             mtp = activation_bytes_per_layer(a, micro_batch, tp, cp, sequence_parallel, recompute,
-                                             flash_attention, moe=a.last_layer_moe, fp8=fp8, etp=etp)
+                                             flash_attention, moe=a.last_layer_moe, fp8=fp8, etp=etp,
+                                             modules=recompute_modules)
             mtp += 2.0 * 2 * tokens * a.hidden / (tp if sequence_parallel else 1)   # projection input
             held = in_flight_microbatches(schedule, i, pp, num_microbatches, vpp)
             acts += a.mtp_layers * (mtp * held + tokens * a.vocab / tp * (2 + 4))

@@ -194,6 +194,8 @@ def workload_of(row: dict) -> dict:
             # (torchtitan/parallelisms/parallelize_llama.py apply_fsdp @ 9dec370: reshard_after_forward
             # False when PP is on, "to avoid per-microbatch all-gathers")
             parallel["reshard_after_forward"] = False
+    if row.get("recompute_modules", "").strip():   # Megatron-Core's names, from the release's recipe
+        parallel["recompute_modules"] = row["recompute_modules"].strip().split("+")
     if row["virtual_pp"].strip():
         parallel["virtual_pipeline_model_parallel_size"] = int(row["virtual_pp"])
     if _int(row["cp"], 1) > 1:
