@@ -18,21 +18,24 @@ class Efficiency:
     attention: float = 0.5166
     # Fixed cost per kernel launch and tail (launch gaps, synchronisation, wave tails), added to the
     # roofline time of every kernel. Fitted.
-    kernel_overhead: float = 2.537e-5
+    kernel_overhead: float = 2.6e-5
     # Host (CPU) time per kernel launch in eager PyTorch: Python and PyTorch dispatch, autograd
     # bookkeeping, the CUDA launch call. A layer cannot run faster than its launches (cost/stage.py);
     # CUDA graphs replay a captured scope as one launch. Fitted.
     host_launch: float = 4.398e-5
     # Fraction of HBM bandwidth that element-wise / memory-bound kernels reach. Fitted.
-    memory: float = 0.7585
+    memory: float = 0.717
     # Fraction of NIC line rate that NCCL collectives reach as bus bandwidth across domains
     # (nccl-tests all-reduce, 1 GB, DGX H100 with 8 x 400G NDR: ~370-385 GB/s at 16 nodes of 400 GB/s,
     # 0.92-0.96; 320-350 GB/s on smaller or busier fabrics). Fitted within FIT_BOUNDS.
     network: float = 0.96
     # Fraction of the per-GPU NVLink (or Infinity Fabric) rate a ring collective reaches inside a
     # scale-up domain (nccl-tests ring all-reduce bus bandwidth, 8 GPUs: DGX A100 ~230-240 of 300 GB/s,
-    # DGX H100 ~360-370 of 450 GB/s -> 0.77-0.82). Fitted within FIT_BOUNDS.
-    nvlink: float = 0.77
+    # DGX H100 ~360-370 of 450 GB/s -> 0.77-0.82). Fitted within FIT_BOUNDS: at the top of its range
+    # since sequence-parallel TP is costed as all-gathers and reduce-scatters (cost/stage.py), which
+    # NCCL also runs with NVLink SHARP on NVSwitch 3 (its AllGather / ReduceScatter NVLS kernels, rate
+    # unpublished): the rows want them at the ring's best measured rate or above.
+    nvlink: float = 0.85
     # NVLink SHARP all-reduce: bytes/s per GPU per direction over the NVLink rate. 8 x H100 NVLS
     # all-reduce reaches ~480 GB/s bus bandwidth (reference.md, nccl-tests): algorithm bandwidth
     # 480 / (2 x 7/8) = 274 GB/s, / 450 = 0.61. Not fitted (a measured figure).
@@ -41,7 +44,7 @@ class Efficiency:
     # what BF16 GEMMs reach of theirs. The kernels only: the recipes' cast / amax / block-scale /
     # Hadamard passes are costed as memory-bound kernels of their own (cost/compute.quantize_ops).
     # Applied to the linear layers only (attention, router, output layer stay BF16). Fitted.
-    fp8_gemm: float = 0.9141
+    fp8_gemm: float = 0.935
     # 2:4-sparse MLP GEMMs reach this fraction of the catalog's sparse speedup (2x on A100/H100):
     # PyTorch's SemiSparseLinear runs the forward + backward of ViT-L's MLP linear layers 1.3x faster
     # on A100, including the per-step re-sparsification (Cai, Haziza, Rao 2024, "Accelerating Neural

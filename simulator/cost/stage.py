@@ -254,8 +254,15 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
     tokens = sh.tokens(a)
     act = tokens * a.hidden * sh.act_bytes
     tp_group = comm.Group.of("tp", lay)
-    # two all-reduces (or all-gather + reduce-scatter pairs under SP) per layer, each direction
-    tp_one = 2 * comm.all_reduce(tp_group, act, tiers)
+    # two all-reduces per layer, each direction; under sequence parallelism each is an all-gather
+    # before the column-parallel GEMM and a reduce-scatter after the row-parallel one (Megatron-Core
+    # and PyTorch's SequenceParallel alike). Costed as those two: NVLink SHARP halves an all-reduce's
+    # bytes per GPU (the switch reduces and multicasts), but an all-gather or a reduce-scatter alone
+    # moves (n-1)/n of the buffer per GPU whichever algorithm runs it (cost/comm.py)
+    if lay.sequence_parallel:
+        tp_one = 2 * (comm.all_gather(tp_group, act, tiers) + comm.reduce_scatter(tp_group, act, tiers))
+    else:
+        tp_one = 2 * comm.all_reduce(tp_group, act, tiers)
     if s.workload.parallelism.tp_comm_overlap and lay.tp > 1:
         gemm_f = sum(t for o, t in zip(ops, fw) if o.kind == "gemm")
         tp_f, tp_b = max(0.0, tp_one - gemm_f), max(0.0, tp_one - 2 * gemm_f)
