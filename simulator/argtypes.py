@@ -41,6 +41,19 @@ def replica_count(text: str) -> int:
     return value
 
 
+def top_count(text: str) -> int:
+    """argparse type: layouts a search re-simulates with the full engines, 1 to limits.MAX_TOP (each
+    is a step simulation and a Monte Carlo campaign; the closed-form ranking covers the rest)."""
+    from simulator.limits import MAX_TOP
+
+    value = _bounded_int(text, 1, "a positive integer")
+    if value > MAX_TOP:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_TOP} layouts re-simulated (each runs the step simulation and a whole "
+            f"campaign; the closed-form ranking already covers every layout), got {value:,}")
+    return value
+
+
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0 (e.g. a seed), with a clear message otherwise."""
     return _bounded_int(text, 0, "a non-negative integer")

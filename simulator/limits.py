@@ -17,6 +17,9 @@ MAX_SET_CHARS = 10_000          # one --set KEY=VALUE text
 # training run exists (10^9 GPUs, layers or steps), and products of a few such values stay exact
 # in a float (< 2^53).
 MAX_INT = 10**9
+# decoder layers of one model (model.num_layers, mtp_num_layers): the deepest published LLMs have a
+# few hundred; the layer patterns (MoE, windows, chunks) and the pipeline split are kept per layer
+MAX_LAYERS = 100_000
 # ports on one switch: the largest shipping Ethernet/InfiniBand switches have 512 (radix-512 ASICs
 # behind a 51.2 Tb/s chip); 65,536 leaves a wide margin and keeps the fabric generators' loops short
 MAX_SWITCH_RADIX = 65_536
@@ -27,5 +30,7 @@ MAX_ECHO_CHARS = 200
 # Executors
 MAX_WORKERS_PER_CPU = 4         # --workers above 4 x CPUs only adds fork and memory overhead
 DASK_CONNECT_S = 10.0           # --scheduler: seconds to connect and hear the scheduler's handshake
+MAX_TOP = 200                   # search --top: layouts re-simulated with the full engines (~0.03 s each
+                                # --fast, ~0.3 s with the DES and 32 replicas): minutes at most
 MAX_REPLICAS = 100_000          # --replicas: Monte Carlo error ~ 1/sqrt(n) is 0.3 % here
 WARN_REPLICAS = 10_000          # --replicas above this: a note of the expected cost first

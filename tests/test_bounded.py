@@ -148,9 +148,16 @@ def test_divisor_hint_is_fast_for_a_huge_prime():
 
 
 def test_a_pipeline_that_does_not_divide_a_huge_layer_count(capsys):
-    err = cli(capsys, "run", W8, *QUICK, "--set", "model.num_layers=999999937",
+    err = cli(capsys, "run", W8, *QUICK, "--set", "model.num_layers=99991",
               "--set", "parallelism.pipeline_model_parallel_size=2", code=2, seconds=10)
-    assert "999999937 (1, 999999937)" in err
+    assert "99991 (1, 99991)" in err
+
+
+def test_a_layer_count_beyond_the_limit_is_refused_at_once(capsys):
+    """model.num_layers above limits.MAX_LAYERS: exit 2 before any per-layer structure is built (at
+    10^9 layers those took tens of GB)."""
+    err = cli(capsys, "run", W8, *QUICK, "--set", "model.num_layers=1000000000", code=2, seconds=10)
+    assert "model.num_layers" in err and "100000" in err
 
 
 @pytest.mark.parametrize("key, value", [

@@ -539,3 +539,70 @@ def test_recompute_modules_errors(tmp_path, capsys, workload, sets, needles):
     the model has (exit 2 naming the key, the value and what would do)."""
     code, err = run_cli(capsys, ["run", workload_file(tmp_path, workload), *sets])
     check(code, err, 2, *needles)
+
+
+# hostile inputs a fuzzing pass found (s27): each was a traceback, a silent acceptance or a misleading
+# message before
+@pytest.mark.parametrize("workload, argv, needles", [
+    ("llama3-8b.yaml", ["--set", "cluster.fabric.oversubscription=1e16"],
+     ["fabric.oversubscription", "switch_radix=64", "at most 63"]),
+    ("llama3-8b.yaml", ["--set", "cluster.fabric.tier_oversubscription=[1,1e9]"],
+     ["fabric.tier_oversubscription.1", "at most 63"]),
+    ("llama3-8b.yaml", ["--set", "parallelism.pipeline_model_parallel_size=2",
+                        "--set", "parallelism.pipeline_model_parallel_layout=Et*999999999999L"],
+     ["pipeline_model_parallel_layout", "more than a million symbols"]),
+    ("llama3-8b.yaml", ["--set", "parallelism.pipeline_model_parallel_size=2",
+                        "--set", "parallelism.pipeline_model_parallel_layout=E(t*100000)*100000L"],
+     ["more than a million symbols"]),
+    ("llama3-8b.yaml", ["--set", "parallelism.pipeline_model_parallel_size=2",
+                        "--set", "parallelism.pipeline_model_parallel_layout=Et*" + "9" * 5000 + "L"],
+     ["more than a million symbols"]),
+    ("llama3-8b.yaml", ["--set", "parallelism.pipeline_model_parallel_layout=Et*16|t*16L"],
+     ["parallelism.pipeline_model_parallel_layout", "places 2 pipeline stages",
+      "pipeline_model_parallel_size is 1"]),
+    ("llama3-8b.yaml", ["--set", "parallelism.pipeline_model_parallel_size=2",
+                        "--set", "parallelism.pipeline_model_parallel_layout=|Et*32L"],
+     ["the embedding (E), in the first stage"]),
+    ("llama3-8b.yaml", ["--set", "training.cuda_graph_scope=[attn]"],
+     ["training.cuda_graph_scope", "cuda_graph_impl none it would be ignored"]),
+    ("llama3-8b.yaml", ["--set", "training.cuda_graph_impl=transformer_engine",
+                        "--set", "training.cuda_graph_scope=[moe_router]"],
+     ["training.cuda_graph_scope", "no MoE layers"]),
+    ("llama3-8b.yaml", ["--set", "training.cuda_graph_impl=local", "--set", "training.cuda_graph_scope=[attn,attn]"],
+     ["attn more than once"]),
+    ("gpt-oss-120b.yaml", ["--set", "model.yarn_rotary_scaling_factor=0.5"],
+     ["model.yarn_rotary_scaling_factor", "a factor >= 1"]),
+    ("mixtral-8x7b.yaml", ["--set", "model.moe.moe_expert_load_imbalance=1e30"],
+     ["model.moe.moe_expert_load_imbalance", "at most 8"]),
+    ("deepseek-v3.yaml", ["--set", "model.position_embedding_type=learned_absolute"],
+     ["model.position_embedding_type", "rope with multi_latent_attention"]),
+    ("mixtral-8x7b.yaml", ["--set", "model.moe.moe_ffn_hidden_size=3"],
+     ["model.moe.moe_ffn_hidden_size=3", "a divisor of 3"]),
+    ("mixtral-8x7b.yaml", ["--set", "model.moe.moe_layer_freq=0"],
+     ["model.moe.moe_layer_freq: input should be greater than 0, or input should be a valid list"]),
+    ("mixtral-8x7b.yaml", ["--set", "model.moe.moe_layer_freq=[" + ",".join(["2"] * 32) + "]"],
+     ["moe_layer_freq[0]: input should be 0 or 1 (got 2) (and 31 more items alike)"]),
+])
+def test_hostile_inputs_found_by_fuzzing(tmp_path, capsys, workload, argv, needles):
+    code, err = run_cli(capsys, ["run", WORKLOADS / workload, "--fast", "--replicas", "1", *argv])
+    check(code, err, 2, *needles)
+    assert "constrained-int" not in err and "list[" not in err   # no pydantic union tags
+    assert len(err.splitlines()) <= 3
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["search", WORKLOADS / "llama3-8b.yaml", "--top", "1000000000"], ["--top", "at most 200"]),
+    (["search", WORKLOADS / "llama3-8b.yaml", "--ep", "2"], ["--ep", "needs an MoE model"]),
+    (["search", WORKLOADS / "llama3-8b.yaml", "--cp", "1000000000"], ["--cp", "exceeds the 512 GPUs"]),
+    (["search", WORKLOADS / "llama3-8b.yaml", "--tp", "3"], ["--tp", "does not divide the attention heads"]),
+    (["search", WORKLOADS / "mixtral-8x7b.yaml", "--ep", "3"], ["--ep", "does not divide the 8 experts"]),
+    (["search", WORKLOADS / "llama3-8b.yaml", "--recompute", ""], ["--recompute", "unknown recomputation"]),
+    (["levers", WORKLOADS / "llama3-8b.yaml", "--only", ""], ["--only", "unknown lever"]),
+])
+def test_hostile_study_flags_found_by_fuzzing(capsys, argv, needles):
+    """Flags no layout can meet are malformed (exit 2), not an infeasible search (they were exit 3,
+    with a reason about pipeline splits); --top is bounded (10^9 re-simulated every layout)."""
+    extra = ["--fast"] + (["--no-progress"] if argv[0] == "search" else [])
+    code = main([str(a) for a in argv] + extra)
+    err = capsys.readouterr().err
+    check(code, err, 2, *needles)

@@ -124,7 +124,10 @@ def test_sensitivity_tornado(capsys, tmp_path):
     (["compare", W8], 2, "nothing to compare"),
     (["compare", W8, "--vary", "parallelism.tensor_model_paralel_size=1,2"], 2,
      "unknown key (did you mean tensor_model_parallel_size?)"),
-    (["compare", W8, "--vary", "parallelism.tensor_model_parallel_size=1,3"], 0, "not simulated"),
+    # no case runs (TP1 does not fit, TP3 is invalid): the table is printed, the exit code is 3
+    (["compare", W8, "--vary", "parallelism.tensor_model_parallel_size=1,3"], 3, "not simulated"),
+    (["compare", W8, "--vary", "parallelism.tensor_model_parallel_size=3,5"], 2, "no case ran (status: invalid)"),
+    (["sweep", W8, "--grid", "cluster.gpu=a100-40gb"], 3, "no case ran (status: infeasible)"),
     (["sweep", W8, "--grid", "cluster.nodes.nic_bandwidth=x2"], 2, "unknown key"),
     (["compare", W8, "--vary", "num_gpus"], 2, "--vary"),
     (["sweep", W8, "--grid", "num_gpus=256", "--resume"], 2, "--out"),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 
@@ -59,6 +60,46 @@ def _clean_message(msg: str) -> str:
     return msg[:1].lower() + msg[1:]
 
 
+_TAG = re.compile(r"(constrained|function|lax|json|nullable|tagged|default)-[\w-]*(\[.*\])?|"
+                  r"(list|dict|tuple|set|literal|union)\[.*\]|int|str|float|bool|none")
+
+
+def _is_tag(part: object) -> bool:
+    """A pydantic union-member or validator tag in an error location ('constrained-int',
+    'list[literal[0,1]]', 'str', 'function-after[...]'), not a key the user wrote."""
+    return isinstance(part, str) and _TAG.fullmatch(part) is not None
+
+
+def _clean(err: dict) -> dict:
+    if err["type"] == "extra_forbidden":   # its last part is the unknown key as the user wrote it
+        return {**err, "loc": tuple(p for p in err["loc"][:-1] if not _is_tag(p)) + err["loc"][-1:]}
+    return {**err, "loc": tuple(p for p in err["loc"] if not _is_tag(p))}
+
+
+def _merged(errors: list[dict]) -> list[dict]:
+    """One entry per key: a union's failed alternatives joined with 'or'; then the same problem at
+    many items of one list shown once, with the number of other items."""
+    by_loc: dict[tuple, dict] = {}
+    for err in map(_clean, errors):
+        if err["type"] in ("extra_forbidden", "missing"):
+            by_loc.setdefault(err["loc"] + (err["type"],), err)
+            continue
+        key = err["loc"]
+        if key in by_loc and by_loc[key]["type"] not in ("extra_forbidden", "missing"):
+            if err["msg"] not in by_loc[key]["msg"]:
+                by_loc[key] = {**by_loc[key], "msg": by_loc[key]["msg"] + ", or " + _clean_message(err["msg"])}
+        else:
+            by_loc[key] = err
+    runs: dict[tuple, dict] = {}
+    for err in by_loc.values():
+        shape = (tuple("#" if isinstance(p, int) else p for p in err["loc"]), err["msg"], err["type"])
+        if shape in runs:
+            runs[shape]["more"] = runs[shape].get("more", 0) + 1
+        else:
+            runs[shape] = dict(err)
+    return list(runs.values())
+
+
 def _one(err: dict, model: type[BaseModel], prefix: tuple, where) -> str:
     loc = tuple(prefix) + tuple(p for p in err["loc"] if not str(p).startswith("function-"))
     path = key_path(loc)
@@ -72,12 +113,13 @@ def _one(err: dict, model: type[BaseModel], prefix: tuple, where) -> str:
     if kind == "missing":
         return f"{source}: {path}: required key is missing"
     value = err.get("input")
-    return f"{source}: {path}: {clip(_clean_message(err['msg']))} (got {short(value)})"
+    more = f" (and {err['more']} more items alike)" if err.get("more") else ""
+    return f"{source}: {path}: {clip(_clean_message(err['msg']))} (got {short(value)}){more}"
 
 
 def raise_config_error(exc: ValidationError, model: type[BaseModel], where, prefix: tuple = ()) -> None:
     """Raise one ConfigError listing every problem pydantic found, one line each."""
-    errors = exc.errors()
+    errors = _merged(exc.errors())
     lines = [_one(err, model, prefix, where) for err in errors[:MAX_LINES]]
     if len(errors) > MAX_LINES:
         lines.append(f"... and {len(errors) - MAX_LINES} more problems")

@@ -76,6 +76,9 @@ def _layout_chunks(w: WorkloadConfig, pp: int, where):
         _fail(where, key, str(e), par.pipeline_model_parallel_layout,
               "a Megatron-Core layout such as 'Et*4|(t*4|)*14tmL' with PP x VPP stages, num_layers t, "
               "mtp_num_layers m, E first and L last")
+    if pp == 1 and sp.vpp > 1:
+        _fail(where, key, f"places {sp.vpp} pipeline stages, but pipeline_model_parallel_size is 1",
+              par.pipeline_model_parallel_layout, "one stage ('Et*N L' without '|'), or pipeline parallelism")
     vpp = par.virtual_pipeline_model_parallel_size
     if vpp is not None and vpp != sp.vpp:
         _fail(where, P + "virtual_pipeline_model_parallel_size", f"disagrees with the layout's "
@@ -230,9 +233,20 @@ def _check_parallel(w: WorkloadConfig, where) -> None:
     if arch.query_groups % tp:
         _fail(where, P + "tensor_model_parallel_size", f"does not divide num_query_groups={arch.query_groups}",
               tp, f"a divisor of {arch.query_groups} ({_divisors(arch.query_groups)})")
-    if arch.ffn % tp or (arch.is_moe and arch.moe_ffn % tp):
+    if arch.ffn % tp and arch.num_moe_layers < arch.num_layers:   # dense layers' MLP
         _fail(where, P + "tensor_model_parallel_size", f"does not divide ffn_hidden_size={arch.ffn}",
-              tp, "a divisor of the MLP width")
+              tp, f"a divisor of {arch.ffn} ({_divisors(arch.ffn)})")
+    if arch.is_moe:
+        etp = par.expert_tensor_parallel_size or tp
+        key = "expert_tensor_parallel_size" if par.expert_tensor_parallel_size else "tensor_model_parallel_size"
+        if arch.moe_ffn % etp:
+            _fail(where, P + key, f"does not divide model.moe.moe_ffn_hidden_size={arch.moe_ffn} (each "
+                  "expert's MLP is split over the expert TP ranks)", etp,
+                  f"a divisor of {arch.moe_ffn} ({_divisors(arch.moe_ffn)})")
+        if arch.shared_expert_ffn % tp:
+            _fail(where, P + "tensor_model_parallel_size", "does not divide "
+                  f"model.moe.moe_shared_expert_intermediate_size={arch.shared_expert_ffn}", tp,
+                  f"a divisor of {arch.shared_expert_ffn} ({_divisors(arch.shared_expert_ffn)})")
     if cp > 1 and arch.seq % (2 * cp):
         _fail(where, P + "context_parallel_size", f"2 x context_parallel_size must divide seq_length={arch.seq} "
               "(causal load balancing splits the sequence into 2 x CP chunks)", cp, "a CP with seq % (2*CP) == 0")
@@ -362,6 +376,20 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
         _fail(where, "training.sparsity_2to4", f"the cluster's GPU ({gpu.name}) has no 2:4 sparse tensor "
               "cores (its sparsity_2to4_speedup is not above 1)", t.sparsity_2to4,
               "false on this GPU, or a GPU with sparse tensor cores (A100, H100, ...)")
+    if t.cuda_graph_scope:
+        scope = t.cuda_graph_scope
+        if t.cuda_graph_impl in ("none", "full_iteration"):
+            _fail(where, "training.cuda_graph_scope", f"names what cuda_graph_impl local / transformer_engine "
+                  f"capture; with cuda_graph_impl {t.cuda_graph_impl} it would be ignored", scope,
+                  "cuda_graph_impl: transformer_engine (or local), or no cuda_graph_scope")
+        twice = sorted({s for s in scope if scope.count(s) > 1})
+        if twice:
+            _fail(where, "training.cuda_graph_scope", f"names {', '.join(twice)} more than once", scope,
+                  "each scope once")
+        moe_scopes = [s for s in scope if s.startswith("moe")]
+        if moe_scopes and w.model.moe is None:
+            _fail(where, "training.cuda_graph_scope", f"{', '.join(moe_scopes)}: the model has no MoE layers",
+                  scope, "attn and mlp on a dense model")
     if t.attention_kernel != "fused" and not t.use_flash_attn:
         _fail(where, "training.attention_kernel", f"{t.attention_kernel} is a fused attention kernel, but "
               "use_flash_attn is false (the unfused path materialises the scores)", t.attention_kernel,

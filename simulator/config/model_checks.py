@@ -45,6 +45,10 @@ def check_model_features(m: ModelConfig, where) -> None:
         if moe.moe_expert_load_imbalance < 1.0:
             _fail(where, "model.moe.moe_expert_load_imbalance", "the busiest rank cannot hold fewer tokens "
                   "than the mean", moe.moe_expert_load_imbalance, "a ratio >= 1.0")
+        if moe.moe_expert_load_imbalance > moe.num_experts:
+            _fail(where, "model.moe.moe_expert_load_imbalance", f"exceeds num_experts={moe.num_experts}: "
+                  "the busiest rank holds at most every routed token, its EP size times the mean",
+                  moe.moe_expert_load_imbalance, f"a ratio from 1.0 to at most {moe.num_experts}")
     mla = m.multi_latent_attention
     if mla is not None:
         if m.kv_channels is not None or m.num_query_groups is not None:
@@ -61,6 +65,13 @@ def check_model_features(m: ModelConfig, where) -> None:
         key = next(iter(yarn))
         _fail(where, f"model.{key}", "YaRN scales rotary embeddings, but position_embedding_type is "
               f"{m.position_embedding_type!r}", yarn[key], "position_embedding_type: rope")
+    if m.yarn_rotary_scaling_factor is not None and m.yarn_rotary_scaling_factor < 1.0:
+        _fail(where, "model.yarn_rotary_scaling_factor", "YaRN stretches the rotary frequencies to a longer "
+              "context (factor = target / original context length); below 1 its attention factor turns "
+              "negative", m.yarn_rotary_scaling_factor, "a factor >= 1 (GPT-OSS: 32, DeepSeek-V3: 40)")
+    if m.multi_latent_attention is not None and m.position_embedding_type != "rope":
+        _fail(where, "model.position_embedding_type", "multi-head latent attention carries a rotary key "
+              "(qk_rope_head_dim)", m.position_embedding_type, "rope with multi_latent_attention")
     if yarn and m.yarn_rotary_scaling_factor is None:
         key = next(iter(yarn))
         _fail(where, f"model.{key}", "a YaRN attention factor needs the scaling factor", yarn[key],

@@ -22,10 +22,18 @@ from dataclasses import dataclass
 
 NAMES = {"embedding": "E", "decoder": "t", "mtp": "m", "loss": "L"}
 _REPEAT = re.compile(r"(\([^()]*\)|[EtmL])\*(\d+)")
+_LONG_COUNT = re.compile(r"\*0*[1-9]\d{6,}")   # a repeat count of ten million or more
 
 
 class LayoutError(ValueError):
     """A malformed or inconsistent layout; the message says what is wrong."""
+
+
+MAX_SYMBOLS = 1_000_000
+
+
+def _body(g: re.Match) -> str:
+    return g[1][1:-1] if g[1].startswith("(") else g[1]
 
 
 def _unroll(text: str) -> str:
@@ -34,10 +42,14 @@ def _unroll(text: str) -> str:
         bad = sorted(set(re.sub(r"[EtmL|()*0-9]", "", out)))
         raise LayoutError(f"unknown symbol(s) {''.join(bad)!r}: use E (embedding), t (decoder layer), "
                           "m (MTP module), L (loss), | between stages, *N and (...)*N to repeat")
+    if _LONG_COUNT.search(out):
+        raise LayoutError("expands to more than a million symbols")
     for _ in range(64):
-        new = _REPEAT.sub(lambda g: (g[1][1:-1] if g[1].startswith("(") else g[1]) * int(g[2]), out)
-        if len(new) > 1_000_000:
+        # the expanded length first (a 19-character layout can ask for terabytes)
+        grown = len(out) + sum(len(_body(g)) * int(g[2]) - len(g[0]) for g in _REPEAT.finditer(out))
+        if grown > MAX_SYMBOLS:
             raise LayoutError("expands to more than a million symbols")
+        new = _REPEAT.sub(lambda g: _body(g) * int(g[2]), out)
         if new == out:
             break
         out = new
@@ -83,8 +95,8 @@ def split(layout: str | list, pp: int, num_layers: int, mtp_layers: int) -> Stag
     if len(stages) % pp:
         raise LayoutError(f"has {len(stages)} stages, not a multiple of pipeline_model_parallel_size={pp}")
     flat = [x for st in stages for x in st]
-    if not flat or flat[0] != "E" or flat.count("E") != 1:
-        raise LayoutError("must start with the embedding (E) and hold it exactly once")
+    if not flat or flat[0] != "E" or flat.count("E") != 1 or "E" not in stages[0]:
+        raise LayoutError("must start with the embedding (E), in the first stage, and hold it exactly once")
     if flat[-1] != "L" or flat.count("L") != 1 or "L" not in stages[-1]:
         raise LayoutError("must end with the loss (L), in the last stage, and hold it exactly once")
     if flat.count("t") != num_layers:

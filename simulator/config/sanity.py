@@ -28,6 +28,17 @@ def check_scenario(workload, cluster, seq_length: int, wwhere, cwhere) -> None:
               f"at most num_nodes ({cluster.num_nodes})")
 
 
+def check_fabric_ratios(fabric, cwhere) -> None:
+    """A switch of R ports can oversubscribe at most R - 1 downlinks over its one uplink."""
+    top = fabric.switch_radix - 1
+    ratios = [("fabric.oversubscription", fabric.oversubscription)]
+    ratios += [(f"fabric.tier_oversubscription.{i}", r) for i, r in enumerate(fabric.tier_oversubscription or ())]
+    for path, ratio in ratios:
+        if ratio > top:
+            _fail(cwhere, path, f"exceeds what a switch of switch_radix={fabric.switch_radix} ports can do "
+                  f"({top} downlinks over one uplink)", ratio, f"at most {top}")
+
+
 def check_step_time(step_time: float, source: str) -> None:
     """A step time that is not a finite positive number comes from figures no hardware has (an
     inline GPU at 1e-300 FLOP/s): bad input, not a prediction."""

@@ -139,8 +139,10 @@ def defaults_used(model: BaseModel, prefix: str = "") -> dict:
 
 def _check_fabric(cluster: ClusterConfig, gpu: GPUSpec, where) -> None:
     """The fabric the cluster describes must be buildable (switch radix, tiers, unit sizes)."""
+    from simulator.config.sanity import check_fabric_ratios
     from simulator.topology.tiers import tier_tuple
 
+    check_fabric_ratios(cluster.fabric, where)
     try:
         tier_tuple(cluster, gpu)   # remembered: the cost and power models read the same view
     except ConfigError as exc:

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, create_model
 
 from simulator import units
+from simulator.limits import MAX_LAYERS
 
 from simulator.config.types import (
     Bandwidth, Count, Duration, DurationOrAuto, IntOrAuto, NonNegFloat, NonNegInt, PosFloat, PosInt, Size, Strict,
@@ -54,7 +55,7 @@ class MLAConfig(Strict):
 
 
 class ModelConfig(Strict):
-    num_layers: PosInt
+    num_layers: Annotated[int, Field(gt=0, le=MAX_LAYERS)]   # limits.py
     hidden_size: PosInt
     ffn_hidden_size: PosInt | None = None               # Megatron default: 4 x hidden_size
     num_attention_heads: PosInt
@@ -100,7 +101,7 @@ class ModelConfig(Strict):
     # "learnable": a learned per-head sink logit in the softmax (GPT-OSS attention sinks)
     softmax_type: Literal["vanilla", "off-by-one", "learnable"] = "vanilla"
     # multi-token prediction modules after the last layer (DeepSeek-V3: 1), Megatron --mtp-num-layers
-    mtp_num_layers: NonNegInt = 0
+    mtp_num_layers: Annotated[int, Field(ge=0, le=MAX_LAYERS)] = 0
     moe: MoEConfig | None = None
     # Dropout probabilities (Megatron names). Megatron-LM's command-line default is 0.1 for both, which
     # GPT-3/BLOOM-era configs used; Llama, Mixtral, Qwen and DeepSeek recipes train with 0, and with

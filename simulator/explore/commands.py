@@ -11,6 +11,7 @@ import argparse
 from simulator.argtypes import non_negative_int as _non_negative_int
 from simulator.argtypes import positive_int as _positive_int
 from simulator.argtypes import replica_count as _replica_count
+from simulator.argtypes import top_count as _top_count
 
 
 class _Handler:
@@ -89,8 +90,8 @@ def register(sub) -> None:
     se.add_argument("workload", help="workload YAML file")
     se.add_argument("--objective", choices=("time", "cost", "energy", "carbon"), default="time")
     se.add_argument("--confidence", choices=CONFIDENCES, default="p50", help="time to train at (default p50)")
-    se.add_argument("--top", type=_positive_int, default=5,
-                    help="layouts re-simulated with the full engines, besides the closed-form front (default 5)")
+    se.add_argument("--top", type=_top_count, default=5,
+                    help="layouts re-simulated with the full engines, besides the closed-form front (default 5, at most 200)")
     se.add_argument("--write", metavar="FILE", help="write the best layout as a workload YAML")
     _common(se, plot="Pareto chart")
     _space_options(se)

@@ -20,6 +20,18 @@ def emit(args, data, text: str) -> int:
     return 0
 
 
+def study_exit(rows: list[dict]) -> int:
+    """A study's exit code once its report is out: 0 when a case ran; else 3 when some case did not
+    fit (infeasible), 2 when every case was invalid (docs/explore.md), with a note naming why."""
+    if any(r.get("status") == "ok" for r in rows):
+        return 0
+    statuses = sorted({str(r.get("status")) for r in rows})
+    first = next((r for r in rows if r.get("error")), None)
+    why = f"; first: {first['error']}" if first else ""
+    note(f"no case ran (status: {', '.join(statuses) or 'no cases'}){why}")
+    return 3 if "infeasible" in statuses else 2
+
+
 def finite(value):
     """``value`` with every NaN or infinite float replaced by None (JSON has no NaN)."""
     if isinstance(value, float):
@@ -118,7 +130,8 @@ def compare(args) -> int:
            ", ".join(Path(w).stem for w in args.workloads), rows, text,
            "Each metric per case, with its change from the first case; days with the P10-P90 range.",
            _base_scenario(args.workloads[0], args), inputs)
-    return emit(args, rows, text)
+    emit(args, rows, text)
+    return study_exit(rows)
 
 
 def _base_scenario(workload, args):
@@ -167,7 +180,8 @@ def sweep(args) -> int:
            "How do time and cost change across the grid?", s.name, rows, text,
            "Days to train and campaign cost against the first grid axis, one line per value of the others.",
            s, inputs)
-    return emit(args, rows, text)
+    emit(args, rows, text)
+    return study_exit(rows)
 
 
 def _ints(text: str | None, flag: str, least: int = 1) -> tuple[int, ...] | None:
@@ -186,11 +200,11 @@ def _ints(text: str | None, flag: str, least: int = 1) -> tuple[int, ...] | None
 
 
 def _space(args, scenario) -> Space:
-    rec = tuple(args.recompute.split(",")) if args.recompute else RECOMPUTE
+    rec = tuple(r.strip() for r in args.recompute.split(",")) if args.recompute is not None else RECOMPUTE
     bad = [r for r in rec if r not in RECOMPUTE]
     if bad:
-        raise ConfigError("unknown recomputation", source="--recompute", value=",".join(bad),
-                          expected="none, selective, full")
+        raise ConfigError("unknown recomputation", source="--recompute", value=",".join(bad) or repr(args.recompute),
+                          expected=", ".join(RECOMPUTE))
     zero = _ints(args.zero, "--zero", least=0) or (0, 1, 2, 3)
     if any(z > 3 for z in zero):
         raise ConfigError("ZeRO stages are 0-3", source="--zero", value=args.zero)

@@ -94,7 +94,7 @@ def register(sub) -> None:
 def _levers(text: str | None) -> tuple[str, ...]:
     from simulator.explore.lever_names import ALL_LEVERS
 
-    if not text:
+    if text is None:
         return ALL_LEVERS
     names = tuple(t.strip() for t in text.split(",") if t.strip())
     bad = [n for n in names if n not in ALL_LEVERS]

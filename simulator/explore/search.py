@@ -173,6 +173,35 @@ def _check_task(task: SearchTask) -> None:
     if task.gpus > capacity:
         raise ConfigError(f"the cluster has {capacity} GPUs", source="--gpus", value=task.gpus,
                           expected=f"at most {capacity}, or a bigger cluster (--set cluster.num_nodes=...)")
+    _check_space(task.space, base, task.gpus)
+
+
+def _check_space(space, base, gpus: int) -> None:
+    """Restrictions of the search space that no layout of this model on ``gpus`` GPUs can meet are
+    malformed flags (exit 2), not an infeasible search."""
+    m = base.workload.model
+
+    def bad(flag: str, values, why: str, expected: str) -> None:
+        raise ConfigError(why, source=flag, value=",".join(map(str, values)), expected=expected)
+
+    for flag, values in (("--tp", space.tp), ("--pp", space.pp), ("--cp", space.cp), ("--ep", space.ep)):
+        over = [v for v in values or () if v > gpus]
+        if over:
+            bad(flag, over, f"exceeds the {gpus:,} GPUs searched", f"values up to {gpus:,}")
+    heads, groups = m.num_attention_heads, m.num_query_groups or m.num_attention_heads
+    off = [v for v in space.tp or () if heads % v or (m.multi_latent_attention is None and groups % v)]
+    if off:
+        bad("--tp", off, f"does not divide the attention heads ({heads}) and query groups ({groups})",
+            "divisors of both, e.g. 1,2,4,8")
+    if space.ep and any(v > 1 for v in space.ep):
+        if m.moe is None:
+            bad("--ep", space.ep, "expert parallelism needs an MoE model (model.moe)", "--ep 1, or no --ep")
+        off = [v for v in space.ep if m.moe.num_experts % v]
+        if off:
+            bad("--ep", off, f"does not divide the {m.moe.num_experts} experts", "divisors of model.moe.num_experts")
+    if space.pp and all(v > m.num_layers for v in space.pp):
+        bad("--pp", space.pp, f"exceeds num_layers={m.num_layers} (each stage needs a layer)",
+            f"values up to {m.num_layers}")
 
 
 def top_level_only(inputs: Inputs) -> tuple[str, ...]:
