@@ -606,3 +606,17 @@ def test_hostile_study_flags_found_by_fuzzing(capsys, argv, needles):
     code = main([str(a) for a in argv] + extra)
     err = capsys.readouterr().err
     check(code, err, 2, *needles)
+
+
+@pytest.mark.parametrize("workload, sets, needles", [
+    # a fabric-wide refusal names the --set that made the fabric unbuildable, with the file
+    ("llama3-8b.yaml", ["--set", "cluster.fabric.switch_radix=2"],
+     ["dgx-h100-superpod.yaml with --set cluster.fabric.switch_radix=2", "fabric:"]),
+    ("llama3-8b.yaml", ["--set", "cluster.num_nodes=1000000000"], ["with --set cluster.num_nodes=1000000000"]),
+    # a phase's key written by --set phases.K... is blamed on that --set, not on the file
+    ("llama3-405b.yaml", ["--set", "phases.1.parallelism.tensor_model_parallel_size=3"],
+     ["error: --set phases.1.parallelism.tensor_model_parallel_size=3: phases[1]", "num_attention_heads=128"]),
+])
+def test_errors_name_the_set_that_caused_them(capsys, workload, sets, needles):
+    code, err = run_cli(capsys, ["run", WORKLOADS / workload, "--fast", "--replicas", "1", *sets])
+    check(code, err, 2, *needles)

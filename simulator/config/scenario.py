@@ -1,6 +1,7 @@
 """Workload + cluster + overrides -> one frozen, validated Scenario with its derived layout."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -137,8 +138,12 @@ def defaults_used(model: BaseModel, prefix: str = "") -> dict:
     return out
 
 
-def _check_fabric(cluster: ClusterConfig, gpu: GPUSpec, where) -> None:
-    """The fabric the cluster describes must be buildable (switch radix, tiers, unit sizes)."""
+_FABRIC_KEYS = ("fabric", "num_nodes", "node")
+
+
+def _check_fabric(cluster: ClusterConfig, gpu: GPUSpec, where, overrides: list[Override] = ()) -> None:
+    """The fabric the cluster describes must be buildable (switch radix, tiers, unit sizes). An error
+    about the fabric as a whole names the --set overrides of its keys, if any wrote them."""
     from simulator.config.sanity import check_fabric_ratios
     from simulator.topology.tiers import tier_tuple
 
@@ -147,7 +152,11 @@ def _check_fabric(cluster: ClusterConfig, gpu: GPUSpec, where) -> None:
         tier_tuple(cluster, gpu)   # remembered: the cost and power models read the same view
     except ConfigError as exc:
         loc = tuple((exc.path or "fabric").split("."))
-        raise ConfigError(str(exc).split(": ", 1)[-1], source=where(loc), path=".".join(loc)) from None
+        source = where(loc)
+        written = [ov.source for ov in overrides if ov.path and ov.path[0] in _FABRIC_KEYS]
+        if loc == ("fabric",) and written:
+            source = f"{source} with {', '.join(written)}"
+        raise ConfigError(str(exc).split(": ", 1)[-1], source=source, path=".".join(loc)) from None
 
 
 def _split_overrides(texts: list, gpus: int | None) -> tuple[list[Override], list[Override]]:
@@ -197,25 +206,35 @@ def _finish(wcfg, wraw, craw, workload_source, cluster_source, wl_over, cl_over,
     ccfg = validate(ClusterConfig, craw, cluster_source, cl_over)
     cwhere = source_finder(cluster_source, cl_over, craw)
     gpu = resolve_gpu(ccfg, cwhere)
-    _check_fabric(ccfg, gpu, cwhere)
+    _check_fabric(ccfg, gpu, cwhere, cl_over)
     num_gpus, layout = derive_layout(wcfg, ccfg, gpu, wwhere, cwhere)
     check_scenario(wcfg, ccfg, wcfg.model.seq_length, wwhere, cwhere)
     assumptions = {**defaults_used(wcfg), **{f"cluster.{k}": v for k, v in defaults_used(ccfg).items()}}
     phases = ()
     if wcfg.phases:
-        phases = _phases(wcfg, apply(wraw, wl_over, workload_source), wwhere, ccfg, gpu, cwhere,
+        phases = _phases(wcfg, apply(wraw, wl_over, workload_source), wwhere, wl_over, ccfg, gpu, cwhere,
                          workload_source, cluster_source, derive_layout)
     return Scenario(wcfg, ccfg, gpu, layout, num_gpus, workload_source, cluster_source, assumptions,
                     phases)
 
 
-def _phases(wcfg, data, wwhere, ccfg, gpu, cwhere, workload_source, cluster_source, derive_layout) -> tuple:
+def _phase_overrides(overrides: list[Override], k: int) -> list[Override]:
+    """The --set overrides that wrote phase ``k``'s keys, at their paths inside the phase's workload:
+    the top level's (every phase inherits them) and ``phases.K.*`` ones."""
+    out = [ov for ov in overrides if not ov.path or ov.path[0] != "phases"]
+    out += [dataclasses.replace(ov, path=ov.path[2:]) for ov in overrides
+            if len(ov.path) > 2 and ov.path[0] == "phases" and ov.path[1] == str(k)]
+    return out
+
+
+def _phases(wcfg, data, wwhere, wl_over, ccfg, gpu, cwhere, workload_source, cluster_source,
+            derive_layout) -> tuple:
     """(name, Scenario) of each training phase, validated and derived like a workload file."""
     out = []
     for k, (name, raw) in enumerate(phase_raws(wcfg, data, wwhere)):
         try:
             pcfg = validate(WorkloadConfig, raw, workload_source, [])
-            where = source_finder(workload_source, [], raw)
+            where = source_finder(workload_source, _phase_overrides(wl_over, k), raw)
             n, lay = derive_layout(pcfg, ccfg, gpu, where, cwhere)
             check_scenario(pcfg, ccfg, pcfg.model.seq_length, where, cwhere)
         except ConfigError as exc:
