@@ -518,7 +518,8 @@ SELECTIVE = ["--set", "parallelism.recompute_granularity=selective"]
 
 @pytest.mark.parametrize("workload, sets, needles", [
     ("llama3-8b.yaml", ["--set", "parallelism.recompute_modules=[layernorm]"],
-     ["parallelism.recompute_modules", "recompute_granularity: selective"]),
+     ["parallelism.recompute_granularity: is none, but recompute_modules ['layernorm']",
+      "--set parallelism.recompute_modules=null"]),
     ("llama3-8b.yaml", SELECTIVE + ["--set", "parallelism.recompute_modules=[]"],
      ["parallelism.recompute_modules", "is empty", "at least one module"]),
     ("llama3-8b.yaml", SELECTIVE + ["--set", "parallelism.recompute_modules=[mlp,mlp]"],
@@ -581,7 +582,14 @@ def test_recompute_modules_errors(tmp_path, capsys, workload, sets, needles):
     ("mixtral-8x7b.yaml", ["--set", "model.moe.moe_layer_freq=0"],
      ["model.moe.moe_layer_freq: input should be greater than 0, or input should be a valid list"]),
     ("mixtral-8x7b.yaml", ["--set", "model.moe.moe_layer_freq=[" + ",".join(["2"] * 32) + "]"],
-     ["moe_layer_freq[0]: input should be 0 or 1 (got 2) (and 31 more items alike)"]),
+     ["moe_layer_freq[0]: input should be 0 or 1", "(got 2) (and 31 more items alike: 2, 2, 2, ...)"]),
+    ("mixtral-8x7b.yaml", ["--set", "model.moe.moe_layer_freq=[1,1,5,7]"],
+     ["moe_layer_freq[2]: input should be 0 or 1 (or, as a whole, input should be a valid integer) (got 5) "
+      "(and 1 more items alike: 7)"]),
+    ("llama3-405b.yaml", ["--set", "parallelism.recompute_granularity=full", "--set", "parallelism.recompute_modules=[mlp]"],
+     ["recompute_granularity: is full, but recompute_modules ['mlp']"]),
+    ("deepseek-v3.yaml", ["--set", "parallelism.recompute_granularity=full"],
+     ["error: --set parallelism.recompute_granularity=full", "recompute_modules=null"]),
 ])
 def test_hostile_inputs_found_by_fuzzing(tmp_path, capsys, workload, argv, needles):
     code, err = run_cli(capsys, ["run", WORKLOADS / workload, "--fast", "--replicas", "1", *argv])

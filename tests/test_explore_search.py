@@ -188,3 +188,21 @@ def test_a_search_whose_layouts_all_fail_says_why(small_search):
     text = search_text(broken, "small", "days_p50", "analytical")
     assert "best: none of the re-simulated layouts ran" in text
     assert "first reason (invalid): parallelism.x: some reason (got 1)" in text
+
+
+def test_the_ranking_keeps_the_workloads_recompute_modules_on_selective_candidates(capsys):
+    """DeepSeek-V3's workload recomputes [layernorm, mla_up_proj, moe_act]: its selective candidates
+    are ranked with those modules (they were ranked with core_attn alone when the first --recompute
+    kind was not selective, so the layout the workload describes did not fit and full recompute won),
+    and the ranked memory is the re-simulated one."""
+    import json
+
+    from simulator.cli import main
+    from tests.conftest import WORKLOADS
+
+    argv = ["search", str(WORKLOADS / "deepseek-v3.yaml"), "--fast", "--no-progress", "--json", "--replicas", "2",
+            "--tp", "1", "--pp", "16", "--ep", "64", "--micro-batch", "1", "--zero", "1"]
+    assert main(argv) == 0
+    best = next(c for c in json.loads(capsys.readouterr().out)["candidates"] if c.get("best"))
+    assert best["case"].endswith("recompute=selective")
+    assert best["closed_form"]["memory_gib"] == pytest.approx(best["memory_per_gpu_gib"])

@@ -4,7 +4,7 @@ import pytest
 
 from simulator import load_scenario
 from simulator.cost import comm
-from simulator.cost.compute import op_time
+from simulator.cost.compute import op_time, quantize_ops
 from simulator.cost.efficiency import DEFAULT
 from simulator.cost.stage import _layer, _layer_ops, shard_of
 from simulator.cost.step import estimate_step
@@ -124,3 +124,20 @@ def test_the_deepseek_and_gpt_oss_rows_run_their_recipes_modules():
                                              else ("mla_up_proj",)), run
         else:
             assert "gpt-oss" in run and lay.recompute_modules == ("layernorm", "moe_act")
+
+
+def test_quantize_kernels_rerun_with_their_gemms_and_moe_subsumes_its_parts():
+    """Under FP8 a module's GEMMs rerun with their cast kernels; `moe` already holds the shared
+    experts and the activation, so adding those modules changes neither time nor memory."""
+    fp8 = "training.precision=fp8"
+    moe = _scenario("deepseek-v3.yaml", fp8, "parallelism.recompute_modules=[moe]")
+    more = _scenario("deepseek-v3.yaml", fp8, "parallelism.recompute_modules=[moe,shared_experts,moe_act]")
+    assert estimate_step(moe).step_time == pytest.approx(estimate_step(more).step_time)
+    assert memory_of(moe).total == pytest.approx(memory_of(more).total)
+    s = _scenario("llama3-70b.yaml", fp8, SEL, "parallelism.recompute_modules=[mlp]")
+    _, ops, fw, st = _layer_times(s, moe=False)
+    casts = sum(op_time(o, s.gpu, "fp8", DEFAULT)
+                for o in quantize_ops(ops, "fp8", s.layout.num_microbatches, s.gpu.fp8_any_layout)
+                if o.name.split("_")[0] in ("fc1", "fc2"))
+    module = sum(fw[n] for n in ("post_attn_norm", "fc1", "activation", "fc2"))
+    assert casts > 0 and st.recompute > module + 0.99 * casts

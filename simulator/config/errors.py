@@ -90,14 +90,27 @@ def _merged(errors: list[dict]) -> list[dict]:
                 by_loc[key] = {**by_loc[key], "msg": by_loc[key]["msg"] + ", or " + _clean_message(err["msg"])}
         else:
             by_loc[key] = err
+    entries = list(by_loc.values())
+    # a union's alternative that failed at the key itself, while another failed inside it (an int,
+    # or a list with a bad item): one problem, said once on the item
+    plain = [e for e in entries if e["type"] not in ("extra_forbidden", "missing")]
+    shallow = {id(e) for e in plain
+               if any(len(d["loc"]) > len(e["loc"]) and d["loc"][:len(e["loc"])] == e["loc"] for d in plain)}
     runs: dict[tuple, dict] = {}
-    for err in by_loc.values():
+    for err in entries:
+        if id(err) in shallow:
+            continue
         shape = (tuple("#" if isinstance(p, int) else p for p in err["loc"]), err["msg"], err["type"])
         if shape in runs:
-            runs[shape]["more"] = runs[shape].get("more", 0) + 1
+            runs[shape].setdefault("others", []).append(err.get("input"))
         else:
             runs[shape] = dict(err)
-    return list(runs.values())
+    out = list(runs.values())
+    for e in plain:
+        if id(e) in shallow:
+            d = next(d for d in out if len(d["loc"]) > len(e["loc"]) and d["loc"][:len(e["loc"])] == e["loc"])
+            d["msg"] = f"{d['msg']} (or, as a whole, {_clean_message(e['msg'])})"
+    return out
 
 
 def _one(err: dict, model: type[BaseModel], prefix: tuple, where) -> str:
@@ -113,7 +126,9 @@ def _one(err: dict, model: type[BaseModel], prefix: tuple, where) -> str:
     if kind == "missing":
         return f"{source}: {path}: required key is missing"
     value = err.get("input")
-    more = f" (and {err['more']} more items alike)" if err.get("more") else ""
+    others = err.get("others") or []
+    shown = ", ".join(short(v) for v in others[:3]) + (", ..." if len(others) > 3 else "")
+    more = f" (and {len(others)} more items alike: {shown})" if others else ""
     return f"{source}: {path}: {clip(_clean_message(err['msg']))} (got {short(value)}){more}"
 
 

@@ -157,8 +157,10 @@ def _check_recompute_modules(w: WorkloadConfig, where) -> None:
     if mods is None:
         return
     if par.recompute_granularity != "selective":
-        _fail(where, key, "names the modules of selective recomputation (Megatron-Core)", mods,
-              "recompute_granularity: selective, or no recompute_modules")
+        # named on the granularity: a --set of it is the usual cause, the modules sit in the file
+        _fail(where, P + "recompute_granularity", f"is {par.recompute_granularity}, but recompute_modules "
+              f"{mods} names modules of selective recomputation (Megatron-Core)", par.recompute_granularity,
+              "selective, or clear the modules as well (--set parallelism.recompute_modules=null)")
     if not mods:
         _fail(where, key, "is empty", mods, "at least one module, or no recompute_modules (core_attn)")
     twice = sorted({m for m in mods if mods.count(m) > 1})

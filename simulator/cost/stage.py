@@ -227,7 +227,9 @@ def module_recompute(ops: list[Op], fw: list[float], modules: tuple[str, ...], m
                      tp_f: float, ep_f: float) -> float:
     """Forward seconds that selective recomputation of ``modules`` reruns in one layer's backward."""
     mods = modules or ("core_attn",)
-    rec = sum(t for o, t in zip(ops, fw) if any(_in_module(o, m, moe) for m in mods))
+    # a quantize / scale-swizzle kernel reruns when its GEMM does (it carries no scope of its own)
+    member = {o.name for o in ops if _base(o.name) == o.name and any(_in_module(o, m, moe) for m in mods)}
+    rec = sum(t for o, t in zip(ops, fw) if _base(o.name) in member)
     if ("mlp" in mods and not moe) or ("moe" in mods and moe):
         rec += 0.5 * tp_f          # the MLP side's TP collectives (the attention side has the other half)
     if "moe" in mods and moe:

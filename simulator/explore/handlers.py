@@ -22,14 +22,17 @@ def emit(args, data, text: str) -> int:
 
 def study_exit(rows: list[dict]) -> int:
     """A study's exit code once its report is out: 0 when a case ran; else 3 when some case did not
-    fit (infeasible), 2 when every case was invalid (docs/explore.md), with a note naming why."""
+    fit (infeasible), 2 when every case was invalid (docs/explore.md), 1 when a case failed
+    otherwise (an internal error), with a note naming why."""
     if any(r.get("status") == "ok" for r in rows):
         return 0
     statuses = sorted({str(r.get("status")) for r in rows})
     first = next((r for r in rows if r.get("error")), None)
     why = f"; first: {first['error']}" if first else ""
     note(f"no case ran (status: {', '.join(statuses) or 'no cases'}){why}")
-    return 3 if "infeasible" in statuses else 2
+    if "infeasible" in statuses:
+        return 3
+    return 2 if statuses == ["invalid"] else 1   # a case that failed otherwise is a bug (exit 1)
 
 
 def finite(value):

@@ -76,15 +76,21 @@ def with_layout(base: Scenario, layout: Layout, gpus: int) -> Scenario:
     return dataclasses.replace(base, workload=w, layout=lay, num_gpus=n)
 
 
-def _variant(s: Scenario, zero: int, recompute: str) -> Scenario:
-    """The same shape with another ZeRO stage and recomputation (no other derived value changes)."""
+def _variant(s: Scenario, zero: int, recompute: str, own_modules: list | None = None) -> Scenario:
+    """The same shape with another ZeRO stage and recomputation (no other derived value changes).
+    ``own_modules``: the workload's recompute_modules, which its selective variants keep (as the
+    re-simulation's --set texts do: explore/layouts.recompute_resets clears them only elsewhere)."""
     reshard = reshard_after_forward(zero, s.layout.pp)
+    mods = own_modules if recompute == "selective" else None
     par = s.workload.parallelism.model_copy(update={
         "zero_stage": zero if zero != 1 else None, "distributed_optimizer": zero == 1,
-        "recompute_granularity": recompute, "reshard_after_forward": reshard, **recompute_resets(recompute)})
+        "recompute_granularity": recompute, "reshard_after_forward": reshard, **recompute_resets(recompute),
+        "recompute_modules": mods})
     w = s.workload.model_copy(update={"parallelism": par})
+    layout_mods = tuple(mods or ("core_attn",)) if recompute == "selective" else ()
     return dataclasses.replace(s, workload=w, layout=dataclasses.replace(
-        s.layout, zero_stage=zero, recompute=recompute, reshard_after_forward=reshard))
+        s.layout, zero_stage=zero, recompute=recompute, reshard_after_forward=reshard,
+        recompute_modules=layout_mods))
 
 
 def _power_model(base: Scenario, gpus: int):
@@ -136,13 +142,14 @@ def rank_structure(base: Scenario, st: Structure, order: int, task: SearchTask,
         return 0, [], ("layout", str(exc))
     valid = len(zeros) * len(space.recompute)
     light = (max(zeros), space.recompute[-1])
-    lightest = memory_of(_variant(s0, *light)).total
+    own = base.workload.parallelism.recompute_modules
+    lightest = memory_of(_variant(s0, *light, own)).total
     if lightest > cap:
         return valid, [], ("memory", lightest / GIB)
     out, stages = [], {}
     for z in zeros:
         for i, r in enumerate(space.recompute):
-            s = _variant(s0, z, r)
+            s = _variant(s0, z, r, own)
             need = lightest if (z, r) == light else memory_of(s).total
             if need <= cap:
                 out.append(_rank(s, Layout(st, z, r, space.schedule), order * 16 + z * 4 + i, power, need,

@@ -199,8 +199,8 @@ def _check_space(space, base, gpus: int) -> None:
         off = [v for v in space.ep if m.moe.num_experts % v]
         if off:
             bad("--ep", off, f"does not divide the {m.moe.num_experts} experts", "divisors of model.moe.num_experts")
-    if space.pp and all(v > m.num_layers for v in space.pp):
-        bad("--pp", space.pp, f"exceeds num_layers={m.num_layers} (each stage needs a layer)",
+    if space.pp and any(v > m.num_layers for v in space.pp):
+        bad("--pp", [v for v in space.pp if v > m.num_layers], f"exceeds num_layers={m.num_layers} (each stage needs a layer)",
             f"values up to {m.num_layers}")
 
 

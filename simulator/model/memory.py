@@ -178,28 +178,32 @@ def _module_savings(a: Arch, mods: tuple[str, ...], tokens: float, ffn_tokens: f
 
     - layernorm: the two norms' outputs. Kept in bf16 by the QKV and fc1 / router GEMMs that read
       them; under FP8 the attention side's consumer keeps its own FP8 copy, so only an MoE layer's
-      router input (a bf16 GEMM) goes.
-    - moe_act: the routed experts' activation output (fc2's input).
+      router input (a bf16 GEMM; its slot as counted above) goes.
+    - moe_act: the routed experts' activation output (fc2's input), and a clamped gate's copy.
     - mla_up_proj: the up-projected and rotated Q, K, V; the latents they come from stay.
-    - mlp (dense layers): fc1's input, its output and fc2's input; the module's input (the norm
-      output, bf16) is kept instead of fc1's copy of it.
+    - mlp (dense layers): fc1's input, its output and fc2's input; the module's input is the
+      residual stream (the pre-MLP norm is fused into fc1), which the layer keeps anyway.
     - moe (MoE layers): the router logits, the permuted tokens and every expert tensor, the shared
       expert's included; the layer's input is kept instead of the router's copy of it.
     - shared_experts (MoE layers): the shared expert MLP's tensors.
     core_attn is the attention core (flash attention keeps nothing of it; handled by the caller)."""
     h = a.hidden
     if "layernorm" in mods:
-        replicated -= tokens * h * (2 * g if not fp8 else (2.0 if moe else 0.0))
+        replicated -= tokens * h * (2 * g if not fp8 else (g if moe else 0.0))
     if moe and "moe" in mods:
         attn_split -= tokens * a.num_experts * 4
         replicated -= tokens * a.topk * h * 2 + tokens * g * h - tokens * 2 * h
         mlp_split, shared_split = 0.0, 0.0
     if moe and "moe_act" in mods:
         mlp_split = max(0.0, mlp_split - ffn_tokens * g * ffn)
+        if a.act_clamp and a.gated:   # the clamped copy the fused activation was given reruns too
+            mlp_split = max(0.0, mlp_split - ffn_tokens * 2 * 2 * ffn)
     if moe and "shared_experts" in mods:
         shared_split = 0.0
     if not moe and "mlp" in mods:
-        replicated -= tokens * g * h - tokens * 2 * h
+        # the pre-MLP norm is fused into fc1 (Transformer Engine), so the module's input is the
+        # residual stream the layer keeps anyway: fc1's copy of the normed input goes as well
+        replicated -= tokens * g * h
         mlp_split = 0.0
     if a.mla and "mla_up_proj" in mods:
         attn_split -= tokens * (2 * a.q_width + 2 * a.kv_width + 2 * a.v_width)
