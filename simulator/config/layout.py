@@ -163,7 +163,7 @@ def _check_recompute_modules(w: WorkloadConfig, where) -> None:
               "selective, or clear the modules as well (--set parallelism.recompute_modules=null)")
     if not mods:
         _fail(where, key, "is empty", mods, "at least one module, or no recompute_modules (core_attn)")
-    twice = sorted({m for m in mods if mods.count(m) > 1})
+    twice = _repeated(mods)
     if twice:
         _fail(where, key, f"names {', '.join(twice)} more than once", mods, "each module once")
     a = resolve(w.model)
@@ -225,16 +225,44 @@ def _check_model(w: WorkloadConfig, where) -> None:
               t.train_iters, "only one of the two")
 
 
+def tp_misfit(arch, tp: int) -> tuple[str, int] | None:
+    """The model dimension (key, size) that tensor parallelism ``tp`` must divide and does not."""
+    for key, n in (("num_attention_heads", arch.heads), ("num_query_groups", arch.query_groups)):
+        if n % tp:
+            return key, n
+    return None
+
+
+def ep_misfit(arch, ep: int) -> str | None:
+    """Why expert parallelism ``ep`` cannot split this model: "dense" (no MoE layers), "experts"
+    (it does not divide them), or None."""
+    if ep > 1 and not arch.is_moe:
+        return "dense"
+    if arch.is_moe and arch.num_experts % ep:
+        return "experts"
+    return None
+
+
+def layout_recompute_modules(granularity: str, modules) -> tuple[str, ...]:
+    """The Megatron-Core modules a layout reruns: the given ones (default core_attn) under
+    selective recomputation, none under any other granularity."""
+    return tuple(modules or ("core_attn",)) if granularity == "selective" else ()
+
+
+def _repeated(items: list) -> list:
+    """The items named more than once, sorted."""
+    return sorted({x for x in items if items.count(x) > 1})
+
+
 def _check_parallel(w: WorkloadConfig, where) -> None:
     m, par = w.model, w.parallelism
     arch = resolve(m)
     tp, cp, ep = par.tensor_model_parallel_size, par.context_parallel_size, par.expert_model_parallel_size
-    if arch.heads % tp:
-        _fail(where, P + "tensor_model_parallel_size", f"does not divide num_attention_heads={arch.heads}",
-              tp, f"a divisor of {arch.heads} ({_divisors(arch.heads)})")
-    if arch.query_groups % tp:
-        _fail(where, P + "tensor_model_parallel_size", f"does not divide num_query_groups={arch.query_groups}",
-              tp, f"a divisor of {arch.query_groups} ({_divisors(arch.query_groups)})")
+    misfit = tp_misfit(arch, tp)
+    if misfit:
+        key, n = misfit
+        _fail(where, P + "tensor_model_parallel_size", f"does not divide {key}={n}",
+              tp, f"a divisor of {n} ({_divisors(n)})")
     if arch.ffn % tp and arch.num_moe_layers < arch.num_layers:   # dense layers' MLP
         _fail(where, P + "tensor_model_parallel_size", f"does not divide ffn_hidden_size={arch.ffn}",
               tp, f"a divisor of {arch.ffn} ({_divisors(arch.ffn)})")
@@ -256,10 +284,11 @@ def _check_parallel(w: WorkloadConfig, where) -> None:
         _fail(where, P + "cp_comm_type", f"a2a (Ulysses) context parallelism shards the {arch.heads // tp} "
               f"attention heads of a TP rank over context_parallel_size={cp}, which does not divide them",
               par.cp_comm_type, "p2p or all_gather, or a CP that divides num_attention_heads / TP")
-    if ep > 1 and not arch.is_moe:
+    why = ep_misfit(arch, ep)
+    if why == "dense":
         _fail(where, P + "expert_model_parallel_size", "expert parallelism needs an MoE model (model.moe)",
               ep, "1 for a dense model")
-    if arch.is_moe and arch.num_experts % ep:
+    if why == "experts":
         _fail(where, P + "expert_model_parallel_size", f"does not divide num_experts={arch.num_experts}",
               ep, f"a divisor of {arch.num_experts} ({_divisors(arch.num_experts)})")
 
@@ -384,7 +413,7 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
             _fail(where, "training.cuda_graph_scope", f"names what cuda_graph_impl local / transformer_engine "
                   f"capture; with cuda_graph_impl {t.cuda_graph_impl} it would be ignored", scope,
                   "cuda_graph_impl: transformer_engine (or local), or no cuda_graph_scope")
-        twice = sorted({s for s in scope if scope.count(s) > 1})
+        twice = _repeated(scope)
         if twice:
             _fail(where, "training.cuda_graph_scope", f"names {', '.join(twice)} more than once", scope,
                   "each scope once")
@@ -411,8 +440,7 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
                     reshard_after_forward=par.reshard_after_forward, grad_dtype=grad_dtype,
                     rank_order=par.rank_order,
                     recompute_method=par.recompute_method, recompute_num_layers=par.recompute_num_layers,
-                    recompute_modules=(tuple(par.recompute_modules or ("core_attn",))
-                                       if par.recompute_granularity == "selective" else ()),
+                    recompute_modules=layout_recompute_modules(par.recompute_granularity, par.recompute_modules),
                     offload_layers=par.cpu_offloading_num_layers if par.cpu_offloading else 0,
                     chunks=chunks, mtp_stage=mtp_stage)
     return num_gpus, layout

@@ -12,7 +12,7 @@ import dataclasses
 import pickle
 from dataclasses import dataclass
 
-from simulator.config.layout import derive_layout
+from simulator.config.layout import derive_layout, layout_recompute_modules
 from simulator.config.scenario import Scenario
 from simulator.cost.efficiency import DEFAULT
 from simulator.cost.step import estimate_step
@@ -87,10 +87,9 @@ def _variant(s: Scenario, zero: int, recompute: str, own_modules: list | None = 
         "recompute_granularity": recompute, "reshard_after_forward": reshard, **recompute_resets(recompute),
         "recompute_modules": mods})
     w = s.workload.model_copy(update={"parallelism": par})
-    layout_mods = tuple(mods or ("core_attn",)) if recompute == "selective" else ()
     return dataclasses.replace(s, workload=w, layout=dataclasses.replace(
         s.layout, zero_stage=zero, recompute=recompute, reshard_after_forward=reshard,
-        recompute_modules=layout_mods))
+        recompute_modules=layout_recompute_modules(recompute, mods)))
 
 
 def _power_model(base: Scenario, gpus: int):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
+from simulator.config.layout import ep_misfit, tp_misfit
 from simulator.errors import ConfigError, InfeasibleError
 from simulator.explore.cases import Case, Inputs, SimOptions, Study, time_at
 from simulator.explore.executors import batch_size, map_ordered, timed, worker_count
@@ -188,17 +189,17 @@ def _check_space(space, base, gpus: int) -> None:
         over = [v for v in values or () if v > gpus]
         if over:
             bad(flag, over, f"exceeds the {gpus:,} GPUs searched", f"values up to {gpus:,}")
-    heads, groups = m.num_attention_heads, m.num_query_groups or m.num_attention_heads
-    off = [v for v in space.tp or () if heads % v or (m.multi_latent_attention is None and groups % v)]
+    a = resolve(m)
+    off = [v for v in space.tp or () if tp_misfit(a, v)]   # the layout checks' own rules
     if off:
-        bad("--tp", off, f"does not divide the attention heads ({heads}) and query groups ({groups})",
+        bad("--tp", off, f"does not divide the attention heads ({a.heads}) and query groups ({a.query_groups})",
             "divisors of both, e.g. 1,2,4,8")
-    if space.ep and any(v > 1 for v in space.ep):
-        if m.moe is None:
-            bad("--ep", space.ep, "expert parallelism needs an MoE model (model.moe)", "--ep 1, or no --ep")
-        off = [v for v in space.ep if m.moe.num_experts % v]
-        if off:
-            bad("--ep", off, f"does not divide the {m.moe.num_experts} experts", "divisors of model.moe.num_experts")
+    why = {v: ep_misfit(a, v) for v in space.ep or ()}
+    if "dense" in why.values():
+        bad("--ep", space.ep, "expert parallelism needs an MoE model (model.moe)", "--ep 1, or no --ep")
+    off = [v for v, w in why.items() if w == "experts"]
+    if off:
+        bad("--ep", off, f"does not divide the {a.num_experts} experts", "divisors of model.moe.num_experts")
     if space.pp and any(v > m.num_layers for v in space.pp):
         bad("--pp", [v for v in space.pp if v > m.num_layers], f"exceeds num_layers={m.num_layers} (each stage needs a layer)",
             f"values up to {m.num_layers}")
