@@ -234,7 +234,7 @@ class ParallelismConfig(Strict):
     recompute_matmuls: Literal["none", "every_second"] = "none"
     # with selective: the modules whose forward reruns in the backward, by Megatron-Core's names
     # (TransformerConfig.recompute_modules): core_attn (the default), layernorm, moe_act,
-    # mla_up_proj, mlp, moe, shared_experts (cost/stage.py RECOMPUTE_MODULES, model/memory.py)
+    # mla_up_proj, mlp, moe, shared_experts (model/recompute.py: the ops each reruns and the tensors it drops)
     recompute_modules: list[Literal["core_attn", "layernorm", "moe_act", "mla_up_proj", "mlp", "moe",
                                     "shared_experts"]] | None = None
     # Megatron's full-recompute options: uniform = checkpoint the input of every group of

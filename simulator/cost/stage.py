@@ -11,7 +11,7 @@ from simulator.cost.compute import QUANTIZE_SUFFIX, host_launches, host_time, op
 from simulator.cost.efficiency import Efficiency
 from simulator.memo import by_identity
 from simulator.model.arch import Arch, resolve
-from simulator.model.recompute import recomputed_fraction
+from simulator.model.recompute import recomputed_fraction, rerun_ops
 from simulator.model.memory import GRAD_BYTES, stage_params
 from simulator.model.params import tensors_per_layer
 from simulator.model.ops import Op, Shard, embedding_ops, head_ops, layer_ops, mtp_ops
@@ -184,52 +184,14 @@ def every_second_matmul_share(a: Arch) -> dict[str, float]:
     return {"qkv": k, "attn_proj": 1.0, "fc1": 0.5 if a.gated else 0.0, "fc2": 0.0 if a.gated else 1.0}
 
 
-# Megatron-Core's recompute_modules (TransformerConfig) as the layer ops each one reruns in the
-# backward, by op name (model/ops.py); a GEMM's quantize and scale-swizzle kernels rerun with it.
-# core_attn: the attention core; layernorm: the input and pre-MLP norms; mla_up_proj: "the MLA up
-# projection and RoPE applying parts" (the latent norms are fused into the up projections);
-# moe_act: the routed experts' activation (and GPT-OSS's clamp around it); shared_experts: the
-# shared expert MLP; mlp: the dense MLP module (its fused pre-MLP norm, fc1, activation, fc2);
-# moe: the MoE layer (router, dispatcher, experts, shared experts, combine). mlp and moe rerun their
-# collectives as well: the MLP side's TP half and, for moe, the EP all-to-alls.
-_MLA_UP = ("q_latent_norm", "q_up", "q_proj", "kv_latent_norm", "kv_up")   # q_proj: no q_lora_rank
-_SUFFIXES = ("_quantize", "_scale_swizzle")
-
-
-def _base(name: str) -> str:
-    for sfx in _SUFFIXES:
-        if name.endswith(sfx):
-            return name[:-len(sfx)]
-    return name
-
-
-def _in_module(o: Op, module: str, moe: bool) -> bool:
-    name = _base(o.name)
-    if module == "core_attn":
-        return o.attention_core
-    if module == "layernorm":
-        return name in ("input_norm", "post_attn_norm")
-    if module == "mla_up_proj":
-        return name in _MLA_UP
-    if module == "moe_act":
-        return moe and o.rerun and name.startswith("expert_")
-    if module == "shared_experts":
-        return moe and name.startswith("shared_")
-    if module == "mlp":
-        return not moe and o.scope == "mlp" and not name.startswith("mlp_")
-    if module == "moe":
-        return moe and o.scope in ("moe", "moe_router", "moe_preprocess") and name != "post_attn_norm" \
-            and not name.startswith("mlp_")
-    raise ValueError(f"unknown recompute module {module!r}")
-
-
 def module_recompute(ops: list[Op], fw: list[float], modules: tuple[str, ...], moe: bool,
                      tp_f: float, ep_f: float) -> float:
-    """Forward seconds that selective recomputation of ``modules`` reruns in one layer's backward."""
+    """Forward seconds that selective recomputation of ``modules`` reruns in one layer's backward:
+    the ops of model/recompute.rerun_ops, and the collectives of mlp (the MLP side's TP half) and
+    moe (that half and the EP all-to-alls)."""
     mods = modules or ("core_attn",)
-    # a quantize / scale-swizzle kernel reruns when its GEMM does (it carries no scope of its own)
-    member = {o.name for o in ops if _base(o.name) == o.name and any(_in_module(o, m, moe) for m in mods)}
-    rec = sum(t for o, t in zip(ops, fw) if _base(o.name) in member)
+    member = rerun_ops(ops, mods, moe)
+    rec = sum(t for o, t in zip(ops, fw) if o.name in member)
     if ("mlp" in mods and not moe) or ("moe" in mods and moe):
         rec += 0.5 * tp_f          # the MLP side's TP collectives (the attention side has the other half)
     if "moe" in mods and moe:

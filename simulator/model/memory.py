@@ -22,6 +22,7 @@ from simulator.model.split import balanced_chunks, layer_ids
 from simulator.memo import by_identity
 from simulator.model.schedules import peak_live_layers
 from simulator.model.arch import Arch
+from simulator.model.recompute import module_savings
 from simulator.model.params import (
     dense_layer_params, embedding_params, moe_layer_params, mtp_params, output_params,
 )
@@ -104,7 +105,7 @@ def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequ
     attention never stores); selective_op keeps matmul and attention outputs and recomputes norms and
     activation functions; full keeps the layer input only. ``etp``: tensor parallelism of the expert
     MLPs (default: ``tp``). ``modules``: under selective, the Megatron-Core recompute_modules
-    (default core_attn), each dropping what its rerun rebuilds (``_module_savings``).
+    (default core_attn), each dropping what its rerun rebuilds (``model/recompute.module_savings``).
     """
     tokens = micro_batch * a.seq / cp
     h, aw = a.hidden, a.attn_width
@@ -159,7 +160,7 @@ def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequ
         elif a.shared_expert_ffn:
             shared_split = tokens * 2 * (2 if a.gated else 1) * a.shared_expert_ffn
     if mods:
-        replicated, attn_split, mlp_split, shared_split = _module_savings(
+        replicated, attn_split, mlp_split, shared_split = module_savings(
             a, mods, tokens, ffn_tokens, ffn, g, fp8, moe, replicated, attn_split, mlp_split, shared_split)
     full = 0.0   # kept whole on every TP rank even under sequence parallelism
     if a.mla:
@@ -167,47 +168,6 @@ def activation_bytes_per_layer(a: Arch, micro_batch: int, tp: int, cp: int, sequ
         # projections: latent-norm inputs, up-projection inputs and the shared rotary key, per rank
         full = tokens * ((2 + g) * (a.q_lora_rank + a.kv_lora_rank) + 2 * a.qk_rope_dim)
     return replicated / rep_div + (attn_split + core + shared_split) / tp + mlp_split / mlp_tp + full
-
-
-def _module_savings(a: Arch, mods: tuple[str, ...], tokens: float, ffn_tokens: float, ffn: int, g: float,
-                    fp8: bool, moe: bool, replicated: float, attn_split: float, mlp_split: float,
-                    shared_split: float) -> tuple[float, float, float, float]:
-    """The saved tensors that Megatron-Core's recompute_modules rebuild in the backward instead of
-    keeping (transformer_config.py: layernorm, moe_act and mla_up_proj discard their outputs and
-    rerun; core_attn, mlp, moe and shared_experts checkpoint their module, keeping its input only).
-
-    - layernorm: the two norms' outputs. Kept in bf16 by the QKV and fc1 / router GEMMs that read
-      them; under FP8 the attention side's consumer keeps its own FP8 copy, so only an MoE layer's
-      router input (a bf16 GEMM; its slot as counted above) goes.
-    - moe_act: the routed experts' activation output (fc2's input), and a clamped gate's copy.
-    - mla_up_proj: the up-projected and rotated Q, K, V; the latents they come from stay.
-    - mlp (dense layers): fc1's input, its output and fc2's input; the module's input is the
-      residual stream (the pre-MLP norm is fused into fc1), which the layer keeps anyway.
-    - moe (MoE layers): the router logits, the permuted tokens and every expert tensor, the shared
-      expert's included; the layer's input is kept instead of the router's copy of it.
-    - shared_experts (MoE layers): the shared expert MLP's tensors.
-    core_attn is the attention core (flash attention keeps nothing of it; handled by the caller)."""
-    h = a.hidden
-    if "layernorm" in mods:
-        replicated -= tokens * h * (2 * g if not fp8 else (g if moe else 0.0))
-    if moe and "moe" in mods:
-        attn_split -= tokens * a.num_experts * 4
-        replicated -= tokens * a.topk * h * 2 + tokens * g * h - tokens * 2 * h
-        mlp_split, shared_split = 0.0, 0.0
-    if moe and "moe_act" in mods:
-        mlp_split = max(0.0, mlp_split - ffn_tokens * g * ffn)
-        if a.act_clamp and a.gated:   # the clamped copy the fused activation was given reruns too
-            mlp_split = max(0.0, mlp_split - ffn_tokens * 2 * 2 * ffn)
-    if moe and "shared_experts" in mods:
-        shared_split = 0.0
-    if not moe and "mlp" in mods:
-        # the pre-MLP norm is fused into fc1 (Transformer Engine), so the module's input is the
-        # residual stream the layer keeps anyway: fc1's copy of the normed input goes as well
-        replicated -= tokens * g * h
-        mlp_split = 0.0
-    if a.mla and "mla_up_proj" in mods:
-        attn_split -= tokens * (2 * a.q_width + 2 * a.kv_width + 2 * a.v_width)
-    return max(replicated, 0.0), max(attn_split, 0.0), mlp_split, shared_split
 
 
 @by_identity(1024, objects=1)   # pure in a frozen Arch and plain values: stages and layouts alike share it
