@@ -174,13 +174,17 @@ def test_leading_dense_layers_sit_on_the_first_stage(scenario):
 
 def test_deepseek_v3_rows_are_expressible_with_the_recipe_layouts():
     rows = [r for r in load_rows() if "deepseek-v3" in r["run"]]
-    assert len(rows) == 9
+    assert len(rows) == 11
     for r in rows:
         assert not_expressible(r) is None, r["run"]
         s = scenario_of(r)
         assert sum(s.layout.stage_layers) == 61 and s.layout.vpp == int(r["virtual_pp"] or 1)
     pp2 = scenario_of(next(r for r in rows if r["run"] == "mb26.02.01-deepseek-v3-256xgb300-fp8_mx"))
     assert pp2.layout.stage_layers == (32, 29)        # Et*4|(t*4|)*14tmL on PP2 VP8
+    # the 26.04.01 recipes' PP8 layouts: (8, 1) without VP and (8, 2) with it hold the same layers
+    for run in ("mb26.04.01-deepseek-v3-256xb300-fp8_mx", "mb26.04.01-deepseek-v3-256xb200-fp8_mx"):
+        pp8 = scenario_of(next(r for r in rows if r["run"] == run))
+        assert pp8.layout.stage_layers == (8,) * 7 + (5,), run
 
 
 # ---- search: uneven splits --------------------------------------------------------------------

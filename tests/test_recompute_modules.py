@@ -110,16 +110,19 @@ def test_deepseek_v3_fits_with_its_published_memory_savers_and_not_without():
 
 def test_the_deepseek_and_gpt_oss_rows_run_their_recipes_modules():
     """modern.csv's recompute_modules column (the release's recipe): DeepSeek-V3 [moe_act] on GB300
-    and [mla_up_proj] elsewhere in 25.11, [mla_up_proj] everywhere in 26.02.01; GPT-OSS [layernorm,
-    moe_act]. Every row that names modules runs selective recomputation with them."""
+    and [mla_up_proj] elsewhere in 25.11, [mla_up_proj] everywhere in 26.02.01, and in 26.04.01 on
+    DGX B300 ([mla_up_proj, mlp] on DGX B200); GPT-OSS [layernorm, moe_act]. Every row that names
+    modules runs selective recomputation with them."""
     from simulator.validation.runner import load_rows, scenario_of
 
     named = {r["run"]: r for r in load_rows() if r.get("recompute_modules", "").strip()}
-    assert len(named) == 15
+    assert len(named) == 17
     for run, r in named.items():
         lay = scenario_of(r).layout
         assert lay.recompute == "selective" and lay.recompute_modules == tuple(r["recompute_modules"].split("+"))
-        if "deepseek" in run:
+        if run == "mb26.04.01-deepseek-v3-256xb200-fp8_mx":
+            assert lay.recompute_modules == ("mla_up_proj", "mlp"), run
+        elif "deepseek" in run:
             assert lay.recompute_modules == (("moe_act",) if run.startswith("mb25.11") and "gb300" in run
                                              else ("mla_up_proj",)), run
         else:

@@ -227,8 +227,14 @@ def leave_one_source_out(cases: list[Case], eff: Efficiency = DEFAULT, names: tu
     pool = fit_set(cases)
     first = names or DENSE_PARAMETERS
     full = linearise(pool, eff, first, _to_unit(eff, first))
+    fitted_on = {c.source for c in pool} | {c.source for c in moe_set(cases)}
     out = []
     for i, src in enumerate(sources):
+        if src not in fitted_on:   # no row of either fit stage (a check-only source): the refit is the fit
+            out.append(Held(src, eff, [c.predict(eff) for c in cases if c.source == src]))
+            if progress:
+                progress(i + 1, len(sources))
+            continue
         keep = np.array([c.source != src for c in pool])
         train = [c for c in cases if c.source != src]
         lin = full.take(np.flatnonzero(keep))

@@ -97,19 +97,21 @@ def validate(engine: str = "analytical", eff: Efficiency = DEFAULT, loso: bool =
 
 
 def format_validation(v: Validation) -> str:
-    head = (f"{'source':<18} {'run':<40} {'GPUs':>5} {'metric':<22} {'published':>10} {'predicted':>10} "
+    sw = max([18] + [len(r.source) for r in v.rows])       # the source column fits the longest name
+    head = (f"{'source':<{sw}} {'run':<40} {'GPUs':>5} {'metric':<22} {'published':>10} {'predicted':>10} "
             f"{'error':>7} {'LOSO':>7}")
     lines = [head]
     for r in v.rows:
         h = v.held.get(_key(r))
         loso = f"{100 * h.error:+6.1f}%" if h else f"{'-':>7}"
-        lines.append(f"{r.source:<18} {r.run:<40} {r.num_gpus:>5} {r.metric[:22]:<22} {r.published:>10.4g} "
+        lines.append(f"{r.source:<{sw}} {r.run:<40} {r.num_gpus:>5} {r.metric[:22]:<22} {r.published:>10.4g} "
                      f"{r.predicted:>10.4g} {100 * r.error:+6.1f}% {loso}")
-    lines += ["", f"{'mean absolute error':<20} {'source':<20} {'rows':>5} {'in-sample':>10} "
+    ssw = max(20, sw)
+    lines += ["", f"{'mean absolute error':<20} {'source':<{ssw}} {'rows':>5} {'in-sample':>10} "
                   f"{'leave-one-source-out':>21} {'not expressible':>16}"]
     for s in v.summary():
         loso = f"{100 * s['loso_mape']:.1f} %" if s["loso_mape"] is not None else "-"
-        lines.append(f"{'':<20} {s['source']:<20} {s['rows']:>5} {100 * s['in_sample_mape']:>8.1f} % "
+        lines.append(f"{'':<20} {s['source']:<{ssw}} {s['rows']:>5} {100 * s['in_sample_mape']:>8.1f} % "
                      f"{loso:>21} {s['not_expressible']:>16}")
     worst = max(v.rows, key=lambda r: abs(r.error))
     lines.append(f"mean absolute error all {100 * mape(v.rows):.1f} % ({len(v.rows)} rows); "

@@ -60,6 +60,9 @@ SOURCES = {
     "nemo-24.07": (None, _MODERN_TRAINING, _MODERN_PAR),
     "nemo-long-sequence": (None, _MODERN_TRAINING, _MODERN_PAR),
     "megatron-bridge": (None, {**_MODERN_TRAINING, "cross_entropy_loss_fusion": True}, _MODERN_PAR),
+    # the 26.04.01 tables' layouts that no earlier table printed, held out (runner.CHECK_ONLY_SOURCES):
+    # the same stack, recipes at Megatron-Bridge v0.4.2 (data/SOURCES.md)
+    "megatron-bridge-26.04.01": (None, {**_MODERN_TRAINING, "cross_entropy_loss_fusion": True}, _MODERN_PAR),
 }
 # Megatron-Bridge's performance runs fuse the cross-entropy with Transformer Engine's kernel: the
 # model providers default cross_entropy_loss_fusion = True (src/megatron/bridge/models/gpt_provider.py
@@ -68,7 +71,8 @@ SOURCES = {
 # @ 1c43b392, utils/overrides.py @ 9c9dd848). NeMo 24.07 / 24.03 build Megatron-Core 0.8's
 # TransformerConfig, whose default is False, and their launcher configs do not set it.
 # the sources of modern.csv (Megatron-Core stacks of 2024-26: distributed optimizer, TP overlap per row)
-MODERN_SOURCES = ("nemo-24.07", "nemo-long-sequence", "megatron-bridge")
+MEGATRON_BRIDGE_SOURCES = ("megatron-bridge", "megatron-bridge-26.04.01")
+MODERN_SOURCES = ("nemo-24.07", "nemo-long-sequence", *MEGATRON_BRIDGE_SOURCES)
 TORCHTITAN_SOURCES = ("torchtitan-2024", "torchtitan-2025", "trainy-h200-2025")
 # modern.csv's cluster_hint -> the bundled topology of that system
 SYSTEMS = {
@@ -235,9 +239,10 @@ def workload_of(row: dict) -> dict:
             parallel["decoder_first_pipeline_num_layers"] = edge
             parallel["decoder_last_pipeline_num_layers"] = edge
     precision = row["precision"].rstrip("?") or "bf16"
-    if row["source"] == "megatron-bridge" and precision == "fp8":
-        # the 26.02 table prints "FP8" without its scaling; that release's FP8 presets are per-tensor
-        # current scaling (scripts/performance/configs@9c9dd848 (v0.3.1): ..._FP8_CS_V2 presets)
+    if row["source"] in MEGATRON_BRIDGE_SOURCES and precision == "fp8":
+        # the 26.02 and 26.04.01 tables print "FP8" without its scaling; those releases' FP8 presets
+        # are per-tensor current scaling (scripts/performance/configs @ 9c9dd848 (v0.3.1) and
+        # @ c8101293 (v0.4.2): ..._FP8_CS_V1 / _V2 presets, no other FP8 recipe)
         precision = "fp8_cs"
     return {
         "name": row["run"], "num_gpus": int(row["num_gpus"]), "model": _model_of(row),
