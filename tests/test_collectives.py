@@ -42,7 +42,19 @@ def test_cross_domain_all_reduce_pipelines_the_tiers_by_hand():
 def test_cross_domain_all_gather_pipelines_the_tiers_by_hand():
     t = comm.all_gather(comm.Group(32, 1), S, TIERS)
     intra, inter = 7 / 8 * S / 400e9, 3 / 4 * (S / 8) / 50e9
-    assert t == pytest.approx(max(intra, inter) + 31 * 5e-6, rel=1e-12)
+    # a chunk crosses 3 network hops and 28 NVLink hops (NCCL's ring model: nNodes-1 inter steps)
+    assert t == pytest.approx(max(intra, inter) + 3 * 5e-6 + 28 * 1e-6, rel=1e-12)
+
+
+def test_gather_latency_follows_nccl_ring_model_not_one_network_hop_per_rank():
+    """A 1-byte all-gather over 1,024 ranks in 128 domains: NCCL's tuning model charges the network
+    latency on the ring's 127 inter-node steps and the NVLink latency on the other 896
+    (src/graph/tuning.cc); 1,023 network hops would be 4x that here."""
+    t = comm.all_gather(comm.Group(1024, 1), 1.0, TIERS)
+    assert t == pytest.approx(127 * 5e-6 + 896 * 1e-6, rel=1e-6)
+    assert comm.reduce_scatter(comm.Group(1024, 1), 1.0, TIERS) == pytest.approx(t)
+    # one member per domain (a DP group strided over nodes): every hop crosses the network
+    assert comm.all_gather(comm.Group(64, 8), 1.0, TIERS) == pytest.approx(63 * 5e-6, rel=1e-6)
 
 
 def test_tree_latency_wins_at_many_domains():

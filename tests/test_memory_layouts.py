@@ -85,6 +85,21 @@ def test_fsdp_exposed_communication_does_not_grow_linearly_with_dp(scenario):
     assert tensor[1] > 2 * tensor[0]
 
 
+def test_fsdp_layer_unit_step_stays_flat_with_scale(scenario):
+    """Measured FSDP throughput per GPU is roughly flat with scale at a fixed per-GPU batch. The ring
+    latency of each gathered unit follows NCCL's model (network hops only between domains, NVLink
+    hops inside them), so a Llama 3 8B FSDP step barely moves from 128 to 1,024 GPUs; before, every
+    one of the ring's n-1 steps paid a network hop and 1,024 GPUs were 1.5x slower than 128."""
+    def step(gpus):
+        s = scenario("llama3-8b", "parallelism.tensor_model_parallel_size=1", "parallelism.sequence_parallel=false",
+                     "parallelism.distributed_optimizer=false", "parallelism.zero_stage=3",
+                     "parallelism.recompute_granularity=full", "parallelism.fsdp_unit=layer",
+                     "parallelism.micro_batch_size=1", f"training.global_batch_size={gpus}", gpus=gpus)
+        return estimate_step(s).step_time
+    assert step(1024) == pytest.approx(step(128), rel=0.02)
+    assert step(4096) == pytest.approx(step(512), rel=0.20)
+
+
 def test_reshard_after_forward_off_gathers_less(scenario):
     base = ("parallelism.tensor_model_parallel_size=1", "parallelism.sequence_parallel=false",
             "parallelism.distributed_optimizer=false", "parallelism.zero_stage=3",

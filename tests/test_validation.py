@@ -30,8 +30,8 @@ def test_every_published_row_is_predicted_or_says_why(all_rows, rows):
 
 
 def test_overall_error(rows):
-    # 6.7 % since NCCL's network hop is pinned rather than fitted on the ZeRO-3 rows (6.3 % before,
-    # 5.8 % when fitted on these 32 alone): docs/validation.md, "Before and after"
+    # 6.4 % (6.7 % when NCCL's network hop was first pinned rather than fitted on the ZeRO-3 rows,
+    # 6.3 % before that, 5.8 % when fitted on these 32 alone): docs/validation.md, "Before and after"
     assert mape(rows) < 0.07
 
 
@@ -51,6 +51,12 @@ def test_zero3_trend_is_reproduced(rows):
     z = {r.run: r.predicted for r in rows if "zero3" in r.run}
     assert z["gpt-174.6b-zero3-384"] > z["gpt-174.6b-zero3-768"] > z["gpt-174.6b-zero3-1536"]
     assert z["gpt-529.6b-zero3-640"] > z["gpt-529.6b-zero3-1120"] > z["gpt-529.6b-zero3-2240"]
+    # with NCCL's ring latency and 2021 DeepSpeed's per-fetch costs the 175B rows follow the table
+    # (+5, +6, -12 %; -1, -15, -41 % when every ring step paid a network hop); the 530B rows stay
+    # ~25 % fast at every scale (docs/validation.md, s29)
+    err = {r.run: r.error for r in rows if "zero3" in r.run}
+    assert all(abs(e) < 0.15 for run, e in err.items() if "174.6b" in run)
+    assert all(abs(e) < 0.30 for e in err.values())
 
 
 def test_metric_formula_is_the_papers():

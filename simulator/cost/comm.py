@@ -162,10 +162,11 @@ def all_reduce(g: Group, nbytes: float, t: Tiers) -> float:
 def _gather_like(g: Group, nbytes: float, t: Tiers) -> float:
     """Reduce-scatter of an input of ``nbytes`` (or all-gather of an output of ``nbytes``).
 
-    NCCL runs these as one flat ring (no tree): n-1 steps, and once the ring leaves the NVLink
-    domain every step waits for its network hop, so latency grows with n, not with the node count.
-    The bytes each NIC carries are those of a per-rail ring: (n_dom-1)/n_dom of nbytes/k; the NVLink
-    and network phases are pipelined (max).
+    NCCL runs these as one flat ring (no tree) of n-1 steps. A chunk is forwarded as soon as it
+    arrives, so the latency is the sum of the hops it crosses: n_dom-1 network hops and the other
+    n-n_dom over NVLink (NCCL's own tuning model, src/graph/tuning.cc: nInterSteps = nNodes-1 of
+    nsteps = nRanks-1). The bytes each NIC carries are those of a per-rail ring: (n_dom-1)/n_dom
+    of nbytes/k; the NVLink and network phases are pipelined (max).
     """
     if g.size <= 1 or nbytes <= 0:
         return 0.0
@@ -174,7 +175,7 @@ def _gather_like(g: Group, nbytes: float, t: Tiers) -> float:
         return t.base + _ring(k, nbytes, t.scale_up_bw(k), t.nvlink_hop, 1.0)
     intra = (k - 1) / k * nbytes / t.scale_up_bw(k) if k > 1 else 0.0
     inter = (n_dom - 1) / n_dom * (nbytes / k) / g.network_bw(t)
-    return t.base + max(intra, inter) + (g.size - 1) * t.network_hop
+    return t.base + max(intra, inter) + (n_dom - 1) * t.network_hop + (g.size - n_dom) * t.nvlink_hop
 
 
 def reduce_scatter(g: Group, nbytes: float, t: Tiers) -> float:

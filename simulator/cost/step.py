@@ -221,24 +221,40 @@ def zero3_exposed(s: Scenario, stage: int, st: StageTimes, tiers: comm.Tiers) ->
     return ag + rs + m * (extra + max(0.0, per_mb - st.total - extra))
 
 
+# DeepSpeed ZeRO-3 as of 2021 (v0.3.x on PyTorch 1.8), measured and read from its sources:
+# - each parameter's all-gather is synchronous: "the async version is not async at all, because each
+#   all_gather calls torch.cuda.synchronize()" (deepspeedai/DeepSpeed PR #1188, June 2021), so the
+#   gathers do not hide behind compute;
+# - each costs ~380 us of host time beyond NCCL (pre-launch ~130 us + launch ~250 us per parameter
+#   all-gather, 8 x A100, DeepSpeed 0.3.16: deepspeedai/DeepSpeed issue #1069);
+# - it gathers into a list of one tensor per rank, which torch.distributed runs as a flat NCCL
+#   all-gather followed by one copy per rank (and a list reduce-scatter as one copy per rank before
+#   it; pytorch/pytorch torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp, allgather / reduce_scatter;
+#   DeepSpeed PRs #1188 and #4705 removed those copies later). Each copy is an ATen op dispatched from
+#   C++ plus a launch: 5 us taken, the top of the 2-5 us back-to-back launch gap (an assumption).
+DEEPSPEED_GATHER_HOST_S = 380e-6
+LIST_COPY_S = 5e-6
+
+
 def _per_tensor_exposed(s: Scenario, st: StageTimes, group: comm.Group, params: float,
                         tiers: comm.Tiers) -> float:
-    """ZeRO-3 fetching tensor by tensor (DeepSpeed): every parameter tensor is all-gathered before
-    each forward, recomputed forward and backward, and its gradient reduce-scattered, per
-    microbatch; prefetching hides the bandwidth part behind compute, each collective's latency is
-    paid in line."""
+    """ZeRO-3 fetching tensor by tensor, as DeepSpeed did in 2021 (constants above): every parameter
+    tensor is all-gathered before each forward, recomputed forward and backward, and its gradient
+    reduce-scattered, per microbatch. The gathers are synchronous (NCCL time, the host's fetch cost
+    and one copy per rank, in line); the reduce-scatters run behind the backward, their latency and
+    per-rank copies in line, their bandwidth hidden where the compute covers it."""
     lay, m = s.layout, s.layout.num_microbatches
     a = resolve(s.workload.model)
     nbytes = 2.0 * params
     passes = 2 + (lay.recompute == "full")
     tensors = tensors_per_layer(a) * a.num_layers + 2
     per = nbytes / tensors
-    one_ag, one_rs = comm.all_gather(group, per, tiers), comm.reduce_scatter(group, per * grad_bytes(s) / 2, tiers)
-    latency = comm.all_gather(group, 1.0, tiers)
-    collectives = tensors * (passes + 1)
-    total = m * tensors * (passes * one_ag + one_rs)
-    in_line = m * collectives * latency
-    return in_line + max(0.0, (total - in_line) - m * st.total)
+    copies = group.size * LIST_COPY_S
+    gather = comm.all_gather(group, per, tiers) + DEEPSPEED_GATHER_HOST_S + copies
+    rs_latency = comm.reduce_scatter(group, 1.0, tiers)
+    rs_bandwidth = comm.reduce_scatter(group, per * grad_bytes(s) / 2, tiers) - rs_latency
+    in_line = m * tensors * (passes * gather + rs_latency + copies)
+    return in_line + max(0.0, m * tensors * rs_bandwidth - m * st.total)
 
 
 def optimizer_time(s: Scenario, stage: int, eff: Efficiency, compute_s: float = 0.0) -> float:
