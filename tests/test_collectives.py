@@ -63,6 +63,20 @@ def test_tree_latency_wins_at_many_domains():
     assert t == pytest.approx(14 * 5e-6, rel=1e-3)
 
 
+def test_ring_all_reduce_latency_follows_nccl_ring_model():
+    """A 1-byte all-reduce over 2 domains of 8 with 0.2 us NVLink hops: the ring's 2(n-1) = 30 steps
+    cross the network twice and NVLink 28 times (src/graph/tuning.cc), 15.6 us, not 2(k-1) = 14
+    NVLink steps as if one domain's chain were the whole ring; the tree would take 4 network steps
+    and 14 NVLink ones, 22.8 us. With 1 us hops the tree wins: 34 us against the ring's 38."""
+    bw = max(2 * 7 / 8 * 1.0 / 400e9, 2 * 0.5 * (1.0 / 8) / 50e9)
+    fast = dataclasses.replace(TIERS, nvlink_hop=0.2e-6)
+    assert comm.all_reduce(comm.Group(16, 1), 1.0, fast) == pytest.approx(2 * 5e-6 + 28 * 0.2e-6 + bw, rel=1e-6)
+    assert comm.all_reduce(comm.Group(16, 1), 1.0, TIERS) == pytest.approx(4 * 5e-6 + 14 * 1e-6 + bw, rel=1e-6)
+    # 64 domains of 8: the tree's 14 network steps and one domain's chain there and back
+    t = comm.all_reduce(comm.Group(512, 1), 1.0, TIERS)
+    assert t == pytest.approx(14 * 5e-6 + 14 * 1e-6, rel=1e-3)
+
+
 def test_dgx_h100_multi_node_all_reduce_bus_bandwidth_matches_nccl_tests():
     """16 DGX H100 nodes, 8 x 400G NDR each, 1 GB all-reduce: nccl-tests report ~370-385 GB/s bus
     bandwidth (issue 13; NVIDIA DGX SuperPOD H100 acceptance figures); 320-350 on busier fabrics

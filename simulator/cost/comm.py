@@ -154,9 +154,12 @@ def all_reduce(g: Group, nbytes: float, t: Tiers) -> float:
     else:
         intra = 2 * (k - 1) / k * nbytes / t.scale_up_bw(k) if k > 1 else 0.0
     inter = 2.0 * (n_dom - 1) / n_dom * (nbytes / k) / g.network_bw(t)
-    # latency: a ring pays 2(n_dom - 1) network steps, a double binary tree ~2 log2(n_dom)
-    steps = min(2 * (n_dom - 1), 2 * math.ceil(math.log2(n_dom)) + 2)
-    return t.base + max(intra, inter) + steps * t.network_hop + 2 * (k - 1) * t.nvlink_hop
+    # latency (NCCL's tuning model, src/graph/tuning.cc): a ring's 2(n-1) steps, 2(n_dom-1) of them
+    # across the network and the rest over NVLink; a double binary tree's ~2 log2(n_dom) network
+    # steps plus the chain inside each domain there and back; NCCL's tuner takes the faster
+    ring = 2 * (n_dom - 1) * t.network_hop + 2 * (g.size - n_dom) * t.nvlink_hop
+    tree = (2 * math.ceil(math.log2(n_dom)) + 2) * t.network_hop + 2 * (k - 1) * t.nvlink_hop
+    return t.base + max(intra, inter) + min(ring, tree)
 
 
 def _gather_like(g: Group, nbytes: float, t: Tiers) -> float:
