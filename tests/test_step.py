@@ -131,3 +131,22 @@ def test_broadcast_moves_the_buffer_once():
     assert comm.broadcast(comm.Group(8, 1), S, t) == pytest.approx(S / 400e9)
     assert comm.broadcast(comm.Group(16, 8), S, t) == pytest.approx(S / 50e9)     # across nodes: the NIC
     assert comm.broadcast(comm.Group(1, 1), S, t) == 0
+
+
+def test_pipelined_tp_overlap_hides_each_collective_behind_its_own_gemm_by_hand():
+    """Attention block: an all-gather of 2 ms beside a 1 ms qkv GEMM in 4 chunks leaves
+    2 + 1/4 - 1 = 1.25 ms; a 0.5 ms reduce-scatter beside a 4 ms projection hides. MLP block: the
+    same gather beside a 4 ms fc1 hides, the scatter beside 0.4 ms of fc2 leaves 0.5 + 0.1 - 0.4.
+    An expert (grouped) GEMM hides nothing."""
+    from simulator.cost.stage import pipelined_tp_exposed
+    from simulator.model.op import Op
+
+    def gemm(name, scope, group=1):
+        return Op(name, "gemm", 1.0, 1.0, linear=True, scope=scope, group=group)
+    ops = [gemm("qkv", "attn"), Op("flash_attention", "gemm", 1.0, 1.0, attention_core=True, scope="attn"),
+           gemm("attn_proj", "attn"), gemm("fc1", "mlp"), gemm("fc2", "mlp")]
+    times = [1e-3, 5e-3, 4e-3, 4e-3, 0.4e-3]
+    got = pipelined_tp_exposed(ops, times, 2e-3, 0.5e-3, 4)
+    assert got == pytest.approx(1.25e-3 + 0.0 + 0.0 + 0.2e-3, rel=1e-12)
+    moe = ops[:3] + [gemm("expert_fc1", "moe", group=8), gemm("expert_fc2", "moe", group=8)]
+    assert pipelined_tp_exposed(moe, times, 2e-3, 0.5e-3, 4) == pytest.approx(1.25e-3 + 2e-3 + 0.5e-3, rel=1e-12)

@@ -152,6 +152,10 @@ def test_2025_async_tp_gain_is_bounded_by_the_full_overlap(tt25_cases):
         base = f"tt25-llama3.1-{shape}-{prec}"
         vanilla, asynctp = tt25_cases[base].predict(), tt25_cases[base + "-asynctp"].predict()
         assert asynctp.predicted / vanilla.predicted >= asynctp.published / vanilla.published > 1.0
+        # each collective hides only behind its own GEMM, one chunk of it exposed: 1.16-1.22x, where
+        # hiding behind the whole layer's GEMMs gave 1.19-1.32x (the 8B's qkv and projection GEMMs
+        # are shorter than their all-gather and reduce-scatter)
+        assert asynctp.predicted / vanilla.predicted < 1.25
         assert vanilla.predicted > vanilla.published and asynctp.predicted > asynctp.published
 
 

@@ -29,7 +29,7 @@ class Efficiency:
     # (nccl-tests all-reduce, 1 GB, DGX H100 with 8 x 400G NDR: ~370-385 GB/s at 16 nodes of 400 GB/s,
     # 0.92-0.96; 320-350 GB/s on smaller or busier fabrics). Fitted within FIT_BOUNDS: just under the
     # top of that range (at it, 0.96, while ring gathers paid a network hop on every step).
-    network: float = 0.9555
+    network: float = 0.955
     # Fraction of the per-GPU NVLink (or Infinity Fabric) rate a ring collective reaches inside a
     # scale-up domain (nccl-tests ring all-reduce bus bandwidth, 8 GPUs: DGX A100 ~230-240 of 300 GB/s,
     # DGX H100 ~360-370 of 450 GB/s -> 0.77-0.82). Fitted within FIT_BOUNDS: at the top of its range
@@ -45,7 +45,7 @@ class Efficiency:
     # what BF16 GEMMs reach of theirs. The kernels only: the recipes' cast / amax / block-scale /
     # Hadamard passes are costed as memory-bound kernels of their own (cost/compute.quantize_ops).
     # Applied to the linear layers only (attention, router, output layer stay BF16). Fitted.
-    fp8_gemm: float = 0.935
+    fp8_gemm: float = 0.9375
     # 2:4-sparse MLP GEMMs reach this fraction of the catalog's sparse speedup (2x on A100/H100):
     # PyTorch's SemiSparseLinear runs the forward + backward of ViT-L's MLP linear layers 1.3x faster
     # on A100, including the per-step re-sparsification (Cai, Haziza, Rao 2024, "Accelerating Neural

@@ -62,6 +62,29 @@ RS_OVERLAPPED_FWD = 0.5    # share of the forward linear-GEMM time overlapped wi
 RS_OVERLAPPED_BWD = 0.25   # backward: the data-gradient half of qkv and fc1 (half of dgrad)
 
 
+def pipelined_tp_exposed(ops: list[Op], times: list[float], gather: float, scatter: float, tp: int) -> float:
+    """Seconds of a layer's TP collectives (one direction) left exposed by a pipelined overlap.
+
+    Transformer Engine's userbuffers and PyTorch's async TP (micro-pipelining) fuse each collective
+    with the one GEMM next to it, never with the rest of the layer: a block's (attention's, then the
+    MLP's) all-gather with its first linear GEMM (qkv, fc1: the column-parallel side), its
+    reduce-scatter (or all-reduce) with its last (the projection, fc2: the row-parallel side). The
+    GEMM runs in ``tp`` chunks as the chunks arrive (ring exchange) or leave, so one chunk's compute
+    cannot overlap: a collective of c seconds beside a GEMM of g leaves max(0, c + g/tp - g)
+    exposed. A block whose side is a grouped expert GEMM (the MoE dispatcher's gather and scatter)
+    hides nothing."""
+    exposed = 0.0
+    for attention in (True, False):
+        lin = [i for i, o in enumerate(ops) if o.kind == "gemm" and o.linear and (o.scope == "attn") == attention]
+        for idx, c in ((lin[0] if lin else None, gather), (lin[-1] if lin else None, scatter)):
+            if idx is None or ops[idx].group > 1:
+                exposed += c
+            else:
+                g = times[idx]
+                exposed += max(0.0, c + g / tp - g)
+    return exposed
+
+
 def tp_overlap_steal(gpu) -> float:
     """Fraction of the SMs an overlapped TP reduce-scatter takes from the GEMM it hides behind."""
     return min(0.5, TP_OVERLAP_SMS / (gpu.sm_count or 132))
@@ -224,12 +247,14 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
     # bytes per GPU (the switch reduces and multicasts), but an all-gather or a reduce-scatter alone
     # moves (n-1)/n of the buffer per GPU whichever algorithm runs it (cost/comm.py)
     if lay.sequence_parallel:
-        tp_one = 2 * (comm.all_gather(tp_group, act, tiers) + comm.reduce_scatter(tp_group, act, tiers))
+        gather, scatter = comm.all_gather(tp_group, act, tiers), comm.reduce_scatter(tp_group, act, tiers)
     else:
-        tp_one = 2 * comm.all_reduce(tp_group, act, tiers)
+        gather, scatter = 0.0, comm.all_reduce(tp_group, act, tiers)
+    tp_one = 2 * (gather + scatter)
     if s.workload.parallelism.tp_comm_overlap and lay.tp > 1:
-        gemm_f = sum(t for o, t in zip(ops, fw) if o.kind == "gemm")
-        tp_f, tp_b = max(0.0, tp_one - gemm_f), max(0.0, tp_one - 2 * gemm_f)
+        # the backward's collectives beside the same GEMMs' data- and weight-gradient halves
+        tp_f = pipelined_tp_exposed(ops, fw, gather, scatter, lay.tp)
+        tp_b = pipelined_tp_exposed(ops, bw, gather, scatter, lay.tp)
         # the hidden communication is not free: a reduce-scatter overlapped with its GEMM runs on
         # TP_OVERLAP_SMS of the GPU's SMs, which the GEMM loses while both run
         lin_f = sum(t for o, t in zip(ops, fw) if o.kind == "gemm" and o.linear)
