@@ -53,8 +53,20 @@ def test_gather_latency_follows_nccl_ring_model_not_one_network_hop_per_rank():
     t = comm.all_gather(comm.Group(1024, 1), 1.0, TIERS)
     assert t == pytest.approx(127 * 5e-6 + 896 * 1e-6, rel=1e-6)
     assert comm.reduce_scatter(comm.Group(1024, 1), 1.0, TIERS) == pytest.approx(t)
-    # one member per domain (a DP group strided over nodes): every hop crosses the network
-    assert comm.all_gather(comm.Group(64, 8), 1.0, TIERS) == pytest.approx(63 * 5e-6, rel=1e-6)
+
+
+
+def test_one_gpu_per_node_gathers_take_pat_where_it_is_faster():
+    """One member per domain (a DP group strided over nodes): the ring's 63 steps all cross the
+    network, 315 us for 1 byte; NCCL's PAT (src/graph/tuning.cc) costs 8 us + log2(64) x 5/3.5 us +
+    64 x 2.8 us = 196 us and its tuner takes it. A large buffer keeps the ring: PAT's bus bandwidth
+    is 0.75 of it. With 8 members per domain PAT is not offered."""
+    pat = 8e-6 + 6 * 5e-6 / 3.5 + 64 * 2.8e-6
+    assert comm.all_gather(comm.Group(64, 8), 1.0, TIERS) == pytest.approx(pat + 63 / 64 / 50e9 / 0.75, rel=1e-9)
+    assert comm.reduce_scatter(comm.Group(64, 8), 1.0, TIERS) == pytest.approx(pat + 63 / 64 / 50e9 / 0.75, rel=1e-9)
+    big = 1e9
+    assert comm.all_gather(comm.Group(64, 8), big, TIERS) == pytest.approx(63 / 64 * big / 50e9 + 63 * 5e-6, rel=1e-9)
+    assert comm.all_gather(comm.Group(512, 1), 1.0, TIERS) == pytest.approx(63 * 5e-6 + 448 * 1e-6, rel=1e-6)
 
 
 def test_tree_latency_wins_at_many_domains():

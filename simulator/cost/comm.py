@@ -162,6 +162,22 @@ def all_reduce(g: Group, nbytes: float, t: Tiers) -> float:
     return t.base + max(intra, inter) + min(ring, tree)
 
 
+# NCCL's PAT algorithm (Parallel Aggregated Trees, NCCL 2.23 and later) for all-gather and
+# reduce-scatter with one GPU per node, as its tuning model costs it (NVIDIA/nccl src/graph/tuning.cc
+# @ 5067397c): base latency 8.0 us, log2(nodes) steps of a third and a half of the network hop, a
+# per-rank 2.8 us that is "still a linear part", and 0.75 of the ring's bus bandwidth. The tuner takes
+# it where its predicted time beats the ring's: small buffers over many nodes.
+PAT_BASE_S = 8.0e-6
+PAT_PER_RANK_S = 2.8e-6
+PAT_HOP_DIVISOR = 3.5
+PAT_BANDWIDTH = 0.75
+
+
+def _pat(n: int, inter: float, t: Tiers) -> float:
+    """PAT time of a gather over ``n`` ranks, one per node, whose ring moves its bytes in ``inter`` s."""
+    return PAT_BASE_S + int(math.log2(n)) * t.network_hop / PAT_HOP_DIVISOR + n * PAT_PER_RANK_S + inter / PAT_BANDWIDTH
+
+
 def _gather_like(g: Group, nbytes: float, t: Tiers) -> float:
     """Reduce-scatter of an input of ``nbytes`` (or all-gather of an output of ``nbytes``).
 
@@ -169,7 +185,8 @@ def _gather_like(g: Group, nbytes: float, t: Tiers) -> float:
     arrives, so the latency is the sum of the hops it crosses: n_dom-1 network hops and the other
     n-n_dom over NVLink (NCCL's own tuning model, src/graph/tuning.cc: nInterSteps = nNodes-1 of
     nsteps = nRanks-1). The bytes each NIC carries are those of a per-rail ring: (n_dom-1)/n_dom
-    of nbytes/k; the NVLink and network phases are pipelined (max).
+    of nbytes/k; the NVLink and network phases are pipelined (max). With one member per domain
+    NCCL's tuner may take PAT instead (above), where it is faster.
     """
     if g.size <= 1 or nbytes <= 0:
         return 0.0
@@ -178,7 +195,8 @@ def _gather_like(g: Group, nbytes: float, t: Tiers) -> float:
         return t.base + _ring(k, nbytes, t.scale_up_bw(k), t.nvlink_hop, 1.0)
     intra = (k - 1) / k * nbytes / t.scale_up_bw(k) if k > 1 else 0.0
     inter = (n_dom - 1) / n_dom * (nbytes / k) / g.network_bw(t)
-    return t.base + max(intra, inter) + (n_dom - 1) * t.network_hop + (g.size - n_dom) * t.nvlink_hop
+    ring = t.base + max(intra, inter) + (n_dom - 1) * t.network_hop + (g.size - n_dom) * t.nvlink_hop
+    return min(ring, _pat(g.size, inter, t)) if k == 1 else ring
 
 
 def reduce_scatter(g: Group, nbytes: float, t: Tiers) -> float:
