@@ -165,7 +165,7 @@ def all_reduce(g: Group, nbytes: float, t: Tiers) -> float:
 # NCCL's PAT algorithm (Parallel Aggregated Trees, NCCL 2.23 and later) for all-gather and
 # reduce-scatter with one GPU per node, as its tuning model costs it (NVIDIA/nccl src/graph/tuning.cc
 # @ 5067397c): base latency 8.0 us, floor(log2 nodes) steps of the network hop divided by 3.5, a
-# per-rank 2.8 us that is "still a linear part", and 0.75 of the ring's bus bandwidth. The tuner takes
+# term of 2.8 us per rank (linear in the ranks), and 0.75 of the ring's bus bandwidth. The tuner takes
 # it where its predicted time beats the ring's: small buffers over many nodes.
 PAT_BASE_S = 8.0e-6
 PAT_PER_RANK_S = 2.8e-6

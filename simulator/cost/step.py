@@ -222,8 +222,8 @@ def zero3_exposed(s: Scenario, stage: int, st: StageTimes, tiers: comm.Tiers) ->
 
 
 # DeepSpeed ZeRO-3 as of 2021 (v0.3.x on PyTorch 1.8), measured and read from its sources:
-# - each parameter's all-gather is synchronous: "the async version is not async at all, because each
-#   all_gather calls torch.cuda.synchronize()" (deepspeedai/DeepSpeed PR #1188, June 2021), so the
+# - each parameter's all-gather is synchronous: its nominally asynchronous path synchronised the
+#   device after every all-gather (reported in deepspeedai/DeepSpeed PR #1188, June 2021), so the
 #   gathers do not hide behind compute;
 # - each costs ~380 us of host time beyond NCCL (pre-launch ~130 us + launch ~250 us per parameter
 #   all-gather, 8 x A100, DeepSpeed 0.3.16: deepspeedai/DeepSpeed issue #1069);
