@@ -150,3 +150,20 @@ def test_pipelined_tp_overlap_hides_each_collective_behind_its_own_gemm_by_hand(
     assert got == pytest.approx(1.25e-3 + 0.0 + 0.0 + 0.2e-3, rel=1e-12)
     moe = ops[:3] + [gemm("expert_fc1", "moe", group=8), gemm("expert_fc2", "moe", group=8)]
     assert pipelined_tp_exposed(moe, times, 2e-3, 0.5e-3, 4) == pytest.approx(1.25e-3 + 2e-3 + 0.5e-3, rel=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(g=st.lists(st.floats(0.0, 1e-2), min_size=4, max_size=4), c=st.floats(0.0, 1e-2), r=st.floats(0.0, 1e-2),
+       tp=st.integers(2, 16))
+def test_pipelined_tp_overlap_never_exposes_more_than_the_collectives(g, c, r, tp):
+    """Hiding can only save time: 0 <= exposed <= the four collectives, and a longer collective or a
+    shorter GEMM never exposes less."""
+    from simulator.cost.stage import pipelined_tp_exposed
+    from simulator.model.op import Op
+
+    ops = [Op(n, "gemm", 1.0, 1.0, linear=True, scope=sc) for n, sc in
+           (("qkv", "attn"), ("attn_proj", "attn"), ("fc1", "mlp"), ("fc2", "mlp"))]
+    got = pipelined_tp_exposed(ops, g, c, r, tp)
+    assert -1e-15 <= got <= 2 * (c + r) + 1e-15
+    assert pipelined_tp_exposed(ops, g, c * 1.5, r, tp) >= got - 1e-15
+    assert pipelined_tp_exposed(ops, [x / 2 for x in g], c, r, tp) >= got - 1e-15
