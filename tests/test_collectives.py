@@ -55,7 +55,6 @@ def test_gather_latency_follows_nccl_ring_model_not_one_network_hop_per_rank():
     assert comm.reduce_scatter(comm.Group(1024, 1), 1.0, TIERS) == pytest.approx(t)
 
 
-
 def test_one_gpu_per_node_gathers_take_pat_where_it_is_faster():
     """One member per domain (a DP group strided over nodes): the ring's 63 steps all cross the
     network, 315 us for 1 byte; NCCL's PAT (src/graph/tuning.cc) costs 8 us + log2(64) x 5/3.5 us +

@@ -9,7 +9,8 @@ from simulator.config.workload import ModelConfig
 from simulator.cost import comm
 from simulator.cost.compute import TILE_M, TILE_N, gemm_rate, host_launches, host_time, op_time, shape_efficiency
 from simulator.cost.efficiency import DEFAULT
-from simulator.cost.stage import _layer, _overlapped_ep, graphed_scopes, launch_queue_time, shard_of
+from simulator.cost.overlap import overlapped_ep
+from simulator.cost.stage import _layer, graphed_scopes, launch_queue_time, shard_of
 from simulator.cost.step import estimate_step
 from simulator.model.arch import resolve
 from simulator.model.ops import (DISPATCH_LAUNCHES, GROUP_STREAMS, PREPROCESS_LAUNCHES, ROUTER_LAUNCHES, Op,
@@ -168,12 +169,12 @@ def test_twice_the_tokens_per_expert_never_lowers_efficiency(m, k, n, group, sms
 def test_overlapped_all_to_all_by_hand():
     # 3 ms of dispatch/combine behind 2 ms of compute: 1 ms shows, split as the two directions were,
     # and the 2 ms of compute it overlaps run on 132 - 20 SMs: 2 ms x 20 / 112 longer
-    f, b = _overlapped_ep(1.5e-3, 1.5e-3, 2e-3)
+    f, b = overlapped_ep(1.5e-3, 1.5e-3, 2e-3)
     assert (f, b) == (pytest.approx(0.5e-3 + 1e-3 * 20 / 112), pytest.approx(0.5e-3 + 1e-3 * 20 / 112))
     # wholly hidden: only the SMs it took show (2 ms overlapped; a 148-SM Blackwell: 20 / 128)
-    assert _overlapped_ep(1e-3, 1e-3, 5e-3) == (pytest.approx(1e-3 * 20 / 112),) * 2
-    assert _overlapped_ep(1e-3, 1e-3, 5e-3, sms=148) == (pytest.approx(1e-3 * 20 / 128),) * 2
-    assert _overlapped_ep(0.0, 0.0, 5e-3) == (0.0, 0.0)
+    assert overlapped_ep(1e-3, 1e-3, 5e-3) == (pytest.approx(1e-3 * 20 / 112),) * 2
+    assert overlapped_ep(1e-3, 1e-3, 5e-3, sms=148) == (pytest.approx(1e-3 * 20 / 128),) * 2
+    assert overlapped_ep(0.0, 0.0, 5e-3) == (0.0, 0.0)
 
 
 def test_a2a_overlap_never_slows_the_step(scenario):

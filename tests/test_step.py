@@ -138,7 +138,7 @@ def test_pipelined_tp_overlap_hides_each_collective_behind_its_own_gemm_by_hand(
     2 + 1/4 - 1 = 1.25 ms; a 0.5 ms reduce-scatter beside a 4 ms projection hides. MLP block: the
     same gather beside a 4 ms fc1 hides, the scatter beside 0.4 ms of fc2 leaves 0.5 + 0.1 - 0.4.
     An expert (grouped) GEMM hides nothing."""
-    from simulator.cost.stage import pipelined_tp_exposed
+    from simulator.cost.overlap import pipelined_tp_exposed
     from simulator.model.op import Op
 
     def gemm(name, scope, group=1):
@@ -158,7 +158,7 @@ def test_pipelined_tp_overlap_hides_each_collective_behind_its_own_gemm_by_hand(
 def test_pipelined_tp_overlap_never_exposes_more_than_the_collectives(g, c, r, tp):
     """Hiding can only save time: 0 <= exposed <= the four collectives, and a longer collective or a
     shorter GEMM never exposes less."""
-    from simulator.cost.stage import pipelined_tp_exposed
+    from simulator.cost.overlap import pipelined_tp_exposed
     from simulator.model.op import Op
 
     ops = [Op(n, "gemm", 1.0, 1.0, linear=True, scope=sc) for n, sc in

@@ -9,6 +9,7 @@ from simulator.cost import comm
 from simulator.cost.context import cp_exposed
 from simulator.cost.compute import QUANTIZE_SUFFIX, host_launches, host_time, op_time, ops_time, quantize_ops
 from simulator.cost.efficiency import Efficiency
+from simulator.cost.overlap import overlapped_ep, tp_overlap_exposed
 from simulator.memo import by_identity
 from simulator.model.arch import Arch, resolve
 from simulator.model.recompute import recomputed_fraction, rerun_ops
@@ -50,44 +51,6 @@ def shard_of(s: Scenario) -> Shard:
                  sequence_parallel=lay.sequence_parallel, flash_attention=t.use_flash_attn,
                  act_bytes=2.0, sparse_2to4=t.sparsity_2to4, eager=t.kernel_fusion == "eager",
                  fused_cross_entropy=t.cross_entropy_loss_fusion, attention_kernel=t.attention_kernel)
-
-
-# Transformer Engine's userbuffer TP overlap as NeMo / Megatron-Bridge configure it
-# (TransformerLayerTPOverlapCfg presets): the reduce-scatter side (attention projection and fc2
-# forward, qkv and fc1 data-gradients backward) runs as a pipelined overlap on 16-32 SMs with an SM
-# margin taken from the GEMM (num_sm 24 / 16 for proj / fc2 forward); the all-gather side is a ring
-# exchange on copy engines (num_sm 1). 20 SMs is the representative figure.
-TP_OVERLAP_SMS = 20
-RS_OVERLAPPED_FWD = 0.5    # share of the forward linear-GEMM time overlapped with a reduce-scatter
-RS_OVERLAPPED_BWD = 0.25   # backward: the data-gradient half of qkv and fc1 (half of dgrad)
-
-
-def pipelined_tp_exposed(ops: list[Op], times: list[float], gather: float, scatter: float, tp: int) -> float:
-    """Seconds of a layer's TP collectives (one direction) left exposed by a pipelined overlap.
-
-    Transformer Engine's userbuffers and PyTorch's async TP (micro-pipelining) fuse each collective
-    with the one GEMM next to it, never with the rest of the layer: a block's (attention's, then the
-    MLP's) all-gather with its first linear GEMM (qkv, fc1: the column-parallel side), its
-    reduce-scatter (or all-reduce) with its last (the projection, fc2: the row-parallel side). The
-    GEMM runs in ``tp`` chunks as the chunks arrive (ring exchange) or leave, so one chunk's compute
-    cannot overlap: a collective of c seconds beside a GEMM of g leaves max(0, c + g/tp - g)
-    exposed. A block whose side is a grouped expert GEMM (the MoE dispatcher's gather and scatter)
-    hides nothing."""
-    exposed = 0.0
-    for attention in (True, False):
-        lin = [i for i, o in enumerate(ops) if o.kind == "gemm" and o.linear and (o.scope == "attn") == attention]
-        for idx, c in ((lin[0] if lin else None, gather), (lin[-1] if lin else None, scatter)):
-            if idx is None or ops[idx].group > 1:
-                exposed += c
-            else:
-                g = times[idx]
-                exposed += max(0.0, c + g / tp - g)
-    return exposed
-
-
-def tp_overlap_steal(gpu) -> float:
-    """Fraction of the SMs an overlapped TP reduce-scatter takes from the GEMM it hides behind."""
-    return min(0.5, TP_OVERLAP_SMS / (gpu.sm_count or 132))
 
 
 LAYER_SCOPES = frozenset({"attn", "mlp", "moe", "moe_router", "moe_preprocess"})
@@ -171,32 +134,6 @@ def _sync_segment(ops: list[Op], device: list[float], s: Scenario, eff: Efficien
     return host, dev
 
 
-# SMs an overlapped expert-parallel all-to-all occupies while it runs: Megatron-Core's DeepEP
-# buffer takes moe_deepep_num_sms = 20 (HybridEP's moe_hybridep_num_sms: 16; NVIDIA/Megatron-LM
-# megatron/core/transformer/transformer_config.py), and
-# DeepSeek-V3's DualPipe overlap dedicates 20 of the H800's 132 SMs to dispatch and combine
-# (DeepSeek-V3 technical report, Sec. 3.2.2); NCCL's all-to-all runs one CTA per channel on the SMs
-# as well. The same 20 as TP_OVERLAP_SMS.
-EP_OVERLAP_SMS = 20
-
-
-def _overlapped_ep(ep_f: float, ep_b: float, compute: float, sms: int | None = None) -> tuple[float, float]:
-    """Exposed dispatch/combine under Megatron-Core's EP communication overlap
-    (overlap_moe_expert_parallel_comm; Megatron-Bridge moe_a2a_overlap): in the 1F1B steady state
-    one microbatch's forward and another's backward run interleaved layer by layer on two streams,
-    so each one's all-to-alls hide behind the other's compute; only what exceeds the layer's
-    forward + backward compute shows. The hidden part is not free: while it runs the all-to-all
-    holds EP_OVERLAP_SMS of the GPU's SMs, so the compute it hides behind runs that much slower
-    (share / (1 - share) of the overlapped time, added here, split like the all-to-alls)."""
-    total = ep_f + ep_b
-    if total <= 0.0:
-        return ep_f, ep_b
-    keep = max(0.0, total - compute) / total
-    share = min(0.5, EP_OVERLAP_SMS / (sms or 132))
-    steal = min(total, compute) * share / (1.0 - share)
-    return (ep_f * keep + steal * ep_f / total, ep_b * keep + steal * ep_b / total)
-
-
 def every_second_matmul_share(a: Arch) -> dict[str, float]:
     """Share of each fused linear op's forward that reruns when every second matmul of a dense block
     does (``recompute_matmuls: every_second``, torchtitan's op policy). The block issues q, k, v,
@@ -252,16 +189,7 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
         gather, scatter = 0.0, comm.all_reduce(tp_group, act, tiers)
     tp_one = 2 * (gather + scatter)
     if s.workload.parallelism.tp_comm_overlap and lay.tp > 1:
-        # the backward's collectives beside the same GEMMs' data- and weight-gradient halves
-        tp_f = pipelined_tp_exposed(ops, fw, gather, scatter, lay.tp)
-        tp_b = pipelined_tp_exposed(ops, bw, gather, scatter, lay.tp)
-        # the hidden communication is not free: a reduce-scatter overlapped with its GEMM runs on
-        # TP_OVERLAP_SMS of the GPU's SMs, which the GEMM loses while both run
-        lin_f = sum(t for o, t in zip(ops, fw) if o.kind == "gemm" and o.linear)
-        lin_b = sum(t for o, t in zip(ops, bw) if o.kind == "gemm" and o.linear)
-        steal = tp_overlap_steal(gpu)
-        tp_f += RS_OVERLAPPED_FWD * lin_f * steal / (1 - steal)
-        tp_b += RS_OVERLAPPED_BWD * lin_b * steal / (1 - steal)
+        tp_f, tp_b = tp_overlap_exposed(ops, fw, bw, gather, scatter, lay.tp, gpu)
     else:
         tp_f = tp_b = tp_one
     cp_f, cp_b = cp_exposed(s.workload.parallelism.cp_comm_type, lay, tiers, tokens, a.kv_exchange_width,
@@ -274,7 +202,7 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
             routed *= dispatch_volume_factor(a, group.domains(tiers))
         ep_f = ep_b = 2 * comm.all_to_all(group, routed, tiers)
         if s.workload.parallelism.overlap_moe_expert_parallel_comm:
-            ep_f, ep_b = _overlapped_ep(ep_f, ep_b, f + b, gpu.sm_count)
+            ep_f, ep_b = overlapped_ep(ep_f, ep_b, f + b, gpu.sm_count)
     # a host slower than the layer's kernels (and the collectives on its stream) sets the time
     host_f, host_b = host_bound_excess(ops, s, eff, f + tp_f + cp_f + ep_f, b + tp_b + cp_b + ep_b)
     if moe and not s.workload.training.cuda_launch_blocking and "full" not in graphed_scopes(s):

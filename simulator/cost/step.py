@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from simulator.config.scenario import Scenario
 from simulator.cost import comm
 from simulator.cost.efficiency import DEFAULT, Efficiency
+from simulator.cost.overlap import sm_stolen
 from simulator.cost.stage import StageTimes, local_params, stage_times
 from simulator.model.arch import resolve
 from simulator.model.memory import (
@@ -140,15 +141,6 @@ def dp_sm_share(s: Scenario) -> float:
     """Fraction of the GPU's SMs the overlapped ZeRO-2/3 collectives take from compute
     (``parallelism.dp_comm_sms``; 0: the overlap is free)."""
     return s.workload.parallelism.dp_comm_sms / (s.gpu.sm_count or 132)
-
-
-def sm_stolen(hidden_s: float, compute_s: float, share: float) -> float:
-    """Extra compute seconds when ``hidden_s`` of collectives run behind ``compute_s`` of compute
-    and take ``share`` of the SMs while they run: the overlapped compute, min(hidden, compute),
-    runs at 1 - share of its speed, so it takes share / (1 - share) of itself longer."""
-    if share <= 0.0:
-        return 0.0
-    return min(max(hidden_s, 0.0), compute_s) * share / (1.0 - share)
 
 
 def grad_exposed(c: DPCost, st: StageTimes, m: int, overlap: bool, sm_share: float = 0.0) -> float:
