@@ -31,11 +31,12 @@ def busbw_all_reduce(n: int, seconds: float) -> float:
 
 def test_cross_domain_all_reduce_pipelines_the_tiers_by_hand():
     """32 GPUs in 4 domains of 8: NVLink phase 2*7/8*S/400e9 = 4.375 ms, network phase (per-rail ring
-    of 4 over S/8) 2*3/4*(S/8)/50e9 = 3.75 ms; pipelined: the slower one, plus 6 network steps
-    (ring 2*3 = tree 2*2+2) and 2*7 NVLink steps."""
+    of 4 over S/8) 2*3/4*(S/8)/50e9 = 3.75 ms; pipelined: the slower one, plus the ring's 2*3 network
+    steps and 2*28 NVLink steps. The tree's latency is lower (2*2 network + 2*7 NVLink steps) but its
+    algorithm bandwidth is half its bus bandwidth (2*(S/8)/50e9 = 5 ms), so at 1 GB the ring wins."""
     t = comm.all_reduce(comm.Group(32, 1), S, TIERS)
     intra, inter = 2 * 7 / 8 * S / 400e9, 2 * 3 / 4 * (S / 8) / 50e9
-    assert t == pytest.approx(max(intra, inter) + 6 * 5e-6 + 14 * 1e-6, rel=1e-12)
+    assert t == pytest.approx(max(intra, inter) + 6 * 5e-6 + 56 * 1e-6, rel=1e-12)
     assert t < intra + inter
 
 
@@ -69,23 +70,45 @@ def test_one_gpu_per_node_gathers_take_pat_where_it_is_faster():
 
 
 def test_tree_latency_wins_at_many_domains():
-    """Small buffers over 64 domains: a double binary tree's 2*6+2 steps, not a ring's 2*63."""
+    """Small buffers over 64 domains: a double binary tree's 2 log2(64) = 12 network steps (NCCL's
+    tuning model, src/graph/tuning.cc), not a ring's 2*63."""
     t = comm.all_reduce(comm.Group(512, 1), 8.0, dataclasses.replace(TIERS, nvlink_hop=0.0))
-    assert t == pytest.approx(14 * 5e-6, rel=1e-3)
+    assert t == pytest.approx(12 * 5e-6, rel=1e-3)
 
 
-def test_ring_all_reduce_latency_follows_nccl_ring_model():
-    """A 1-byte all-reduce over 2 domains of 8 with 0.2 us NVLink hops: the ring's 2(n-1) = 30 steps
-    cross the network twice and NVLink 28 times (src/graph/tuning.cc), 15.6 us, not 2(k-1) = 14
-    NVLink steps as if one domain's chain were the whole ring; the tree would take 4 network steps
-    and 14 NVLink ones, 22.8 us. With 1 us hops the tree wins: 34 us against the ring's 38."""
-    bw = max(2 * 7 / 8 * 1.0 / 400e9, 2 * 0.5 * (1.0 / 8) / 50e9)
-    fast = dataclasses.replace(TIERS, nvlink_hop=0.2e-6)
-    assert comm.all_reduce(comm.Group(16, 1), 1.0, fast) == pytest.approx(2 * 5e-6 + 28 * 0.2e-6 + bw, rel=1e-6)
-    assert comm.all_reduce(comm.Group(16, 1), 1.0, TIERS) == pytest.approx(4 * 5e-6 + 14 * 1e-6 + bw, rel=1e-6)
-    # 64 domains of 8: the tree's 14 network steps and one domain's chain there and back
+def test_all_reduce_ring_and_tree_follow_nccl_tuning_model():
+    """2 domains of 8. A 1 GB buffer takes the ring: its bandwidth term (NVLink phase 2*7/8*S/400e9 =
+    4.375 ms against the network's 2*1/2*(S/8)/50e9 = 2.5 ms) plus its 2(n-1) = 30 steps, 2 across the
+    network and 28 over NVLink (src/graph/tuning.cc), not 2(k-1) = 14 NVLink steps as if one domain's
+    chain were the whole ring. The tree's algorithm bandwidth is half its bus bandwidth (2*(S/8)/50e9
+    = 5 ms), so it loses there, but a 1-byte buffer takes it: 2*(1 network + 7 NVLink) steps."""
+    ring = comm.all_reduce(comm.Group(16, 1), S, TIERS)
+    assert ring == pytest.approx(2 * 7 / 8 * S / 400e9 + 2 * 5e-6 + 28 * 1e-6, rel=1e-12)
+    bw = max(2 * 7 / 8 * 1.0 / 400e9, 2 * (1.0 / 8) / 50e9)
+    assert comm.all_reduce(comm.Group(16, 1), 1.0, TIERS) == pytest.approx(2 * (5e-6 + 7e-6) + bw, rel=1e-6)
+    # 64 domains of 8: the tree's 12 network steps and one domain's chain there and back
     t = comm.all_reduce(comm.Group(512, 1), 1.0, TIERS)
-    assert t == pytest.approx(14 * 5e-6 + 14 * 1e-6, rel=1e-3)
+    assert t == pytest.approx(12 * 5e-6 + 14 * 1e-6, rel=1e-3)
+
+
+def test_small_collectives_take_nccl_low_latency_protocols():
+    """On an NVIDIA GPU the tuner's LL protocol (src/graph/tuning.cc @ 5067397c) runs small buffers:
+    an 8-byte all-reduce over 8 H100 of one node costs LL's 6.6 us base + 14 NVLink steps x 0.6 us
+    = 15.0 us (Simple: 8.4 + 14 x 1 = 22.4 us); over 16 nodes of 8 a tree under LL: 6.8 us + 2 x
+    (4 network steps x 5.0 us + 7 NVLink steps x 0.6 us) = 55.2 us. A 1 GB buffer keeps Simple at
+    full bandwidth: LL's bus bandwidth is capped at 141 GB/s in a Hopper node (llMaxBws)."""
+    one = _tiers("dgx-h100-superpod.yaml", 8)
+    assert [p.name for p in one.protocols] == ["LL", "LL128", "Simple"]
+    assert comm.all_reduce(comm.Group(8, 1), 8.0, one) == pytest.approx(6.6e-6 + 14 * 0.6e-6, rel=1e-3)
+    many = _tiers("dgx-h100-superpod.yaml", 128)
+    assert comm.all_reduce(comm.Group(128, 1), 8.0, many) == pytest.approx(6.8e-6 + 2 * (4 * 5e-6 + 7 * 0.6e-6),
+                                                                          rel=1e-3)
+    simple_only = dataclasses.replace(one, protocols=one.protocols[-1:])
+    big = comm.all_reduce(comm.Group(8, 1), S, one)
+    assert big == pytest.approx(comm.all_reduce(comm.Group(8, 1), S, simple_only), rel=1e-12)
+    assert big < 2 * 7 / 8 * S / 141e9 / 2
+    # a GPU without a CUDA compute capability (AMD) gets Simple alone
+    assert [p.name for p in comm.nccl_protocols(None, DEFAULT)] == ["Simple"]
 
 
 def test_dgx_h100_multi_node_all_reduce_bus_bandwidth_matches_nccl_tests():

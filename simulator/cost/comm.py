@@ -11,8 +11,10 @@ channel that leaves the domain at that GPU, i.e. (S/k) of the buffer for k membe
 bus bandwidth of a large multi-node all-reduce approaches the node's NIC aggregate (nccl-tests on
 DGX H100 with 8 x 400G NDR: ~370-385 GB/s at 16 nodes).
 
-Algorithms, as NCCL's tuner picks them: ring for bandwidth; a double binary tree across domains when
-its log-depth latency wins (small buffers, many nodes); NVLink SHARP (NVLS) inside an NVSwitch domain
+Algorithms and protocols, as NCCL's tuner picks them (the least predicted time for the call): ring
+for bandwidth; a double binary tree across domains when its log-depth latency wins (small buffers,
+many nodes); the LL, LL128 or Simple protocol, LL's sub-microsecond steps at half the bandwidth for
+small buffers, Simple's full bandwidth for large ones (``Protocol``); NVLink SHARP (NVLS) inside an NVSwitch domain
 that has it (NVSwitch 3 and later: H100 / H200 / Blackwell), where the switch reduces and multicasts so
 each GPU moves the buffer once instead of 2(k-1)/k times, at the measured NVLS rate (8 x H100: ~480
 GB/s bus bandwidth, reference.md). Scale-up efficiency (Efficiency.nvlink) and scale-out efficiency
@@ -47,6 +49,10 @@ class Tiers:
     job_gpus: int = 0         # GPUs of the job: every group of a kind runs at once over them
     mesh_links: int = 0       # mesh scale-up: links per GPU (domain_size - 1); 0 = a switch
     nvls_bw: float = 0.0      # NVLS all-reduce rate, bytes/s per GPU per direction (0: no NVLS)
+    # NCCL's protocols (LL, LL128, Simple) with their latencies and bandwidth factors (tiers_of);
+    # empty: one Simple protocol whose latencies are the fields above (hand-computed tests)
+    protocols: tuple = ()
+    nvls_latency: float = 0.0  # s per NVLS all-reduce inside a domain (0: base + 2 NVLink hops)
 
     def scale_up_bw(self, k: int) -> float:
         """Bytes/s per GPU per direction for a group of ``k`` members inside one domain."""
@@ -72,11 +78,91 @@ def tiers_of(cluster: ClusterConfig, gpu: GPUSpec, eff: Efficiency, job_gpus: in
 
     kind = resolved.scale_up_kind
     mesh = domain - 1 if kind in MESH_KINDS and domain > 1 else 0
-    return Tiers(domain, nvlink * eff.nvlink, nic_per_gpu,
-                 max(eff.hop_latency_nvlink, node.nvlink.latency),
-                 max(eff.hop_latency_network, fabric.link_latency),
+    nvl_hop = max(eff.hop_latency_nvlink, node.nvlink.latency)
+    net_hop = max(eff.hop_latency_network, fabric.link_latency)
+    return Tiers(domain, nvlink * eff.nvlink, nic_per_gpu, nvl_hop, net_hop,
                  eff.collective_base_latency, scaleout, job_gpus, mesh,
-                 nvlink * eff.nvls if has_nvls(cluster, nvlink) else 0.0)
+                 nvlink * eff.nvls if has_nvls(cluster, nvlink) else 0.0,
+                 nccl_protocols(gpu.compute_capability, eff, nvl_hop, net_hop), NVLS_LATENCY_S)
+
+
+# NCCL's three protocols as its tuning model costs them (NVIDIA/nccl src/graph/tuning.cc @ 5067397c,
+# ncclTunerConstantsDefaults and ncclTopoTuneModel). Per protocol, in us: base latency (Ring, Tree);
+# per step over NVLink (Ring, Tree) and across the network (Ring, Tree; a ring with one GPU per node
+# pays the Tree figure, "latencies are fully exposed"); and the floor a multi-node ring's NVLink
+# steps pay for posting to the network (getNetOverhead: 1 us on x86 Intel and Arm hosts, 2 us on AMD,
+# tripled for Simple). Bandwidth: LL moves 8-byte lines carrying 4 bytes of data (0.5 of the bus
+# bandwidth, capped at llMaxBws), LL128 120 of every 128 bytes (0.92); the tree all-reduce reaches
+# 0.92 of the ring's bus bandwidth (Simple), 0.92 / 3.8 under LL and 0.92 x 120/128 under LL128.
+# The tuner takes the (algorithm, protocol) of least predicted time for each call, so a small
+# collective runs LL at ~0.6 us per NVLink step and a large one Simple at full bandwidth.
+# Simple's base and its steps are Efficiency's (collective_base_latency 8.4 us and hop_latency_network
+# 14 us, NCCL's own figures; hop_latency_nvlink 1 us, below NCCL's 3.4 us Simple NVLink step and with
+# no network-post floor): with the tuner's 3.4 us (and its 3 us floor on a multi-node ring's NVLink
+# steps) a 1 GB all-reduce over 16 DGX H100 nodes would spend 1.2 ms of its ~5 ms in latency and reach
+# ~330 GB/s of bus bandwidth, below the 370-385 GB/s nccl-tests measures there
+# (tests/test_collectives.py): the tuner's figures rank algorithms; the measurement bounds the
+# large-message cost.
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    base: float               # s per collective (ring)
+    tree_base: float          # s per collective (tree all-reduce)
+    nvlink: float             # s per ring step over NVLink
+    nvlink_tree: float        # s per tree step over NVLink
+    network: float            # s per ring step across the network
+    network_tree: float       # s per tree step across the network (and per ring step at one GPU per node)
+    net_floor: float          # s: the least a multi-node ring's NVLink step costs (network post overhead)
+    ring_bw: float            # fraction of the bus bandwidth a ring reaches
+    tree_bw: float            # fraction of the ring's bus bandwidth a tree all-reduce reaches
+    cap_domain: float = math.inf   # bus bandwidth cap inside one domain, bytes/s (LL: llMaxBws)
+    cap_two: float = math.inf      # ... over two domains
+    cap_many: float = math.inf     # ... over more
+
+
+# llMaxBws (GB/s of bus bandwidth): one node by GPU generation (Volta, Ampere, Hopper, Blackwell);
+# several nodes by host CPU (row of Intel / Arm hosts: 39.0 over two nodes, 20.4 over more)
+LL_MAX_BW_ONE_NODE = ((10.0, 282e9), (9.0, 141e9), (8.0, 87.7e9), (0.0, 39e9))
+LL_MAX_BW_TWO_NODES = 39e9
+LL_MAX_BW_MANY_NODES = 20.4e9
+# hwLat[NVLINK][NVLS][Simple]: an NVLS all-reduce inside a node (its base latency is 0)
+NVLS_LATENCY_S = 25e-6
+
+
+def nccl_protocols(compute_capability: float | None, eff: Efficiency, nvlink_hop: float | None = None,
+                   network_hop: float | None = None) -> tuple:
+    """NCCL's LL, LL128 and Simple protocols (constants above) for a GPU of ``compute_capability``.
+    Simple's steps are ``nvlink_hop`` / ``network_hop`` (tiers_of: Efficiency's, or the cluster's
+    node.nvlink.latency / fabric.link_latency where larger); LL's and LL128's are NCCL's own, which
+    include the link. LL128 runs on Ampere and later (NVLink and PCIe-switch-attached NICs, as the
+    tuner enables it there); a GPU without a CUDA compute capability (AMD, TPU) gets Simple alone:
+    RCCL's and the ICI's tuning are not modelled."""
+    nvl = eff.hop_latency_nvlink if nvlink_hop is None else nvlink_hop
+    net = eff.hop_latency_network if network_hop is None else network_hop
+    simple = Protocol("Simple", eff.collective_base_latency, eff.collective_base_latency, nvl, nvl, net, net,
+                      0.0, 1.0, 0.92)
+    if compute_capability is None:
+        return (simple,)
+    cap = next(bw for cc, bw in LL_MAX_BW_ONE_NODE if compute_capability >= cc)
+    ll = Protocol("LL", 6.6e-6, 6.8e-6, 0.6e-6, 0.6e-6, 2.7e-6, 5.0e-6, 1.0e-6,
+                  0.5, 0.92 / 3.8, cap, LL_MAX_BW_TWO_NODES, LL_MAX_BW_MANY_NODES)
+    out = (ll, simple)
+    if compute_capability >= 8.0:
+        out = (ll, Protocol("LL128", 14.0e-6, 14.0e-6, 1.9e-6, 1.25e-6, 4.0e-6, 8.5e-6,
+                            1.0e-6, 0.92, 0.92 * 120 / 128), simple)
+    return out
+
+
+def protocols(t: Tiers) -> tuple:
+    """The tiers' NCCL protocols; without a table, one Simple protocol of the tiers' own latencies."""
+    if t.protocols:
+        return t.protocols
+    return (Protocol("Simple", t.base, t.base, t.nvlink_hop, t.nvlink_hop, t.network_hop, t.network_hop,
+                     0.0, 1.0, 1.0),)
+
+
+def _cap(p: Protocol, domains: int) -> float:
+    return p.cap_domain if domains <= 1 else p.cap_two if domains == 2 else p.cap_many
 
 
 # NVLink SHARP needs NVSwitch 3 (NVLink 4, 450 GB/s per GPU per direction) or later
@@ -126,40 +212,54 @@ class Group(GroupShape):
         return contention.ring_bandwidth(self.domains(t), self.stride * k, t.scaleout, jobs, t.network_bw)
 
 
-def _ring(n: int, nbytes: float, bw: float, hop: float, factor: float) -> float:
+def _ring(n: int, nbytes: float, bw: float, factor: float, t: Tiers) -> float:
+    """A ring of ``n`` GPUs inside one domain moving factor x (n-1)/n of ``nbytes`` per GPU over
+    ``factor`` x (n-1) NVLink steps, base latency included, in NCCL's fastest protocol for the size."""
     if n <= 1 or nbytes <= 0:
         return 0.0
-    return factor * (n - 1) / n * nbytes / bw + factor * (n - 1) * hop
+    moved = factor * (n - 1) / n * nbytes
+    return min(p.base + factor * (n - 1) * p.nvlink + max(moved / (bw * p.ring_bw), moved / p.cap_domain)
+               for p in protocols(t))
 
 
 def _intra_all_reduce(k: int, nbytes: float, t: Tiers) -> float:
     """All-reduce of ``nbytes`` among ``k`` GPUs of one domain: ring, or NVLS where the switch has it
-    (NCCL's tuner takes the faster)."""
-    ring = _ring(k, nbytes, t.scale_up_bw(k), t.nvlink_hop, 2.0)
+    (NCCL's tuner takes the faster; NVLS runs the Simple protocol only)."""
+    ring = _ring(k, nbytes, t.scale_up_bw(k), 2.0, t)
     if t.nvls_bw > 0 and k > 2:
-        return min(ring, nbytes / t.nvls_bw + 2 * t.nvlink_hop)
+        nvls = t.nvls_latency or (t.base + 2 * t.nvlink_hop)
+        return min(ring, nbytes / t.nvls_bw + nvls)
     return ring
 
 
 def all_reduce(g: Group, nbytes: float, t: Tiers) -> float:
     if g.size <= 1 or nbytes <= 0:
         return 0.0
-    k, n_dom = g.per_domain(t), g.domains(t)
+    k, n_dom, n = g.per_domain(t), g.domains(t), g.size
     if n_dom == 1:
-        return t.base + _intra_all_reduce(k, nbytes, t)
+        return _intra_all_reduce(k, nbytes, t)
     # bandwidth: NVLink and network phases pipelined over chunks and channels (the slower one sets
     # the time); NVLS inside the domain where the switch has it (NCCL's NVLS-tree)
-    if t.nvls_bw > 0 and k > 2:
-        intra = min(2 * (k - 1) / k * nbytes / t.scale_up_bw(k), nbytes / t.nvls_bw)
-    else:
-        intra = 2 * (k - 1) / k * nbytes / t.scale_up_bw(k) if k > 1 else 0.0
-    inter = 2.0 * (n_dom - 1) / n_dom * (nbytes / k) / g.network_bw(t)
-    # latency (NCCL's tuning model, src/graph/tuning.cc): a ring's 2(n-1) steps, 2(n_dom-1) of them
-    # across the network and the rest over NVLink; a double binary tree's ~2 log2(n_dom) network
-    # steps plus the chain inside each domain there and back; NCCL's tuner takes the faster
-    ring = 2 * (n_dom - 1) * t.network_hop + 2 * (g.size - n_dom) * t.nvlink_hop
-    tree = (2 * math.ceil(math.log2(n_dom)) + 2) * t.network_hop + 2 * (k - 1) * t.nvlink_hop
-    return t.base + max(intra, inter) + min(ring, tree)
+    ring_intra = 2 * (k - 1) / k * nbytes / t.scale_up_bw(k) if k > 1 else 0.0
+    nvls_intra = nbytes / t.nvls_bw if t.nvls_bw > 0 and k > 2 else math.inf
+    net_bw = g.network_bw(t)
+    inter = 2.0 * (n_dom - 1) / n_dom * (nbytes / k) / net_bw
+    tree_inter = 2.0 * (nbytes / k) / net_bw   # a tree's algorithm bandwidth is half its bus bandwidth
+    bus = 2.0 * (n - 1) / n * nbytes
+    best = math.inf
+    for p in protocols(t):
+        intra = min(ring_intra, nvls_intra) if p.name == "Simple" else ring_intra
+        # latency (NCCL's tuning model, src/graph/tuning.cc): a ring's 2(n-1) steps, 2(n_dom-1) of
+        # them across the network and the rest over NVLink (each at least the network post overhead);
+        # a double binary tree's 2 floor(log2 n_dom) network steps plus the chain inside each domain
+        # there and back; the tuner takes the faster (algorithm, protocol)
+        net = p.network_tree if k == 1 else p.network
+        ring = (p.base + 2 * (n_dom - 1) * net + 2 * (n - n_dom) * max(p.nvlink, p.net_floor)
+                + max(max(intra, inter) / p.ring_bw, bus / _cap(p, n_dom)))
+        tree = (p.tree_base + 2 * (int(math.log2(n_dom)) * p.network_tree + (k - 1) * p.nvlink_tree)
+                + max(max(intra, tree_inter) / p.tree_bw, 2.0 * nbytes / _cap(p, n_dom)))
+        best = min(best, ring, tree)
+    return best
 
 
 # NCCL's PAT algorithm (Parallel Aggregated Trees, NCCL 2.23 and later) for all-gather and
@@ -178,8 +278,9 @@ def _pat(n: int, inter: float, t: Tiers) -> float:
     return PAT_BASE_S + int(math.log2(n)) * t.network_hop / PAT_HOP_DIVISOR + n * PAT_PER_RANK_S + inter / PAT_BANDWIDTH
 
 
-def _gather_like(g: Group, nbytes: float, t: Tiers) -> float:
-    """Reduce-scatter of an input of ``nbytes`` (or all-gather of an output of ``nbytes``).
+def gather_parts(g: Group, nbytes: float, t: Tiers) -> tuple[float, float]:
+    """(latency, bandwidth) seconds of a reduce-scatter of an input of ``nbytes`` (or an all-gather
+    of an output of ``nbytes``), split for the (algorithm, protocol) NCCL's tuner takes at that size.
 
     NCCL runs these as one flat ring (no tree) of n-1 steps. A chunk is forwarded as soon as it
     arrives, so the latency is the sum of the hops it crosses: n_dom-1 network hops and the other
@@ -189,14 +290,26 @@ def _gather_like(g: Group, nbytes: float, t: Tiers) -> float:
     NCCL's tuner may take PAT instead (above), where it is faster.
     """
     if g.size <= 1 or nbytes <= 0:
-        return 0.0
-    k, n_dom = g.per_domain(t), g.domains(t)
+        return 0.0, 0.0
+    k, n_dom, n = g.per_domain(t), g.domains(t), g.size
+    bus = (n - 1) / n * nbytes
     if n_dom == 1:
-        return t.base + _ring(k, nbytes, t.scale_up_bw(k), t.nvlink_hop, 1.0)
+        bw = t.scale_up_bw(k)
+        return min(((p.base + (n - 1) * p.nvlink, max(bus / (bw * p.ring_bw), bus / p.cap_domain))
+                    for p in protocols(t)), key=sum)
     intra = (k - 1) / k * nbytes / t.scale_up_bw(k) if k > 1 else 0.0
     inter = (n_dom - 1) / n_dom * (nbytes / k) / g.network_bw(t)
-    ring = t.base + max(intra, inter) + (n_dom - 1) * t.network_hop + (g.size - n_dom) * t.nvlink_hop
-    return min(ring, _pat(g.size, inter, t)) if k == 1 else ring
+    options = [(p.base + (n_dom - 1) * (p.network_tree if k == 1 else p.network)
+                + (n - n_dom) * max(p.nvlink, p.net_floor),
+                max(max(intra, inter) / p.ring_bw, bus / _cap(p, n_dom))) for p in protocols(t)]
+    if k == 1:
+        options.append((_pat(n, 0.0, t), inter / PAT_BANDWIDTH))
+    return min(options, key=sum)
+
+
+def _gather_like(g: Group, nbytes: float, t: Tiers) -> float:
+    latency, bandwidth = gather_parts(g, nbytes, t)
+    return latency + bandwidth
 
 
 def reduce_scatter(g: Group, nbytes: float, t: Tiers) -> float:
@@ -212,11 +325,11 @@ def broadcast(g: Group, nbytes: float, t: Tiers) -> float:
     carries the buffer once (S / B) and the last rank waits n-1 hops for the first chunk."""
     if g.size <= 1 or nbytes <= 0:
         return 0.0
-    k = g.per_domain(t)
+    k, n_dom = g.per_domain(t), g.domains(t)
     ring_bw = t.scale_up_bw(2) if t.mesh_links else t.nvlink_bw   # a ring uses one link per neighbour
-    if g.domains(t) == 1:
-        return t.base + nbytes / ring_bw + (g.size - 1) * t.nvlink_hop
-    return t.base + nbytes / min(ring_bw if k > 1 else math.inf, g.network_bw(t)) + (g.size - 1) * t.network_hop
+    bw = ring_bw if n_dom == 1 else min(ring_bw if k > 1 else math.inf, g.network_bw(t))
+    return min(p.base + max(nbytes / (bw * p.ring_bw), nbytes / _cap(p, n_dom))
+               + (g.size - 1) * (p.nvlink if n_dom == 1 else p.network) for p in protocols(t))
 
 
 def all_to_all(g: Group, nbytes: float, t: Tiers) -> float:
@@ -227,8 +340,15 @@ def all_to_all(g: Group, nbytes: float, t: Tiers) -> float:
     n = g.size
     intra = nbytes * (k - 1) / n / t.scale_up_bw(k)
     inter = contention.all_to_all_time(n, g.stride, nbytes, t.scaleout, t.network_bw, t.domain_size)
-    hop = t.network_hop if n > k else t.nvlink_hop
+    hop = t.network_hop if n > k else A2A_NVLINK_STEP_S
     return t.base + max(intra, inter) + (n - 1) * hop
+
+
+# The all-to-all's per-peer step inside a domain: this model's own figure (1 us), not an NCCL ring
+# step -- NCCL runs an all-to-all as grouped point-to-point sends and receives, which its tuning model
+# does not cost, and DeepEP / HybridEP dispatch with their own kernels. Across domains the network
+# hop (14 us) as before. Unchanged when the ring collectives took NCCL's per-protocol latencies.
+A2A_NVLINK_STEP_S = 1.0e-6
 
 
 def send_recv(stride: int, nbytes: float, t: Tiers, peers: int = 2) -> float:

@@ -57,7 +57,9 @@ class Efficiency:
     # is NCCL's own figure, not fitted: hwLat[NET][Ring][Simple] = 14 us (NVIDIA/nccl
     # src/graph/tuning.cc @ b6475625). Only the 2021 DeepSpeed ZeRO-3 rows are sensitive to it, so a
     # fitted value was pinned by one source and drifted to a bound whenever that source was left out
-    # (docs/validation.md).
+    # (docs/validation.md). These are the Simple protocol's; LL and LL128 take NCCL's own figures
+    # (cost/comm.py:nccl_protocols). The NVLink step stays 1 us below the tuner's 3.4 us: with it a
+    # 1 GB all-reduce over 16 DGX H100 nodes falls below the bus bandwidth nccl-tests measures.
     hop_latency_nvlink: float = 1.0e-6
     hop_latency_network: float = 1.4e-5
     collective_base_latency: float = 8.4e-6   # NCCL Simple protocol base latency

@@ -243,8 +243,7 @@ def _per_tensor_exposed(s: Scenario, st: StageTimes, group: comm.Group, params: 
     per = nbytes / tensors
     copies = group.size * LIST_COPY_S
     gather = comm.all_gather(group, per, tiers) + DEEPSPEED_GATHER_HOST_S + copies
-    rs_latency = comm.reduce_scatter(group, 1.0, tiers)
-    rs_bandwidth = comm.reduce_scatter(group, per * grad_bytes(s) / 2, tiers) - rs_latency
+    rs_latency, rs_bandwidth = comm.gather_parts(group, per * grad_bytes(s) / 2, tiers)
     in_line = m * tensors * (passes * gather + rs_latency + copies)
     return in_line + max(0.0, m * tensors * rs_bandwidth - m * st.total)
 
