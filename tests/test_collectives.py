@@ -3,6 +3,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from simulator.config.cluster import ClusterConfig
 from simulator.config.loader import read_yaml
@@ -109,6 +110,25 @@ def test_small_collectives_take_nccl_low_latency_protocols():
     assert big < 2 * 7 / 8 * S / 141e9 / 2
     # a GPU without a CUDA compute capability (AMD) gets Simple alone
     assert [p.name for p in comm.nccl_protocols(None, DEFAULT)] == ["Simple"]
+
+
+_H100 = _tiers("dgx-h100-superpod.yaml", 1024)
+_SIMPLE = dataclasses.replace(_H100, protocols=_H100.protocols[-1:])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([2, 4, 8, 16, 64, 256, 1024]), st.sampled_from([1, 2, 4, 8]),
+       st.floats(1.0, 4e9), st.floats(1.01, 8.0))
+def test_protocol_choice_never_slower_than_simple_and_grows_with_size(size, stride, nbytes, grow):
+    """The tuner's choice among LL / LL128 / Simple is a minimum, so no collective costs more than
+    under Simple alone, and none gets cheaper when its buffer grows."""
+    g = comm.Group(size, stride)
+    for fn in (comm.all_reduce, comm.all_gather, comm.reduce_scatter, comm.broadcast):
+        t = fn(g, nbytes, _H100)
+        assert t <= fn(g, nbytes, _SIMPLE) * (1 + 1e-12)
+        assert fn(g, nbytes * grow, _H100) >= t * (1 - 1e-12)
+    lat, bw = comm.gather_parts(g, nbytes, _H100)
+    assert lat >= 0 and bw >= 0 and lat + bw == pytest.approx(comm.all_gather(g, nbytes, _H100), rel=1e-12)
 
 
 def test_dgx_h100_multi_node_all_reduce_bus_bandwidth_matches_nccl_tests():
