@@ -40,3 +40,27 @@ def test_the_held_out_release_is_never_fitted_and_keeps_the_fit():
     out = {h.source: h for h in leave_one_source_out([c for c in cs if c.source in (HELD, "nemo-24.07")])}
     assert out[HELD].efficiency == DEFAULT
     assert [r.predicted for r in out[HELD].rows] == [c.predict(DEFAULT).predicted for c in held]
+
+
+LATER = "megatron-bridge-26.06"
+
+
+def _model(row: dict) -> str:
+    return next(m for m in ("deepseek-v3", "gpt-oss-120b", "qwen3", "llama3") if m in row["run"])
+
+
+def test_the_26_06_rows_are_new_layouts_held_out_like_26_04_01():
+    """NeMo 26.06 (Megatron-Bridge v0.5.0): DeepSeek-V3 on GB300 in MXFP8 at MBS 1 (PP2 VP8 EP32)
+    and GPT-OSS-120B in MXFP8, with the recipes' FP8 attention and fused grouped MLP where they set
+    them (not on B300). No earlier table printed these layouts; never fitted on."""
+    rows = load_rows()
+    later = [r for r in rows if r["source"] == LATER]
+    assert len(later) == 5 and all(r["release"] == "26.06" for r in later)
+    earlier = {(_model(r),) + _layout(r)[1:] for r in rows if r["source"] in ("megatron-bridge", HELD)}
+    for r in later:
+        assert (_model(r),) + _layout(r)[1:] not in earlier, r["run"]
+    fused = {r["run"] for r in later if r["moe_fused_grouped_mlp"] == "true" and r["fp8_attention"] == "true"}
+    assert fused == {r["run"] for r in later if "xb300" not in r["run"]}
+    assert LATER in CHECK_ONLY_SOURCES
+    cs, _ = cases(rows)
+    assert not any(c.source == LATER for c in fit_set(cs) + moe_set(cs))

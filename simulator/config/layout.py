@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from simulator.config.cluster import ClusterConfig
 from simulator.config.gpu import GPUSpec
-from simulator.config.model_checks import check_model_features
+from simulator.config.model_checks import check_fused_kernels, check_model_features
 from simulator.config.pipeline_layout import LayoutError
 from simulator.config.pipeline_layout import split as layout_split
 from simulator.config.workload import WorkloadConfig
@@ -429,6 +429,7 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
         _fail(where, "training.attention_kernel", f"FlashAttention-2 is a GPU kernel (CUDA, ROCm); the "
               f"cluster's {gpu.name} is a {gpu.vendor} part", t.attention_kernel,
               "fused (the default) on this accelerator")
+    check_fused_kernels(w, gpu, where)
     if t.optimizer.hessian_interval is not None and t.optimizer.kind != "sophia":
         _fail(where, "training.optimizer.hessian_interval", f"optimizer {t.optimizer.kind} estimates no "
               "Hessian", t.optimizer.hessian_interval, "no hessian_interval, or kind: sophia")
@@ -444,3 +445,4 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
                     offload_layers=par.cpu_offloading_num_layers if par.cpu_offloading else 0,
                     chunks=chunks, mtp_stage=mtp_stage)
     return num_gpus, layout
+

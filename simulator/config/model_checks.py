@@ -1,4 +1,5 @@
-"""Cross-key checks of a workload's model features: MLA, MoE layer patterns, windows, MTP.
+"""Cross-key checks of a workload's model features: MLA, MoE layer patterns, windows, MTP, and the
+fused kernels (FP8 attention, the fused grouped MLP) against the precision and GPU.
 
 Each failed check is a ConfigError naming where the value came from, the key path, the value and
 what would be valid (the same contract as simulator/config/layout.py, which calls these).
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 from simulator.config.workload import ModelConfig
 from simulator.errors import ConfigError
+from simulator.model.precision import is_low_precision
 
 
 def _fail(where, path: str, message: str, value: object, expected: str) -> None:
@@ -99,3 +101,39 @@ def check_model_features(m: ModelConfig, where) -> None:
     if m.attention_chunk_size is not None and m.sliding_window is not None:
         _fail(where, "model.attention_chunk_size", "give a sliding window or attention chunks, not both",
               m.attention_chunk_size, "only one of sliding_window / attention_chunk_size")
+
+
+# the block-scaled formats Transformer Engine's fused grouped MLP kernels take (MXFP8 and NVFP4
+# quantizers in transformer_engine/pytorch/ops/fused/grouped_mlp.py @ d0067d0d)
+FUSED_GROUPED_MLP_PRECISIONS = ("fp8_mx", "nvfp4")
+
+
+def check_fused_kernels(w, gpu, where) -> None:
+    """FP8 attention needs a low-precision recipe and the fused attention kernel; the fused grouped
+    MLP needs grouped GEMMs, a gated or squared-ReLU activation, a block-scaled format and a
+    Blackwell GPU (its kernels are sm_100 CuTe DSL kernels)."""
+    t, m = w.training, w.model
+    if t.fp8_attention:
+        if not is_low_precision(t.precision):
+            _fail(where, "training.fp8_attention", f"FP8 attention runs under a low-precision recipe; "
+                  f"training.precision is {t.precision}", t.fp8_attention,
+                  "a precision of fp8, fp8_cs, fp8_ds, fp8_mx, nvfp4 or mxfp4, or fp8_attention: false")
+        if not t.use_flash_attn or t.attention_kernel != "fused":
+            _fail(where, "training.fp8_attention", "FP8 attention is Transformer Engine's fused attention "
+                  "kernel; it needs use_flash_attn: true and attention_kernel: fused", t.fp8_attention,
+                  "use_flash_attn: true with attention_kernel: fused, or fp8_attention: false")
+    moe = m.moe
+    if moe is None or not moe.moe_fused_grouped_mlp:
+        return
+    key = "model.moe.moe_fused_grouped_mlp"
+    if not moe.moe_grouped_gemm:
+        _fail(where, key, "the fused grouped MLP fuses the grouped expert GEMMs; moe_grouped_gemm is false",
+              True, "moe_grouped_gemm: true, or moe_fused_grouped_mlp: false")
+    if m.activation not in ("swiglu", "squared_relu"):
+        _fail(where, key, f"Transformer Engine fuses gated (GLU) and squared-ReLU activations; the model's "
+              f"is {m.activation}", True, "activation swiglu or squared_relu, or moe_fused_grouped_mlp: false")
+    if t.precision not in FUSED_GROUPED_MLP_PRECISIONS or (gpu.compute_capability or 0) < 10.0:
+        _fail(where, key, f"Transformer Engine's fused grouped MLP kernels run block-scaled formats "
+              f"({', '.join(FUSED_GROUPED_MLP_PRECISIONS)}) on Blackwell GPUs (compute capability 10.x); "
+              f"this run is {t.precision} on {gpu.name}", True,
+              "precision fp8_mx or nvfp4 on a B200 / B300 / GB200 / GB300, or moe_fused_grouped_mlp: false")

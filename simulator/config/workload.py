@@ -32,6 +32,13 @@ class MoEConfig(Strict):
     # local experts run as one grouped GEMM (Megatron --moe-grouped-gemm). Megatron's default is off;
     # on here because every published MoE training recipe in the validation set turns it on
     moe_grouped_gemm: bool = True
+    # Transformer Engine's fused grouped MLP (its operation fuser: Megatron-Core
+    # use_transformer_engine_op_fuser, Megatron-Bridge's cutedsl_fused_grouped_mlp): the grouped fc1
+    # GEMM applies the gated activation, the routing-probability scaling and fc2's input quantisation
+    # in its epilogue, and fc2's data-gradient GEMM the activation's backward
+    # (transformer_engine/pytorch/ops/fused/grouped_mlp.py @ d0067d0d). Block-scaled formats (fp8_mx,
+    # nvfp4) on Blackwell only, with grouped GEMMs and a gated (or squared-ReLU) activation
+    moe_fused_grouped_mlp: bool = False
     # tokens on the busiest expert-parallel rank / mean tokens per rank (>= 1), when EP > 1
     moe_expert_load_imbalance: PosFloat = 1.0
     # Megatron --moe-router-force-load-balancing: routing forced uniform (imbalance 1.0)
@@ -150,6 +157,10 @@ class TrainingConfig(Strict):
     # Hopper's or Blackwell's asynchronous tensor-core instructions (cost/compute.py
     # attention_kernel_speed)
     attention_kernel: Literal["fused", "flash2"] = "fused"
+    # FP8 attention (Megatron-Core fp8_dot_product_attention: Transformer Engine's FP8 fused
+    # attention): under a low-precision recipe the attention's two matmuls run on the FP8 tensor
+    # cores; queries, keys, values and the output gradient are cast to FP8 first (cost/compute.py)
+    fp8_attention: bool = False
     # CUDA graphs (Megatron-Core cuda_graph_impl): captured kernels replay as one launch, so the host
     # no longer bounds the layer (cost/stage.py). none | local (Megatron's graphs) | transformer_engine
     # (TE make_graphed_callables) | full_iteration (the whole forward-backward captured)

@@ -53,8 +53,9 @@ def shape_efficiency(m: float, k: float, n: float, sms: int | None, concurrent: 
 
 
 def concurrency(op: Op) -> int:
-    """GEMMs of a grouped op in flight at once: one per stream (Transformer Engine's 4)."""
-    return min(op.group, GROUP_STREAMS)
+    """GEMMs of a grouped op in flight at once: one per stream (Transformer Engine's 4), or all of
+    them when one kernel runs the whole group (``Op.one_kernel``)."""
+    return op.group if op.one_kernel else min(op.group, GROUP_STREAMS)
 
 
 def _backward_shape_factor(op: Op, sms: int | None) -> float:
@@ -124,6 +125,8 @@ def op_time(op: Op, gpu: GPUSpec, precision: str, eff: Efficiency, backward: boo
     if op.kind == "memory":
         return (mem + overhead) * op.count
     prec = precision if (op.linear or not is_low_precision(precision)) else "bf16"
+    if op.fp8 and is_low_precision(precision):
+        prec = "fp8"   # FP8 attention: E4M3 on the FP8 tensor cores whatever the linear layers' recipe
     rate = gemm_rate(gpu, prec, eff) * (eff.attention if op.attention_core else 1.0)
     if op.attention_core:
         rate *= attention_kernel_speed(op, gpu, backward)
@@ -214,8 +217,8 @@ def quantize_ops(ops: list[Op], precision: str, microbatches: int = 1, any_layou
         m, k, n = op.shape
         # a grouped GEMM's shape is one expert's (op.group of them): every expert's input, weight
         # and output gradient is quantized
-        fwd = per * (m * k + k * n / max(microbatches, 1)) * op.group
-        bwd = per * m * n * op.group
+        fwd = per * (m * k * (not op.input_cast_fused) + k * n / max(microbatches, 1)) * op.group
+        bwd = per * m * n * op.group * (not op.grad_cast_fused)
         out.append(Op(op.name + QUANTIZE_SUFFIX, "memory", 0.0, fwd, bwd_factor=bwd / fwd, count=op.count))
         if not q.per_tensor:
             # block scales: before every GEMM, Transformer Engine rewrites both operands' scale

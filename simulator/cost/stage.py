@@ -50,7 +50,8 @@ def shard_of(s: Scenario) -> Shard:
     return Shard(micro_batch=lay.micro_batch_size, tp=lay.tp, cp=lay.cp, ep=lay.ep,
                  sequence_parallel=lay.sequence_parallel, flash_attention=t.use_flash_attn,
                  act_bytes=2.0, sparse_2to4=t.sparsity_2to4, eager=t.kernel_fusion == "eager",
-                 fused_cross_entropy=t.cross_entropy_loss_fusion, attention_kernel=t.attention_kernel)
+                 fused_cross_entropy=t.cross_entropy_loss_fusion, attention_kernel=t.attention_kernel,
+                 fp8_attention=t.fp8_attention and is_low_precision(t.precision))
 
 
 LAYER_SCOPES = frozenset({"attn", "mlp", "moe", "moe_router", "moe_preprocess"})
@@ -212,7 +213,7 @@ def _layer(a: Arch, s: Scenario, sh: Shard, eff: Efficiency, tiers: comm.Tiers, 
         dev = list(fw)
         named = {o.name: i for i, o in enumerate(ops)}
         extra = {"attn_proj": tp_f, "token_permute": ep_f / 2, "mlp_residual": ep_f / 2}
-        core = next((i for i, o in enumerate(ops) if o.attention_core), None)
+        core = next((i for i, o in enumerate(ops) if o.attention_core and o.kind == "gemm"), None)
         if core is not None:
             dev[core] += cp_f
         for name, t in extra.items():

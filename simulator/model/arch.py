@@ -38,6 +38,7 @@ class Arch:
     # per layer: True = MoE layer (empty: the moe_layer_freq period rule)
     moe_pattern: tuple[bool, ...] = ()
     grouped_gemm: bool = True
+    fused_grouped_mlp: bool = False   # model.moe.moe_fused_grouped_mlp (model/moe_ops.py)
     load_imbalance: float = 1.0     # busiest EP rank's tokens / mean, applied when EP > 1
     deepep: bool = False            # DeepEP-style dispatch: one copy per remote domain (flex dispatcher)
     router_num_groups: int = 0      # group-limited routing: expert groups, groups a token may use
@@ -242,6 +243,7 @@ def resolve(m: ModelConfig) -> Arch:
         shared_expert_ffn=(moe.moe_shared_expert_intermediate_size or 0) if moe else 0,
         moe_pattern=_moe_pattern(m),
         grouped_gemm=moe.moe_grouped_gemm if moe else True,
+        fused_grouped_mlp=bool(moe) and moe.moe_fused_grouped_mlp,
         load_imbalance=(1.0 if moe.moe_router_force_load_balancing else moe.moe_expert_load_imbalance)
         if moe else 1.0,
         deepep=bool(moe) and moe.moe_token_dispatcher_type == "flex",

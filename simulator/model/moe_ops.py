@@ -65,6 +65,16 @@ def expert_ops(a: Arch, sh: Shard, tokens: float) -> list[Op]:
     GROUP_STREAMS streams: few tokens per expert fill few tiles (cost/compute.py), and each expert's
     weights are read whatever its token count (the roofline's memory side). Without it, separate
     ops per local expert, each paying the per-kernel overhead in line (Megatron's SequentialMLP).
+
+    With ``fused_grouped_mlp`` (model.moe.moe_fused_grouped_mlp: Transformer Engine's operation
+    fuser, transformer_engine/pytorch/ops/fused/grouped_mlp.py @ d0067d0d) each of fc1 and fc2 is one
+    block-scaled grouped-GEMM kernel over every local expert: fc1's epilogue applies the gated
+    activation (its clamp included), the routing-probability scaling, fc1's bias and fc2's input
+    quantisation; fc2's data-gradient kernel applies the activation's backward and quantises fc1's
+    output gradient; fc2's bias rides in its kernel. So the activation, clamp and bias kernels and
+    those two casts are gone, one launch and one kernel overhead per GEMM, and the experts' tiles
+    share the waves. fc1's output is still written (its bytes unchanged: the fused kernel writes the
+    activated half in the low-precision format, which this leaves uncounted).
     """
     local = max(a.num_experts // sh.ep, 1)
     m = tokens_per_expert(a, sh, tokens)
@@ -74,11 +84,15 @@ def expert_ops(a: Arch, sh: Shard, tokens: float) -> list[Op]:
     up, ffn = (2 if a.gated else 1) * a.moe_ffn / t, a.moe_ffn / t
     act_elems = local * m * (3 if a.gated else 2) * a.moe_ffn / t
 
-    def grouped(name: str, k: float, n: float) -> Op:
+    def grouped(name: str, k: float, n: float, **fused) -> Op:
         return Op(name, "gemm", local * 2.0 * m * k * n, local * e * (m * k + k * n + m * n),
-                  linear=True, sparse=sh.sparse_2to4, shape=(m, k, n), group=local, launches=local,
-                  scope="moe")
+                  linear=True, sparse=sh.sparse_2to4, shape=(m, k, n), group=local,
+                  launches=1 if a.fused_grouped_mlp else local, scope="moe", one_kernel=a.fused_grouped_mlp,
+                  **(fused if a.fused_grouped_mlp else {}))
 
+    if a.fused_grouped_mlp:
+        return [grouped("expert_fc1", a.hidden, up, grad_cast_fused=True),
+                grouped("expert_fc2", ffn, a.hidden, input_cast_fused=True)]
     return [grouped("expert_fc1", a.hidden, up),
             *clamp_ops(a, local * m * ffn, e, "expert_", scope="moe"),   # one kernel over all local experts
             Op("expert_activation", "memory", 0.0, act_elems * e, scope="moe", rerun=True),

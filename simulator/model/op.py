@@ -37,6 +37,15 @@ class Op:
     # the fused attention kernel an attention-core op runs (training.attention_kernel): "fused" (the
     # generation's best, what the efficiencies were fitted on) or "flash2" (cost/compute.py)
     kernel: str = "fused"
+    # an attention core run on the FP8 tensor cores (training.fp8_attention, cost/compute.py)
+    fp8: bool = False
+    # a grouped op whose GEMMs run as one kernel over every local expert (Transformer Engine's fused
+    # grouped MLP): the per-kernel overhead once, every expert's tiles in one wave schedule
+    one_kernel: bool = False
+    # low-precision casts fused into a neighbouring kernel (the fused grouped MLP): this GEMM's input
+    # quantised in the previous GEMM's epilogue, its output gradient in the next one's dgrad epilogue
+    input_cast_fused: bool = False
+    grad_cast_fused: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,7 @@ class Shard:
     fused_cross_entropy: bool = False   # training.cross_entropy_loss_fusion
     eager: bool = False        # eager PyTorch element-wise kernels (training.kernel_fusion: eager)
     attention_kernel: str = "fused"   # training.attention_kernel: fused or flash2
+    fp8_attention: bool = False       # training.fp8_attention under a low-precision recipe
 
     def tokens(self, a: Arch) -> float:
         return self.micro_batch * a.seq / self.cp

@@ -58,8 +58,18 @@ def attention_ops(a: Arch, sh: Shard) -> list[Op]:
         pairs = sq * sk * 0.5 * flash_keys_fraction(a)
         flops = 2.0 * b * heads * pairs * (dqk + dv)
         io = e * b * sq * heads * (dqk + dv) + e * b * sk * a.kv_exchange_width / t
-        return [Op("flash_attention", "gemm", flops, io, bwd_factor=2.5, attention_core=True,
-                   exps=b * heads * pairs, kernel=sh.attention_kernel)]
+        core = Op("flash_attention", "gemm", flops, io, bwd_factor=2.5, attention_core=True,
+                  exps=b * heads * pairs, kernel=sh.attention_kernel, fp8=sh.fp8_attention)
+        if not sh.fp8_attention:
+            return [core]
+        # FP8 attention (Transformer Engine's FP8 fused attention): queries, keys and values are
+        # cast to FP8 before the kernel, and the output gradient before its backward; per-tensor
+        # current scaling, one copy each: an amax read, a cast read and a 1-byte write of the bf16
+        # source (model/precision.py), 5 bytes per element
+        cast = 2 * 2.0 + 1.0
+        fwd = cast * (b * sq * heads * dqk + b * sk * a.kv_exchange_width / t)
+        bwd = cast * b * sq * heads * dv
+        return [Op("attention_fp8_cast", "memory", 0.0, fwd, bwd_factor=bwd / fwd, attention_core=True), core]
     bh = b * heads
     # the unfused path materialises the whole s x s score matrix, window or not (masked)
     return [

@@ -63,6 +63,8 @@ SOURCES = {
     # the 26.04.01 tables' layouts that no earlier table printed, held out (runner.CHECK_ONLY_SOURCES):
     # the same stack, recipes at Megatron-Bridge v0.4.2 (data/SOURCES.md)
     "megatron-bridge-26.04.01": (None, {**_MODERN_TRAINING, "cross_entropy_loss_fusion": True}, _MODERN_PAR),
+    # the 26.06 table's new layouts (NeMo 26.06 = Megatron-Bridge v0.5.0), held out the same way
+    "megatron-bridge-26.06": (None, {**_MODERN_TRAINING, "cross_entropy_loss_fusion": True}, _MODERN_PAR),
 }
 # Megatron-Bridge's performance runs fuse the cross-entropy with Transformer Engine's kernel: the
 # model providers default cross_entropy_loss_fusion = True (src/megatron/bridge/models/gpt_provider.py
@@ -71,7 +73,7 @@ SOURCES = {
 # @ 1c43b392, utils/overrides.py @ 9c9dd848). NeMo 24.07 / 24.03 build Megatron-Core 0.8's
 # TransformerConfig, whose default is False, and their launcher configs do not set it.
 # the sources of modern.csv (Megatron-Core stacks of 2024-26: distributed optimizer, TP overlap per row)
-MEGATRON_BRIDGE_SOURCES = ("megatron-bridge", "megatron-bridge-26.04.01")
+MEGATRON_BRIDGE_SOURCES = ("megatron-bridge", "megatron-bridge-26.04.01", "megatron-bridge-26.06")
 MODERN_SOURCES = ("nemo-24.07", "nemo-long-sequence", *MEGATRON_BRIDGE_SOURCES)
 TORCHTITAN_SOURCES = ("torchtitan-2024", "torchtitan-2025", "trainy-h200-2025")
 # modern.csv's cluster_hint -> the bundled topology of that system
@@ -159,6 +161,8 @@ def _model_of(row: dict) -> dict:
             moe["first_k_dense_replace"] = int(row["moe_first_dense_layers"])
         if row.get("moe_dispatcher", "").strip():   # from the release's recipe (data/SOURCES.md)
             moe["moe_token_dispatcher_type"] = row["moe_dispatcher"].strip()
+        if row.get("moe_fused_grouped_mlp") == "true":   # the recipe's cutedsl_fused_grouped_mlp
+            moe["moe_fused_grouped_mlp"] = True
         model["moe"] = moe
     if _int(row["mtp_layers"], 0):
         model["mtp_num_layers"] = int(row["mtp_layers"])
@@ -248,7 +252,8 @@ def workload_of(row: dict) -> dict:
         "name": row["run"], "num_gpus": int(row["num_gpus"]), "model": _model_of(row),
         "training": {"global_batch_size": int(row["global_batch_size"]), "precision": precision,
                      "train_iters": 1, **training_extra, **_cuda_graphs(row.get("cuda_graphs", "")),
-                     **({"kernel_fusion": row["kernel_fusion"]} if row.get("kernel_fusion", "").strip() else {})},
+                     **({"kernel_fusion": row["kernel_fusion"]} if row.get("kernel_fusion", "").strip() else {}),
+                     **({"fp8_attention": True} if row.get("fp8_attention") == "true" else {})},
         "parallelism": parallel,
     }
 
