@@ -104,3 +104,17 @@ def test_the_features_default_off_and_leave_every_op_alone():
     a, sh = resolve(s.workload.model), shard_of(s)
     assert not a.fused_grouped_mlp and not sh.fp8_attention
     assert layer_ops(a, sh, moe=True) == layer_ops(a, replace(sh, fp8_attention=False), moe=True)
+
+
+def test_fp8_attention_on_a_gpu_without_fp8_tensor_cores_names_the_gpu(tmp_path):
+    """A catalog entry with block formats but no per-tensor FP8 peak (a hypothetical part): exit-2
+    error naming the GPU, never a traceback from a missing rate."""
+    from simulator.config.loader import read_yaml
+    import yaml
+    raw = read_yaml(ROOT / "topologies" / "grand-teton-h100-96gb.yaml")
+    raw["gpu"]["peak_flops"] = {"bf16": "989 TFLOP/s", "fp16": "989 TFLOP/s", "mxfp8": "1979 TFLOP/s"}
+    raw["gpu"]["name"] = "FP8-less part"
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="FP8-less part"):
+        _scenario("llama3-8b.yaml", "training.precision=fp8_mx", "training.fp8_attention=true", cluster=path)

@@ -118,6 +118,10 @@ def check_fused_kernels(w, gpu, where) -> None:
             _fail(where, "training.fp8_attention", f"FP8 attention runs under a low-precision recipe; "
                   f"training.precision is {t.precision}", t.fp8_attention,
                   "a precision of fp8, fp8_cs, fp8_ds, fp8_mx, nvfp4 or mxfp4, or fp8_attention: false")
+        if gpu.peak("fp8") is None:
+            _fail(where, "training.fp8_attention", f"the cluster's GPU ({gpu.name}) has no FP8 tensor cores "
+                  "(no fp8 peak in its catalog entry)", t.fp8_attention,
+                  f"fp8_attention: false on this GPU (its precisions: {', '.join(gpu.precisions())})")
         if not t.use_flash_attn or t.attention_kernel != "fused":
             _fail(where, "training.fp8_attention", "FP8 attention is Transformer Engine's fused attention "
                   "kernel; it needs use_flash_attn: true and attention_kernel: fused", t.fp8_attention,
