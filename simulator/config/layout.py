@@ -445,4 +445,3 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
                     offload_layers=par.cpu_offloading_num_layers if par.cpu_offloading else 0,
                     chunks=chunks, mtp_stage=mtp_stage)
     return num_gpus, layout
-

@@ -119,6 +119,24 @@ class Protocol:
     cap_two: float = math.inf      # ... over two domains
     cap_many: float = math.inf     # ... over more
 
+    def cap(self, domains: int) -> float:
+        """Bus bandwidth cap (bytes/s) of a collective over ``domains`` domains."""
+        return self.cap_domain if domains <= 1 else self.cap_two if domains == 2 else self.cap_many
+
+    def ring_latency(self, n: int, n_dom: int, k: int, factor: int = 1) -> float:
+        """Base latency plus ``factor`` passes over a ring of ``n`` ranks in ``n_dom`` domains of
+        ``k``: n_dom-1 network steps (the tree's figure with one GPU per node), the other n-n_dom
+        over NVLink (across domains at least the network post overhead)."""
+        if n_dom == 1:
+            return self.base + factor * (n - 1) * self.nvlink
+        net = self.network_tree if k == 1 else self.network
+        return self.base + factor * ((n_dom - 1) * net + (n - n_dom) * max(self.nvlink, self.net_floor))
+
+    def moving(self, phases: float, bus: float, domains: int, fraction: float | None = None) -> float:
+        """Seconds to move the data: the pipelined phases' time (at full bandwidth) over this
+        protocol's ``fraction`` of it (default: the ring's), or ``bus`` bytes at its bandwidth cap."""
+        return max(phases / (self.ring_bw if fraction is None else fraction), bus / self.cap(domains))
+
 
 # llMaxBws (GB/s of bus bandwidth): one node by GPU generation (Volta, Ampere, Hopper, Blackwell);
 # several nodes by host CPU (row of Intel / Arm hosts: 39.0 over two nodes, 20.4 over more)
@@ -159,10 +177,6 @@ def protocols(t: Tiers) -> tuple:
         return t.protocols
     return (Protocol("Simple", t.base, t.base, t.nvlink_hop, t.nvlink_hop, t.network_hop, t.network_hop,
                      0.0, 1.0, 1.0),)
-
-
-def _cap(p: Protocol, domains: int) -> float:
-    return p.cap_domain if domains <= 1 else p.cap_two if domains == 2 else p.cap_many
 
 
 # NVLink SHARP needs NVSwitch 3 (NVLink 4, 450 GB/s per GPU per direction) or later
@@ -218,8 +232,7 @@ def _ring(n: int, nbytes: float, bw: float, factor: float, t: Tiers) -> float:
     if n <= 1 or nbytes <= 0:
         return 0.0
     moved = factor * (n - 1) / n * nbytes
-    return min(p.base + factor * (n - 1) * p.nvlink + max(moved / (bw * p.ring_bw), moved / p.cap_domain)
-               for p in protocols(t))
+    return min(p.ring_latency(n, 1, n, factor) + p.moving(moved / bw, moved, 1) for p in protocols(t))
 
 
 def _intra_all_reduce(k: int, nbytes: float, t: Tiers) -> float:
@@ -253,11 +266,9 @@ def all_reduce(g: Group, nbytes: float, t: Tiers) -> float:
         # them across the network and the rest over NVLink (each at least the network post overhead);
         # a double binary tree's 2 floor(log2 n_dom) network steps plus the chain inside each domain
         # there and back; the tuner takes the faster (algorithm, protocol)
-        net = p.network_tree if k == 1 else p.network
-        ring = (p.base + 2 * (n_dom - 1) * net + 2 * (n - n_dom) * max(p.nvlink, p.net_floor)
-                + max(max(intra, inter) / p.ring_bw, bus / _cap(p, n_dom)))
+        ring = p.ring_latency(n, n_dom, k, 2) + p.moving(max(intra, inter), bus, n_dom)
         tree = (p.tree_base + 2 * (int(math.log2(n_dom)) * p.network_tree + (k - 1) * p.nvlink_tree)
-                + max(max(intra, tree_inter) / p.tree_bw, 2.0 * nbytes / _cap(p, n_dom)))
+                + p.moving(max(intra, tree_inter), 2.0 * nbytes, n_dom, p.tree_bw))
         best = min(best, ring, tree)
     return best
 
@@ -293,15 +304,9 @@ def gather_parts(g: Group, nbytes: float, t: Tiers) -> tuple[float, float]:
         return 0.0, 0.0
     k, n_dom, n = g.per_domain(t), g.domains(t), g.size
     bus = (n - 1) / n * nbytes
-    if n_dom == 1:
-        bw = t.scale_up_bw(k)
-        return min(((p.base + (n - 1) * p.nvlink, max(bus / (bw * p.ring_bw), bus / p.cap_domain))
-                    for p in protocols(t)), key=sum)
     intra = (k - 1) / k * nbytes / t.scale_up_bw(k) if k > 1 else 0.0
-    inter = (n_dom - 1) / n_dom * (nbytes / k) / g.network_bw(t)
-    options = [(p.base + (n_dom - 1) * (p.network_tree if k == 1 else p.network)
-                + (n - n_dom) * max(p.nvlink, p.net_floor),
-                max(max(intra, inter) / p.ring_bw, bus / _cap(p, n_dom))) for p in protocols(t)]
+    inter = (n_dom - 1) / n_dom * (nbytes / k) / g.network_bw(t) if n_dom > 1 else 0.0
+    options = [(p.ring_latency(n, n_dom, k), p.moving(max(intra, inter), bus, n_dom)) for p in protocols(t)]
     if k == 1:
         options.append((_pat(n, 0.0, t), inter / PAT_BANDWIDTH))
     return min(options, key=sum)
@@ -328,7 +333,7 @@ def broadcast(g: Group, nbytes: float, t: Tiers) -> float:
     k, n_dom = g.per_domain(t), g.domains(t)
     ring_bw = t.scale_up_bw(2) if t.mesh_links else t.nvlink_bw   # a ring uses one link per neighbour
     bw = ring_bw if n_dom == 1 else min(ring_bw if k > 1 else math.inf, g.network_bw(t))
-    return min(p.base + max(nbytes / (bw * p.ring_bw), nbytes / _cap(p, n_dom))
+    return min(p.base + p.moving(nbytes / bw, nbytes, n_dom)
                + (g.size - 1) * (p.nvlink if n_dom == 1 else p.network) for p in protocols(t))
 
 

@@ -125,8 +125,8 @@ def op_time(op: Op, gpu: GPUSpec, precision: str, eff: Efficiency, backward: boo
     if op.kind == "memory":
         return (mem + overhead) * op.count
     prec = precision if (op.linear or not is_low_precision(precision)) else "bf16"
-    if op.fp8 and is_low_precision(precision):
-        prec = "fp8"   # FP8 attention: E4M3 on the FP8 tensor cores whatever the linear layers' recipe
+    if op.fp8:   # FP8 attention (set only under a low precision, cost/stage.py:shard_of)
+        prec = "fp8"   # E4M3 on the FP8 tensor cores whatever the linear layers' recipe
     rate = gemm_rate(gpu, prec, eff) * (eff.attention if op.attention_core else 1.0)
     if op.attention_core:
         rate *= attention_kernel_speed(op, gpu, backward)

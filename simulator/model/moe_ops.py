@@ -88,7 +88,7 @@ def expert_ops(a: Arch, sh: Shard, tokens: float) -> list[Op]:
         return Op(name, "gemm", local * 2.0 * m * k * n, local * e * (m * k + k * n + m * n),
                   linear=True, sparse=sh.sparse_2to4, shape=(m, k, n), group=local,
                   launches=1 if a.fused_grouped_mlp else local, scope="moe", one_kernel=a.fused_grouped_mlp,
-                  **(fused if a.fused_grouped_mlp else {}))
+                  **fused)
 
     if a.fused_grouped_mlp:
         return [grouped("expert_fc1", a.hidden, up, grad_cast_fused=True),

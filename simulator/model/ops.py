@@ -17,6 +17,7 @@ from simulator.model.moe_ops import (DISPATCH_LAUNCHES, FLEX_DISPATCH_LAUNCHES, 
                                      GROUP_STREAMS, PREPROCESS_LAUNCHES, ROUTER_LAUNCHES, expert_bias_ops,
                                      expert_ops, permute_elements, tokens_per_expert)
 from simulator.model.op import Op, Shard, gemm, in_scope, memory_op  # noqa: F401
+from simulator.model.precision import QUANTIZATION
 
 
 # Query and key block of a fused attention kernel: FlashAttention-2/3 and cuDNN's fused attention
@@ -64,9 +65,9 @@ def attention_ops(a: Arch, sh: Shard) -> list[Op]:
             return [core]
         # FP8 attention (Transformer Engine's FP8 fused attention): queries, keys and values are
         # cast to FP8 before the kernel, and the output gradient before its backward; per-tensor
-        # current scaling, one copy each: an amax read, a cast read and a 1-byte write of the bf16
-        # source (model/precision.py), 5 bytes per element
-        cast = 2 * 2.0 + 1.0
+        # current scaling, one copy each (attention reads each operand one way): an amax read, a
+        # cast read and a 1-byte write of the bf16 source, 5 bytes per element (model/precision.py)
+        cast = QUANTIZATION["fp8_cs"].bytes_per_element(any_layout=True)
         fwd = cast * (b * sq * heads * dqk + b * sk * a.kv_exchange_width / t)
         bwd = cast * b * sq * heads * dv
         return [Op("attention_fp8_cast", "memory", 0.0, fwd, bwd_factor=bwd / fwd, attention_core=True), core]
