@@ -174,3 +174,23 @@ def test_offload_transfers_hide_behind_compute_only_on_a_fast_host_link(scenario
     assert estimate_step(pcie).breakdown["offload"] > 0.1
     assert estimate_step(c2c).breakdown.get("offload", 0.0) == 0.0
     assert simulate_step(pcie).breakdown["offload"] == pytest.approx(estimate_step(pcie).breakdown["offload"])
+
+
+def test_deepspeed_list_copies_cost_a_pass_through_hbm(scenario):
+    """torch.distributed's list all-gather runs a flat NCCL all-gather and then copies each rank's
+    chunk into the output list: one launch per rank plus one read and one write of the buffer. By
+    hand for 64 ranks and a 1 GB buffer on an H100 (3.35 TB/s, eta_mem): 64 x 5 us + 2 GB / rate."""
+    from simulator.cost import comm
+    from simulator.cost.efficiency import DEFAULT
+    from simulator.cost.step import LIST_COPY_S, list_copy_time
+    s = scenario("llama3-8b", "parallelism.tensor_model_parallel_size=1", "parallelism.sequence_parallel=false",
+                 "parallelism.distributed_optimizer=false", "parallelism.zero_stage=3",
+                 "parallelism.fsdp_unit=tensor", "training.global_batch_size=64", gpus=64)
+    group = comm.Group.of("dp", s.layout)
+    assert group.size == 64
+    expected = 64 * LIST_COPY_S + 2e9 / (s.gpu.hbm_bandwidth * DEFAULT.memory)
+    assert list_copy_time(group, 1e9, s, DEFAULT) == pytest.approx(expected, rel=1e-12)
+    assert expected == pytest.approx(64 * 5e-6 + 2e9 / (3.35e12 * DEFAULT.memory))
+    # the copies are part of every per-tensor gather: a faster HBM shortens the step's DP time
+    slow = DEFAULT.with_(memory=0.5 * DEFAULT.memory)
+    assert estimate_step(s, slow).breakdown["dp_comm"] > estimate_step(s, DEFAULT).breakdown["dp_comm"]

@@ -160,18 +160,18 @@ def grad_exposed(c: DPCost, st: StageTimes, m: int, overlap: bool, sm_share: flo
     return max(c.grad - st.bwd, c.grad / c.buckets)
 
 
-def _dp_times(s: Scenario, st: StageTimes, stage: int, tiers: comm.Tiers) -> tuple[float, float]:
+def _dp_times(s: Scenario, st: StageTimes, stage: int, tiers: comm.Tiers, eff: Efficiency) -> tuple[float, float]:
     """(exposed gradient-reduction time, exposed parameter all-gather time) of one stage."""
     lay, par = s.layout, s.workload.parallelism
     if lay.zero_stage >= 3:
-        return zero3_exposed(s, stage, st, tiers) + tied_embedding_reduce(s, stage, tiers), 0.0
+        return zero3_exposed(s, stage, st, tiers, eff) + tied_embedding_reduce(s, stage, tiers), 0.0
     c = dp_cost(s, stage, tiers)
     grad = grad_exposed(c, st, lay.num_microbatches, par.overlap_grad_reduce, dp_sm_share(s)) + c.tied
     gather_exposed = max(c.gather - st.fwd, c.gather / c.buckets) if par.overlap_param_gather else c.gather
     return grad, gather_exposed
 
 
-def zero3_exposed(s: Scenario, stage: int, st: StageTimes, tiers: comm.Tiers) -> float:
+def zero3_exposed(s: Scenario, stage: int, st: StageTimes, tiers: comm.Tiers, eff: Efficiency) -> float:
     """ZeRO-3 / FSDP communication that the step waits for, on one stage.
 
     FSDP gathers one flat parameter per wrapped unit (a transformer layer; the embedding and output
@@ -195,7 +195,7 @@ def zero3_exposed(s: Scenario, stage: int, st: StageTimes, tiers: comm.Tiers) ->
           + comm.all_reduce(replica, gb * dense_u / shard.size, tiers)
           + comm.all_reduce(ereplica, gb * expert_u / eshard.size, tiers))
     if s.workload.parallelism.fsdp_unit == "tensor":
-        return _per_tensor_exposed(s, st, shard, dense_gpu + expert_gpu, tiers)
+        return _per_tensor_exposed(s, st, shard, dense_gpu + expert_gpu, tiers, eff)
     ag_all, rs_all = units * ag, units * rs
     share = dp_sm_share(s)   # the SMs the hidden collectives take from the compute (dp_comm_sms)
     if not lay.reshard_after_forward and lay.pp > 1:
@@ -224,28 +224,40 @@ def zero3_exposed(s: Scenario, stage: int, st: StageTimes, tiers: comm.Tiers) ->
 #   it; pytorch/pytorch torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp, allgather / reduce_scatter;
 #   DeepSpeed PRs #1188 and #4705 removed those copies later). Each copy is an ATen op dispatched from
 #   C++ plus a launch: 5 us taken, the top of the 2-5 us back-to-back launch gap (an assumption).
+#   Together the copies move the whole buffer once more through HBM (read the flat buffer, write the
+#   list; for the reduce-scatter, read the list, write the flat input): a memory-bound pass
+#   (list_copy_time).
 DEEPSPEED_GATHER_HOST_S = 380e-6
 LIST_COPY_S = 5e-6
 
 
+def list_copy_time(group: comm.Group, nbytes: float, s: Scenario, eff: Efficiency) -> float:
+    """The per-rank copies torch.distributed adds to a list all-gather or reduce-scatter of an
+    ``nbytes`` buffer: one launch per rank and one read + one write of the buffer in HBM."""
+    return group.size * LIST_COPY_S + 2.0 * nbytes / (s.gpu.hbm_bandwidth * eff.memory)
+
+
 def _per_tensor_exposed(s: Scenario, st: StageTimes, group: comm.Group, params: float,
-                        tiers: comm.Tiers) -> float:
+                        tiers: comm.Tiers, eff: Efficiency) -> float:
     """ZeRO-3 fetching tensor by tensor, as DeepSpeed did in 2021 (constants above): every parameter
     tensor is all-gathered before each forward, recomputed forward and backward, and its gradient
     reduce-scattered, per microbatch. The gathers are synchronous (NCCL time, the host's fetch cost
-    and one copy per rank, in line); the reduce-scatters run behind the backward, their latency and
-    per-rank copies in line, their bandwidth hidden where the compute covers it."""
+    and the per-rank copies, in line); the reduce-scatters run behind the backward on the
+    communication stream, their latency and copy launches in line, their bandwidth and the copies'
+    HBM pass hidden where the compute covers them."""
     lay, m = s.layout, s.layout.num_microbatches
     a = resolve(s.workload.model)
     nbytes = 2.0 * params
     passes = 2 + (lay.recompute == "full")
     tensors = tensors_per_layer(a) * a.num_layers + 2
     per = nbytes / tensors
-    copies = group.size * LIST_COPY_S
-    gather = comm.all_gather(group, per, tiers) + DEEPSPEED_GATHER_HOST_S + copies
-    rs_latency, rs_bandwidth = comm.gather_parts(group, per * grad_bytes(s) / 2, tiers)
-    in_line = m * tensors * (passes * gather + rs_latency + copies)
-    return in_line + max(0.0, m * tensors * rs_bandwidth - m * st.total)
+    grad = per * grad_bytes(s) / 2
+    gather = comm.all_gather(group, per, tiers) + DEEPSPEED_GATHER_HOST_S + list_copy_time(group, per, s, eff)
+    rs_latency, rs_bandwidth = comm.gather_parts(group, grad, tiers)
+    rs_launches = group.size * LIST_COPY_S
+    rs_hidden = rs_bandwidth + list_copy_time(group, grad, s, eff) - rs_launches
+    in_line = m * tensors * (passes * gather + rs_latency + rs_launches)
+    return in_line + max(0.0, m * tensors * rs_hidden - m * st.total)
 
 
 def optimizer_time(s: Scenario, stage: int, eff: Efficiency, compute_s: float = 0.0) -> float:
@@ -328,7 +340,7 @@ def estimate_step(s: Scenario, eff: Efficiency = DEFAULT, stages: list[StageTime
     p2p = p2p_time(s, tiers)
     pipe, p2p_total = pipeline_time(stages, m, lay.schedule, lay.vpp, p2p)
     b = max(range(len(stages)), key=lambda i: stages[i].total)
-    dp = _per_stage(s, stages, lambda i, st: _dp_times(s, st, i, tiers))
+    dp = _per_stage(s, stages, lambda i, st: _dp_times(s, st, i, tiers, eff))
     grad_exposed = max(d[0] for d in dp)
     gather_exposed = max(d[1] for d in dp)
     opt = max(_per_stage(s, stages, lambda i, st: optimizer_time(s, i, eff, m * (st.compute + st.recompute))))

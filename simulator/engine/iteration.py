@@ -346,7 +346,7 @@ def step_inputs(s: Scenario, eff: Efficiency = DEFAULT,
     dp = [dp_cost(s, i, tiers) for i in range(lay.pp)]
     zero3 = [0.0] * lay.pp
     if lay.zero_stage >= 3:   # ZeRO-3 gathers inside the step: closed-form exposure, no bucket overlap
-        zero3 = [zero3_exposed(s, i, parts[i].total, tiers) for i in range(lay.pp)]
+        zero3 = [zero3_exposed(s, i, parts[i].total, tiers, eff) for i in range(lay.pp)]
         dp = [replace(c, grad=0.0, gather=0.0) for c in dp]
     elif any(c.per_microbatch for c in dp):   # ZeRO-2: per-microbatch reduce-scatters, closed form too
         par0 = s.workload.parallelism
