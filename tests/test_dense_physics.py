@@ -68,11 +68,13 @@ def test_softmax_exponentials_by_hand():
     gb200, gb300 = catalog_gpu("gb200"), catalog_gpu("gb300")
     assert softmax_time(flash, gb200) == pytest.approx(1e10 / 5.0e12)
     assert softmax_time(flash, gb300) == pytest.approx(1e10 / 10.7e12)
-    # same BF16 peak, same matmul time: Blackwell Ultra's attention is faster by exactly the
-    # exponentials it issues twice as fast, forward and backward (the backward recomputes P once)
+    # the exponentials add to the matmul time, on each GPU by exactly what its SFUs take, forward
+    # and backward (the backward recomputes P once); GB300 issues them twice as fast as GB200
+    matmuls = replace(flash, exps=0.0)
     for backward in (False, True):
-        gap = op_time(flash, gb200, "bf16", DEFAULT, backward) - op_time(flash, gb300, "bf16", DEFAULT, backward)
-        assert gap == pytest.approx(1e10 / 5.0e12 - 1e10 / 10.7e12)
+        for gpu, rate in ((gb200, 5.0e12), (gb300, 10.7e12)):
+            extra = op_time(flash, gpu, "bf16", DEFAULT, backward) - op_time(matmuls, gpu, "bf16", DEFAULT, backward)
+            assert extra == pytest.approx(1e10 / rate)
     assert softmax_time(flash, catalog_gpu("mi300x")) == 0.0      # no published SFU figure
     assert softmax_time(Op("x", "gemm", 1e9, 1e6), gb200) == 0.0   # only fused attention pays it
 
