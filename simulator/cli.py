@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import traceback
 
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     topo.add_argument("cluster", help="cluster YAML file")
     topo.add_argument("--json", action="store_true", help="print only the JSON report")
     topo.add_argument("--nodes", type=positive_int, help="describe a smaller build with this many nodes")
-    topo.add_argument("--draw", metavar="FILE", help="draw the fabric (PNG); big fabrics are drawn at a small size")
+    topo.add_argument("--draw", metavar="FILE", help="draw the fabric (PNG, or any format from the suffix); big fabrics are drawn at a small size")
     topo.add_argument("--force", action="store_true", help="overwrite an existing --draw file")
 
     for register in _extensions():
@@ -109,6 +110,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         result = simulate(scenario, engine="analytical" if args.fast else "des", trace=bool(args.trace),
                           replicas=args.replicas, seed=args.seed, timeline=want_timeline, efficiency=eff)
     bands = {"calibration": describe(applied), **band_json(result, band)}
+    _check_finite({**result.to_json(), **bands})
     if args.trace:
         from simulator.report.trace import write_chrome_trace
 
@@ -135,6 +137,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         print(text)
     return 0
+
+
+def _nonfinite(value, path: str = "") -> str | None:
+    """The key path of the first NaN or infinite number in a JSON-like result, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "(the result)"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for k, v in items:
+        found = _nonfinite(v, f"{path}.{k}" if path and isinstance(k, str) else f"{path}[{k}]" if path else str(k))
+        if found:
+            return found
+    return None
+
+
+def _check_finite(result: dict) -> None:
+    """A run whose numbers overflowed (a cost over a near-zero amortization, a checkpoint over a
+    near-zero bandwidth) is refused before anything is written, naming the first such number."""
+    bad = _nonfinite(result)
+    if bad:
+        raise ConfigError(f"the result {bad} is not a finite number", source="the inputs",
+                          expected="values within physical ranges (a near-zero time or bandwidth, or an "
+                                   "enormous power, size or price, makes a result overflow)")
 
 
 RUN_PLOTS = ("step_power.png", "campaign_timeline.png", "time_to_train.png", "campaign_power.png")
@@ -174,9 +198,9 @@ def _cmd_topology(args: argparse.Namespace) -> int:
     from simulator.report.topology_report import topology_report
 
     if args.draw:
-        from simulator.outputs import check_output
+        from simulator.explore.handlers import check_plot
 
-        check_output(args.draw, "--draw", args.force)
+        check_plot(args.draw, "--draw", args.force)   # a format matplotlib writes, never overwritten
     report = topology_report(args.cluster, num_nodes=args.nodes)
     if args.draw:
         from simulator.report.topology_plot import draw_cluster

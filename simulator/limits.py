@@ -32,5 +32,9 @@ MAX_WORKERS_PER_CPU = 4         # --workers above 4 x CPUs only adds fork and me
 DASK_CONNECT_S = 10.0           # --scheduler: seconds to connect and hear the scheduler's handshake
 MAX_TOP = 200                   # search --top: layouts re-simulated with the full engines (~0.03 s each
                                 # --fast, ~0.3 s with the DES and 32 replicas): minutes at most
+# The step DES runs one forward and one backward pass per microbatch, model chunk and stage (~60,000
+# a second here); above this many the closed form (cost/step.py, within 2 % of the DES on the
+# validation rows) prices the step instead, so a huge microbatch count cannot take minutes
+MAX_DES_PASSES = 200_000
 MAX_REPLICAS = 100_000          # --replicas: Monte Carlo error ~ 1/sqrt(n) is 0.3 % here
 WARN_REPLICAS = 10_000          # --replicas above this: a note of the expected cost first

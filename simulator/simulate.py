@@ -13,7 +13,8 @@ from simulator.engine.phases import run_phases
 from simulator.engine.iteration import simulate_step
 from simulator.metrics.energy import account, combine
 from simulator.metrics.power import average_step_power, campaign_levels, power_model_of, step_power
-from simulator.errors import InfeasibleError
+from simulator.errors import ConfigError, InfeasibleError
+from simulator.limits import MAX_DES_PASSES
 from simulator.metrics.result import Result
 from simulator.model.arch import resolve
 from simulator.model.flops import model_flops_per_token, recompute_flops_per_token
@@ -73,7 +74,8 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     """
     a = resolve(s.workload.model)
     t, lay = s.workload.training, s.layout
-    st = _step(s, efficiency, check_memory, engine, trace)
+    engine = bounded_engine(s, engine, trace)
+    st = _step(s, efficiency, check_memory, engine.split(" ")[0], trace)
     step_time = st.step_time
     tokens_per_step = t.global_batch_size * a.seq
     peak = s.gpu.peak("bf16") or s.gpu.peak(t.precision)
@@ -87,7 +89,8 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     phases: list = []
     phase_power: tuple = ()
     if s.phases:
-        steps = [_step(ps, efficiency, check_memory, engine, False) for _, ps in s.phases]
+        steps = [_step(ps, efficiency, check_memory, bounded_engine(ps, engine.split(" ")[0], False).split(" ")[0],
+                       False) for _, ps in s.phases]
         plans = [plan(ps.workload.training, resolve(ps.workload.model).seq) for _, ps in s.phases]
         phases = [_phase_row(name, ps, pst, pp)
                   for (name, ps), pst, pp in zip(s.phases, steps, plans)]
@@ -150,6 +153,26 @@ class _Step:
     mem: MemoryBreakdown
     fits: bool
     power: object
+
+
+def des_passes(s: Scenario) -> int:
+    """Forward and backward passes the step DES runs: one each per microbatch, chunk and stage."""
+    lay = s.layout
+    return 2 * lay.num_microbatches * lay.pp * lay.vpp
+
+
+def bounded_engine(s: Scenario, engine: str, trace: bool) -> str:
+    """``engine``, or the closed form when the step DES would run more than MAX_DES_PASSES passes
+    (the returned label says so); a trace of such a step is refused (exit 2)."""
+    passes = des_passes(s)
+    if engine != "des" or passes <= MAX_DES_PASSES:
+        return engine
+    if trace:
+        raise ConfigError(f"the step has {passes:,} forward and backward passes to trace "
+                          f"({s.layout.num_microbatches:,} microbatches)", source="--trace",
+                          expected=f"at most {MAX_DES_PASSES:,} passes (fewer microbatches: a larger micro "
+                                   "batch or a smaller global batch), or no --trace")
+    return f"analytical (the step DES would run {passes:,} passes, over {MAX_DES_PASSES:,})"
 
 
 def _step(s: Scenario, efficiency: Efficiency, check_memory: bool, engine: str, trace: bool) -> _Step:

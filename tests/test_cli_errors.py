@@ -628,3 +628,92 @@ def test_hostile_study_flags_found_by_fuzzing(capsys, argv, needles):
 def test_errors_name_the_set_that_caused_them(capsys, workload, sets, needles):
     code, err = run_cli(capsys, ["run", WORKLOADS / workload, "--fast", "--replicas", "1", *sets])
     check(code, err, 2, *needles)
+
+
+# --------------------------------------------------------------------------- s32 hostile-input round
+
+@pytest.mark.parametrize("argv", [
+    ["run", "{wl}", "--fast", "--calibration", "/dev/zero"],
+    ["calibrate", "/dev/zero", "--cluster", str(TOPOLOGIES / "dgx-h100-superpod.yaml"), "--out", "{tmp}/c.yaml"],
+])
+def test_calibration_inputs_are_read_as_bounded_regular_files(tmp_path, capsys, argv):
+    """/dev/zero as a calibration file or measured-runs CSV used to be read to the end (out of memory)."""
+    wl = workload_file(tmp_path)
+    code, err = run_cli(capsys, [a.format(wl=wl, tmp=tmp_path) for a in argv])
+    check(code, err, 2, "/dev/zero", "not a regular file")
+
+
+def _calibration(tmp_path, **efficiency) -> Path:
+    """A hand-made calibration file with ``efficiency`` (the writer itself: tests/test_calibration.py)."""
+    path = tmp_path / "cal.yaml"
+    text = yaml.safe_dump({"trainsim_version": __import__("simulator").__version__, "cluster": "x",
+                           "efficiency": efficiency, "residuals": []})
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("gemm", float("inf"), "(0, 1]"), ("gemm", 5.0, "(0, 1]"), ("kernel_overhead", float("inf"), "finite")])
+def test_calibration_efficiencies_are_bounded_as_vary_is(tmp_path, capsys, field, value, needle):
+    """A calibrated eta_gemm of 5 gave an MFU of 164 % with exit 0."""
+    cal = _calibration(tmp_path, **{field: value})
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path), "--fast", "--calibration", cal])
+    check(code, err, 2, f"efficiency.{field}", needle)
+
+
+def test_calibration_duplicate_key(tmp_path, capsys):
+    cal = _calibration(tmp_path, gemm=0.8)
+    cal.write_text(cal.read_text() + "cluster: y\n")
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path), "--fast", "--calibration", cal])
+    check(code, err, 2, str(cal), "duplicate key")
+
+
+def test_huge_steps_factor_is_refused(tmp_path, capsys):
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path), "--fast", "--set", "training.optimizer.steps_factor=1e300"])
+    check(code, err, 2, "training.optimizer.steps_factor", "100")
+
+
+def test_multiplier_to_infinity_is_refused(tmp_path, capsys):
+    code, err = run_cli(capsys, ["compare", workload_file(tmp_path), "--fast", "--vary", "num_gpus=x1e308"])
+    check(code, err, 2, "--vary", "num_gpus", "not a finite number")
+
+
+@pytest.mark.parametrize("name", ["t.html", "t"])
+def test_topology_draw_needs_an_image_suffix(tmp_path, capsys, name):
+    code, err = run_cli(capsys, ["topology", TOPOLOGIES / "dgx-h100-superpod.yaml", "--nodes", "4",
+                                 "--draw", tmp_path / name])
+    check(code, err, 2, "--draw", ".png")
+    assert not (tmp_path / name).exists()
+
+
+def test_a_ratio_is_not_read_as_a_base_60_number(tmp_path, capsys):
+    """YAML 1.1 reads 1:1 as 61: an oversubscription of "1:1" silently cut bisection 32-fold."""
+    from simulator.config.safe_yaml import safe_load
+    from simulator import load_scenario
+
+    assert safe_load("a: 1:1\nb: 8:32\nc: 12:30:00") == {"a": "1:1", "b": "8:32", "c": "12:30:00"}
+    one = load_scenario(WORKLOADS / "llama3-8b.yaml", overrides=["cluster.fabric.oversubscription=1:1"])
+    two = load_scenario(WORKLOADS / "llama3-8b.yaml", overrides=["cluster.fabric.oversubscription=2:1"])
+    assert one.cluster.fabric.oversubscription == 1.0 and two.cluster.fabric.oversubscription == 2.0
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path), "--set", "num_gpus=8:32"])
+    check(code, err, 2, "num_gpus", "8:32")
+
+
+def test_an_overflowing_result_is_refused_not_printed(tmp_path, capsys):
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path), "--fast", "--json",
+                                 "--set", "checkpoint.storage_bandwidth=1e-300 B/s"])
+    check(code, err, 2, "is not a finite number", "campaign.")
+
+
+def test_a_huge_microbatch_count_takes_the_closed_form(tmp_path, capsys):
+    """1,000,000 microbatches used to run the step DES for minutes and gigabytes."""
+    import json
+
+    argv = ["run", workload_file(tmp_path), "--json", "--replicas", "1", "--gpus", "8",
+            "--set", "parallelism.pipeline_model_parallel_size=4",
+            "--set", "training.global_batch_size=1000000"]
+    assert main([str(a) for a in argv]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["engine"].startswith("analytical (the step DES would run")
+    code, err = run_cli(capsys, [*argv, "--trace", tmp_path / "t.json"])
+    check(code, err, 2, "--trace", "passes")

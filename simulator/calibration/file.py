@@ -27,8 +27,11 @@ import yaml
 
 import simulator
 from simulator.calibration.bands import Band, band_of
-from simulator.cost.efficiency import DEFAULT, Efficiency
+from simulator.config.safe_yaml import safe_load, yaml_problem
+from simulator.cost.efficiency import DEFAULT, FRACTIONS, Efficiency, value_problem
 from simulator.errors import ConfigError
+from simulator.files import read_text
+from simulator.limits import MAX_YAML_BYTES
 
 UNCALIBRATED = "none (shipped efficiencies)"
 
@@ -70,12 +73,11 @@ def read(path: str | Path, named_by: str | None = None) -> dict:
     """A checked calibration mapping; messages name ``path`` (and ``named_by``: where the path came from)."""
     where = str(path) if named_by is None else f"{path} (named by {named_by})"
     path = Path(path)
+    text = read_text(path, MAX_YAML_BYTES, what="a calibration file written by trainsim calibrate")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"cannot read the calibration file ({e.strerror})", source=where) from None
+        data = safe_load(text, where)
     except yaml.YAMLError as e:
-        raise ConfigError(f"not valid YAML ({e.__class__.__name__})", source=where) from None
+        raise ConfigError(yaml_problem(e), source=where) from None
     if not isinstance(data, dict):
         raise ConfigError("not a calibration file", source=where, expected="a mapping written by trainsim calibrate")
     for key in ("trainsim_version", "cluster", "efficiency", "residuals"):
@@ -96,8 +98,10 @@ def read(path: str | Path, named_by: str | None = None) -> dict:
     for k, v in eff.items():
         if k not in fields:
             raise ConfigError("unknown efficiency", source=where, path=f"efficiency.{k}", expected=", ".join(sorted(fields)))
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
-            raise ConfigError("not a positive number", source=where, path=f"efficiency.{k}", value=v)
+        problem = value_problem(k, v)
+        if problem:
+            raise ConfigError(problem, source=where, path=f"efficiency.{k}", value=v,
+                              expected="a number > 0 and <= 1" if k in FRACTIONS else "a number > 0")
     return data
 
 
@@ -149,7 +153,7 @@ def from_cluster(craw: dict, cluster_source: str) -> Applied | None:
         raise ConfigError("not a file name", source=cluster_source, path="calibration", value=value,
                           expected="the path of a file written by trainsim calibrate, relative to this file")
     path = Path(cluster_source).parent / value
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError("calibration file not found", source=cluster_source, path="calibration", value=value,
                           expected=f"a file written by trainsim calibrate ({path} does not exist)")
     return load(path, f"{path} (calibration: in {cluster_source})", f"calibration: in {cluster_source}")

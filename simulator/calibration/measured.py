@@ -26,6 +26,8 @@ from simulator.config.scenario import Scenario, load_scenario
 from simulator.cost.efficiency import DEFAULT, Efficiency
 from simulator.cost.step import estimate_step
 from simulator.errors import ConfigError, TrainsimError
+from simulator.files import read_text
+from simulator.limits import MAX_CSV_BYTES
 from simulator.validation.runner import Row
 
 METRICS = ("step_time_s", "tokens_per_s_per_gpu", "mfu")
@@ -84,10 +86,7 @@ def _workload_path(text: str, folder: Path) -> Path:
 def read_measured(path: str | Path, cluster: str | Path) -> list[Measured]:
     """Every row of the measured CSV as a scenario on ``cluster``; exit 2 naming row and column otherwise."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot read the measured runs ({e.strerror})", source=str(path)) from None
+    text = read_text(path, MAX_CSV_BYTES, what="a CSV of measured runs (workload, metric, value, ...)")
     reader = csv.DictReader(text.splitlines())
     columns = [c.strip() for c in (reader.fieldnames or [])]
     for need in ("workload", "metric", "value"):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
@@ -30,18 +31,33 @@ class NodeConfig(Strict):
     nic_bandwidth: Bandwidth                            # per NIC
 
 
+_RATIO = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*:\s*([0-9]+(?:\.[0-9]+)?)\s*$")
+
+
+def _ratio(value: object) -> object:
+    """An oversubscription written as a switch ratio, "2:1" (downlinks : uplinks), as its number;
+    anything else unchanged for the float check."""
+    m = _RATIO.match(value) if isinstance(value, str) else None
+    if m and float(m[2]) > 0:
+        return float(m[1]) / float(m[2])
+    return value
+
+
+Oversubscription = Annotated[float, BeforeValidator(_ratio), Field(ge=1.0)]
+
+
 class FabricConfig(Strict):
     kind: Literal["rail_optimized_fat_tree", "fat_tree", "leaf_spine", "rail_only",
                   "torus3d", "dragonfly", "single_switch"] = "fat_tree"
     nodes_per_unit: PosInt = 32                         # DGX SuperPOD scalable unit: 32 nodes
     tiers: Annotated[int, Field(gt=0, le=4)] = 2
-    oversubscription: float = Field(default=1.0, ge=1.0)
+    oversubscription: Oversubscription = 1.0          # a number (2.0) or a switch ratio ("2:1")
     link_latency: Duration = "1 us"
     # Ports per switch (NVIDIA Quantum-2 QM9700: 64 x NDR 400 Gb/s; Spectrum-4 SN5600: 64 x 800 GbE)
     switch_radix: Annotated[int, Field(ge=2, le=MAX_SWITCH_RADIX)] = 64  # limits.py: 512-port ASICs ship
     # Downlink / uplink capacity per switch tier, leaf first. null: `oversubscription` where traffic
     # leaves a scalable unit (the spines of a 3-tier fat_tree, the leaves otherwise), 1 elsewhere.
-    tier_oversubscription: Annotated[list[Annotated[float, Field(ge=1.0)]],
+    tier_oversubscription: Annotated[list[Oversubscription],
                                      Field(min_length=1, max_length=2)] | None = None
     # torus3d: GPUs along x, y, z (product = the cluster's GPUs); null: the most cube-like
     torus_dims: Annotated[list[PosInt], Field(min_length=3, max_length=3)] | None = None

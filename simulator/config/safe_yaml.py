@@ -32,6 +32,21 @@ def _mapping(loader: _StrictSafeLoader, node: yaml.MappingNode, deep: bool = Fal
 
 
 _StrictSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+# No YAML 1.1 base-60 numbers: PyYAML reads `1:1` as 61 and `8:32` as 512, so a switch ratio or a
+# time of day would silently become a number. YAML 1.2 dropped them; here they stay text (and a
+# number field then says so). The int and float resolvers are rebuilt without the base-60 forms.
+_StrictSafeLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_StrictSafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"))
+_StrictSafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
 # YAML 1.2 numbers: `1e0`, `2E-3` and `1.` are floats (YAML 1.1, PyYAML's default, reads the first
 # two as text). Added last, so an int, a 1.1 float or a date still resolves as before.
 _StrictSafeLoader.add_implicit_resolver(

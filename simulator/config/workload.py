@@ -126,8 +126,9 @@ class ModelConfig(Strict):
 class OptimizerConfig(Strict):
     kind: Literal["adamw", "adam", "sgd", "adafactor", "lion", "sophia"] = "adamw"
     # 0.5 = reaches the same loss in half the steps; default: the preset's published figure
-    # (1.0, except sophia 0.5: Liu et al. 2023), see simulator/model/optimizers.py and docs/levers.md
-    steps_factor: PosFloat | None = None
+    # (1.0, except sophia 0.5: Liu et al. 2023), see simulator/model/optimizers.py and docs/levers.md;
+    # at most 100 (published optimizer comparisons stay within 0.3-3x: an upper bound against typos)
+    steps_factor: Annotated[PosFloat, Field(le=100)] | None = None
     hessian_interval: PosInt | None = None              # sophia: steps between Hessian estimates (10)
     # extra FLOPs per step as a fraction of the step's forward + backward (e.g. the Hessian estimate);
     # default: the preset's (sophia 0.5 / hessian_interval = 0.05, others 0)

@@ -5,6 +5,7 @@ and are the same for every workload, cluster and GPU. Nothing here is tuned per 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 
@@ -69,6 +70,18 @@ class Efficiency:
 
 
 DEFAULT = Efficiency()
+
+# Efficiency fields that are fractions of a peak rate (in (0, 1]); the others are times (> 0)
+FRACTIONS = ("gemm", "attention", "memory", "network", "nvlink", "nvls", "fp8_gemm", "sparse_2to4")
+
+
+def value_problem(field: str, value: object) -> str | None:
+    """What is wrong with ``value`` for the efficiency ``field`` (None: nothing): every efficiency
+    is a finite positive number, and the fractions of a peak rate (FRACTIONS) are at most 1."""
+    number = not isinstance(value, bool) and isinstance(value, (int, float))
+    if field in FRACTIONS:
+        return None if number and 0 < value <= 1 else "a fraction of the peak rate must be in (0, 1]"
+    return None if number and math.isfinite(value) and value > 0 else "must be positive and finite"
 
 # The parameters validation/fit.py fits, each inside its published physical range (docs/model.md):
 FIT_BOUNDS: dict[str, tuple[float, float]] = {

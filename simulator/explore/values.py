@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from simulator.config.types import Unit
-from simulator.cost.efficiency import DEFAULT, Efficiency
+from simulator.cost.efficiency import DEFAULT, FRACTIONS, Efficiency, value_problem
 from simulator.errors import ConfigError
 
 _MULTIPLIER = re.compile(r"^\s*[x×]\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*$")
@@ -25,8 +25,6 @@ _MULTIPLIER = re.compile(r"^\s*[x×]\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?
 _SI_UNIT = {"bandwidth": "B/s", "size": "B", "power": "W", "energy": "J", "flops": "FLOP/s",
             "time": "s", "count": "", "money": "USD", "energy_price": "USD/J",
             "carbon_intensity": "kg/J", "ratio": ""}
-# Efficiency fields that are fractions of a peak rate (in (0, 1]); the others are times (> 0)
-FRACTIONS = ("gemm", "attention", "memory", "network", "fp8_gemm", "sparse_2to4")
 
 
 @dataclass(frozen=True)
@@ -207,6 +205,9 @@ def resolve(axis: Axis, scenario, option: str = "--vary", efficiency: Efficiency
             continue
         base, kind = base_value(scenario, axis.key, option)
         integer = isinstance(base, int)
+        if not math.isfinite(base * factor):
+            raise ConfigError(f"x{factor:g} of {base} is not a finite number", source=option,
+                              path=axis.key, value=text, expected="a factor giving a finite value")
         if integer and abs(base * factor - round(base * factor)) > 1e-9:
             raise ConfigError(f"x{factor:g} of {base} is not a whole number", source=option,
                               path=axis.key, value=text, expected="a factor giving an integer")
@@ -227,10 +228,8 @@ def _check_efficiency(key: str, text: str, value: float, option: str) -> None:
     """Efficiencies are positive; the fractions of a peak rate (FRACTIONS) are at most 1."""
     field = key.split(".", 1)[1]
     gives = f" ({text} of {getattr(DEFAULT, field):g} is {value:g})" if multiplier(text) is not None else ""
-    if field in FRACTIONS:
-        if not (math.isfinite(value) and 0 < value <= 1):
-            raise ConfigError(f"a fraction of the peak rate must be in (0, 1]{gives}", source=option, path=key,
-                              value=text, expected="a number > 0 and <= 1, or a multiplier giving one")
-    elif not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"must be positive and finite{gives}", source=option, path=key, value=text,
-                          expected="a number > 0, or a multiplier giving one")
+    problem = value_problem(field, value)
+    if problem:
+        expected = "a number > 0 and <= 1" if field in FRACTIONS else "a number > 0"
+        raise ConfigError(f"{problem}{gives}", source=option, path=key, value=text,
+                          expected=f"{expected}, or a multiplier giving one")
