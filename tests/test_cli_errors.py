@@ -717,3 +717,14 @@ def test_a_huge_microbatch_count_takes_the_closed_form(tmp_path, capsys):
     assert out["engine"].startswith("analytical (the step DES would run")
     code, err = run_cli(capsys, [*argv, "--trace", tmp_path / "t.json"])
     check(code, err, 2, "--trace", "passes")
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--set", "parallelism.pipeline_model_parallel_size=3"], "(with --set parallelism.pipeline_model_parallel_size=3): num_gpus"),
+    (["--gpus", "16384"], "(with --gpus 16384): training.global_batch_size"),
+])
+def test_a_cross_key_check_names_the_override_that_broke_it(tmp_path, capsys, extra, needle):
+    """num_gpus in the file fails against a PP from --set: the message used to blame the file alone."""
+    wl = workload_file(tmp_path)
+    code, err = run_cli(capsys, ["run", wl, "--fast", *extra])
+    check(code, err, 2, str(wl), needle)

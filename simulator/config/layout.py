@@ -5,6 +5,7 @@ Each failed check is a ConfigError naming where the offending value came from (t
 """
 from __future__ import annotations
 
+from simulator.config.loader import fail
 from simulator.config.cluster import ClusterConfig
 from simulator.config.gpu import GPUSpec
 from simulator.config.model_checks import check_fused_kernels, check_model_features
@@ -18,9 +19,7 @@ from simulator.model.precision import tensor_format
 P = "parallelism."
 
 
-def _fail(where, path: str, message: str, value: object, expected: str) -> None:
-    loc = tuple(path.split("."))
-    raise ConfigError(message, source=where(loc), path=path, value=value, expected=expected)
+_fail = fail   # loader.fail: the key's source, with the overrides given for a file key
 
 
 def _divisors(n: int) -> str:

@@ -55,7 +55,27 @@ def source_finder(source: str, overrides: list[Override], raw: dict | None = Non
                 if have < len(key) and ov.path[:have + 1] == key[:have + 1] and len(ov.path) > have + 1:
                     return ov.source
         return source
+    where.source = source
+    where.overrides = tuple(dict.fromkeys(ov.source for ov in overrides))
     return where
+
+
+def blamed(where, loc: tuple) -> str:
+    """Where a check that reads several keys should point: the source of the key it names, and,
+    when that is the file, the --set / --gpus overrides given with it too (a cross-key check, such
+    as num_gpus against TP x PP, fails on a file key because of an override)."""
+    src = where(loc)
+    extra = getattr(where, "overrides", ())
+    if extra and src == getattr(where, "source", None):
+        shown = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
+        return f"{src} (with {shown})"
+    return src
+
+
+def fail(where, path: str, message: str, value: object, expected: str) -> None:
+    """Raise the ConfigError of a failed check on the key ``path`` (dotted), pointing at ``blamed``."""
+    raise ConfigError(message, source=blamed(where, tuple(path.split("."))), path=path, value=value,
+                      expected=expected)
 
 
 def validate(model: type[M], raw: dict, source: str, overrides: list[Override]) -> M:

@@ -6,13 +6,12 @@ what would be valid (the same contract as simulator/config/layout.py, which call
 """
 from __future__ import annotations
 
+from simulator.config.loader import fail
 from simulator.config.workload import ModelConfig
-from simulator.errors import ConfigError
 from simulator.model.precision import is_low_precision
 
 
-def _fail(where, path: str, message: str, value: object, expected: str) -> None:
-    raise ConfigError(message, source=where(tuple(path.split("."))), path=path, value=value, expected=expected)
+_fail = fail   # loader.fail: the key's source, with the overrides given for a file key
 
 
 def check_model_features(m: ModelConfig, where) -> None:

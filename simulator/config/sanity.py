@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 
+from simulator.config.loader import fail
 from simulator.errors import ConfigError
 from simulator.units import fmt_si
 
 
-def _fail(where, path: str, message: str, value: object, expected: str) -> None:
-    raise ConfigError(message, source=where(tuple(path.split("."))), path=path, value=value, expected=expected)
+_fail = fail   # loader.fail: the key's source, with the overrides given for a file key
 
 
 def check_scenario(workload, cluster, seq_length: int, wwhere, cwhere) -> None:
