@@ -171,3 +171,20 @@ def test_nvlink_and_network_efficiencies_are_separate():
     t = _tiers("dgx-h100-superpod.yaml", 8)
     assert t.nvlink_bw == pytest.approx(450e9 * DEFAULT.nvlink)
     assert t.network_bw == pytest.approx(50e9 * DEFAULT.network)
+
+
+def test_a_slower_link_lengthens_every_protocols_step():
+    """A cluster's link latency above NCCL's measured step used to reach the Simple protocol only, so a
+    latency what-if barely moved the LL / LL128 choices (and the step)."""
+    from simulator.cost.comm import nccl_protocols
+    from simulator.cost.efficiency import DEFAULT
+
+    base = {p.name: p for p in nccl_protocols(9.0, DEFAULT)}
+    slow = {p.name: p for p in nccl_protocols(9.0, DEFAULT, nvlink_hop=DEFAULT.hop_latency_nvlink + 50e-6,
+                                              network_hop=DEFAULT.hop_latency_network + 1e-3)}
+    for name in ("LL", "LL128", "Simple"):
+        assert slow[name].nvlink == pytest.approx(base[name].nvlink + 50e-6)
+        assert slow[name].network == pytest.approx(base[name].network + 1e-3)
+    # a link faster than the defaults changes nothing (NCCL's constants already include the link)
+    fast = {p.name: p for p in nccl_protocols(9.0, DEFAULT, nvlink_hop=0.1e-6, network_hop=1e-6)}
+    assert fast["LL"] == base["LL"] and fast["LL128"] == base["LL128"]

@@ -162,11 +162,15 @@ def nccl_protocols(compute_capability: float | None, eff: Efficiency, nvlink_hop
     if compute_capability is None:
         return (simple,)
     cap = next(bw for cc, bw in LL_MAX_BW_ONE_NODE if compute_capability >= cc)
-    ll = Protocol("LL", 6.6e-6, 6.8e-6, 0.6e-6, 0.6e-6, 2.7e-6, 5.0e-6, 1.0e-6,
+    # a link slower than the one NCCL's constants were measured on (a cluster's node.nvlink.latency /
+    # fabric.link_latency above the Simple step, e.g. a long-haul what-if) lengthens every protocol's
+    # step by the excess, not Simple's alone
+    dn, dw = max(0.0, nvl - eff.hop_latency_nvlink), max(0.0, net - eff.hop_latency_network)
+    ll = Protocol("LL", 6.6e-6, 6.8e-6, 0.6e-6 + dn, 0.6e-6 + dn, 2.7e-6 + dw, 5.0e-6 + dw, 1.0e-6,
                   0.5, 0.92 / 3.8, cap, LL_MAX_BW_TWO_NODES, LL_MAX_BW_MANY_NODES)
     out = (ll, simple)
     if compute_capability >= 8.0:
-        out = (ll, Protocol("LL128", 14.0e-6, 14.0e-6, 1.9e-6, 1.25e-6, 4.0e-6, 8.5e-6,
+        out = (ll, Protocol("LL128", 14.0e-6, 14.0e-6, 1.9e-6 + dn, 1.25e-6 + dn, 4.0e-6 + dw, 8.5e-6 + dw,
                             1.0e-6, 0.92, 0.92 * 120 / 128), simple)
     return out
 
