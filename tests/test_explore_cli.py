@@ -220,3 +220,22 @@ def test_search_takes_the_gpu_count_from_set_when_the_workload_layout_is_invalid
                     "--recompute", "full", "--micro-batch", "1", "--top", "1", *QUICK)
     assert data["gpus"] == 256
     assert data["best"]["num_gpus"] == 256
+
+
+def test_multiplied_checkpoint_interval_keeps_its_unit(capsys):
+    """x2 on checkpoint.interval used to produce a bare 7200.0, which the config refuses as ambiguous."""
+    from simulator.explore.values import base_value
+    from simulator import load_scenario
+
+    s = load_scenario(WORKLOADS / "llama3-8b.yaml", overrides=["checkpoint.interval=1 h"])
+    assert base_value(s, "checkpoint.interval") == (3600.0, "time")
+
+
+def test_sensitivity_says_why_a_cell_has_no_value(capsys):
+    from simulator.cli import main
+
+    code = main(["sensitivity", str(WORKLOADS / "llama3-8b.yaml"), "--fast", "--replicas", "2",
+                 "--inputs", "gpu_price", "--add", "num_gpus"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "num_gpus low: invalid:" in out and "is not divisible" in out

@@ -69,4 +69,4 @@ def _duration_or_auto(value: object) -> object:
     return seconds
 
 
-DurationOrAuto = Annotated[Any, BeforeValidator(_duration_or_auto)]
+DurationOrAuto = Annotated[Any, BeforeValidator(_duration_or_auto), Unit("time")]   # seconds, or "auto"

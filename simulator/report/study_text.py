@@ -5,6 +5,7 @@ from simulator.report.study_tables import (
     BAND_NOTE, DASH, big, calibration_note, days_band, fmt, money, money_band, num, step_band, table,
 )
 from simulator.units import fmt_si
+from simulator.errors import clip
 
 
 def _pct(part, whole) -> str:
@@ -132,6 +133,10 @@ def sensitivity_text(res, name: str, days_key: str) -> str:
         body.append(cells)
     lines.append(table(("input", "low value", "high value", "days -", "days +", "$ -", "$ +"), body))
     lines.append("days -/+ and $ -/+: change from the base when the input is lowered / raised")
+    failed = [(sw.factor.label, side, row) for sw in res.swings
+              for side, row in (("low", sw.low), ("high", sw.high)) if row.get("status") != "ok"]
+    for label, side, row in failed:   # why a cell shows a dash
+        lines.append(f"{DASH} {label} {side}: {row.get('status')}: {clip(str(row.get('error') or 'no result'), 300)}")
     return "\n".join(lines)
 
 
