@@ -24,6 +24,7 @@ from simulator.explore.ranking import SearchTask
 from simulator.explore.search import rank_all
 from simulator.explore.sweep import run_cases
 from simulator.model.training import plan
+from simulator.progress import progress_bar
 
 MARGIN = 1.25     # the closed form may be this much slower than the step DES before a count is skipped
 DAY = 86400.0
@@ -143,11 +144,14 @@ def size(inputs: Inputs, base: Scenario, overrides: tuple[str, ...], st: SizeSet
         node_grid(base.cluster.node.gpus_per_node, cap) if st.search else layout_counts(base, cap))
     space = st.space if st.search else None
     rows, cases = [], []
-    for n in counts:
-        ov = tuple(overrides) + _resize(base, n)
-        days, layout_ov, desc = _bound(inputs, ov, n, executor, space)
-        rows.append({"num_gpus": n, "layout": desc, "closed_form_days": days, "status": "not simulated"})
-        cases.append(Case(f"{n} GPUs", (("gpus", str(n)),), overrides=ov + layout_ov, gpus=n))
+    label = "ranking layouts per GPU count" if space is not None else "closed form per GPU count"
+    with progress_bar(len(counts), 0, label, enabled=progress and space is not None) as advance:
+        for n in counts:
+            ov = tuple(overrides) + _resize(base, n)
+            days, layout_ov, desc = _bound(inputs, ov, n, executor, space)
+            rows.append({"num_gpus": n, "layout": desc, "closed_form_days": days, "status": "not simulated"})
+            cases.append(Case(f"{n} GPUs", (("gpus", str(n)),), overrides=ov + layout_ov, gpus=n))
+            advance(1)
     todo = [i for i, r in enumerate(rows) if _worth(r, st, base, MARGIN)]
     _simulate(inputs, rows, cases, todo, st, executor, options, progress)
     ok = [i for i, r in enumerate(rows) if _meets(r, st)]
