@@ -29,6 +29,13 @@ def _folder_of(p: Path, option: str, shown: str) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ConfigError(f"cannot write in {folder}", source=option, value=shown,
                           expected="a path in a folder you can write to")
+    try:   # access() says yes to root everywhere (/proc, a read-only mount): create and remove a file
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".trainsim-probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"cannot write in {folder} ({exc.strerror or exc})", source=option, value=shown,
+                          expected="a path in a folder you can write to") from None
     return folder
 
 
@@ -75,6 +82,12 @@ def check_folder(path: str | Path, option: str) -> Path:
     return p
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` completely or not at all (temporary file + rename)."""
     p = Path(path)
@@ -82,6 +95,7 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; a written file gets the usual mode
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -728,3 +728,39 @@ def test_a_cross_key_check_names_the_override_that_broke_it(tmp_path, capsys, ex
     wl = workload_file(tmp_path)
     code, err = run_cli(capsys, ["run", wl, "--fast", *extra])
     check(code, err, 2, str(wl), needle)
+
+
+def test_written_files_get_the_usual_mode_and_calibrate_out_refuses_a_folder(tmp_path, capsys):
+    """--plot / --draw / --trace files were created 0600 (mkstemp); calibrate --out wrote directly."""
+    import os
+    import stat
+
+    from simulator.outputs import write_text
+
+    old = os.umask(0o022)
+    try:
+        path = write_text(tmp_path / "a" / "f.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    code, err = run_cli(capsys, ["calibrate", REPO / "simulator" / "calibration" / "data" / "loso_residuals.csv",
+                                 "--cluster", TOPOLOGIES / "dgx-h100-superpod.yaml", "--out", tmp_path])
+    check(code, err, 2, "--out", str(tmp_path))
+
+
+def test_an_output_folder_that_refuses_files_is_caught_before_any_work(tmp_path, capsys, monkeypatch):
+    """os.access says yes to root in /proc; the report was then written after the work and failed
+    with a raw OSError naming no flag. The check now creates and removes a probe file."""
+    import tempfile as tf
+
+    real = tf.mkstemp
+
+    def refuse(*args, **kw):
+        if str(kw.get("dir", "")).endswith("locked"):
+            raise PermissionError(13, "Permission denied")
+        return real(*args, **kw)
+
+    (tmp_path / "locked").mkdir()
+    monkeypatch.setattr(tf, "mkstemp", refuse)
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path), "--fast", "--report", tmp_path / "locked" / "r.html"])
+    check(code, err, 2, "--report", "cannot write in", "Permission denied")

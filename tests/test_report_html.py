@@ -61,7 +61,7 @@ def test_report_never_overwrites_without_force(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("path,message", [("r.txt", "the report is an HTML file"),
-                                          (str(ROOT / "README.md" / "r.html"), "cannot write in")])
+                                          (str(ROOT / "README.md" / "r.html"), "is not a folder")])
 def test_bad_report_paths_exit_2_before_any_work(path, message, capsys):
     assert main(["compare", W8, "--vary", "parallelism.micro_batch_size=1,2", *QUICK, "--report", path]) == 2
     assert message in capsys.readouterr().err

@@ -42,8 +42,6 @@ def _names(text: str | None, rows: int) -> tuple[str, ...]:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from simulator.calibration import file
     from simulator.calibration.fit import calibrate
     from simulator.calibration.measured import read_measured
@@ -51,9 +49,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
     if args.check:
         return _check(args)
-    if Path(args.out).exists() and not args.force:
-        raise ConfigError("output file exists", source="--out", value=args.out,
-                          expected="a new path, or --force to overwrite it")
+    from simulator.outputs import check_output
+
+    check_output(args.out, "--out", force=args.force)   # before any work: a file name, not overwritten
     rows = read_measured(args.measured, args.cluster)
     if len(rows) < 2:
         raise ConfigError(f"too few rows ({len(rows)}): leave-one-out needs at least 2 measured runs",

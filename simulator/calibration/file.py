@@ -59,14 +59,12 @@ def to_mapping(cal, scenario) -> dict:
 
 
 def write(mapping: dict, out: str | Path, force: bool) -> None:
-    out = Path(out)
-    if out.exists() and not force:
-        raise ConfigError("output file exists", source="--out", value=str(out),
-                          expected="a new path, or --force to overwrite it")
-    try:
-        out.write_text(yaml.safe_dump(mapping, sort_keys=False), encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot write the calibration ({e.strerror})", source="--out", value=str(out)) from None
+    """The calibration YAML to ``out`` through the one checked writer (simulator/outputs.py: a file
+    name, never an existing file without --force, written whole or not at all)."""
+    from simulator.outputs import check_output, write_text
+
+    check_output(out, "--out", force=force)
+    write_text(out, yaml.safe_dump(mapping, sort_keys=False))
 
 
 def read(path: str | Path, named_by: str | None = None) -> dict:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import platform
 import shlex
 import sys
@@ -68,12 +67,9 @@ def check_report_path(path: str | Path | None, force: bool, option: str = "--rep
     if p.exists() and not force:
         raise ConfigError("the file exists", source=option, value=str(path),
                           expected="a new file name, or --force to overwrite it")
-    folder = p.absolute().parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot write in {folder}", source=option, value=str(path),
-                          expected="a path in a folder you can write to")
+    from simulator.outputs import check_output
+
+    check_output(p, option, force=force)   # a regular file name in a folder we can really write in
 
 
 @functools.lru_cache(maxsize=1)
@@ -136,12 +132,9 @@ def render(report: Report, argv: Sequence[str] | None = None) -> str:
 def write(report: Report, path: str | Path, force: bool = False, argv: Sequence[str] | None = None) -> Path:
     """Render ``report`` and write it to ``path`` (checked again: never overwrite without ``force``)."""
     check_report_path(path, force)
-    text = render(report, argv)
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with open(p, "w" if force else "x", encoding="utf-8") as fh:
-        fh.write(text)
-    return p
+    from simulator.outputs import write_text
+
+    return write_text(path, render(report, argv))   # whole or not at all (simulator/outputs.py)
 
 
 def _cell(v) -> str:
