@@ -764,3 +764,14 @@ def test_an_output_folder_that_refuses_files_is_caught_before_any_work(tmp_path,
     monkeypatch.setattr(tf, "mkstemp", refuse)
     code, err = run_cli(capsys, ["run", workload_file(tmp_path), "--fast", "--report", tmp_path / "locked" / "r.html"])
     check(code, err, 2, "--report", "cannot write in", "Permission denied")
+
+
+@pytest.mark.parametrize("setting, needles", [
+    ("cluster.fabric.torus_dims=[8,8,8]", ("fabric.torus_dims", "torus3d")),
+    ("training.eval_time=1 min", ("training.eval_time", "eval_interval")),
+    ("cluster.node.nvlink.domain_size=3", ("node.nvlink.domain_size", "multiple")),
+    ("cluster.node.gpus_per_node=1000000000", ("node.gpus_per_node", "1024")),
+])
+def test_keys_that_would_do_nothing_or_describe_no_machine_are_refused(tmp_path, capsys, setting, needles):
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path), "--fast", "--set", setting])
+    check(code, err, 2, f"--set {setting}", *needles)

@@ -25,7 +25,9 @@ class NVLinkConfig(Strict):
 
 
 class NodeConfig(Strict):
-    gpus_per_node: PosInt = 8
+    # at most 1,024: hosts carry 4-8 GPUs (a rack-scale NVLink domain is nvlink.domain_size, NVL72's
+    # nodes have 4); 10^9 GPUs in a node made a 512-GPU job draw 860 MW of node overhead
+    gpus_per_node: Annotated[int, Field(gt=0, le=1024)] = 8
     nvlink: NVLinkConfig = NVLinkConfig()
     nics: PosInt | None = None                          # default: one per GPU
     nic_bandwidth: Bandwidth                            # per NIC

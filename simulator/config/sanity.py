@@ -21,11 +21,28 @@ def check_scenario(workload, cluster, seq_length: int, wwhere, cwhere) -> None:
               f"is less than one step: global_batch_size x seq_length = {t.global_batch_size} x {seq_length} "
               f"= {fmt_si(per_step)} tokens", t.train_tokens,
               f"at least {per_step:,} tokens (one global batch), e.g. '15T'")
+    if t.eval_interval is None and t.eval_time > 0:
+        _fail(wwhere, "training.eval_time", "is set but training.eval_interval is not, so no evaluation runs",
+              t.eval_time, "training.eval_interval (steps between evaluations) as well, or no eval_time")
+    check_silent_keys(cluster, cwhere)
     spares = cluster.reliability.spare_nodes   # null: a fraction of the job's nodes (docs/campaign.md)
     if spares is not None and spares > cluster.num_nodes:
         _fail(cwhere, "reliability.spare_nodes",
               f"exceeds num_nodes={cluster.num_nodes}: a hot-spare pool larger than the cluster it serves", spares,
               f"at most num_nodes ({cluster.num_nodes})")
+
+
+def check_silent_keys(cluster, cwhere) -> None:
+    """Cluster keys that would otherwise be accepted and do nothing, or describe no real machine."""
+    fabric, node = cluster.fabric, cluster.node
+    if fabric.torus_dims is not None and fabric.kind != "torus3d":
+        _fail(cwhere, "fabric.torus_dims", f"applies to a torus3d fabric, but fabric.kind is {fabric.kind}",
+              fabric.torus_dims, "fabric.kind: torus3d, or no torus_dims")
+    d, g = node.nvlink.domain_size, node.gpus_per_node
+    if d is not None and d % g and g % d:
+        _fail(cwhere, "node.nvlink.domain_size", f"neither a multiple nor a divisor of gpus_per_node={g}: "
+              "an NVLink domain holds whole nodes (NVL72: 18 nodes of 4) or splits one evenly", d,
+              f"a multiple of {g} or a divisor of it")
 
 
 def check_fabric_ratios(fabric, cwhere) -> None:
