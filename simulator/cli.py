@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import traceback
 
@@ -18,6 +19,9 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
+        m = re.match(r"argument (--[\w-]+)(?:/[\w-]+)*: expected one argument", message)
+        if m:   # e.g. --deadline -5d: argparse reads a value starting with '-' as an option
+            message += f" (a value that starts with '-' is written {m[1]}=VALUE)"
         raise ConfigError(message, source="command line")
 
 
@@ -224,10 +228,23 @@ def _extensions():
     return [explore_commands.register, lever_commands.register, calibration_commands.register]
 
 
+# options naming a file, folder or address: an empty value (--trace '') was taken for "not given"
+NAMED_VALUES = ("trace", "scheduler", "plot", "report", "out", "draw", "calibration", "cluster", "resume")
+
+
+def _refuse_empty(args: argparse.Namespace) -> None:
+    for dest in NAMED_VALUES:
+        value = getattr(args, dest, None)
+        if isinstance(value, str) and not value.strip():
+            raise ConfigError("is empty", source=f"--{dest}", value=value,
+                              expected="a file name, folder or address (or leave the option out)")
+
+
 def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         args = build_parser().parse_args(argv)
+        _refuse_empty(args)
         if getattr(args, "func", None) is not None:
             return args.func(args)
         return COMMANDS[args.command](args)

@@ -775,3 +775,15 @@ def test_an_output_folder_that_refuses_files_is_caught_before_any_work(tmp_path,
 def test_keys_that_would_do_nothing_or_describe_no_machine_are_refused(tmp_path, capsys, setting, needles):
     code, err = run_cli(capsys, ["run", workload_file(tmp_path), "--fast", "--set", setting])
     check(code, err, 2, f"--set {setting}", *needles)
+
+
+@pytest.mark.parametrize("extra", [["--trace", ""], ["--scheduler", " "], ["--report", ""]])
+def test_an_empty_file_or_address_option_is_refused(tmp_path, capsys, extra):
+    """--trace '' used to be taken for "no --trace" and silently ignored."""
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path), "--fast", *extra])
+    check(code, err, 2, extra[0], "is empty")
+
+
+def test_a_negative_value_gets_a_hint(tmp_path, capsys):
+    code, err = run_cli(capsys, ["size", workload_file(tmp_path), "--deadline", "-5d"])
+    check(code, err, 2, "--deadline=VALUE")
