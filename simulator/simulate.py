@@ -74,8 +74,8 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     """
     a = resolve(s.workload.model)
     t, lay = s.workload.training, s.layout
-    engine = bounded_engine(s, engine, trace)
-    st = _step(s, efficiency, check_memory, engine.split(" ")[0], trace)
+    requested, engine = engine, bounded_engine(s, engine, trace)   # engine: the label the result shows
+    st = _step(s, efficiency, check_memory, engine_kind(engine), trace)
     step_time = st.step_time
     tokens_per_step = t.global_batch_size * a.seq
     peak = s.gpu.peak("bf16") or s.gpu.peak(t.precision)
@@ -89,8 +89,8 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     phases: list = []
     phase_power: tuple = ()
     if s.phases:
-        steps = [_step(ps, efficiency, check_memory, bounded_engine(ps, engine.split(" ")[0], False).split(" ")[0],
-                       False) for _, ps in s.phases]
+        steps = [_step(ps, efficiency, check_memory, engine_kind(bounded_engine(ps, requested, False)), False)
+                 for _, ps in s.phases]
         plans = [plan(ps.workload.training, resolve(ps.workload.model).seq) for _, ps in s.phases]
         phases = [_phase_row(name, ps, pst, pp)
                   for (name, ps), pst, pp in zip(s.phases, steps, plans)]
@@ -173,6 +173,11 @@ def bounded_engine(s: Scenario, engine: str, trace: bool) -> str:
                           expected=f"at most {MAX_DES_PASSES:,} passes (fewer microbatches: a larger micro "
                                    "batch or a smaller global batch), or no --trace")
     return f"analytical (the step DES would run {passes:,} passes, over {MAX_DES_PASSES:,})"
+
+
+def engine_kind(label: str) -> str:
+    """"des" or "analytical" of an engine label ("analytical (the step DES would run ...)")."""
+    return label.split(" ", 1)[0]
 
 
 def _step(s: Scenario, efficiency: Efficiency, check_memory: bool, engine: str, trace: bool) -> _Step:
