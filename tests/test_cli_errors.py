@@ -619,7 +619,7 @@ def test_hostile_study_flags_found_by_fuzzing(capsys, argv, needles):
 @pytest.mark.parametrize("workload, sets, needles", [
     # a fabric-wide refusal names the --set that made the fabric unbuildable, with the file
     ("llama3-8b.yaml", ["--set", "cluster.fabric.switch_radix=2"],
-     ["dgx-h100-superpod.yaml with --set cluster.fabric.switch_radix=2", "fabric:"]),
+     ["dgx-h100-superpod.yaml (with --set cluster.fabric.switch_radix=2)", "fabric:"]),
     ("llama3-8b.yaml", ["--set", "cluster.num_nodes=1000000000"], ["with --set cluster.num_nodes=1000000000"]),
     # a phase's key written by --set phases.K... is blamed on that --set, not on the file
     ("llama3-405b.yaml", ["--set", "phases.1.parallelism.tensor_model_parallel_size=3"],
@@ -787,3 +787,9 @@ def test_an_empty_file_or_address_option_is_refused(tmp_path, capsys, extra):
 def test_a_negative_value_gets_a_hint(tmp_path, capsys):
     code, err = run_cli(capsys, ["size", workload_file(tmp_path), "--deadline", "-5d"])
     check(code, err, 2, "--deadline=VALUE")
+
+
+def test_a_fabric_that_cannot_be_built_names_the_override_on_any_key(tmp_path, capsys):
+    """gpus_per_node from --set against the file's NICs: the node.nics error named the cluster file only."""
+    code, err = run_cli(capsys, ["run", workload_file(tmp_path), "--fast", "--set", "cluster.node.gpus_per_node=3"])
+    check(code, err, 2, "(with --set cluster.node.gpus_per_node=3): node.nics")

@@ -12,7 +12,7 @@ from simulator import catalog
 from simulator.config.cluster import ClusterConfig
 from simulator.config.errors import raise_config_error, suggest
 from simulator.config.gpu import GPUSpec, catalog_gpu
-from simulator.config.loader import read_yaml, source_finder, validate
+from simulator.config.loader import blamed, read_yaml, source_finder, validate
 from simulator.config.overrides import Override, apply, parse_override
 from simulator.config.phases import in_phase, phase_raws
 from simulator.config.sanity import check_scenario
@@ -138,12 +138,9 @@ def defaults_used(model: BaseModel, prefix: str = "") -> dict:
     return out
 
 
-_FABRIC_KEYS = ("fabric", "num_nodes", "node")
-
-
-def _check_fabric(cluster: ClusterConfig, gpu: GPUSpec, where, overrides: list[Override] = ()) -> None:
+def _check_fabric(cluster: ClusterConfig, gpu: GPUSpec, where) -> None:
     """The fabric the cluster describes must be buildable (switch radix, tiers, unit sizes). An error
-    about the fabric as a whole names the --set overrides of its keys, if any wrote them."""
+    on a file key names the cluster's --set overrides with the file (loader.blamed)."""
     from simulator.config.sanity import check_fabric_ratios
     from simulator.topology.tiers import tier_tuple
 
@@ -152,11 +149,7 @@ def _check_fabric(cluster: ClusterConfig, gpu: GPUSpec, where, overrides: list[O
         tier_tuple(cluster, gpu)   # remembered: the cost and power models read the same view
     except ConfigError as exc:
         loc = tuple((exc.path or "fabric").split("."))
-        source = where(loc)
-        written = [ov.source for ov in overrides if ov.path and ov.path[0] in _FABRIC_KEYS]
-        if loc == ("fabric",) and written:
-            source = f"{source} with {', '.join(written)}"
-        raise ConfigError(str(exc).split(": ", 1)[-1], source=source, path=".".join(loc)) from None
+        raise ConfigError(str(exc).split(": ", 1)[-1], source=blamed(where, loc), path=".".join(loc)) from None
 
 
 def _split_overrides(texts: list, gpus: int | None) -> tuple[list[Override], list[Override]]:
@@ -206,7 +199,7 @@ def _finish(wcfg, wraw, craw, workload_source, cluster_source, wl_over, cl_over,
     ccfg = validate(ClusterConfig, craw, cluster_source, cl_over)
     cwhere = source_finder(cluster_source, cl_over, craw)
     gpu = resolve_gpu(ccfg, cwhere)
-    _check_fabric(ccfg, gpu, cwhere, cl_over)
+    _check_fabric(ccfg, gpu, cwhere)
     num_gpus, layout = derive_layout(wcfg, ccfg, gpu, wwhere, cwhere)
     check_scenario(wcfg, ccfg, wcfg.model.seq_length, wwhere, cwhere)
     assumptions = {**defaults_used(wcfg), **{f"cluster.{k}": v for k, v in defaults_used(ccfg).items()}}
