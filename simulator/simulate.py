@@ -74,8 +74,9 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     """
     a = resolve(s.workload.model)
     t, lay = s.workload.training, s.layout
-    requested, engine = engine, bounded_engine(s, engine, trace)   # engine: the label the result shows
-    st = _step(s, efficiency, check_memory, engine_kind(engine), trace)
+    requested = engine
+    kind, engine = bounded_engine(s, engine, trace)   # engine: the label the result shows
+    st = _step(s, efficiency, check_memory, kind, trace)
     step_time = st.step_time
     tokens_per_step = t.global_batch_size * a.seq
     peak = s.gpu.peak("bf16") or s.gpu.peak(t.precision)
@@ -89,7 +90,7 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     phases: list = []
     phase_power: tuple = ()
     if s.phases:
-        steps = [_step(ps, efficiency, check_memory, engine_kind(bounded_engine(ps, requested, False)), False)
+        steps = [_step(ps, efficiency, check_memory, bounded_engine(ps, requested, False)[0], False)
                  for _, ps in s.phases]
         plans = [plan(ps.workload.training, resolve(ps.workload.model).seq) for _, ps in s.phases]
         phases = [_phase_row(name, ps, pst, pp)
@@ -161,23 +162,19 @@ def des_passes(s: Scenario) -> int:
     return 2 * lay.num_microbatches * lay.pp * lay.vpp
 
 
-def bounded_engine(s: Scenario, engine: str, trace: bool) -> str:
-    """``engine``, or the closed form when the step DES would run more than MAX_DES_PASSES passes
-    (the returned label says so); a trace of such a step is refused (exit 2)."""
+def bounded_engine(s: Scenario, engine: str, trace: bool) -> tuple[str, str]:
+    """(engine to run, label the result shows): ``engine``, or the closed form when the step DES
+    would run more than MAX_DES_PASSES passes (the label says so); a trace of such a step is
+    refused (exit 2)."""
     passes = des_passes(s)
     if engine != "des" or passes <= MAX_DES_PASSES:
-        return engine
+        return engine, engine
     if trace:
         raise ConfigError(f"the step has {passes:,} forward and backward passes to trace "
                           f"({s.layout.num_microbatches:,} microbatches)", source="--trace",
                           expected=f"at most {MAX_DES_PASSES:,} passes (fewer microbatches: a larger micro "
                                    "batch or a smaller global batch), or no --trace")
-    return f"analytical (the step DES would run {passes:,} passes, over {MAX_DES_PASSES:,})"
-
-
-def engine_kind(label: str) -> str:
-    """"des" or "analytical" of an engine label ("analytical (the step DES would run ...)")."""
-    return label.split(" ", 1)[0]
+    return "analytical", f"analytical (the step DES would run {passes:,} passes, over {MAX_DES_PASSES:,})"
 
 
 def _step(s: Scenario, efficiency: Efficiency, check_memory: bool, engine: str, trace: bool) -> _Step:

@@ -5,7 +5,7 @@ Each failed check is a ConfigError naming where the offending value came from (t
 """
 from __future__ import annotations
 
-from simulator.config.loader import fail
+from simulator.config.loader import fail as _fail   # the key's source, with a file key's overrides
 from simulator.config.cluster import ClusterConfig
 from simulator.config.gpu import GPUSpec
 from simulator.config.model_checks import check_fused_kernels, check_model_features
@@ -17,9 +17,6 @@ from simulator.model.arch import resolve
 from simulator.model.precision import tensor_format
 
 P = "parallelism."
-
-
-_fail = fail   # loader.fail: the key's source, with the overrides given for a file key
 
 
 def _divisors(n: int) -> str:

@@ -6,12 +6,9 @@ what would be valid (the same contract as simulator/config/layout.py, which call
 """
 from __future__ import annotations
 
-from simulator.config.loader import fail
+from simulator.config.loader import fail as _fail   # the key's source, with a file key's overrides
 from simulator.config.workload import ModelConfig
 from simulator.model.precision import is_low_precision
-
-
-_fail = fail   # loader.fail: the key's source, with the overrides given for a file key
 
 
 def check_model_features(m: ModelConfig, where) -> None:

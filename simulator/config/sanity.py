@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import math
 
-from simulator.config.loader import fail
+from simulator.config.loader import fail as _fail   # the key's source, with a file key's overrides
 from simulator.errors import ConfigError
 from simulator.units import fmt_si
-
-
-_fail = fail   # loader.fail: the key's source, with the overrides given for a file key
 
 
 def check_scenario(workload, cluster, seq_length: int, wwhere, cwhere) -> None:
@@ -24,7 +21,6 @@ def check_scenario(workload, cluster, seq_length: int, wwhere, cwhere) -> None:
     if t.eval_interval is None and t.eval_time > 0:
         _fail(wwhere, "training.eval_time", "is set but training.eval_interval is not, so no evaluation runs",
               t.eval_time, "training.eval_interval (steps between evaluations) as well, or no eval_time")
-    check_silent_keys(cluster, cwhere)
     spares = cluster.reliability.spare_nodes   # null: a fraction of the job's nodes (docs/campaign.md)
     if spares is not None and spares > cluster.num_nodes:
         _fail(cwhere, "reliability.spare_nodes",

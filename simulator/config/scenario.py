@@ -141,9 +141,10 @@ def defaults_used(model: BaseModel, prefix: str = "") -> dict:
 def _check_fabric(cluster: ClusterConfig, gpu: GPUSpec, where) -> None:
     """The fabric the cluster describes must be buildable (switch radix, tiers, unit sizes). An error
     on a file key names the cluster's --set overrides with the file (loader.blamed)."""
-    from simulator.config.sanity import check_fabric_ratios
+    from simulator.config.sanity import check_fabric_ratios, check_silent_keys
     from simulator.topology.tiers import tier_tuple
 
+    check_silent_keys(cluster, where)
     check_fabric_ratios(cluster.fabric, where)
     try:
         tier_tuple(cluster, gpu)   # remembered: the cost and power models read the same view

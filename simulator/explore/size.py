@@ -144,8 +144,9 @@ def size(inputs: Inputs, base: Scenario, overrides: tuple[str, ...], st: SizeSet
         node_grid(base.cluster.node.gpus_per_node, cap) if st.search else layout_counts(base, cap))
     space = st.space if st.search else None
     rows, cases = [], []
-    label = "ranking layouts per GPU count" if space is not None else "closed form per GPU count"
-    with progress_bar(len(counts), 0, label, enabled=progress and space is not None) as advance:
+    # the closed form alone takes milliseconds a count; a bar only for the layout search per count
+    with progress_bar(len(counts), 0, "ranking layouts per GPU count",
+                      enabled=progress and space is not None) as advance:
         for n in counts:
             ov = tuple(overrides) + _resize(base, n)
             days, layout_ov, desc = _bound(inputs, ov, n, executor, space)

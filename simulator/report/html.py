@@ -62,14 +62,10 @@ def check_report_path(path: str | Path | None, force: bool, option: str = "--rep
     if p.suffix.lower() not in SUFFIXES:
         raise ConfigError("the report is an HTML file", source=option, value=str(path),
                           expected="a file name ending in .html")
-    if p.is_dir():
-        raise ConfigError("is a folder", source=option, value=str(path), expected="a file name")
-    if p.exists() and not force:
-        raise ConfigError("the file exists", source=option, value=str(path),
-                          expected="a new file name, or --force to overwrite it")
     from simulator.outputs import check_output
 
-    check_output(p, option, force=force)   # a regular file name in a folder we can really write in
+    # a regular file name (not a folder, not an existing file without force) in a folder we can write in
+    check_output(p, option, force=force)
 
 
 @functools.lru_cache(maxsize=1)
