@@ -131,6 +131,31 @@ def test_chrome_trace_structure(tmp_path, capsys):
         assert dedup == expected
 
 
+
+
+def test_chrome_trace_of_host_bound_moe_and_exposed_dp(tmp_path, capsys):
+    """Every cause a task carries has a track (an MoE layer's host-bound wait, the unfused gradient
+    accumulation), and the step's exposed DP time is drawn: from the last backward to the optimizer
+    the dp comm track leaves no gap."""
+    path = tmp_path / "moe.json"
+    assert main(["run", str(WORKLOADS / "qwen3-30b-a3b.yaml"), "--trace", str(path), "--replicas", "2",
+                 "--set", "training.global_batch_size=64"]) == 0
+    events = [e for e in json.loads(path.read_text())["traceEvents"] if e["ph"] == "X"]
+    tracks = {e["args"]["name"]: e["tid"] for e in json.loads(path.read_text())["traceEvents"]
+              if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert any(e["tid"] == tracks["host bound"] for e in events)
+    for stage in {e["pid"] for e in events}:
+        mine = [e for e in events if e["pid"] == stage]
+        work_end = max(e["ts"] + e["dur"] for e in mine if e["tid"] == tracks["compute"]
+                       and e["name"] != "optimizer step")
+        opt = [e["ts"] for e in mine if e["name"] == "optimizer step"]
+        if not opt:
+            continue
+        t = work_end   # walk the wait before the optimizer: slices on the dp comm track cover it
+        for e in sorted((e for e in mine if e["tid"] == tracks["dp comm"]), key=lambda e: e["ts"]):
+            if e["ts"] <= t + 1e-3:
+                t = max(t, e["ts"] + e["dur"])
+        assert t >= opt[0] - 1e-3
 def test_fast_and_des_report_their_engine(scenario):
     s = scenario("llama3-8b")
     assert simulate(s).engine == "des"

@@ -253,7 +253,8 @@ class _Step:
         for cause in (*CAUSES, "host_bound", "grad_accum"):
             sec = d.get(cause, 0.0) * factor
             if sec > 0:
-                track = "compute" if cause in ("compute", "recompute") else cause.replace("_", " ")
+                # the unfused gradient-accumulation passes are kernels too: on the compute track
+                track = "compute" if cause in ("compute", "recompute", "grad_accum") else cause.replace("_", " ")
                 self.tracer.slice(st.index, track, label if cause == "compute" else f"{label} {cause}",
                                   t, t + sec)
                 t += sec
@@ -303,7 +304,9 @@ class _Step:
         st.done = start + (z3 + opt)
         st.activity.append((start, start + z3, 1))
         st.activity.append((start + z3, st.done, 2))
-        if self.tracer and z3 + opt > 0:
+        if self.tracer and z3 > 0:   # exposed ZeRO-2/3 (and offload) time the step waits for
+            self.tracer.slice(st.index, "dp comm", "exposed DP communication", start, start + z3)
+        if self.tracer and opt > 0:
             self.tracer.slice(st.index, "compute", "optimizer step", start + z3, st.done)
         st.split["zero3"] = z3
         if st.done > self.env.now:

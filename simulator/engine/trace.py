@@ -5,7 +5,8 @@ sends, data-parallel comm. Times are microseconds, as the trace-event format exp
 """
 from __future__ import annotations
 
-TRACKS = ("compute", "tp comm", "cp comm", "ep comm", "pp send", "pp send (grad)", "dp comm")
+# "host bound": the GPU idle while the host launches the layer's kernels (part of a task's time)
+TRACKS = ("compute", "tp comm", "cp comm", "ep comm", "pp send", "pp send (grad)", "dp comm", "host bound")
 
 
 class Tracer:
