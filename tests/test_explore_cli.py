@@ -67,6 +67,10 @@ def test_sweep_writes_and_resumes(capsys, tmp_path):
     rows = run_json(capsys, *argv)
     golden("sweep", [pick(r, "case", "status", "step_time_s", "memory_per_gpu_gib") for r in rows])
     assert [r["case"] for r in read_rows(out)] == [r["case"] for r in rows]
+    # every number in the file reads back as a number (NumPy floats once wrote 'np.float64(...)')
+    assert b"np." not in out.read_bytes()
+    back = read_rows(out)
+    assert all(float(r["cost_usd_p90"]) > float(r["cost_usd_p10"]) > 0 for r in back if r["status"] == "ok")
     assert "exists" in run(capsys, *argv, code=2).err
     full = out.read_bytes()
     out.write_bytes(full[: full.index(b"\n", len(full) // 2) + 1])   # as if stopped half way

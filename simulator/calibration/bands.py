@@ -164,8 +164,8 @@ def band_json(result, band: Band) -> dict:
     samples = samples[np.isfinite(samples)]
     if c is not None and len(samples):
         prod = np.outer(samples, band.draws()).ravel()
-        t10, t90 = np.percentile(prod, [100 * (1 - LEVEL), 100 * LEVEL])
-        out["time_to_train_days_band_p10"], out["time_to_train_days_band_p90"] = float(t10), float(t90)
+        t10, t90 = (float(t) for t in np.percentile(prod, [100 * (1 - LEVEL), 100 * LEVEL]))
+        out["time_to_train_days_band_p10"], out["time_to_train_days_band_p90"] = t10, t90
         e = result.energy
         if e is not None:
             mean = float(samples.mean())

@@ -67,7 +67,8 @@ def _cell(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else str(value)
+        # float(): a NumPy float is a float whose repr names its type (NumPy 2: 'np.float64(1.5)')
+        return repr(float(value)) if math.isfinite(value) else str(float(value))
     text = str(value)
     if len(text) > MAX_CELL_CHARS:
         text = text[:MAX_CELL_CHARS - 3] + "..."
