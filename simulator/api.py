@@ -26,12 +26,11 @@ import yaml
 from simulator.config.loader import read_yaml
 from simulator.config.scenario import Scenario, build_scenario
 from simulator.errors import ConfigError
-from simulator.explore.cases import Inputs, SimOptions, Study
+from simulator.explore.cases import CONFIDENCES, Inputs, SimOptions, Study
 from simulator.metrics.result import Result
 
 __all__ = ["Setup", "Run", "Rows", "SearchOutcome", "load", "simulate", "compare", "sweep", "search"]
 
-CONFIDENCES = ("p10", "p50", "p90", "mean")
 Overrides = Mapping[str, Any] | Sequence[str]
 
 

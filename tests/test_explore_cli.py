@@ -109,6 +109,17 @@ def test_size_deadline(capsys, tmp_path):
     assert (tmp_path / "z.png").read_bytes()[:4] == PNG
     cheap = run_json(capsys, "size", W8, "--budget", "$1.3M", *QUICK)
     assert cheap["answer"]["cost_usd"] <= 1.3e6
+    # at the prediction band's P90 the model's own error counts: a deadline the central answer meets
+    # but its band's P90 misses is met at p90 (the failure simulation) and missed at band-p90
+    mid = (data["answer"]["time_to_train_days_p90"] + data["answer"]["time_to_train_days_band_p90"]) / 2
+    one = ["--deadline", f"{mid}d", "--counts", str(answer), *QUICK]
+    assert run_json(capsys, "size", W8, *one, "--confidence", "p90")["answer"]["num_gpus"] == answer
+    run(capsys, "size", W8, *one, "--confidence", "band-p90", code=4)
+    safe = run_json(capsys, "size", W8, "--deadline", "30d", "--confidence", "band-p90", *QUICK,
+                    "--plot", str(tmp_path / "b.png"))["answer"]
+    assert safe["time_to_train_days_band_p90"] <= 30
+    text = run(capsys, "size", W8, "--deadline", "30d", "--confidence", "band-p90", *QUICK).out
+    assert "meets the goal at band-p90" in text
 
 
 def test_sensitivity_tornado(capsys, tmp_path):
@@ -243,3 +254,30 @@ def test_sensitivity_says_why_a_cell_has_no_value(capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "num_gpus low: invalid:" in out and "is not divisible" in out
+
+
+def test_search_and_size_price_the_whole_schedule(capsys, tmp_path):
+    """A phased workload: layouts are ranked on the top level, but re-simulated, sized and written with
+    the phases, so `run` of the written file gives the search's days; a layout its long-context
+    phase cannot hold is not shortlisted."""
+    import yaml
+    doc = yaml.safe_load((WORKLOADS / "llama3-8b.yaml").read_text())
+    doc["cluster"] = str(ROOT / "topologies" / "dgx-h100-superpod.yaml")
+    doc["num_gpus"] = 32
+    doc["phases"] = [{"name": "main"},
+                     {"name": "long", "train_tokens": "20B", "seq_length": 131072, "global_batch_size": 32}]
+    wl = tmp_path / "phased.yaml"
+    wl.write_text(yaml.safe_dump(doc))
+    best = tmp_path / "best.yaml"
+    data = run_json(capsys, "search", str(wl), "--gpus", "32", "--top", "2", *QUICK, "--write", str(best))
+    ran = run_json(capsys, "run", str(best), "--fast", "--replicas", "4")
+    assert [p["name"] for p in ran["phases"]] == ["main", "long"]
+    assert ran["time_to_train_days_p50"] == data["best"]["time_to_train_days_p50"]
+    flat = run_json(capsys, "search", str(wl), "--gpus", "32", "--top", "2", *QUICK, "--set", "phases=null")
+    assert data["best"]["time_to_train_days_p50"] > flat["best"]["time_to_train_days_p50"]   # 131K tokens cost more
+    sized = run_json(capsys, "size", str(wl), "--deadline", "3000d", "--search", "--counts", "32", *QUICK)
+    answer = sized["answer"]
+    assert answer["num_gpus"] == 32
+    # size times the whole schedule too: more days than the top level alone, however it is laid out
+    assert answer["status"] == "ok"
+    assert answer["time_to_train_days_p50"] > flat["best"]["time_to_train_days_p50"]

@@ -143,3 +143,11 @@ def test_optimizer_lever_uses_the_presets_overhead_not_the_workloads():
     assert not rows[1].error
     assert rows[1].metrics["step_time_s"] < rows[0].metrics["step_time_s"]
 
+
+
+def test_striking_levers_carry_their_caveats(llama_rows):
+    """The table travels without the docs: the rows whose ratio misleads alone say what it leaves out."""
+    assert "not a model trained from scratch" in llama_rows["pruned"].lever.note
+    assert "re-evaluations" in llama_rows["optimizer"].lever.note
+    assert "the parameters to serve" in llama_rows["compute_optimal"].lever.note
+    assert "to serve" not in llama_rows["pruned"].lever.note

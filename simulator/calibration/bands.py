@@ -190,7 +190,7 @@ def band_text(result, bands: dict) -> str:
              f"MFU {100 * result.mfu:.1f} % ({100 * b['mfu_p10']:.1f}–{100 * b['mfu_p90']:.1f} %)"]
     if "time_to_train_days_band_p10" in b:
         parts.append(f"time to train P10–P90 {b['time_to_train_days_band_p10']:.1f}–"
-                     f"{b['time_to_train_days_band_p90']:.1f} d")
+                     f"{b['time_to_train_days_band_p90']:.1f} d (model error and failures)")
     if "energy_mwh_p10" in b:
         parts.append(f"energy {b['energy_mwh_p10']:,.0f}–{b['energy_mwh_p90']:,.0f} MWh")
         parts.append(f"$ {fmt_si(b['cost_usd_p10'])}–{fmt_si(b['cost_usd_p90'])}")

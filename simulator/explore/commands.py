@@ -25,7 +25,10 @@ class _Handler:
 
         return getattr(handlers, self.name)(args)
 
-CONFIDENCES = ("p10", "p50", "p90", "mean")
+from simulator.explore.cases import CONFIDENCES
+
+CONF_HELP = ("p10/p50/p90/mean: the failure simulation's spread around the model's central step time; "
+             "band-p10/band-p90: the prediction band, the model's own out-of-sample error included")
 
 
 def _common(p: argparse.ArgumentParser, gpus: bool = True, plot: str = "chart") -> None:
@@ -89,7 +92,7 @@ def register(sub) -> None:
                                     "re-simulate the best with the full engines.")
     se.add_argument("workload", help="workload YAML file")
     se.add_argument("--objective", choices=("time", "cost", "energy", "carbon"), default="time")
-    se.add_argument("--confidence", choices=CONFIDENCES, default="p50", help="time to train at (default p50)")
+    se.add_argument("--confidence", choices=CONFIDENCES, default="p50", help="time to train at (default p50; " + CONF_HELP + ")")
     se.add_argument("--top", type=_top_count, default=5,
                     help="layouts re-simulated with the full engines, besides the closed-form front (default 5, at most 200)")
     se.add_argument("--write", metavar="FILE", help="write the best layout as a workload YAML")
@@ -102,7 +105,7 @@ def register(sub) -> None:
     sz.add_argument("workload", help="workload YAML file")
     sz.add_argument("--deadline", metavar="DURATION", help="e.g. 60d or '8 weeks' (a bare number is days)")
     sz.add_argument("--budget", metavar="USD", help="e.g. '$40M', '4e7 USD' (a bare number is USD)")
-    sz.add_argument("--confidence", choices=CONFIDENCES, default="p50", help="meet the deadline at (default p50)")
+    sz.add_argument("--confidence", choices=CONFIDENCES, default="p50", help="meet the deadline at (default p50; " + CONF_HELP + ")")
     sz.add_argument("--max-gpus", type=_positive_int, help="largest count tried (default 8 x the cluster)")
     sz.add_argument("--counts", metavar="N,N", help="GPU counts to try instead of the layout's own")
     sz.add_argument("--search", action="store_true",
@@ -119,7 +122,7 @@ def register(sub) -> None:
                     help="nic, gemm, failures, checkpoint, pue, gpu_price, energy_price (default: all)")
     sn.add_argument("--add", action="append", default=[], metavar="KEY",
                     help="also move this numeric key (repeatable), e.g. cluster.reliability.restart_time")
-    sn.add_argument("--confidence", choices=CONFIDENCES, default="p50", help="time to train at (default p50)")
+    sn.add_argument("--confidence", choices=CONFIDENCES, default="p50", help="time to train at (default p50; " + CONF_HELP + ")")
     _common(sn, plot="tornado chart")
     sn.set_defaults(func=_Handler("sensitivity"))
 

@@ -92,7 +92,9 @@ def optimizer_lever(kind: str) -> Lever:
                  f"training.optimizer.steps_factor={p.steps_factor}",
                  "training.optimizer.hessian_interval=null",
                  "training.optimizer.overhead_flops_fraction=null"),
-                 note=f"{p.steps_factor:g}x steps, +{100 * p.overhead_flops_fraction:.0f}% FLOPs/step; {p.source}")
+                 note=f"{p.steps_factor:g}x steps, +{100 * p.overhead_flops_fraction:.0f}% FLOPs/step; {p.source}"
+                 + ("" if p.steps_factor >= 1 else "; the paper's step saving, at its scale: independent "
+                    "re-evaluations found smaller or no gains (docs/levers.md)"))
 
 
 def fp8_lever() -> Lever:
@@ -123,7 +125,8 @@ def resized_lever(s: Scenario, params: float, tokens_of, key: str, label: str,
         raise ConfigError(f"a {n / 1e9:.3g}B model never reaches the target loss under the fit",
                           source="--params", value=params, expected="a larger model")
     return Lever(key, label, tuple(resize.model_overrides(m, new) + tokens_overrides(d)), resizes=True,
-                 note=f"{resize.describe(new)}; {d / 1e12:.3g}T tokens, predicted loss {scaling.loss(n, d, fit):.3f}")
+                 note=f"{resize.describe(new)}; {d / 1e12:.3g}T tokens, predicted loss {scaling.loss(n, d, fit):.3f}"
+                 + (f"; {n / count(resolve(m)).total:.2g}x the parameters to serve" if n > count(resolve(m)).total else ""))
 
 
 def compute_optimal_lever(s: Scenario, fit: scaling.LossFit = scaling.CHINCHILLA) -> Lever:
@@ -151,6 +154,7 @@ def pruned_lever(s: Scenario, width: float, depth: float, fraction: float, disti
         x = distill_overhead(m, new)
         ov.append(f"training.optimizer.overhead_flops_fraction={x:.4f}")
         note += f", teacher forward +{100 * x:.0f}% FLOPs/step"
+    note += "; the cost on top of the trained baseline it is pruned from, not a model trained from scratch"
     return Lever("pruned", f"pruned (width {width:g}, depth {depth:g})", tuple(ov), resizes=True, note=note)
 
 

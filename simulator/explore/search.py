@@ -7,6 +7,8 @@
    carbon) plus the closed-form Pareto front of step time vs step energy.
 4. Re-simulate the shortlist with the full engines (step DES + campaign with failures + energy and
    cost) and rank by the objective: time to train at a confidence, cost, energy or carbon.
+   A workload's training phases are ranked out (the top level alone) but re-simulated in: the
+   objective covers the whole schedule, and a shortlisted layout its phases cannot run is refused.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 
 from simulator.config.layout import ep_misfit, tp_misfit
 from simulator.errors import ConfigError, InfeasibleError
-from simulator.explore.cases import Case, Inputs, SimOptions, Study, time_at
+from simulator.explore.cases import Case, Inputs, SimOptions, Study, scenario_of, time_at
 from simulator.explore.executors import batch_size, map_ordered, timed, worker_count
 from simulator.explore.layouts import Layout, Space, divisors, split_refusal, structures
 from simulator.explore.pareto import pareto_front
@@ -147,15 +149,23 @@ def distinct(rs, seen: set) -> list[Ranked]:
     return out
 
 
-def shortlist(ranked: list[Ranked], objective: str, top: int) -> list[Ranked]:
+def shortlist(ranked: list[Ranked], objective: str, top: int, keep=None) -> list[Ranked]:
     """The ``top`` best by the objective's proxy, then up to ``top`` more spread along the
-    closed-form front of step time vs step energy; closed-form twins are kept once."""
+    closed-form front of step time vs step energy; closed-form twins are kept once. ``keep``
+    (a predicate, asked only of the layouts considered, best first) drops ones that cannot run."""
+    keep = keep or (lambda r: True)
     seen: set = set()
-    best = distinct(sorted(ranked, key=lambda r: rank_key(r, objective)), seen)[:top]
+    best = []
+    for r in distinct(sorted(ranked, key=lambda r: rank_key(r, objective)), seen):
+        if len(best) == top:
+            break
+        if keep(r):
+            best.append(r)
     seen = {_signature(r) for r in best}
     if ranked and all(r.step_energy_j is not None for r in ranked):
         pts = [(r.step_time_s, r.step_energy_j) for r in ranked]
         front = sorted((ranked[i] for i in pareto_front(pts)), key=lambda r: (r.step_time_s, r.order))
+        front = [r for r in front if _signature(r) in seen or keep(r)]
         if len(front) > top:
             front = [front[round(i * (len(front) - 1) / max(top - 1, 1))] for i in range(top)]
         best += distinct(front, seen)
@@ -206,9 +216,27 @@ def _check_space(space, base, gpus: int) -> None:
 
 
 def top_level_only(inputs: Inputs) -> tuple[str, ...]:
-    """A layout search explores the top level's layout on N GPUs; a workload's training phases
-    keep their own layouts, so the search (and its re-simulation) runs the top level alone."""
+    """A layout search explores the top level's layout on N GPUs: the closed-form ranking runs the
+    top level alone. The re-simulation keeps the workload's training phases (each with the keys it
+    sets, the searched layout for the rest), so the objective prices the whole schedule and a
+    written best file runs as simulated."""
     return ("phases=null",) if inputs.wraw.get("phases") else ()
+
+
+def schedule_fits(inputs: Inputs, overrides: tuple[str, ...], gpus: int):
+    """A predicate on ranked layouts: every training phase of the workload builds and fits in memory
+    with the layout (each phase with the keys it sets). Always true without phases."""
+    if not inputs.wraw.get("phases"):
+        return None
+    from simulator.simulate import memory_of
+
+    def fits(r: Ranked) -> bool:
+        try:
+            s = scenario_of(inputs, Case("schedule", overrides=tuple(overrides) + r.layout.overrides(), gpus=gpus))
+        except (ConfigError, InfeasibleError):
+            return False
+        return all(memory_of(ps).total <= ps.gpu.usable_hbm for _, ps in s.phases)
+    return fits
 
 
 def search(inputs: Inputs, overrides: tuple[str, ...], settings: SearchSettings, executor: Executor,
@@ -217,8 +245,7 @@ def search(inputs: Inputs, overrides: tuple[str, ...], settings: SearchSettings,
     if settings.objective not in OBJECTIVES:
         raise ConfigError("unknown objective", source="--objective", value=settings.objective,
                           expected=" | ".join(OBJECTIVES))
-    overrides = tuple(overrides) + top_level_only(inputs)
-    task = SearchTask(inputs, overrides, settings.gpus, settings.space)
+    task = SearchTask(inputs, tuple(overrides) + top_level_only(inputs), settings.gpus, settings.space)
     _check_task(task)
     shapes, valid, ranked, pruned = rank_all(task, executor, progress)
     ranked.sort(key=lambda r: rank_key(r, settings.objective))
@@ -234,7 +261,13 @@ def search(inputs: Inputs, overrides: tuple[str, ...], settings: SearchSettings,
         raise InfeasibleError(f"no layout of {inputs.workload_source} on {settings.gpus} GPUs both divides and "
                               f"fits in memory ({shapes} shapes, {valid} layouts tried{why}). Try more GPUs, "
                               "a smaller global batch or sequence, or a GPU with more memory.")
-    short = shortlist(ranked, settings.objective, settings.top)
+    short = shortlist(ranked, settings.objective, settings.top, schedule_fits(inputs, overrides, settings.gpus))
+    if not short:
+        raise InfeasibleError(f"{len(ranked)} layouts of {inputs.workload_source} fit the top level on "
+                              f"{settings.gpus} GPUs, but with none of them do all its training phases fit "
+                              "in memory (each phase keeps the keys it sets and takes the searched layout "
+                              "for the rest). Set the phases' own parallelism, or search with --set phases=null "
+                              "for the top level alone.")
     cases = [Case(r.layout.describe(), (("search_layout", r.layout.describe()),),
                   overrides=tuple(overrides) + r.layout.overrides(), gpus=settings.gpus) for r in short]
     rows = run_cases(Study((inputs,), options), cases, executor, progress=progress, label="re-simulating")

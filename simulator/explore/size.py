@@ -3,7 +3,8 @@ fastest within a budget, or the smallest meeting both.
 
 Candidate counts are those the workload's layout admits (TP x PP x CP x DP with DP x micro batch
 dividing the global batch), or with ``search`` a grid of node multiples where each count gets the
-layout the closed-form search ranks first. The failure-free closed-form time is a lower bound of the
+layout the closed-form search ranks first among those every training phase of the workload also fits
+(the phases are timed with it: the bound and the simulation cover the whole schedule). The failure-free closed-form time is a lower bound of the
 time with failures, so counts whose bound misses the deadline by more than MARGIN are not simulated.
 The rest are simulated in increasing order, a round of counts at a time, until one meets the
 deadline: no count below the answer is skipped, so the answer is the smallest without assuming
@@ -92,27 +93,27 @@ def _resize(s: Scenario, gpus: int) -> tuple[str, ...]:
 def _bound(inputs: Inputs, overrides: tuple[str, ...], gpus: int, executor: Executor,
            space: Space | None) -> tuple[float | None, tuple[str, ...], str]:
     """(closed-form failure-free days, overrides giving the layout, its description) at ``gpus``."""
-    if space is not None:
-        from simulator.explore.search import top_level_only
-        overrides = tuple(overrides) + top_level_only(inputs)
+    layout_ov, desc = (), ""
+    if space is not None:   # the top level's best layout (ranked alone); its phases keep their keys
+        from simulator.explore.search import rank_key, schedule_fits, top_level_only
         try:
-            from simulator.explore.search import rank_key
-            _, _, ranked, _ = rank_all(SearchTask(inputs, overrides, gpus, space), executor, progress=False)
+            _, _, ranked, _ = rank_all(SearchTask(inputs, tuple(overrides) + top_level_only(inputs), gpus, space),
+                                       executor, progress=False)
         except ConfigError:
             return None, (), ""
-        if not ranked:
+        fits = schedule_fits(inputs, tuple(overrides), gpus) or (lambda r: True)
+        best = next((r for r in sorted(ranked, key=lambda r: rank_key(r, "time")) if fits(r)), None)
+        if best is None:
             return None, (), ""
-        best = min(ranked, key=lambda r: rank_key(r, "time"))
-        s = scenario_of(inputs, Case("bound", overrides=overrides + best.layout.overrides(), gpus=gpus))
-        return _days(s, best.step_time_s), top_level_only(inputs) + best.layout.overrides(), best.layout.describe()
+        layout_ov, desc = best.layout.overrides(), best.layout.describe()
     try:
-        s = scenario_of(inputs, Case("bound", overrides=overrides, gpus=gpus))
-    except ConfigError:
+        s = scenario_of(inputs, Case("bound", overrides=tuple(overrides) + layout_ov, gpus=gpus))
+        if s.phases:                           # the phases' failure-free days, one after another
+            days = [_days(ps, estimate_step(ps).step_time) for _, ps in s.phases]
+            return (None if None in days else sum(days)), layout_ov, desc or s.layout.describe()
+        return _days(s, estimate_step(s).step_time), layout_ov, desc or s.layout.describe()
+    except (ConfigError, InfeasibleError):    # a phase the searched layout does not suit
         return None, (), ""
-    if s.phases:                               # the phases' failure-free days, one after another
-        days = [_days(ps, estimate_step(ps).step_time) for _, ps in s.phases]
-        return (None if None in days else sum(days)), (), s.layout.describe()
-    return _days(s, estimate_step(s).step_time), (), s.layout.describe()
 
 
 def _days(s: Scenario, step_s: float) -> float | None:

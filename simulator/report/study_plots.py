@@ -30,6 +30,12 @@ BAND_OF = {"time_to_train_days_p50": ("time_to_train_days_band_p10", "time_to_tr
            "step_time_s": ("step_time_s_p10", "step_time_s_p90"), "mfu": ("mfu_p10", "mfu_p90")}
 
 
+def _level(days_key: str) -> str:
+    """"P90", or "band P90" for a prediction-band key."""
+    level = days_key.rsplit("_", 1)[-1].upper()
+    return f"band {level}" if "_band_" in days_key else level
+
+
 def band(row: dict, key: str) -> tuple[float, float] | None:
     """The (P10, P90) prediction band of ``key`` in ``row``, or None when the row has none."""
     if key not in BAND_OF:
@@ -217,7 +223,7 @@ def pareto_figure(rows: Sequence[dict], front: Sequence[int], best: int | None, 
                              xytext=(8, 8), fontsize=10)
         ax1.legend()
     style.money_axis(ax1.yaxis)
-    ax1.set_xlabel(f"days to train ({days_key.rsplit('_', 1)[-1].upper()}, with failures)")
+    ax1.set_xlabel(f"days to train ({_level(days_key)}, with failures)")
     ax1.set_ylabel("cost of the campaign")
     ax1.set_title("re-simulated layouts")
     fig.suptitle(f"Which parallel layout is fastest and cheapest? {title}".strip())
@@ -242,7 +248,7 @@ def size_figure(rows: Sequence[dict], deadline: float | None, budget: float | No
     handles += ax.plot([r["num_gpus"] for r in bound], [num(r["closed_form_days"]) for r in bound], ":",
                        color=style.GREY, linewidth=2, label="failure-free days (closed form)")
     handles += ax.plot([r["num_gpus"] for r in sim], [num(r[days_key]) for r in sim], "o-", color=style.BLUE,
-                       label=f"days with failures ({days_key.rsplit('_', 1)[-1].upper()})")
+                       label=f"days with failures ({_level(days_key)})")
     banded = [(r["num_gpus"], band(r, days_key)) for r in sim if band(r, days_key)]
     if banded:
         handles.append(ax.fill_between([n for n, _ in banded], [b[0] for _, b in banded], [b[1] for _, b in banded],

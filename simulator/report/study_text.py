@@ -113,7 +113,10 @@ def size_text(res, name: str, days_key: str) -> str:
         lines += ["", f"answer: {r['num_gpus']:,} GPUs ({r.get('layout')}): {fmt(r.get(days_key), '{:.1f}')} days at "
                   f"{st.confidence}, {money(r.get('cost_usd'))}, {big(r.get('energy_mwh'))} MWh"]
     lines.append("ideal d: closed-form failure-free days (a lower bound); counts it rules out are not simulated")
-    lines.append(BAND_NOTE + "; the answer meets the goal on the central value" + calibration_note(res.rows))
+    within = ("the prediction band's" if st.confidence.startswith("band-") else
+              "the failure simulation's spread around the central step time (--confidence band-p90 adds the "
+              "model's own error)")
+    lines.append(BAND_NOTE + f"; the answer meets the goal at {st.confidence}: {within}" + calibration_note(res.rows))
     if hidden:
         lines.append(f"{hidden} other counts have no valid layout (not shown)")
     return "\n".join(lines)

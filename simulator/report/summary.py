@@ -98,7 +98,8 @@ def summary(r: Result) -> str:
                 f"steps: {fmt_days(r.ideal_time_to_train_days)} ideal · ")
         if c.finishes:
             p90 = fmt_days(c.time_to_train_days_p90) if c.time_to_train_days_p90 is not None else "—"
-            lines.append(head + f"{fmt_days(c.time_to_train_days_p50)} P50 · {p90} P90 "
+            # P50 / P90 of the failure simulation alone; the model's own error is the prediction band's
+            lines.append(head + f"{fmt_days(c.time_to_train_days_p50)} P50 · {p90} P90 of failures "
                          f"(ETTR {c.ettr:.2f}, {c.failures['total']:.0f} failures)")
         else:
             lines.append(head + f"{c.time_to_train_reason} (ETTR {c.ettr:.2f})")
