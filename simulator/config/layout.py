@@ -5,6 +5,8 @@ Each failed check is a ConfigError naming where the offending value came from (t
 """
 from __future__ import annotations
 
+import math
+
 from simulator.config.loader import fail as _fail   # the key's source, with a file key's overrides
 from simulator.config.cluster import ClusterConfig
 from simulator.config.gpu import GPUSpec
@@ -351,7 +353,9 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
     if t.global_batch_size % (par.micro_batch_size * dp):
         _fail(where, "training.global_batch_size",
               f"is not divisible by micro_batch_size x DP = {par.micro_batch_size} x {dp}",
-              t.global_batch_size, f"a multiple of {par.micro_batch_size * dp}")
+              t.global_batch_size, f"a multiple of {par.micro_batch_size * dp}"
+              + _near_counts(t.global_batch_size // par.micro_batch_size if t.global_batch_size >= par.micro_batch_size
+                             else 0, tp * pp * cp, tp * pp * cp * dp))
     m = t.global_batch_size // (par.micro_batch_size * dp)
     chunks: tuple[tuple[int, ...], ...] = ()
     mtp_stage = -1
@@ -441,3 +445,16 @@ def derive_layout(w: WorkloadConfig, c: ClusterConfig, gpu: GPUSpec, where, cwhe
                     offload_layers=par.cpu_offloading_num_layers if par.cpu_offloading else 0,
                     chunks=chunks, mtp_stage=mtp_stage)
     return num_gpus, layout
+
+
+def _near_counts(sequences: int, model_parallel: int, gpus: int) -> str:
+    """", or num_gpus 256 or 512 (DP dividing the batch)": the GPU counts nearest ``gpus`` whose DP
+    divides the batch's ``sequences`` per micro batch, for the error of a count that does not."""
+    if sequences <= 0 or sequences > 10**12:
+        return ""
+    small = [d for d in range(1, math.isqrt(sequences) + 1) if sequences % d == 0]
+    counts = sorted({model_parallel * d for q in small for d in (q, sequences // q)})
+    below = [n for n in counts if n < gpus][-1:]
+    above = [n for n in counts if n > gpus][:1]
+    near = below + above
+    return f", or num_gpus {' or '.join(str(n) for n in near)} (DP dividing the batch)" if near else ""
