@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 import traceback
@@ -170,14 +171,17 @@ RUN_PLOTS = ("step_power.png", "campaign_timeline.png", "time_to_train.png", "ca
 
 def _check_run_outputs(args: argparse.Namespace) -> None:
     """Before any work: --trace and --plot can be written (simulator.outputs)."""
-    from simulator.outputs import check_folder, check_output
+    from simulator.outputs import check_distinct, check_folder, check_output
 
     if args.trace:
         check_output(args.trace, "--trace", args.force)
+    plots = []
     if args.plot:
         folder = check_folder(args.plot, "--plot")
-        for name in RUN_PLOTS:
-            check_output(folder / name, "--plot", args.force)
+        plots = [folder / name for name in RUN_PLOTS]
+        for path in plots:
+            check_output(path, "--plot", args.force)
+    check_distinct(("--trace", args.trace), ("--plot", plots), ("--report", args.report))
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -240,8 +244,21 @@ def _refuse_empty(args: argparse.Namespace) -> None:
                               expected="a file name, folder or address (or leave the option out)")
 
 
+def _robust_environment() -> None:
+    """A terminal that cannot show ×, – or µ (PYTHONIOENCODING=ascii, a C locale) gets "?" rather than a
+    crash; charts are only ever written to files, so a user's MPLBACKEND (an interactive or misspelt
+    backend) is set aside for matplotlib's file renderer."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="replace")
+        except (AttributeError, ValueError, OSError):   # not a text stream (pytest's capture, a pipe object)
+            pass
+    os.environ["MPLBACKEND"] = "agg"
+
+
 def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    _robust_environment()
     try:
         args = build_parser().parse_args(argv)
         _refuse_empty(args)

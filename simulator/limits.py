@@ -20,6 +20,10 @@ MAX_INT = 10**9
 # decoder layers of one model (model.num_layers, mtp_num_layers): the deepest published LLMs have a
 # few hundred; the layer patterns (MoE, windows, chunks) and the pipeline split are kept per layer
 MAX_LAYERS = 100_000
+# parameters of a model `plan` proposes or resizes to: the largest published models have a few 10^12;
+# 10^15 is far above any that could be trained, and keeps the family search (model/resize.py,
+# one candidate per head count) to milliseconds
+MAX_MODEL_PARAMS = 1e15
 # ports on one switch: the largest shipping Ethernet/InfiniBand switches have 512 (radix-512 ASICs
 # behind a 51.2 Tb/s chip); 65,536 leaves a wide margin and keeps the fabric generators' loops short
 MAX_SWITCH_RADIX = 65_536

@@ -39,6 +39,21 @@ def _folder_of(p: Path, option: str, shown: str) -> Path:
     return folder
 
 
+def check_distinct(*outputs: tuple[str, "str | Path | list | None"]) -> None:
+    """Before any work: no two outputs of one command are the same file (the second would replace
+    the first, or the command would fail half way). ``outputs``: (option, path or paths or None)."""
+    seen: dict[str, str] = {}
+    for option, paths in outputs:
+        for path in (paths if isinstance(paths, (list, tuple)) else [paths]):
+            if path is None or path == "":
+                continue
+            key = os.path.realpath(os.path.abspath(str(path)))
+            if key in seen:
+                raise ConfigError(f"is also the path of {seen[key]}: one file cannot hold both",
+                                  source=option, value=str(path), expected="a different file for each output")
+            seen.setdefault(key, option)
+
+
 def check_output(path: str | Path, option: str, force: bool = False, overwrite_ok: bool = False) -> Path:
     """Before any work: ``path`` can be written. An existing regular file needs ``force`` (or
     ``overwrite_ok``, for a caller that decides itself, e.g. sweep --resume); a folder, pipe,

@@ -40,17 +40,20 @@ _StrictSafeLoader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 _StrictSafeLoader.add_implicit_resolver(
     "tag:yaml.org,2002:int",
-    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    # YAML 1.2 integers: decimal and 0x hex only. YAML 1.1's octal (`040` is 32), binary (`0b100`) and
+    # digit separators (`1_6` is 16) would silently change a layer count or a batch: they stay text,
+    # and a number field then reads the text as decimal or says why it cannot
+    re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+)$"),
     list("-+0123456789"))
 _StrictSafeLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?"
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9]*)\.[0-9]*(?:[eE][-+][0-9]+)?|\.[0-9]+(?:[eE][-+][0-9]+)?"
                r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
     list("-+0123456789."))
 # YAML 1.2 numbers: `1e0`, `2E-3` and `1.` are floats (YAML 1.1, PyYAML's default, reads the first
 # two as text). Added last, so an int, a 1.1 float or a date still resolves as before.
 _StrictSafeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+)(?:\.[0-9]*)?[eE][-+]?[0-9]+$"),
     list("-+0123456789"))
 
 

@@ -78,8 +78,14 @@ def check_outputs(args) -> None:
     without --force)."""
     from simulator.report.html import check_report_path
 
+    from simulator.outputs import check_distinct
+
     check_plot(args.plot, force=getattr(args, "force", False))
     check_report_path(getattr(args, "report", None), getattr(args, "force", False))
+    out = getattr(args, "out", None)
+    check_distinct(("--plot", args.plot), ("--report", getattr(args, "report", None)),
+                   ("--out", out), ("--out", f"{out}.study.json" if out else None),
+                   ("--write", getattr(args, "write", None)))
 
 
 def charts(args, make_figure, kind: str, question: str, name: str, rows, text: str, caption: str,

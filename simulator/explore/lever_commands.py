@@ -112,8 +112,11 @@ def cmd_levers(args: argparse.Namespace) -> int:
 
     from simulator.report.html import check_report_path
 
+    from simulator.outputs import check_distinct
+
     check_plot(args.plot, force=args.force)
     check_report_path(args.report, args.force)
+    check_distinct(("--plot", args.plot), ("--report", args.report))
     opts = LeverOptions(optimizer=args.optimizer or "sophia", prune_width=args.prune_width, prune_depth=args.prune_depth,
                         retrain_fraction=args.retrain_fraction, distill=not args.no_distill,
                         levers=_levers(args.only))
@@ -154,6 +157,21 @@ def _lever_report(args, data: list[dict], fig, text: str) -> None:
     print(f"wrote {html.write(page, args.report, args.force)}", file=sys.stderr)
 
 
+def _check_size(prop, q) -> None:
+    """A proposal beyond any trainable model (limits.MAX_MODEL_PARAMS) is refused, naming the flag
+    that asked for it, before the family search is asked to build it."""
+    from simulator.limits import MAX_MODEL_PARAMS
+
+    if prop.params <= MAX_MODEL_PARAMS and prop.tokens <= 1e20:
+        return
+    flag, value = (("--params", q.params) if q.params is not None else
+                   ("--compute-budget", q.compute_budget) if q.compute_budget is not None else
+                   ("--target-loss", q.target_loss))
+    raise ConfigError(f"the proposal has {prop.params:.3g} parameters on {prop.tokens:.3g} tokens, beyond any "
+                      "trainable model", source=flag, value=value,
+                      expected=f"a question whose model has at most {MAX_MODEL_PARAMS:.0e} parameters and 1e+20 tokens")
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from simulator.config.scenario import load_scenario
     from simulator.explore.levers import Lever, run_lever, row_metrics
@@ -163,6 +181,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     q = PlanQuestion(args.compute_budget, args.target_loss, args.params)
     check(q, args.workload is not None)
+    if args.workload is None:   # the baseline's options mean nothing without a baseline
+        for flag, given in (("--set", args.overrides), ("--cluster", args.cluster), ("--gpus", args.gpus),
+                            ("--calibration", args.calibration)):
+            if given:
+                raise ConfigError(f"{flag} applies to the workload the proposal is priced against",
+                                  source=flag, value=given if not isinstance(given, list) else given[0],
+                                  expected=f"--workload FILE with it, or no {flag}")
     out: dict = {"fit": {k: getattr(CHINCHILLA, k) for k in ("E", "A", "B", "alpha", "beta", "source")}}
     lines = [f"Chinchilla fit ({CHINCHILLA.source}): L(N, D) = {CHINCHILLA.E} + {CHINCHILLA.A} / N^{CHINCHILLA.alpha}"
              f" + {CHINCHILLA.B} / D^{CHINCHILLA.beta}, C = 6 N D"]
@@ -174,6 +199,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         out["workload"] = proposal_json(point)
         lines.append(f"workload  {_point(point)}")
     prop = propose(q, point)
+    _check_size(prop, q)
     out["proposal"] = proposal_json(prop)
     lines.append(f"proposal  {_point(prop)}")
     if base is not None:

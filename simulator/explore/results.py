@@ -150,6 +150,10 @@ def read_rows(path: str | Path, typed: Sequence[str] = ()) -> list[dict]:
             return _checked_rows(data, path)
     except (json.JSONDecodeError, RecursionError):
         pass
+    if text.strip() and text.splitlines()[0].strip() != "[":
+        # not an array this writer opened (one "[" line, then a row per line): not ours to replace
+        raise ConfigError("not a results file: a JSON results file is an array, one row per line",
+                          source=str(path), expected="a file `trainsim sweep --out` wrote, or --force to replace it")
     rows = []
     for line in text.splitlines()[1:]:
         line = line.strip().rstrip(",")
@@ -231,7 +235,7 @@ def check_study(path: str | Path, record: dict) -> None:
         old = json.loads(read_text(side, MAX_YAML_BYTES, what="a study record"))
         if not isinstance(old, dict):
             raise ValueError("not a JSON object")
-    except (ConfigError, ValueError):
+    except (ConfigError, ValueError, RecursionError):   # RecursionError: nested past the parser's depth
         raise ConfigError(f"cannot resume: no record of the options its rows were computed with ({side} is "
                           "missing or unreadable)", source=str(path),
                           expected="--force to start over, or another --out") from None

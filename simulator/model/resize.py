@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from simulator.errors import ConfigError
 from simulator.model.arch import resolve
 from simulator.model.params import count
 
@@ -88,6 +89,12 @@ def scaled_model(m: ModelConfig, target_params: float, multiple: int = 1, tolera
     is within 25% of ``m``'s; then take the one nearest ``m``'s aspect ratio hidden / layers. GQA
     heads come in multiples of the KV group count; layers above 8 are even.
     """
+    from simulator.limits import MAX_MODEL_PARAMS
+
+    if not 0 < target_params <= MAX_MODEL_PARAMS:   # the search below takes one candidate per head count
+        raise ConfigError(f"a model of {target_params:.3g} parameters is beyond any trainable one",
+                          source="--params", value=target_params,
+                          expected=f"at most {MAX_MODEL_PARAMS:.0e} parameters")
     a = resolve(m)
     aspect = a.hidden / a.num_layers
     step = 1 if a.query_groups == a.heads else a.query_groups

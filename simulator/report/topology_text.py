@@ -4,8 +4,9 @@ from __future__ import annotations
 from simulator.units import fmt_si
 
 
-def _bw(bytes_per_s: float) -> str:
-    return fmt_si(bytes_per_s, "B/s")
+def _bw(bytes_per_s: float | None) -> str:
+    """A bandwidth, or "n/a" where none is defined (a bisection that would split a scale-up domain)."""
+    return "n/a" if bytes_per_s is None else fmt_si(bytes_per_s, "B/s")
 
 
 def topology_text(r: dict) -> str:
@@ -13,7 +14,8 @@ def topology_text(r: dict) -> str:
         f"{r['cluster']} ({r['source']}): {r['gpus']:,} × {r['gpu']} in {r['nodes']:,} nodes, "
         f"{r['fabric']} with {r['scale_up']} domains",
         f"switches {r['switches']:,} · links {r['links']:,} · bisection {_bw(r['bisection_bandwidth'])} "
-        f"({_bw(r['bisection_per_gpu'])} per GPU; {r['bisection_method']})",
+        + (f"({_bw(r['bisection_per_gpu'])} per GPU; {r['bisection_method']})" if r['bisection_bandwidth'] is not None
+           else "(no even cut: halving the GPUs would split a scale-up domain, or no rule applies)"),
         "",
         f"{'tier':>4}  {'name':<10} {'links':>9} {'per link':>11} {'total':>11} {'span (GPUs)':>12} {'oversub':>8}",
     ]

@@ -1,0 +1,98 @@
+"""Hostile inputs found by a fuzzing round: each gets a clear error (exit 2), never a hang, a
+traceback or a silent wrong value."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from simulator.cli import main
+from simulator.config.safe_yaml import safe_load
+from tests.conftest import ROOT, WORKLOADS
+
+W8 = str(WORKLOADS / "llama3-8b.yaml")
+
+
+def _err(capsys, argv, code=2) -> str:
+    assert main(argv) == code
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, value", [("--compute-budget", "1e100"), ("--params", "1e30"),
+                                         ("--target-loss", "1.6900001")])
+def test_plan_beyond_any_trainable_model_is_refused_at_once(capsys, flag, value):
+    start = time.perf_counter()
+    err = _err(capsys, ["plan", "--workload", W8, flag, value, "--fast", "--replicas", "2"])
+    assert time.perf_counter() - start < 10          # was: minutes, memory growing without bound
+    assert flag in err and "beyond any trainable model" in err
+
+
+@pytest.mark.parametrize("extra", [["--set", "modle.typo=3"], ["--cluster", "/nonexistent.yaml"], ["--gpus", "8"]])
+def test_plan_without_a_workload_refuses_the_workload_options(capsys, extra):
+    err = _err(capsys, ["plan", "--compute-budget", "1e24", *extra])
+    assert extra[0] in err and "--workload" in err
+
+
+def test_topology_whose_halves_split_a_domain_prints_no_bisection(capsys):
+    assert main(["topology", str(ROOT / "topologies" / "dgx-h100-superpod.yaml"), "--nodes", "513"]) == 0
+    assert "bisection n/a" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text", ["032", "0b100", "1_6", "08", "1_0.5"])
+def test_yaml_1_1_integer_forms_stay_text(text):
+    """`040` was 32 (octal), `0b100` 4, `1_6` 16: a layer count or a batch silently changed."""
+    assert safe_load(f"a: {text}")["a"] == text
+
+
+def test_yaml_1_2_numbers_still_read():
+    assert safe_load("a: [0, -3, 12, 0x10, 1.5, 1e3, .5]")["a"] == [0, -3, 12, 16, 1.5, 1000.0, 0.5]
+
+
+def test_a_leading_zero_layer_count_is_an_error(capsys):
+    err = _err(capsys, ["run", W8, "--fast", "--set", "model.num_layers=032"])
+    assert "model.num_layers" in err and "'032'" in err
+
+
+def test_two_outputs_on_one_path_are_refused_before_any_work(capsys, tmp_path):
+    same = str(tmp_path / "x.html")
+    err = _err(capsys, ["run", W8, "--replicas", "2", "--trace", same, "--report", same])
+    assert "--report" in err and "--trace" in err
+    assert not (tmp_path / "x.html").exists()
+    pd = tmp_path / "pd"
+    err = _err(capsys, ["run", W8, "--replicas", "2", "--plot", str(pd), "--trace", str(pd / "step_power.png")])
+    assert "--plot" in err and not (pd / "step_power.png").exists()
+
+
+def test_resume_refuses_a_json_file_it_did_not_write(capsys, tmp_path):
+    out = tmp_path / "s.json"
+    argv = ["sweep", W8, "--grid", "num_gpus=256,512", "--out", str(out), "--fast", "--replicas", "2",
+            "--workers", "1", "--no-progress"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    out.write_text("{}\n")
+    assert "not a results file" in _err(capsys, argv + ["--resume"])
+    assert out.read_text() == "{}\n"                # left as it was
+
+
+def test_resume_with_a_study_record_nested_past_the_parser(capsys, tmp_path):
+    out = tmp_path / "s.csv"
+    argv = ["sweep", W8, "--grid", "num_gpus=256,512", "--out", str(out), "--fast", "--replicas", "2",
+            "--workers", "1", "--no-progress"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    (tmp_path / "s.csv.study.json").write_text("[" * 100_000 + "]" * 100_000)
+    assert "cannot resume" in _err(capsys, argv + ["--resume"])
+
+
+@pytest.mark.parametrize("env, extra", [({"PYTHONIOENCODING": "ascii"}, []),
+                                        ({"MPLBACKEND": "nonsense"}, ["--plot", "{tmp}/charts"])])
+def test_a_hostile_environment_is_no_crash(tmp_path, env, extra):
+    import os
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "simulator", "run", W8, "--replicas", "2", "--fast"]
+    argv += [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    done = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert b"step time" in done.stdout
