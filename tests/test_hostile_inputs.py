@@ -96,3 +96,13 @@ def test_a_hostile_environment_is_no_crash(tmp_path, env, extra):
     done = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-500:]
     assert b"step time" in done.stdout
+
+
+@pytest.mark.parametrize("key, value, needle", [("max_gemm_fraction", "1e-300", "greater than or equal to 0.05"),
+                                                ("hbm_usable", "'200 GiB'", "exceeds hbm_capacity")])
+def test_an_inline_gpu_outside_physics_is_refused(capsys, key, value, needle):
+    """A 1e-300 matmul ceiling gave a 5.9e299 s step with exit 0; usable memory above the fitted HBM
+    let layouts 'fit' that cannot."""
+    cluster = str(ROOT / "topologies" / "grand-teton-h100-96gb.yaml")
+    err = _err(capsys, ["run", W8, "--fast", "--cluster", cluster, "--set", f"cluster.gpu.{key}={value}"])
+    assert needle in err and key in err
