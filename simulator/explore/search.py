@@ -30,6 +30,9 @@ from simulator.model.training import plan
 OBJECTIVES = ("time", "cost", "energy", "carbon")
 OBJECTIVE_KEYS = {"cost": "cost_usd", "energy": "energy_mwh", "carbon": "co2_tonnes"}
 FRONT_KEYS = ("time", "cost_usd", "energy_mwh")     # the Pareto front: time vs cost vs energy
+# layouts a phased workload's schedule check looks at, best first (~5 ms each): beyond them a search
+# whose phases fit none reports so in seconds instead of checking every ranked layout
+SCHEDULE_CHECKS = 400
 _MIX = 97        # batches take every 97th shape, so each batch mixes cheap and costly shapes
 
 
@@ -225,12 +228,18 @@ def top_level_only(inputs: Inputs) -> tuple[str, ...]:
 
 def schedule_fits(inputs: Inputs, overrides: tuple[str, ...], gpus: int):
     """A predicate on ranked layouts: every training phase of the workload builds and fits in memory
-    with the layout (each phase with the keys it sets). Always true without phases."""
+    with the layout (each phase with the keys it sets); None without phases. It answers no after
+    SCHEDULE_CHECKS layouts."""
     if not inputs.wraw.get("phases"):
         return None
     from simulator.simulate import memory_of
 
+    asked = [0]
+
     def fits(r: Ranked) -> bool:
+        asked[0] += 1
+        if asked[0] > SCHEDULE_CHECKS:   # the best this many layouts by the closed form: enough to look at
+            return False
         try:
             s = scenario_of(inputs, Case("schedule", overrides=tuple(overrides) + r.layout.overrides(), gpus=gpus))
         except (ConfigError, InfeasibleError):
