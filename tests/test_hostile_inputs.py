@@ -63,23 +63,25 @@ def test_two_outputs_on_one_path_are_refused_before_any_work(capsys, tmp_path):
     assert "--plot" in err and not (pd / "step_power.png").exists()
 
 
-def test_resume_refuses_a_json_file_it_did_not_write(capsys, tmp_path):
-    out = tmp_path / "s.json"
+def _swept(capsys, out) -> list[str]:
+    """A finished two-case sweep into ``out``; its argv, to resume."""
     argv = ["sweep", W8, "--grid", "num_gpus=256,512", "--out", str(out), "--fast", "--replicas", "2",
             "--workers", "1", "--no-progress"]
     assert main(argv) == 0
     capsys.readouterr()
+    return argv
+
+
+def test_resume_refuses_a_json_file_it_did_not_write(capsys, tmp_path):
+    out = tmp_path / "s.json"
+    argv = _swept(capsys, out)
     out.write_text("{}\n")
     assert "not a results file" in _err(capsys, argv + ["--resume"])
     assert out.read_text() == "{}\n"                # left as it was
 
 
 def test_resume_with_a_study_record_nested_past_the_parser(capsys, tmp_path):
-    out = tmp_path / "s.csv"
-    argv = ["sweep", W8, "--grid", "num_gpus=256,512", "--out", str(out), "--fast", "--replicas", "2",
-            "--workers", "1", "--no-progress"]
-    assert main(argv) == 0
-    capsys.readouterr()
+    argv = _swept(capsys, tmp_path / "s.csv")
     (tmp_path / "s.csv.study.json").write_text("[" * 100_000 + "]" * 100_000)
     assert "cannot resume" in _err(capsys, argv + ["--resume"])
 
