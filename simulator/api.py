@@ -26,7 +26,8 @@ import yaml
 from simulator.config.loader import read_yaml
 from simulator.config.scenario import Scenario, build_scenario
 from simulator.errors import ConfigError
-from simulator.explore.cases import CONFIDENCES, Inputs, SimOptions, Study
+from simulator.explore.cases import Inputs, SimOptions, Study
+from simulator.explore.confidences import CONFIDENCES
 from simulator.metrics.result import Result
 
 __all__ = ["Setup", "Run", "Rows", "SearchOutcome", "load", "simulate", "compare", "sweep", "search"]

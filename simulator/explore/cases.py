@@ -17,6 +17,7 @@ from simulator.calibration.file import describe, from_cluster
 from simulator.config.loader import read_yaml
 from simulator.config.overrides import Override, parse_override
 from simulator.config.scenario import Scenario, build_scenario, load_scenario
+from simulator.explore.confidences import CONFIDENCES, days_key  # noqa: F401  (re-exported)
 from simulator.cost.efficiency import DEFAULT
 from simulator.errors import ConfigError, InfeasibleError, clip
 
@@ -172,20 +173,6 @@ def calibration_of(opts: SimOptions, inputs: Inputs, s: Scenario):
 def evaluate_batch(study: Study, cases: list[Case]) -> list[dict]:
     """Rows of several cases, in order (one executor task)."""
     return [evaluate(study, c) for c in cases]
-
-
-# p10 / p50 / p90 / mean: the campaign Monte Carlo's spread (failures, restarts) around the model's
-# central step time; band-p10 / band-p90: the prediction band, the model's own out-of-sample error
-# combined with that spread (calibration/bands.py)
-CONFIDENCES = ("p10", "p50", "p90", "mean", "band-p10", "band-p90")
-
-
-def days_key(confidence: str) -> str:
-    """The row key of the time to train at ``confidence`` (CONFIDENCES)."""
-    if confidence.startswith("band-"):
-        return f"time_to_train_days_band_{confidence[5:]}"
-    return "time_to_train_days" if confidence == "mean" else f"time_to_train_days_{confidence}"
-
 
 
 def time_at(row: dict, confidence: str) -> float | None:

@@ -12,6 +12,7 @@ from simulator.argtypes import non_negative_int as _non_negative_int
 from simulator.argtypes import positive_int as _positive_int
 from simulator.argtypes import replica_count as _replica_count
 from simulator.argtypes import top_count as _top_count
+from simulator.explore.confidences import CONFIDENCES
 
 
 class _Handler:
@@ -25,7 +26,6 @@ class _Handler:
 
         return getattr(handlers, self.name)(args)
 
-from simulator.explore.cases import CONFIDENCES
 
 CONF_HELP = ("p10/p50/p90/mean: the failure simulation's spread around the model's central step time; "
              "band-p10/band-p90: the prediction band, the model's own out-of-sample error included")

@@ -76,9 +76,8 @@ def check_plot(path: str | Path | None, option: str = "--plot", force: bool = Fa
 def check_outputs(args) -> None:
     """Before any work: the --plot chart path and the --report page path (never overwritten
     without --force)."""
-    from simulator.report.html import check_report_path
-
     from simulator.outputs import check_distinct
+    from simulator.report.html import check_report_path
 
     check_plot(args.plot, force=getattr(args, "force", False))
     check_report_path(getattr(args, "report", None), getattr(args, "force", False))

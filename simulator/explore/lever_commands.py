@@ -110,9 +110,8 @@ def cmd_levers(args: argparse.Namespace) -> int:
     from simulator.explore.levers import LeverOptions, evaluate_with
     from simulator.report.lever_table import format_table
 
-    from simulator.report.html import check_report_path
-
     from simulator.outputs import check_distinct
+    from simulator.report.html import check_report_path
 
     check_plot(args.plot, force=args.force)
     check_report_path(args.report, args.force)
