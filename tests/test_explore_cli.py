@@ -132,6 +132,7 @@ def test_sensitivity_tornado(capsys, tmp_path):
     assert by["gpu_price"]["time_delta_days"] == [0.0, 0.0]
     assert by["gpu_price"]["cost_delta_usd"][0] < 0 < by["gpu_price"]["cost_delta_usd"][1]
     assert by["failures"]["time_delta_days"][1] > 0
+    assert by["gemm"]["high_value"] == "1 (bound)"      # +20 % of the fitted 0.85 is cut at 1, and says so
     assert (tmp_path / "t.png").read_bytes()[:4] == PNG
 
 

@@ -74,12 +74,14 @@ def _moved(s: Scenario, key: str, factor: float, eff=None) -> tuple[str | None, 
     base, kind = base_value(s, key, "sensitivity", eff)
     lo, hi = BOUNDS.get(key, (float("-inf"), float("inf")))
     value = min(max(base * factor, lo), hi)
+    # the table says so where the move was cut at the input's bound (an efficiency at 1, PUE at 1)
+    bound = " (bound)" if value != base * factor else ""
     if key.startswith("efficiency."):
-        return None, (key.split(".", 1)[1], value), f"{value:.4g}"
+        return None, (key.split(".", 1)[1], value), f"{value:.4g}{bound}"
     integer = isinstance(base, int)
     if integer:
         value = max(1, round(value))
-    return f"{key}={scaled_text(value, kind, integer)}", None, display(value, kind, key)
+    return f"{key}={scaled_text(value, kind, integer)}", None, display(value, kind, key) + bound
 
 
 def _case(s: Scenario, f: Factor, factor: float, sign: str, overrides: tuple[str, ...], eff=None) -> tuple[Case, str]:

@@ -135,7 +135,9 @@ def sensitivity_text(res, name: str, days_key: str) -> str:
                 cells.append(DASH if d is None else (f"{d:+.2f}" if key == days_key else f"{d:+,.0f}"))
         body.append(cells)
     lines.append(table(("input", "low value", "high value", "days -", "days +", "$ -", "$ +"), body))
-    lines.append("days -/+ and $ -/+: change from the base when the input is lowered / raised")
+    lines.append("days -/+ and $ -/+: change from the base when the input is lowered / raised"
+                 + ("; (bound): the move was cut at the input's physical bound, so it is smaller than "
+                    f"{res.percent:g}%" if any("(bound)" in f"{sw.low_value}{sw.high_value}" for sw in res.swings) else ""))
     failed = [(sw.factor.label, side, row) for sw in res.swings
               for side, row in (("low", sw.low), ("high", sw.high)) if row.get("status") != "ok"]
     for label, side, row in failed:   # why a cell shows a dash
