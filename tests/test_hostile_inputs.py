@@ -108,3 +108,8 @@ def test_an_inline_gpu_outside_physics_is_refused(capsys, key, value, needle):
     cluster = str(ROOT / "topologies" / "grand-teton-h100-96gb.yaml")
     err = _err(capsys, ["run", W8, "--fast", "--cluster", cluster, "--set", f"cluster.gpu.{key}={value}"])
     assert needle in err and key in err
+
+
+def test_sensitivity_with_an_empty_input_list_is_an_error(capsys):
+    """`--inputs ''` silently meant every input."""
+    assert "--inputs" in _err(capsys, ["sensitivity", W8, "--inputs", " , ", "--fast"])

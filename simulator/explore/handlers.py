@@ -360,7 +360,11 @@ def sensitivity(args) -> int:
 
     check_outputs(args)
     inp, s = read_inputs(args.workload, args.cluster, args.overrides, args.gpus)
-    chosen = factors(args.inputs.split(",") if args.inputs else None, args.add)
+    names = None if args.inputs is None else [n.strip() for n in args.inputs.split(",") if n.strip()]
+    if names == []:   # `--inputs ''` is not "all": leave the option out for that
+        raise ConfigError("names no input", source="--inputs", value=args.inputs,
+                          expected="a comma-separated list, e.g. nic,gemm (or leave --inputs out for all)")
+    chosen = factors(names, args.add)
     with _executor(args) as ex:
         res = run_sensitivity(inp, s, tuple(args.overrides), args.percent, chosen, ex, options(args),
                               args.confidence, progress=not args.no_progress)
