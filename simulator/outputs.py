@@ -47,11 +47,11 @@ def check_distinct(*outputs: tuple[str, "str | Path | list | None"]) -> None:
         for path in (paths if isinstance(paths, (list, tuple)) else [paths]):
             if path is None or path == "":
                 continue
-            key = os.path.realpath(os.path.abspath(str(path)))
+            key = os.path.realpath(path)
             if key in seen:
                 raise ConfigError(f"is also the path of {seen[key]}: one file cannot hold both",
                                   source=option, value=str(path), expected="a different file for each output")
-            seen.setdefault(key, option)
+            seen[key] = option
 
 
 def check_output(path: str | Path, option: str, force: bool = False, overwrite_ok: bool = False) -> Path:

@@ -28,7 +28,7 @@ import yaml
 import simulator
 from simulator.calibration.bands import Band, band_of
 from simulator.config.safe_yaml import safe_load, yaml_problem
-from simulator.cost.efficiency import DEFAULT, FRACTIONS, Efficiency, value_problem
+from simulator.cost.efficiency import DEFAULT, Efficiency, value_expected, value_problem
 from simulator.errors import ConfigError
 from simulator.files import read_text
 from simulator.limits import MAX_YAML_BYTES
@@ -98,8 +98,7 @@ def read(path: str | Path, named_by: str | None = None) -> dict:
             raise ConfigError("unknown efficiency", source=where, path=f"efficiency.{k}", expected=", ".join(sorted(fields)))
         problem = value_problem(k, v)
         if problem:
-            raise ConfigError(problem, source=where, path=f"efficiency.{k}", value=v,
-                              expected="a number > 0 and <= 1" if k in FRACTIONS else "a number > 0")
+            raise ConfigError(problem, source=where, path=f"efficiency.{k}", value=v, expected=value_expected(k))
     return data
 
 

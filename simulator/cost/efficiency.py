@@ -83,6 +83,11 @@ def value_problem(field: str, value: object) -> str | None:
         return None if number and 0 < value <= 1 else "a fraction of the peak rate must be in (0, 1]"
     return None if number and math.isfinite(value) and value > 0 else "must be positive and finite"
 
+
+def value_expected(field: str) -> str:
+    """What ``value_problem`` asks of the efficiency ``field``, for an error's "expected"."""
+    return "a number > 0 and <= 1" if field in FRACTIONS else "a number > 0"
+
 # The parameters validation/fit.py fits, each inside its published physical range (docs/model.md):
 FIT_BOUNDS: dict[str, tuple[float, float]] = {
     # cuBLAS on large square bf16 GEMMs reaches the catalog's max_gemm_fraction by definition (1.0);

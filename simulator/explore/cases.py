@@ -17,7 +17,7 @@ from simulator.calibration.file import describe, from_cluster
 from simulator.config.loader import read_yaml
 from simulator.config.overrides import Override, parse_override
 from simulator.config.scenario import Scenario, build_scenario, load_scenario
-from simulator.explore.confidences import CONFIDENCES, days_key  # noqa: F401  (re-exported)
+from simulator.explore.confidences import days_key
 from simulator.cost.efficiency import DEFAULT
 from simulator.errors import ConfigError, InfeasibleError, clip
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from simulator import units
 from simulator.errors import ConfigError, InfeasibleError
-from simulator.explore.cases import SimOptions, Study, days_key, read_inputs
+from simulator.explore.cases import SimOptions, Study, read_inputs
+from simulator.explore.confidences import days_key
 from simulator.explore.executors import executor_for
 from simulator.explore.layouts import RECOMPUTE, Space
 

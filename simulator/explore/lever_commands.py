@@ -105,17 +105,12 @@ def _levers(text: str | None) -> tuple[str, ...]:
 
 
 def cmd_levers(args: argparse.Namespace) -> int:
-    from simulator.explore.handlers import check_plot, finite
     from simulator.calibration.file import describe
+    from simulator.explore.handlers import check_outputs, finite
     from simulator.explore.levers import LeverOptions, evaluate_with
     from simulator.report.lever_table import format_table
 
-    from simulator.outputs import check_distinct
-    from simulator.report.html import check_report_path
-
-    check_plot(args.plot, force=args.force)
-    check_report_path(args.report, args.force)
-    check_distinct(("--plot", args.plot), ("--report", args.report))
+    check_outputs(args)   # --plot, --report: writable, not the same file
     opts = LeverOptions(optimizer=args.optimizer or "sophia", prune_width=args.prune_width, prune_depth=args.prune_depth,
                         retrain_fraction=args.retrain_fraction, distill=not args.no_distill,
                         levers=_levers(args.only))

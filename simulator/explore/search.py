@@ -235,11 +235,12 @@ def schedule_fits(inputs: Inputs, overrides: tuple[str, ...], gpus: int):
         return None
     from simulator.simulate import memory_of
 
-    asked = [0]
+    asked = 0
 
     def fits(r: Ranked) -> bool:
-        asked[0] += 1
-        if asked[0] > SCHEDULE_CHECKS:   # the best this many layouts by the closed form: enough to look at
+        nonlocal asked
+        asked += 1
+        if asked > SCHEDULE_CHECKS:   # the best this many layouts by the closed form: enough to look at
             return False
         try:
             s = scenario_of(inputs, Case("schedule", overrides=tuple(overrides) + r.layout.overrides(), gpus=gpus))

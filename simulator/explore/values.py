@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from simulator.config.types import Unit
-from simulator.cost.efficiency import DEFAULT, FRACTIONS, Efficiency, value_problem
+from simulator.cost.efficiency import DEFAULT, Efficiency, value_expected, value_problem
 from simulator.errors import ConfigError
 
 _MULTIPLIER = re.compile(r"^\s*[x×]\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*$")
@@ -230,6 +230,5 @@ def _check_efficiency(key: str, text: str, value: float, option: str) -> None:
     gives = f" ({text} of {getattr(DEFAULT, field):g} is {value:g})" if multiplier(text) is not None else ""
     problem = value_problem(field, value)
     if problem:
-        expected = "a number > 0 and <= 1" if field in FRACTIONS else "a number > 0"
         raise ConfigError(f"{problem}{gives}", source=option, path=key, value=text,
-                          expected=f"{expected}, or a multiplier giving one")
+                          expected=f"{value_expected(field)}, or a multiplier giving one")
