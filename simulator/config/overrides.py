@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from dataclasses import dataclass
 
@@ -37,11 +38,19 @@ def parse_override(text: str) -> Override:
     if not key or any(not p for p in parts):
         raise ConfigError("empty key in override", source="--set", value=text,
                           expected="e.g. parallelism.micro_batch_size=2")
+    value = _value(raw, text)
+    return Override(parts, value if isinstance(value, (str, int, float, bool, type(None))) else copy.deepcopy(value),
+                    text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _value(raw: str, text: str):
+    """The YAML value of an override's right-hand side (remembered: a search's schedule check parses
+    the same layout overrides thousands of times; a list or mapping is copied out by the caller)."""
     try:
-        value = safe_load(raw, f"--set {short(text)}") if raw.strip() else ""
+        return safe_load(raw, f"--set {short(text)}") if raw.strip() else ""
     except yaml.YAMLError:
-        value = raw  # plain text such as "200 Gb/s"
-    return Override(parts, value, text)
+        return raw  # plain text such as "200 Gb/s"
 
 
 def apply(raw: dict, overrides: list[Override], source: str) -> dict:
