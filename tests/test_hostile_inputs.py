@@ -113,3 +113,30 @@ def test_an_inline_gpu_outside_physics_is_refused(capsys, key, value, needle):
 def test_sensitivity_with_an_empty_input_list_is_an_error(capsys):
     """`--inputs ''` silently meant every input."""
     assert "--inputs" in _err(capsys, ["sensitivity", W8, "--inputs", " , ", "--fast"])
+
+
+CLUSTER = str(ROOT / "topologies" / "dgx-h100-superpod.yaml")
+
+
+@pytest.mark.parametrize("header, line, want", [
+    ("run,workload,tp,tp,metric,value", "a,llama3-8b,1,2,step_time_s,5", "tp: a column given twice"),
+    ("run,workload,tp,parallelism.tensor_model_parallel_size,metric,value", "a,llama3-8b,1,2,step_time_s,5",
+     "(as tp and parallelism.tensor_model_parallel_size)"),
+    ("run,workload,metric,value,", "a,llama3-8b,step_time_s,5,", "column 5 of the header has no name"),
+    ("run,workload,metric,value", "a,llama3-8b,step_time_s,5,7", "line 3 (a): 5 cells but the header has 4"),
+])
+def test_calibrate_csv_shape_errors(capsys, tmp_path, header, line, want):
+    """A duplicated column took one of its two values silently; an extra cell was dropped."""
+    csv = tmp_path / "m.csv"
+    csv.write_text(f"{header}\n\n{line}\nb,llama3-8b,step_time_s,6\n")   # the blank line: line numbers are physical
+    err = _err(capsys, ["calibrate", str(csv), "--cluster", CLUSTER, "--out", str(tmp_path / "c.yaml")])
+    assert want in err and "m.csv" in err
+    assert not (tmp_path / "c.yaml").exists()
+
+
+@pytest.mark.parametrize("extra", [["--out", "x.yaml"], ["--params", "gemm"], ["--force"]])
+def test_calibrate_check_refuses_the_flags_it_would_ignore(capsys, tmp_path, extra):
+    csv = tmp_path / "m.csv"
+    csv.write_text("workload,metric,value\nllama3-8b,step_time_s,5\nllama3-8b,step_time_s,6\n")
+    err = _err(capsys, ["calibrate", str(csv), "--cluster", CLUSTER, "--check", str(tmp_path / "none.yaml"), *extra])
+    assert extra[0] in err and "--check fits nothing" in err

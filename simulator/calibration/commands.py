@@ -12,7 +12,7 @@ def register(sub) -> None:
     p = sub.add_parser("calibrate", help="refit the global efficiencies to your measured runs (docs/calibration.md)")
     p.add_argument("measured", help="CSV of measured runs: workload, layout keys, gpus, metric, value")
     p.add_argument("--cluster", required=True, help="cluster YAML file the runs were measured on")
-    p.add_argument("--out", default="calibration.yaml", help="calibration file to write (default calibration.yaml)")
+    p.add_argument("--out", help="calibration file to write (default calibration.yaml)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--params", metavar="NAMES",
                    help="comma-separated parameters to refit (default: every fitted parameter, held by the prior); "
@@ -50,6 +50,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if args.check:
         return _check(args)
     from simulator.outputs import check_output
+
+    args.out = args.out or "calibration.yaml"
 
     check_output(args.out, "--out", force=args.force)   # before any work: a file name, not overwritten
     rows = read_measured(args.measured, args.cluster)
@@ -101,8 +103,12 @@ def _check(args: argparse.Namespace) -> int:
     from simulator.cost.efficiency import DEFAULT
     from simulator.validation.runner import mape
 
+    for flag, given in (("--out", args.out), ("--params", args.params), ("--force", args.force or None)):
+        if given is not None:   # --check fits and writes nothing: a flag it would ignore is a mistake
+            raise ConfigError("--check fits nothing and writes no file", source=flag, value=given,
+                              expected=f"--check alone, or {flag} without --check")
     rows = read_measured(args.measured, args.cluster)
-    applied = from_option(args.check)
+    applied = from_option(args.check, "--check")
     applied.check(rows[0].scenario)
     eff = applied.efficiencies()
     before, after = [c.predict(DEFAULT) for c in rows], [c.predict(eff) for c in rows]

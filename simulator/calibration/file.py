@@ -156,11 +156,11 @@ def from_cluster(craw: dict, cluster_source: str) -> Applied | None:
     return load(path, f"{path} (calibration: in {cluster_source})", f"calibration: in {cluster_source}")
 
 
-def from_option(path: str | Path | None) -> Applied | None:
-    """The calibration of ``--calibration FILE`` (None without the option)."""
+def from_option(path: str | Path | None, flag: str = "--calibration") -> Applied | None:
+    """The calibration of ``--calibration FILE`` (or another ``flag``; None without the option)."""
     if path is None:
         return None
-    return load(path, f"{path} (--calibration)")
+    return load(path, f"{path} ({flag})")
 
 
 def resolve(option: str | Path | None, scenario, quiet: bool = False) -> Applied | None:

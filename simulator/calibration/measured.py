@@ -93,17 +93,29 @@ def read_measured(path: str | Path, cluster: str | Path) -> list[Measured]:
         if need not in columns:
             raise ConfigError("missing column", source=str(path), path=need,
                               expected="columns workload, metric, value (and optional run, gpus, layout keys)")
-    for col in columns:
+    for n, col in enumerate(columns):
+        if not col:
+            raise ConfigError(f"column {n + 1} of the header has no name (a trailing comma?)", source=str(path),
+                              path="header", expected="a name for every column, or no empty column")
+        key = ALIASES.get(col, col)
+        twin = next((c for c in columns[:n] if ALIASES.get(c, c) == key), None)
+        if twin is not None:
+            raise ConfigError("a column given twice" + (f" (as {twin} and {col})" if twin != col else ""),
+                              source=str(path), path=col, expected="each column once")
         if col not in PLAIN and col not in ALIASES and "." not in col:
             raise ConfigError("unknown column", source=str(path), path=col,
                               expected="run, workload, gpus, metric, value, " + ", ".join(ALIASES)
                               + " or a dotted key such as model.hidden_size")
     out: list[Measured] = []
     for i, raw in enumerate(reader):
-        line = i + 2
+        line = reader.line_num   # the physical line (blank lines skipped, quoted newlines counted)
         row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
         run = row.get("run") or f"row {i + 1}"
         where = f"{path}, line {line} ({run})"
+        extra = [c for c in raw.get(None) or () if c.strip()]
+        if extra:
+            raise ConfigError(f"{len(columns) + len(raw[None])} cells but the header has {len(columns)} columns",
+                              source=where, value=",".join(extra), expected="one cell per header column")
         metric = row["metric"]
         if metric not in METRICS:
             raise ConfigError("unknown metric", source=where, path="metric", value=metric,
