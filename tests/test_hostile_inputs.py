@@ -140,3 +140,9 @@ def test_calibrate_check_refuses_the_flags_it_would_ignore(capsys, tmp_path, ext
     csv.write_text("workload,metric,value\nllama3-8b,step_time_s,5\nllama3-8b,step_time_s,6\n")
     err = _err(capsys, ["calibrate", str(csv), "--cluster", CLUSTER, "--check", str(tmp_path / "none.yaml"), *extra])
     assert extra[0] in err and "--check fits nothing" in err
+
+
+def test_levers_prune_width_below_one_channel_block_is_an_error(capsys):
+    """Width 1e-9 was clamped to 128 channels and priced as if asked."""
+    err = _err(capsys, ["levers", W8, "--prune-width", "1e-9", "--only", "pruned", "--fast", "--replicas", "2"])
+    assert "--prune-width" in err and "4,096 channels" in err and "0.0156" in err

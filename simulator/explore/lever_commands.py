@@ -68,7 +68,8 @@ def register(sub) -> None:
                     help="optimizer preset of the optimizer lever (default sophia)")
     lv.add_argument("--only", metavar="LEVER,...", help=f"levers to price (default all: {','.join(ALL_LEVERS)})")
     lv.add_argument("--prune-width", type=_fraction, default=PRUNE_WIDTH,
-                    help=f"pruned model's fraction of heads, hidden and MLP width (default {PRUNE_WIDTH})")
+                    help=f"pruned model's fraction of the hidden and MLP channels; heads and KV groups are kept, "
+                         f"as Minitron-Width (default {PRUNE_WIDTH})")
     lv.add_argument("--prune-depth", type=_fraction, default=1.0,
                     help="pruned model's fraction of layers (default 1)")
     lv.add_argument("--retrain-fraction", type=_fraction, default=RETRAIN_FRACTION,

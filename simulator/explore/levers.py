@@ -146,6 +146,13 @@ def distill_overhead(teacher: ModelConfig, student: ModelConfig) -> float:
 
 def pruned_lever(s: Scenario, width: float, depth: float, fraction: float, distill: bool = True) -> Lever:
     m = s.workload.model
+    a = resolve(m)
+    narrowest = min(a.hidden, a.ffn, *([m.moe.moe_ffn_hidden_size] if m.moe and m.moe.moe_ffn_hidden_size else []))
+    if narrowest * width < resize.PRUNE_MULTIPLE / 2:   # it would round up to one 128-channel block
+        raise ConfigError(f"leaves under half of one {resize.PRUNE_MULTIPLE}-channel block of the narrowest "
+                          f"width ({narrowest:,} channels)", source="--prune-width", value=width,
+                          expected=f"at least {resize.PRUNE_MULTIPLE / 2 / narrowest:.3g} (Minitron prunes to "
+                          "about 0.5-0.75)")
     new = resize.pruned_model(m, width, depth)
     tokens = fraction * baseline_tokens(s)
     ov = resize.model_overrides(m, new) + tokens_overrides(tokens)
@@ -182,6 +189,8 @@ def lever_set(s: Scenario, opts: LeverOptions) -> list[Lever]:
         try:
             out.append(makers[key]())
         except ConfigError as exc:
+            if (exc.source or "").startswith("--"):   # the user's own flag is wrong: an error, not a missing row
+                raise
             out.append(Lever(key, key.replace("_", " "), (), unavailable=str(exc)))
     return out
 

@@ -113,6 +113,11 @@ def scaled_model(m: ModelConfig, target_params: float, multiple: int = 1, tolera
     return min(cands, key=lambda cn: abs(cn[1] - target_params))[0]
 
 
+# pruned widths are whole multiples of this many channels (tensor-core and TP-friendly; Minitron's
+# pruned Llama 3.1 widths 3072 and 9216 are multiples of it)
+PRUNE_MULTIPLE = 128
+
+
 def pruned_model(m: ModelConfig, width: float = 1.0, depth: float = 1.0) -> ModelConfig:
     """``m`` with ``width`` of its hidden and MLP channels and ``depth`` of its layers; attention heads,
     KV groups and head dimension are kept (Llama-3.1-Minitron-4B-Width: hidden 4096 -> 3072, MLP
@@ -121,15 +126,15 @@ def pruned_model(m: ModelConfig, width: float = 1.0, depth: float = 1.0) -> Mode
         raise ValueError(f"width and depth fractions must be in (0, 1], got {width}, {depth}")
     a = resolve(m)
     layers = max(1, round(a.num_layers * depth))
-    update = {"num_layers": layers, "hidden_size": _round(a.hidden * width, 128),
-              "ffn_hidden_size": _round(a.ffn * width, 128)}
+    update = {"num_layers": layers, "hidden_size": _round(a.hidden * width, PRUNE_MULTIPLE),
+              "ffn_hidden_size": _round(a.ffn * width, PRUNE_MULTIPLE)}
     if m.multi_latent_attention is None:   # MLA sets its head shapes itself
         update.update(kv_channels=a.kv_channels, num_query_groups=a.query_groups)
     if m.layer_types is not None:          # per-layer patterns keep their leading entries
         update["layer_types"] = _thin(m.layer_types, layers)
     moe_update = {}
     if m.moe is not None and m.moe.moe_ffn_hidden_size is not None:
-        moe_update["moe_ffn_hidden_size"] = _round(m.moe.moe_ffn_hidden_size * width, 128)
+        moe_update["moe_ffn_hidden_size"] = _round(m.moe.moe_ffn_hidden_size * width, PRUNE_MULTIPLE)
     if m.moe is not None and isinstance(m.moe.moe_layer_freq, list):
         moe_update["moe_layer_freq"] = _thin(m.moe.moe_layer_freq, layers)
     if moe_update:
