@@ -10,7 +10,7 @@ import sys
 import traceback
 
 from simulator.argtypes import non_negative_int, positive_int, replica_count  # noqa: F401 (re-exported)
-from simulator.errors import ConfigError, TrainsimError, clip, short  # noqa: F401
+from simulator.errors import ConfigError, TrainsimError, clip, short, visible  # noqa: F401
 
 POOL_REPLICAS = 200   # `run` spreads this many campaign replicas or more over the CPUs by default
 
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except TrainsimError as exc:
         kind = "infeasible" if exc.exit_code == 3 else "error"
-        print(f"{kind}: {clip(str(exc), 20_000)}", file=sys.stderr)
+        print(f"{kind}: {visible(clip(str(exc), 20_000))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -278,13 +278,13 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         name = f" {short(exc.filename)}" if getattr(exc, "filename", None) else ""
-        print(f"error:{name} {clip(exc.strerror or str(exc))}", file=sys.stderr)
+        print(visible(f"error:{name} {clip(exc.strerror or str(exc))}"), file=sys.stderr)
         return 2
     except Exception as exc:  # a bug: say so without a traceback unless asked
         if debug:
             traceback.print_exc()
-        print(f"internal error (a bug in trainsim, please report it): {type(exc).__name__}: {exc}"
-              " (rerun with --debug for the traceback)", file=sys.stderr)
+        print(visible(f"internal error (a bug in trainsim, please report it): {type(exc).__name__}: {exc}"
+                      " (rerun with --debug for the traceback)"), file=sys.stderr)
         return 1
 
 

@@ -7,6 +7,7 @@ that does not divide). InfeasibleError (exit 3): the input is well formed but th
 from __future__ import annotations
 
 import reprlib
+import unicodedata
 
 from simulator.limits import MAX_ECHO_CHARS
 
@@ -29,6 +30,16 @@ def clip(text: str, limit: int = 4 * MAX_ECHO_CHARS) -> str:
     """A message text (which may quote an input) cut to ``limit`` characters."""
     text = str(text)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def visible(text: str) -> str:
+    """``text`` safe to print on a terminal: control characters other than newline (an escape code
+    in a name or a flag) and bidirectional overrides written as \\xNN / \\uNNNN."""
+    if all(ch == "\n" or (" " <= ch < "\x7f") for ch in text):
+        return text
+    return "".join(ch if ch == "\n" or not (unicodedata.category(ch) == "Cc" or "\u202a" <= ch <= "\u202e"
+                                             or "\u2066" <= ch <= "\u2069")
+                   else ascii(ch)[1:-1] for ch in text)
 
 
 class TrainsimError(Exception):

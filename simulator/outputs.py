@@ -54,17 +54,28 @@ def check_distinct(*outputs: tuple[str, "str | Path | list | None"]) -> None:
             seen[key] = option
 
 
+_NAME_MAX = 255   # bytes in one file or folder name: ext4, XFS, APFS and NTFS (in UTF-16 units)
+
+
+def _check_names(p: Path, option: str, shown: str) -> None:
+    longest = max((len(os.fsencode(part)) for part in p.parts), default=0)
+    if longest > _NAME_MAX:
+        raise ConfigError(f"a name in the path is {longest:,} bytes long; file systems allow {_NAME_MAX}",
+                          source=option, value=shown, expected=f"file and folder names of at most {_NAME_MAX} bytes")
+
+
 def check_output(path: str | Path, option: str, force: bool = False, overwrite_ok: bool = False) -> Path:
     """Before any work: ``path`` can be written. An existing regular file needs ``force`` (or
     ``overwrite_ok``, for a caller that decides itself, e.g. sweep --resume); a folder, pipe,
     device or socket is refused."""
     p, shown = Path(path), str(path)
-    if p.is_dir():
-        raise ConfigError("is a folder", source=option, value=shown, expected="a file name")
+    _check_names(p, option, shown)
     try:
+        if p.is_dir():
+            raise ConfigError("is a folder", source=option, value=shown, expected="a file name")
         info = p.stat() if p.exists() or p.is_symlink() else None
     except OSError as exc:
-        raise ConfigError(f"cannot check the path ({exc.strerror})", source=option, value=shown) from None
+        raise ConfigError(f"cannot check the path ({exc.strerror or exc})", source=option, value=shown) from None
     if info is not None:
         if not stat.S_ISREG(info.st_mode):
             raise ConfigError("is not a regular file (a pipe, device or socket)", source=option, value=shown,
@@ -83,6 +94,11 @@ FILE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".html", ".json", ".cs
 def check_folder(path: str | Path, option: str) -> Path:
     """Before any work: ``path`` is, or can be made, a folder we can write in."""
     p, shown = Path(path), str(path)
+    _check_names(p, option, shown)
+    try:
+        p.exists()
+    except OSError as exc:
+        raise ConfigError(f"cannot check the path ({exc.strerror or exc})", source=option, value=shown) from None
     if p.exists() and not p.is_dir():
         raise ConfigError("is not a folder", source=option, value=shown, expected="a folder name")
     if not p.exists() and p.suffix.lower() in FILE_SUFFIXES:

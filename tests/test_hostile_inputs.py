@@ -146,3 +146,28 @@ def test_levers_prune_width_below_one_channel_block_is_an_error(capsys):
     """Width 1e-9 was clamped to 128 channels and priced as if asked."""
     err = _err(capsys, ["levers", W8, "--prune-width", "1e-9", "--only", "pruned", "--fast", "--replicas", "2"])
     assert "--prune-width" in err and "4,096 channels" in err and "0.0156" in err
+
+
+@pytest.mark.parametrize("name, code", [("x\x1b[31mred", "U+001B"), ("a\u202eb", "U+202E"), ("two\nlines", "U+000A")])
+def test_names_with_control_characters_are_refused_and_echoed_escaped(capsys, name, code):
+    """An escape code in a workload's name reached the terminal raw (in the summary and the error)."""
+    err = _err(capsys, ["run", W8, "--fast", "--replicas", "2", "--set", f"name={name!r}".replace("'", '"')])
+    assert code in err and "\x1b" not in err and "\u202e" not in err
+
+
+def test_a_name_longer_than_200_characters_is_refused(capsys):
+    err = _err(capsys, ["run", W8, "--fast", "--replicas", "2", "--set", "name=" + "n" * 201])
+    assert "at most 200 characters (it has 201)" in err
+
+
+def test_unicode_names_still_read(capsys):
+    assert main(["run", W8, "--fast", "--replicas", "2", "--set", "name=Llama 3 — 8B ✓"]) == 0
+    assert capsys.readouterr().out.startswith("Llama 3 — 8B ✓ on")
+
+
+@pytest.mark.parametrize("flag", ["--report", "--plot"])
+def test_an_output_name_over_255_bytes_names_the_flag(capsys, tmp_path, flag):
+    """Was a bare "File name too long" with no flag (an OSError from the path check)."""
+    path = str(tmp_path / ("a" * 300))
+    err = _err(capsys, ["run", W8, "--fast", "--replicas", "2", flag, path + (".html" if flag == "--report" else "")])
+    assert err.startswith(f"error: {flag}:") and "file systems allow 255" in err

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from simulator.config.types import (
-    Bandwidth, CarbonIntensity, Duration, EnergyPrice, Money, NonNegFloat, NonNegInt, PosFloat,
+    Bandwidth, CarbonIntensity, Duration, EnergyPrice, Label, Money, NonNegFloat, NonNegInt, PosFloat,
     PosInt, PositiveDuration, Power, Strict,
 )
 from simulator.limits import MAX_SWITCH_RADIX
@@ -165,7 +165,7 @@ GPUChoice = Annotated[Any, BeforeValidator(_gpu_choice)]
 
 
 class ClusterConfig(Strict):
-    name: str
+    name: Label
     description: str | None = None
     gpu: GPUChoice                                      # catalog name or an inline GPU table
     num_nodes: PosInt

@@ -5,7 +5,7 @@ from functools import lru_cache
 
 from pydantic import Field, model_validator
 
-from simulator.config.types import Bandwidth, Flops, Fraction, Power, Size, Strict
+from simulator.config.types import Bandwidth, Flops, Fraction, Label, Power, Size, Strict
 from simulator.model.precision import TENSOR_FORMAT
 
 
@@ -23,7 +23,7 @@ class PeakFlops(Strict):
 
 
 class GPUSpec(Strict):
-    name: str
+    name: Label
     vendor: str = "nvidia"
     peak_flops: PeakFlops
     # Best measured dense matmul throughput as a fraction of the bf16/fp16 peak: the ceiling an

@@ -4,7 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+import unicodedata
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from simulator import units
 from simulator.limits import MAX_INT
@@ -58,6 +60,27 @@ def _int_or_auto(value: object) -> object:
 
 
 IntOrAuto = Annotated[Any, BeforeValidator(_int_or_auto)]
+
+# bidirectional overrides and isolates: they reorder the text a terminal shows (Trojan Source)
+_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _printable(text: str) -> str:
+    """A name is printed in headers, tables, reports and file names: one line, no terminal escape
+    codes or other control characters, no bidirectional overrides."""
+    bad = next((ch for ch in text if unicodedata.category(ch) == "Cc" or ch in _BIDI), None)
+    if bad is not None:
+        raise ValueError(f"expected printable text on one line (it holds the control character "
+                         f"U+{ord(bad):04X})")
+    if not text.strip():
+        raise ValueError("expected a name, not blank text")
+    if len(text) > MAX_NAME_CHARS:
+        raise ValueError(f"expected a name of at most {MAX_NAME_CHARS} characters (it has {len(text):,})")
+    return text
+
+
+MAX_NAME_CHARS = 200   # a name heads the summary and the report, and names plot files
+Label = Annotated[str, AfterValidator(_printable)]
 
 
 def _duration_or_auto(value: object) -> object:

@@ -13,7 +13,7 @@ from simulator import units
 from simulator.limits import MAX_LAYERS
 
 from simulator.config.types import (
-    Bandwidth, Count, Duration, DurationOrAuto, IntOrAuto, NonNegFloat, NonNegInt, PosFloat, PosInt, Size, Strict,
+    Bandwidth, Count, Duration, DurationOrAuto, IntOrAuto, Label, NonNegFloat, NonNegInt, PosFloat, PosInt, Size, Strict,
 )
 
 Dropout = Annotated[float, BeforeValidator(units.parser("ratio")), Field(ge=0, lt=1)]
@@ -332,7 +332,7 @@ class PhaseConfig(Strict):
     level's value. Exactly one phase may leave out its length: it trains what is left of
     training.train_tokens (or train_iters) after the others."""
 
-    name: str | None = None                             # default: "phase N"
+    name: Label | None = None                             # default: "phase N"
     train_tokens: Count | None = None
     train_iters: PosInt | None = None                   # steps
     seq_length: PosInt | None = None                    # model.seq_length
@@ -342,7 +342,7 @@ class PhaseConfig(Strict):
 
 
 class WorkloadConfig(Strict):
-    name: str
+    name: Label
     description: str | None = None
     cluster: str | None = None                          # path relative to the workload file
     num_gpus: PosInt | None = None
