@@ -8,15 +8,16 @@ import sys
 from simulator.errors import short
 
 
-def _bounded_int(text: str, least: int, what: str) -> int:
+def _bounded_int(text: str, least: int, what: str, most: int | None = None) -> int:
     from simulator.limits import MAX_INT
 
+    most = MAX_INT if most is None else most
     try:
         value = int(text) if len(text) <= 30 else None
     except ValueError:
         value = None
-    if value is None or not least <= value <= MAX_INT:
-        raise argparse.ArgumentTypeError(f"expected {what} up to {MAX_INT:,}, got {short(text)}")
+    if value is None or not least <= value <= MAX_INT:   # a larger one gets the caller's own message
+        raise argparse.ArgumentTypeError(f"expected {what} up to {most:,}, got {short(text)}")
     return value
 
 
@@ -46,7 +47,7 @@ def top_count(text: str) -> int:
     is a step simulation and a Monte Carlo campaign; the closed-form ranking covers the rest)."""
     from simulator.limits import MAX_TOP
 
-    value = _bounded_int(text, 1, "a positive integer")
+    value = _bounded_int(text, 1, "a positive integer", MAX_TOP)
     if value > MAX_TOP:
         raise argparse.ArgumentTypeError(
             f"at most {MAX_TOP} layouts re-simulated (each runs the step simulation and a whole "

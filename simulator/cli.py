@@ -209,7 +209,13 @@ def _cmd_topology(args: argparse.Namespace) -> int:
         from simulator.explore.handlers import check_plot
 
         check_plot(args.draw, "--draw", args.force)   # a format matplotlib writes, never overwritten
-    report = topology_report(args.cluster, num_nodes=args.nodes)
+    where = str(args.cluster) + (f" (with --nodes {args.nodes})" if args.nodes else "")
+    try:
+        report = topology_report(args.cluster, num_nodes=args.nodes)
+    except ConfigError as exc:
+        if exc.source:
+            raise
+        raise ConfigError(str(exc), source=where) from None   # a fabric the build refuses: name the file
     if args.draw:
         from simulator.report.topology_plot import draw_cluster
 

@@ -15,7 +15,7 @@ from simulator.metrics.energy import account, combine
 from simulator.metrics.power import average_step_power, campaign_levels, power_model_of, step_power
 from simulator.errors import ConfigError, InfeasibleError
 from simulator.limits import MAX_DES_PASSES
-from simulator.metrics.result import Result
+from simulator.metrics.result import Result, mtbf_hours
 from simulator.model.arch import resolve
 from simulator.model.flops import model_flops_per_token, recompute_flops_per_token
 from simulator.model.memory import GIB, MemoryBreakdown, memory_per_stage
@@ -61,6 +61,15 @@ def _infeasible(s: Scenario, mem: MemoryBreakdown) -> InfeasibleError:
         details={"memory_breakdown_gib": mem.as_gib(), "capacity_gib": cap, "stage": mem.stage})
 
 
+def _phase_step(index: int, total: int, name: str, ps: Scenario, efficiency: Efficiency, check_memory: bool, requested: str):
+    """A training phase's step; a phase that cannot run says which one it is."""
+    try:
+        return _step(ps, efficiency, check_memory, bounded_engine(ps, requested, False)[0], False)
+    except InfeasibleError as exc:
+        raise InfeasibleError(f"training phase {index + 1} of {total} ('{name}', phases[{index}]): {exc}",
+                              details=exc.details) from None
+
+
 def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: bool = True,
              engine: str = "des", trace: bool = False, replicas: int = 32, seed: int = 0,
              campaign: bool = True, executor=None, timeline: bool = False) -> Result:
@@ -90,8 +99,8 @@ def simulate(s: Scenario, *, efficiency: Efficiency = DEFAULT, check_memory: boo
     phases: list = []
     phase_power: tuple = ()
     if s.phases:
-        steps = [_step(ps, efficiency, check_memory, bounded_engine(ps, requested, False)[0], False)
-                 for _, ps in s.phases]
+        steps = [_phase_step(i, len(s.phases), name, ps, efficiency, check_memory, requested)
+                 for i, (name, ps) in enumerate(s.phases)]
         plans = [plan(ps.workload.training, resolve(ps.workload.model).seq) for _, ps in s.phases]
         phases = [_phase_row(name, ps, pst, pp)
                   for (name, ps), pst, pp in zip(s.phases, steps, plans)]
@@ -240,6 +249,6 @@ def _phase_campaign(c, s: Scenario) -> dict:
         "ettr": c.ettr if c.ettr_in_phase is None else c.ettr_in_phase,
         "switch_in_s": c.switch_in_s, "ettr_with_switch": c.ettr,
         "failures": c.failures.get("total", 0.0), "checkpoint_interval_s": c.checkpoint_interval_s,
-        "restart_s": c.restart_s, "mtbf_hours": c.mtbf_s / 3600.0,
+        "restart_s": c.restart_s, "mtbf_hours": mtbf_hours(c.mtbf_s),
         "gpu_hours": s.num_gpus * wall * 24.0 if c.finishes else None,
     }

@@ -71,10 +71,10 @@ def test_multipliers_of_a_cluster_key_scale_each_cluster_files_value():
 
 
 @pytest.mark.parametrize("spec, text", [
-    ("efficiency.gemm=x0", "(0, 1]"), ("efficiency.gemm=x2", f"x2 of {DEFAULT.gemm:g} is {2 * DEFAULT.gemm:g}"),
-    ("efficiency.gemm=1.5", "(0, 1]"), ("efficiency.network=0", "(0, 1]"), ("efficiency.memory=nan", "(0, 1]"),
-    ("efficiency.fp8_gemm=x1.5", "(0, 1]"), ("efficiency.sparse_2to4=2", "(0, 1]"),
-    ("efficiency.attention=x0", "(0, 1]"), ("efficiency.kernel_overhead=x0", "positive"),
+    ("efficiency.gemm=x0", "[0.01, 1]"), ("efficiency.gemm=x2", f"x2 of {DEFAULT.gemm:g} is {2 * DEFAULT.gemm:g}"),
+    ("efficiency.gemm=1.5", "[0.01, 1]"), ("efficiency.network=0", "[0.01, 1]"), ("efficiency.memory=nan", "[0.01, 1]"),
+    ("efficiency.fp8_gemm=x1.5", "[0.01, 1]"), ("efficiency.sparse_2to4=2", "[0.01, 1]"),
+    ("efficiency.attention=x0", "[0.01, 1]"), ("efficiency.kernel_overhead=x0", "positive"),
 ])
 def test_efficiencies_must_be_fractions_of_the_peak(spec, text):
     inp, s = read_inputs(W8)

@@ -171,3 +171,94 @@ def test_an_output_name_over_255_bytes_names_the_flag(capsys, tmp_path, flag):
     path = str(tmp_path / ("a" * 300))
     err = _err(capsys, ["run", W8, "--fast", "--replicas", "2", flag, path + (".html" if flag == "--report" else "")])
     assert err.startswith(f"error: {flag}:") and "file systems allow 255" in err
+
+
+# fuzz round 3 (s34) -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("flag, value, want", [
+    ("--target-loss", "1e308", "the fit cannot answer it"),          # was an internal error
+    ("--compute-budget", "1", "below any model worth pricing"),     # was a 0.6-parameter proposal
+    ("--compute-budget", "1e-300", "below any model worth pricing"),
+])
+def test_plan_questions_outside_the_fit_are_refused(capsys, flag, value, want):
+    err = _err(capsys, ["plan", flag, value])
+    assert err.startswith(f"error: {flag}:") and want in err
+
+
+def test_topology_drawing_too_big_names_nodes_and_the_largest_count(capsys, tmp_path):
+    """Was an internal error (a ValueError from the drawing)."""
+    err = _err(capsys, ["topology", CLUSTER, "--draw", str(tmp_path / "d.png"), "--nodes", "600"])
+    assert "--nodes (with --draw)" in err and "at most 3,000" in err and "--nodes 311 or fewer" in err
+    assert not (tmp_path / "d.png").exists()
+
+
+def test_topology_fabric_error_names_the_file_and_nodes(capsys):
+    err = _err(capsys, ["topology", CLUSTER, "--nodes", "1000000000"])
+    assert err.startswith(f"error: {CLUSTER} (with --nodes 1000000000): fabric:")
+
+
+def test_calibrate_figure_a_hundred_times_off_the_prediction_is_refused(capsys, tmp_path):
+    """mfu 1e-320 printed 'inf %' and wrote JSON with Infinity."""
+    csv = tmp_path / "m.csv"
+    csv.write_text("workload,metric,value\nllama3-8b,mfu,1e-320\nllama3-8b,step_time_s,6\n")
+    err = _err(capsys, ["calibrate", str(csv), "--cluster", CLUSTER, "--out", str(tmp_path / "c.yaml"), "--json"])
+    assert "line 2" in err and "the shipped prediction" in err and "within 100x" in err
+
+
+def test_a_cluster_without_failures_runs_and_says_so(capsys):
+    """Every failure rate 0 is valid (documented >= 0) but the infinite MTBF failed the finite check."""
+    keys = ("gpu_failures_per_gpu_hour", "host_failures_per_node_hour", "network_failures_per_node_hour",
+            "software_failures_per_node_hour", "planned_maintenance_per_node_hour")
+    sets = [a for k in keys for a in ("--set", f"cluster.reliability.{k}=0")]
+    assert main(["run", W8, "--fast", "--replicas", "2", *sets]) == 0
+    assert "job MTBF none (no failure rates)" in capsys.readouterr().out
+    assert main(["run", W8, "--fast", "--replicas", "2", "--json", *sets]) == 0
+    import json
+
+    data = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"non-finite {c} in JSON"))
+    assert data["campaign"]["mtbf_hours"] is None and data["failures"]["total"] == 0
+
+
+def test_an_implausible_sm_count_is_refused(capsys):
+    gpu = ("cluster.gpu={name: g, peak_flops: {bf16: 989 TFLOP/s}, hbm_capacity: 80 GiB, hbm_bandwidth: 3.35 TB/s, "
+           "tdp: 700 W, idle_power: 100 W, sm_count: 1000000000}")   # was a 68-hour step, MFU 0.0 %
+    err = _err(capsys, ["run", W8, "--fast", "--set", gpu])
+    assert "sm_count" in err and "4096" in err
+
+
+@pytest.mark.parametrize("flag, value", [("--micro-batch", "1024"), ("--vpp", "1000000000")])
+def test_search_space_flags_no_layout_can_meet_name_the_flag(capsys, flag, value):
+    """Were an 'infeasible' blaming the pipeline split."""
+    err = _err(capsys, ["search", W8, "--gpus", "512", flag, value])
+    assert err.startswith(f"error: {flag}:")
+
+
+@pytest.mark.parametrize("vary", ["efficiency.gemm=1e-320,0.5", "efficiency.network=x1e-320",
+                                  "efficiency.host_launch=x1e300"])
+def test_efficiencies_far_outside_any_gpu_are_refused(capsys, vary):
+    """1e-320 passed the (0, 1] check and made the step NaN, blamed on the cluster's GPU."""
+    err = _err(capsys, ["compare", W8, "--vary", vary, "--fast", "--replicas", "2"])
+    assert err.startswith("error: --vary:") and vary.split("=")[0] in err
+
+
+def test_a_phase_that_does_not_fit_is_named(capsys):
+    err = _err(capsys, ["run", W8, "--fast", "--replicas", "2", "--set",
+                        "phases=[{name: long, train_iters: 10, seq_length: 131072}, {name: rest}]"], code=3)
+    assert "training phase 1 of 2 ('long', phases[0])" in err
+
+
+def test_indexing_phases_a_workload_does_not_have(capsys):
+    err = _err(capsys, ["run", W8, "--fast", "--set", "phases[0].num_gpus=8"])
+    assert "phases is not a list" in err and "has no item 0" in err
+
+
+def test_size_max_gpus_below_the_layout_names_the_flag(capsys):
+    err = _err(capsys, ["size", W8, "--deadline", "60d", "--max-gpus", "1"])
+    assert err.startswith("error: --max-gpus:") and "--max-gpus 2 or more" in err
+
+
+def test_cli_limits_and_duplicates(capsys):
+    assert "up to 200" in _err(capsys, ["search", W8, "--top", "0"])
+    assert "a lever named twice" in _err(capsys, ["levers", W8, "--only", "fp8,fp8", "--fast"])
+    err = _err(capsys, ["run", W8, "--fast", "--set", "parallelism=null"])
+    assert "a section (a mapping of keys)" in err and "ParallelismConfig" not in err

@@ -19,6 +19,7 @@ One row per measured run. Columns:
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,10 @@ from simulator.errors import ConfigError, TrainsimError
 from simulator.files import read_text
 from simulator.limits import MAX_CSV_BYTES
 from simulator.validation.runner import Row
+
+# a measured figure this many times the shipped prediction (or its inverse) is a wrong unit or digit
+# (ms for s, a percentage for a fraction), not a run a refit of bounded efficiencies could explain
+MAX_OFF = 100.0
 
 METRICS = ("step_time_s", "tokens_per_s_per_gpu", "mfu")
 ALIASES = {
@@ -146,10 +151,16 @@ def read_measured(path: str | Path, cluster: str | Path) -> list[Measured]:
                               + ", ".join(p.stem for p in sorted(BUNDLED.glob('*.yaml'))))
         try:
             s = load_scenario(wpath, cluster=cluster, overrides=overrides, gpus=gpus)
-            estimate_step(s, DEFAULT)
+            predicted = metric_of(metric, s, estimate_step(s, DEFAULT).step_time)
         except TrainsimError as e:
             raise ConfigError(f"trainsim cannot simulate this run: {e}", source=where,
                               path="workload/layout columns") from None
+        off = value / predicted if predicted > 0 else math.inf
+        if not 1 / MAX_OFF <= off <= MAX_OFF:   # a unit or a digit wrong, not something a refit can fix
+            raise ConfigError(f"the measured figure is {off:.3g}x the shipped prediction ({predicted:.4g})",
+                              source=where, path="value", value=row["value"],
+                              expected=f"a {metric} within {MAX_OFF:g}x of the prediction: check the metric "
+                              "column and the figure's unit (docs/calibration.md)")
         out.append(Measured({"source": run, "run": run, "metric": metric, "value": row["value"]}, s, line))
     if len({m.row["run"] for m in out}) != len(out):
         raise ConfigError("two rows share a run label", source=str(path), path="run",

@@ -53,10 +53,16 @@ def suggest(word: str, candidates: list[str]) -> str:
     return f" (did you mean {match[0]}?)" if match else ""
 
 
+# pydantic names the model class of a section ("a valid dictionary or instance of ParallelismConfig"):
+# the user wrote YAML, so the section is a mapping of keys
+_INSTANCE = re.compile(r"a valid dictionary or instance of \w+")
+
+
 def _clean_message(msg: str) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
             msg = msg[len(prefix):]
+    msg = _INSTANCE.sub("a section (a mapping of keys)", msg)
     return msg[:1].lower() + msg[1:]
 
 

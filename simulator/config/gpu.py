@@ -41,8 +41,9 @@ class GPUSpec(Strict):
     # 2:4 structured sparsity skips half the multiplies: a speed-up of 1 (none) to 2 (all of it)
     sparsity_2to4_speedup: float = Field(default=1.0, ge=1.0, le=2.0)
     # streaming multiprocessors (AMD: compute units): GEMM tiles run in waves of this many
-    # (cost/compute.py); null = no wave quantisation
-    sm_count: int | None = Field(default=None, ge=1)
+    # (cost/compute.py); null = no wave quantisation. At most 4,096: shipping parts have 108-304
+    # (A100 108, B200 148, MI300X 304); a far larger count only makes every GEMM one thin wave
+    sm_count: int | None = Field(default=None, ge=1, le=4096)
     # exponentials per second the special-function units (MUFU.EX2) issue, the whole GPU: flash
     # attention's softmax pays one per score it computes, forward and backward (cost/compute.py);
     # null = not published, the softmax is costed by its matmuls alone

@@ -72,6 +72,11 @@ def apply(raw: dict, overrides: list[Override], source: str) -> dict:
                 break
             nxt = node[part] if isinstance(node, list) else node.get(part)
             if nxt is None and isinstance(node, dict):
+                if ov.path[i + 1].isdigit():   # an index into a list the file does not have
+                    raise ConfigError(f"{'.'.join(ov.path[:i + 1])} is not a list in {source}: it has no item "
+                                      f"{ov.path[i + 1]}", source=ov.source, path=".".join(ov.path),
+                                      expected=f"a list in the file to index (e.g. phases:), or "
+                                      f"--set {'.'.join(ov.path[:i + 1])}=[...] to give the whole list")
                 nxt = node[part] = {}
             if not isinstance(nxt, (dict, list)):
                 raise ConfigError(f"cannot set a key below {'.'.join(ov.path[:i + 1])}, which is not a section",

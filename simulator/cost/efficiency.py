@@ -75,18 +75,28 @@ DEFAULT = Efficiency()
 FRACTIONS = ("gemm", "attention", "memory", "network", "nvlink", "nvls", "fp8_gemm", "sparse_2to4")
 
 
+# what-if room around the fitted ranges (FIT_BOUNDS): a fraction under 1 % of a peak rate, or a
+# per-kernel / per-hop time over a second, describes no working GPU or link (and 1e-320 made the
+# step time NaN)
+MIN_FRACTION = 0.01
+MAX_TIME_S = 1.0
+
+
 def value_problem(field: str, value: object) -> str | None:
-    """What is wrong with ``value`` for the efficiency ``field`` (None: nothing): every efficiency
-    is a finite positive number, and the fractions of a peak rate (FRACTIONS) are at most 1."""
+    """What is wrong with ``value`` for the efficiency ``field`` (None: nothing): the fractions of a
+    peak rate (FRACTIONS) are in [MIN_FRACTION, 1], the times in (0, MAX_TIME_S]."""
     number = not isinstance(value, bool) and isinstance(value, (int, float))
     if field in FRACTIONS:
-        return None if number and 0 < value <= 1 else "a fraction of the peak rate must be in (0, 1]"
-    return None if number and math.isfinite(value) and value > 0 else "must be positive and finite"
+        return (None if number and MIN_FRACTION <= value <= 1
+                else f"a fraction of the peak rate must be in [{MIN_FRACTION:g}, 1]")
+    return (None if number and math.isfinite(value) and 0 < value <= MAX_TIME_S
+            else f"a time must be positive and at most {MAX_TIME_S:g} s")
 
 
 def value_expected(field: str) -> str:
     """What ``value_problem`` asks of the efficiency ``field``, for an error's "expected"."""
-    return "a number > 0 and <= 1" if field in FRACTIONS else "a number > 0"
+    return (f"a number >= {MIN_FRACTION:g} and <= 1" if field in FRACTIONS
+            else f"a number > 0 and <= {MAX_TIME_S:g} (seconds)")
 
 # The parameters validation/fit.py fits, each inside its published physical range (docs/model.md):
 FIT_BOUNDS: dict[str, tuple[float, float]] = {

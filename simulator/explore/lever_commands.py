@@ -102,6 +102,10 @@ def _levers(text: str | None) -> tuple[str, ...]:
     if bad or not names:
         raise ConfigError("unknown lever", source="--only", value=",".join(bad) or text,
                           expected="a comma-separated list of " + ", ".join(ALL_LEVERS))
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError("a lever named twice", source="--only", value=",".join(twice),
+                          expected="each lever once")
     return names
 
 
@@ -153,18 +157,27 @@ def _lever_report(args, data: list[dict], fig, text: str) -> None:
 
 
 def _check_size(prop, q) -> None:
-    """A proposal beyond any trainable model (limits.MAX_MODEL_PARAMS) is refused, naming the flag
-    that asked for it, before the family search is asked to build it."""
-    from simulator.limits import MAX_MODEL_PARAMS
+    """A proposal beyond any trainable model (limits.MAX_MODEL_PARAMS) or below the smallest one worth
+    pricing (limits.MIN_MODEL_PARAMS) is refused, naming the flag that asked for it, before the
+    family search is asked to build it."""
+    from simulator.limits import MAX_MODEL_PARAMS, MAX_TRAIN_TOKENS, MIN_MODEL_PARAMS, MIN_TRAIN_TOKENS
 
-    if prop.params <= MAX_MODEL_PARAMS and prop.tokens <= 1e20:
+    big = prop.params > MAX_MODEL_PARAMS or prop.tokens > MAX_TRAIN_TOKENS
+    small = prop.params < MIN_MODEL_PARAMS or prop.tokens < MIN_TRAIN_TOKENS
+    if not (big or small):
         return
-    flag, value = (("--params", q.params) if q.params is not None else
-                   ("--compute-budget", q.compute_budget) if q.compute_budget is not None else
-                   ("--target-loss", q.target_loss))
-    raise ConfigError(f"the proposal has {prop.params:.3g} parameters on {prop.tokens:.3g} tokens, beyond any "
-                      "trainable model", source=flag, value=value,
-                      expected=f"a question whose model has at most {MAX_MODEL_PARAMS:.0e} parameters and 1e+20 tokens")
+    flag, value = _question_flag(q)
+    raise ConfigError(f"the proposal has {prop.params:.3g} parameters on {prop.tokens:.3g} tokens, "
+                      + ("beyond any trainable model" if big else "below any model worth pricing"),
+                      source=flag, value=value,
+                      expected=f"a question whose model has {MIN_MODEL_PARAMS:.0e} to {MAX_MODEL_PARAMS:.0e} "
+                      f"parameters and {MIN_TRAIN_TOKENS:.0e} to {MAX_TRAIN_TOKENS:.0e} tokens")
+
+
+def _question_flag(q) -> tuple[str, object]:
+    return (("--params", q.params) if q.params is not None else
+            ("--compute-budget", q.compute_budget) if q.compute_budget is not None else
+            ("--target-loss", q.target_loss))
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -193,7 +206,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         point = workload_point(base)
         out["workload"] = proposal_json(point)
         lines.append(f"workload  {_point(point)}")
-    prop = propose(q, point)
+    try:
+        prop = propose(q, point)
+    except (ValueError, OverflowError, ZeroDivisionError) as exc:   # a question the fit's arithmetic cannot answer
+        flag, value = _question_flag(q)
+        raise ConfigError(f"the fit cannot answer it ({exc})", source=flag, value=value,
+                          expected="a compute budget, target loss or size within the fit's reach") from None
     _check_size(prop, q)
     out["proposal"] = proposal_json(prop)
     lines.append(f"proposal  {_point(prop)}")

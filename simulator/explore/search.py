@@ -217,6 +217,13 @@ def _check_space(space, base, gpus: int) -> None:
     if space.pp and any(v > m.num_layers for v in space.pp):
         bad("--pp", [v for v in space.pp if v > m.num_layers], f"exceeds num_layers={m.num_layers} (each stage needs a layer)",
             f"values up to {m.num_layers}")
+    if space.vpp and any(v > m.num_layers for v in space.vpp):
+        bad("--vpp", [v for v in space.vpp if v > m.num_layers], f"exceeds num_layers={m.num_layers} (each virtual stage needs a layer)",
+            f"values up to {m.num_layers}")
+    gbs = base.workload.training.global_batch_size
+    if space.micro_batch and any(v > gbs for v in space.micro_batch):
+        bad("--micro-batch", [v for v in space.micro_batch if v > gbs], f"exceeds the global batch of {gbs:,} sequences",
+            f"micro batch sizes up to {gbs:,} (a divisor of the batch per data-parallel rank)")
 
 
 def top_level_only(inputs: Inputs) -> tuple[str, ...]:

@@ -143,6 +143,13 @@ def size(inputs: Inputs, base: Scenario, overrides: tuple[str, ...], st: SizeSet
     cap = st.max_gpus or 8 * base.cluster.num_nodes * base.cluster.node.gpus_per_node
     counts = sorted(set(st.counts)) if st.counts else (
         node_grid(base.cluster.node.gpus_per_node, cap) if st.search else layout_counts(base, cap))
+    if not counts:   # the layout's model-parallel size alone exceeds the cap
+        lay = base.layout
+        smallest = lay.tp * lay.pp * lay.cp * (lay.ep // math.gcd(lay.ep, lay.cp))   # EP divides DP x CP
+        raise ConfigError(f"no GPU count up to {cap:,} suits the workload's layout {lay.describe()} "
+                          f"(its model-parallel part alone takes {lay.tp * lay.pp * lay.cp:,} GPUs)",
+                          source="--max-gpus" if st.max_gpus else "size",
+                          value=cap, expected=f"--max-gpus {smallest:,} or more, or --search for other layouts")
     space = st.space if st.search else None
     rows, cases = [], []
     # the closed form alone takes milliseconds a count; a bar only for the layout search per count

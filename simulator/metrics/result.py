@@ -76,6 +76,11 @@ class Result:
         return out
 
 
+def mtbf_hours(mtbf_s: float) -> float | None:
+    """The job's mean time between failures in hours; None (JSON null) when nothing fails."""
+    return mtbf_s / 3600.0 if mtbf_s != float("inf") else None
+
+
 def campaign_json(c) -> dict:
     """The campaign's part of the JSON contract."""
     days = 86400.0
@@ -95,7 +100,7 @@ def campaign_json(c) -> dict:
             "idle_spare_nodes": c.idle_spare_nodes,
             "checkpoint_load_s": c.checkpoint_load_s, "warnings": list(c.warnings),
             "replicas": c.replicas, "seed": c.seed, "finished_fraction": c.finished_fraction,
-            "wall_days": c.wall_days, "mtbf_hours": c.mtbf_s / 3600.0,
+            "wall_days": c.wall_days, "mtbf_hours": mtbf_hours(c.mtbf_s),
             "planned_interruptions": c.planned_interruptions, "stragglers": c.stragglers,
             "checkpoints": c.checkpoints, "checkpoint_size_bytes": c.checkpoint_size_bytes,
             "checkpoint_write_s": c.checkpoint_write_s, "checkpoint_blocking_s": c.checkpoint_blocking_s,

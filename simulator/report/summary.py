@@ -105,7 +105,8 @@ def summary(r: Result) -> str:
             lines.append(head + f"{c.time_to_train_reason} (ETTR {c.ettr:.2f})")
         lines.append(
             f"campaign         checkpoint every {fmt_duration(c.checkpoint_interval_s)}, restart "
-            f"{fmt_duration(c.restart_s)}, job MTBF {fmt_duration(c.mtbf_s)}; time lost: "
+            f"{fmt_duration(c.restart_s)}, job MTBF "
+            f"{fmt_duration(c.mtbf_s) if c.mtbf_s != float('inf') else 'none (no failure rates)'}; time lost: "
             + (", ".join(f"{k.replace('_', ' ')} {v / 86400:.1f} d" for v, k in top) or "none")
             + (f" ({c.replicas} replicas, {_pool(c)})" if c.simulated
                else " (not simulated: decided from arithmetic)"))

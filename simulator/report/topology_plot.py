@@ -106,8 +106,15 @@ def draw_cluster(cluster_path, path, num_nodes: int | None = None) -> int:
     from simulator.topology import build_cluster_graph
     from simulator.report.topology_report import load_cluster
 
+    from simulator.errors import ConfigError
+
     cluster, gpu = load_cluster(cluster_path)
     n = num_nodes or min(cluster.num_nodes, max(2, min(32, 2 * cluster.fabric.nodes_per_unit)))
-    draw(build_cluster_graph(cluster, gpu, n), path,
-         title=f"How is {cluster.name} wired? ({n} nodes drawn; bandwidth per link)")
+    G = build_cluster_graph(cluster, gpu, n)
+    if G.number_of_nodes() > MAX_NODES:   # a drawing of more is a blot; checked before matplotlib runs
+        fit = max(1, int(n * MAX_NODES / G.number_of_nodes()))
+        raise ConfigError(f"{n:,} nodes make a graph of {G.number_of_nodes():,} vertices (GPUs, NICs, switches), "
+                          f"too many to draw (at most {MAX_NODES:,})", source="--nodes (with --draw)", value=n,
+                          expected=f"--nodes {fit:,} or fewer for the drawing (the text report takes any count)")
+    draw(G, path, title=f"How is {cluster.name} wired? ({n} nodes drawn; bandwidth per link)")
     return n
