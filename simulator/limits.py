@@ -24,7 +24,7 @@ MAX_LAYERS = 100_000
 # 10^15 is far above any that could be trained, and keeps the family search (model/resize.py,
 # one candidate per head count) to milliseconds
 MAX_MODEL_PARAMS = 1e15
-MAX_TRAIN_TOKENS = 1e20      # ~10^7 times the tokens of today's largest runs (15-36T)
+MAX_TRAIN_TOKENS = 1e20      # ~10^7 times the tokens of today's largest runs (15-36T): a training length or a proposal
 # the smallest proposal `plan` prices: the Chinchilla fit's runs start at 70M parameters and 5B
 # tokens (Hoffmann et al. 2022); below a million of either the extrapolation is 70x past the fit and
 # the family cannot build the model (one layer of the workload's width is already ~10^7)

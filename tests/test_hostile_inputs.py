@@ -262,3 +262,8 @@ def test_cli_limits_and_duplicates(capsys):
     assert "a lever named twice" in _err(capsys, ["levers", W8, "--only", "fp8,fp8", "--fast"])
     err = _err(capsys, ["run", W8, "--fast", "--set", "parallelism=null"])
     assert "a section (a mapping of keys)" in err and "ParallelismConfig" not in err
+
+
+def test_train_tokens_beyond_any_run_are_refused(capsys):
+    err = _err(capsys, ["run", W8, "--fast", "--set", "training.train_tokens=1e30"])
+    assert "training.train_tokens" in err and "at most 1e+20 tokens" in err

@@ -9,7 +9,7 @@ import unicodedata
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from simulator import units
-from simulator.limits import MAX_INT
+from simulator.limits import MAX_INT, MAX_TRAIN_TOKENS
 
 
 class Strict(BaseModel):
@@ -38,6 +38,15 @@ Flops = _quantity("flops", gt=0)
 Duration = _quantity("time", ge=0)
 PositiveDuration = _quantity("time", gt=0)
 Count = _quantity("count", gt=0)
+def _tokens_bound(value: float) -> float:
+    """Tokens of a training run: at most limits.MAX_TRAIN_TOKENS."""
+    if value > MAX_TRAIN_TOKENS:
+        raise ValueError(f"expected at most {MAX_TRAIN_TOKENS:.0e} tokens (today's largest runs train on 15-36T)")
+    return value
+
+
+Tokens = Annotated[float, BeforeValidator(units.parser("count")), Field(gt=0), AfterValidator(_tokens_bound),
+                   Unit("count")]
 Money = _quantity("money", ge=0)
 EnergyPrice = _quantity("energy_price", ge=0)
 CarbonIntensity = _quantity("carbon_intensity", ge=0)

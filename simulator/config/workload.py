@@ -13,7 +13,8 @@ from simulator import units
 from simulator.limits import MAX_LAYERS
 
 from simulator.config.types import (
-    Bandwidth, Count, Duration, DurationOrAuto, IntOrAuto, Label, NonNegFloat, NonNegInt, PosFloat, PosInt, Size, Strict,
+    Bandwidth, Duration, DurationOrAuto, IntOrAuto, Label, NonNegFloat, NonNegInt, PosFloat, PosInt, Size, Strict,
+    Tokens,
 )
 
 Dropout = Annotated[float, BeforeValidator(units.parser("ratio")), Field(ge=0, lt=1)]
@@ -137,7 +138,7 @@ class OptimizerConfig(Strict):
 
 class TrainingConfig(Strict):
     global_batch_size: PosInt                           # sequences per step
-    train_tokens: Count | None = None
+    train_tokens: Tokens | None = None
     train_iters: PosInt | None = None
     # fp8 / fp8_cs (per-tensor current scaling), fp8_mx (MXFP8 blocks), nvfp4, mxfp4: the linear layers
     # run in that format (simulator/model/precision.py), the rest in bf16
@@ -333,7 +334,7 @@ class PhaseConfig(Strict):
     training.train_tokens (or train_iters) after the others."""
 
     name: Label | None = None                             # default: "phase N"
-    train_tokens: Count | None = None
+    train_tokens: Tokens | None = None
     train_iters: PosInt | None = None                   # steps
     seq_length: PosInt | None = None                    # model.seq_length
     global_batch_size: PosInt | None = None             # training.global_batch_size (sequences)
