@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import os
@@ -283,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a file or a device that cannot be read or written: the input's fault
         if debug:
             traceback.print_exc()
-        name = f" {short(exc.filename)}" if getattr(exc, "filename", None) else ""
+        # output files are written through outputs.py, which names them; an unnamed write error is
+        # the standard output (a full disk or device: `> /dev/full`)
+        name = (f" {short(exc.filename)}:" if getattr(exc, "filename", None) else
+                " standard output:" if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EIO) else "")
         print(visible(f"error:{name} {clip(exc.strerror or str(exc))}"), file=sys.stderr)
         return 2
     except Exception as exc:  # a bug: say so without a traceback unless asked

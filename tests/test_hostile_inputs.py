@@ -267,3 +267,14 @@ def test_cli_limits_and_duplicates(capsys):
 def test_train_tokens_beyond_any_run_are_refused(capsys):
     err = _err(capsys, ["run", W8, "--fast", "--set", "training.train_tokens=1e30"])
     assert "training.train_tokens" in err and "at most 1e+20 tokens" in err
+
+
+def test_a_full_standard_output_is_named(tmp_path):
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "simulator", "run", W8, "--fast", "--replicas", "2"],
+                              stdout=full, stderr=subprocess.PIPE, cwd=ROOT, timeout=120)
+    assert done.returncode == 2
+    assert b"error: standard output: No space left on device" in done.stderr
