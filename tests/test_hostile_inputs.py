@@ -278,3 +278,12 @@ def test_a_full_standard_output_is_named(tmp_path):
                               stdout=full, stderr=subprocess.PIPE, cwd=ROOT, timeout=120)
     assert done.returncode == 2
     assert b"error: standard output: No space left on device" in done.stderr
+
+
+@pytest.mark.parametrize("key, value, ceiling", [
+    ("cluster.node.nic_bandwidth", "1e300 Gb/s", "1 PB/s"), ("cluster.prices.gpu_hour", "1e300 USD", "1e12 USD"),
+    ("cluster.power.node_overhead", "1e30 W", "1 GW"), ("memory.runtime_reserve", "1e30 TB", "1 PB")])
+def test_quantities_far_beyond_any_hardware_are_refused(capsys, key, value, ceiling):
+    """Were accepted: `$1.2e+291`, `45.6 of 931322574615478557428077494796288.0 GiB`."""
+    err = _err(capsys, ["run", W8, "--fast", "--set", f"{key}={value}"])
+    assert f"expected at most {ceiling}" in err

@@ -26,15 +26,26 @@ class Unit:
     kind: str
 
 
-def _quantity(kind: str, **bounds: float) -> Any:
-    return Annotated[float, BeforeValidator(units.parser(kind)), Field(**bounds), Unit(kind)]
+def _quantity(kind: str, most: tuple[float, str, str] | None = None, **bounds: float) -> Any:
+    """A float read with ``kind``'s units; ``most``: (ceiling, how it reads, why) of a plausible value,
+    a finite number far above every real part (an absurd input gives an absurd result otherwise)."""
+    checks: list = [BeforeValidator(units.parser(kind)), Field(**bounds)]
+    if most is not None:
+        ceiling, shown, why = most
+
+        def at_most(value: float) -> float:
+            if value > ceiling:
+                raise ValueError(f"expected at most {shown} ({why})")
+            return value
+        checks.append(AfterValidator(at_most))
+    return Annotated[(float, *checks, Unit(kind))]
 
 
-Bandwidth = _quantity("bandwidth", gt=0)
-Size = _quantity("size", gt=0)
-Power = _quantity("power", ge=0)
+Bandwidth = _quantity("bandwidth", (1e15, "1 PB/s", "HBM3e is 8 TB/s, the fastest storage tens of TB/s"), gt=0)
+Size = _quantity("size", (1e15, "1 PB", "a GPU holds at most a few hundred GB"), gt=0)
+Power = _quantity("power", (1e9, "1 GW", "a GPU draws ~1 kW, a node ~15 kW, the largest sites ~1 GW"), ge=0)
 Energy = _quantity("energy", ge=0)
-Flops = _quantity("flops", gt=0)
+Flops = _quantity("flops", (1e18, "1 EFLOP/s", "one GPU's densest peak is ~15 PFLOP/s"), gt=0)
 Duration = _quantity("time", ge=0)
 PositiveDuration = _quantity("time", gt=0)
 Count = _quantity("count", gt=0)
@@ -47,7 +58,7 @@ def _tokens_bound(value: float) -> float:
 
 Tokens = Annotated[float, BeforeValidator(units.parser("count")), Field(gt=0), AfterValidator(_tokens_bound),
                    Unit("count")]
-Money = _quantity("money", ge=0)
+Money = _quantity("money", (1e12, "1e12 USD", "a GPU-hour costs a few dollars, a GPU tens of thousands"), ge=0)
 EnergyPrice = _quantity("energy_price", ge=0)
 CarbonIntensity = _quantity("carbon_intensity", ge=0)
 Fraction = Annotated[float, BeforeValidator(units.parser("ratio")), Field(gt=0, le=1)]
