@@ -287,3 +287,9 @@ def test_quantities_far_beyond_any_hardware_are_refused(capsys, key, value, ceil
     """Were accepted: `$1.2e+291`, `45.6 of 931322574615478557428077494796288.0 GiB`."""
     err = _err(capsys, ["run", W8, "--fast", "--set", f"{key}={value}"])
     assert f"expected at most {ceiling}" in err
+
+
+def test_a_checkpoint_interval_under_one_step_is_said_to_round_up(capsys):
+    """1e-9 s was rounded to one step with no word."""
+    assert main(["run", W8, "--fast", "--replicas", "2", "--set", "checkpoint.interval=1e-9 s"]) == 0
+    assert "warning          checkpoint.interval 1e-09 s is shorter than one step" in capsys.readouterr().out

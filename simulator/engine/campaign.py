@@ -176,7 +176,7 @@ def summarize(params: CampaignParams, outcomes: list[ReplicaOutcome], seed: int)
                                    + (1.0 / params.time_limit_s if params.time_limit_s else 0.0)) * wall,
             stragglers=params.straggler_rate_per_s * wall, time_lost_s=dict.fromkeys(CAUSES, 0.0),
             checkpoints=0.0, wall_days=wall / DAY, time_to_train_reason=params.verdict,
-            simulated=False, **common)
+            simulated=False, warnings=params.notes, **common)
     n = len(outcomes)
     finished = [o.wall_s for o in outcomes if o.finished]
     ttt = np.array(finished) / DAY
@@ -210,7 +210,7 @@ def summarize(params: CampaignParams, outcomes: list[ReplicaOutcome], seed: int)
         time_to_train_days_samples=tuple(float(x) for x in ttt),
         ettr_samples=tuple(float(x) for x in ettr),
         timeline=outcomes[0].timeline or [], time_to_train_reason=reason,
-        warnings=_warnings(lost, wall_mean, params.spare_nodes), **common)
+        warnings=params.notes + _warnings(lost, wall_mean, params.spare_nodes), **common)
 
 
 def run_campaign(scenario: Scenario, step_time_s: float, replicas: int = 100, seed: int = 0,

@@ -61,6 +61,7 @@ class CampaignParams:
     verdict: str | None = None         # set: the campaign cannot finish, decided from arithmetic
     estimate_s: float = math.nan       # analytic expected wall time (exponential failures)
     restart_includes_init_and_load: bool = False   # reliability.restart_time_includes_init_and_load
+    notes: tuple = ()                  # input settings the campaign had to round (shown as warnings)
 
     @property
     def restart_s(self) -> float:
@@ -138,6 +139,10 @@ def campaign_params(s: Scenario, step_time_s: float, *, train_steps: int | None 
     else:
         interval = float(ckc.interval)
     k = min(train_steps, max(1, round(min(interval / step_time_s, 1e18))))
+    notes = ()
+    if ckc.interval != "auto" and interval < 0.5 * step_time_s:   # it rounds to a whole number of steps
+        notes = (f"checkpoint.interval {interval:.3g} s is shorter than one step ({step_time_s:.3g} s): "
+                 "a checkpoint is taken every step",)
     ck = CheckpointModel(size, write, blocking, is_async, k, step_time_s, train_steps)
 
     dedicated = spare_pool_nodes(rel, num_nodes)
@@ -169,7 +174,7 @@ def campaign_params(s: Scenario, step_time_s: float, *, train_steps: int | None 
         jitter_slowdown=1.0 + rel.step_jitter * expected_max_normal(s.layout.dp),
         eval_slowdown=eval_slowdown(s.workload.training, step_time_s),
         time_limit_s=rel.job_time_limit,
-        give_up_s=min(cap, MAX_WALL_S))
+        give_up_s=min(cap, MAX_WALL_S), notes=notes)
     return with_verdict(p)
 
 
