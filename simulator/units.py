@@ -98,7 +98,8 @@ def parse(value: object, kind: str) -> float:
     if unit not in table:
         if not unit and kind not in _BARE_OK:
             raise ValueError(f"{short(value)} has no unit; write it with one, e.g. {_EXAMPLES[kind]}")
-        raise ValueError(f"unknown unit {short(unit)} for a {kind.replace('_', ' ')}; write e.g. {_EXAMPLES[kind]}")
+        raise ValueError(f"unknown unit {short(m.group(2).strip())} for a {kind.replace('_', ' ')}; write e.g. "
+                         f"{_EXAMPLES[kind]}")
     result = number * table[unit]
     if not math.isfinite(result):
         raise ValueError(f"{short(value)} is not a finite {kind.replace('_', ' ')}")
