@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import signal
 import sys
 import traceback
 
@@ -263,9 +264,46 @@ def _robust_environment() -> None:
     os.environ["MPLBACKEND"] = "agg"
 
 
+def _interrupted(signum, frame) -> None:
+    """The first Ctrl-C: a KeyboardInterrupt, as by default (studies keep the rows written so far and
+    stop their workers); any later one ends the process at once, even inside that cleanup (joining a
+    process pool at exit once waited for ever)."""
+    signal.signal(signal.SIGINT, _interrupted_again)
+    raise KeyboardInterrupt
+
+
+def _interrupted_again(signum, frame) -> None:
+    try:
+        sys.stderr.write("\ninterrupted again: stopping now\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    os._exit(130)
+
+
+def _install_interrupt_handler():
+    """Set _interrupted for SIGINT where Python's default handler is set (the main thread of a CLI
+    run); returns the previous handler to restore, or None."""
+    try:
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            return signal.signal(signal.SIGINT, _interrupted)
+    except ValueError:   # not the main thread
+        pass
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     _robust_environment()
+    previous = _install_interrupt_handler()
+    try:
+        return _main(argv, debug)
+    finally:   # after an interrupt the second-Ctrl-C handler stays: the exit still joins workers
+        if previous is not None and signal.getsignal(signal.SIGINT) is _interrupted:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _main(argv: list[str] | None, debug: bool) -> int:
     try:
         args = build_parser().parse_args(argv)
         _refuse_empty(args)

@@ -293,3 +293,69 @@ def test_a_checkpoint_interval_under_one_step_is_said_to_round_up(capsys):
     """1e-9 s was rounded to one step with no word."""
     assert main(["run", W8, "--fast", "--replicas", "2", "--set", "checkpoint.interval=1e-9 s"]) == 0
     assert "warning          checkpoint.interval 1e-09 s is shorter than one step" in capsys.readouterr().out
+
+
+def test_a_second_ctrl_c_ends_a_study_with_workers_at_once(tmp_path):
+    """Two Ctrl-C in a row hung a sweep with worker processes (a traceback from the pool's exit join,
+    then a wait for ever); the second one now ends the process."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "d.json"
+    p = subprocess.Popen([sys.executable, "-m", "simulator", "sweep", W8, "--grid", "num_gpus=256,512,1024,2048",
+                          "--replicas", "3000", "--workers", "2", "--out", str(out), "--no-progress"],
+                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(2.5)
+    p.send_signal(signal.SIGINT)
+    time.sleep(0.1)
+    p.send_signal(signal.SIGINT)
+    try:
+        _, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        pytest.fail("the study did not stop after two interrupts")
+    assert p.returncode == 130 and b"Traceback" not in err
+
+
+def test_the_first_interrupt_is_a_keyboard_interrupt_and_arms_the_second():
+    import signal
+
+    from simulator import cli
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            cli._interrupted(signal.SIGINT, None)
+        assert signal.getsignal(signal.SIGINT) is cli._interrupted_again
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_search_of_a_phased_workload_whose_own_layout_misfits_the_count(capsys):
+    """The fallback read (a trivial layout on one GPU) built the phases too, whose own num_gpus the
+    trivial layout does not divide: exit 2 for a search the user could not fix."""
+    assert main(["search", str(WORKLOADS / "llama3-405b.yaml"), "--gpus", "1024", "--fast", "--replicas", "2",
+                 "--top", "1"]) == 0
+    assert "best: " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content", ["important notes\n", "a,b\n1,2\n"])
+def test_resume_refuses_a_file_whose_header_is_not_the_study(capsys, tmp_path, content):
+    """A one-line file beside a copied .study.json was replaced by --resume."""
+    args = ["sweep", W8, "--grid", "num_gpus=256,512", "--fast", "--replicas", "2", "--no-progress"]
+    first = tmp_path / "a.csv"
+    assert main([*args, "--out", str(first)]) == 0
+    target = tmp_path / "b.csv"
+    target.write_text(content)
+    (tmp_path / "b.csv.study.json").write_text((tmp_path / "a.csv.study.json").read_text())
+    capsys.readouterr()
+    err = _err(capsys, [*args, "--out", str(target), "--resume"])
+    assert "its header is not this study's" in err and target.read_text() == content
+
+
+def test_a_chart_format_needing_latex_is_refused_before_any_work(capsys, tmp_path):
+    """.pgf ran the whole study, then failed with an internal error (no xelatex)."""
+    err = _err(capsys, ["compare", W8, str(WORKLOADS / "mixtral-8x7b.yaml"), "--fast", "--replicas", "2",
+                        "--plot", str(tmp_path / "c.pgf")])
+    assert "unknown chart format" in err and ".pgf" not in err.split("expected")[1]

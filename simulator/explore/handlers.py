@@ -232,7 +232,9 @@ def kept_schedule(scenario) -> str | None:
 
 def _search_inputs(args):
     """(Inputs, Scenario, GPU count) of a workload whose layout the search will replace. When the
-    workload's own layout does not validate, it is read on one GPU with a trivial layout instead."""
+    workload's own layout does not validate, it is read on one GPU with a trivial layout instead, its
+    training phases left out (they keep GPU counts of their own, which a trivial layout need not
+    divide; the search checks them against each ranked layout, search.schedule_fits)."""
     from simulator.explore.ranking import RESET
 
     try:
@@ -241,7 +243,7 @@ def _search_inputs(args):
     except ConfigError as exc:
         from simulator.config.overrides import apply, parse_override
 
-        inp, s = read_inputs(args.workload, args.cluster, list(args.overrides) + list(RESET), 1)
+        inp, s = read_inputs(args.workload, args.cluster, list(args.overrides) + list(RESET) + ["phases=null"], 1)
         workload_sets = [o for o in map(parse_override, args.overrides)
                          if not (o.path[0] == "cluster" and len(o.path) > 1)]
         gpus = args.gpus or apply(inp.wraw, workload_sets, inp.workload_source).get("num_gpus")

@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from simulator.errors import ConfigError
+from simulator.errors import ConfigError, short
 from simulator.files import read_text
 from simulator.limits import MAX_YAML_BYTES
 
@@ -196,6 +196,30 @@ def _csv_rows(text: str, path: Path, typed: Sequence[str]) -> list[dict]:
         raise ConfigError(f"is not a readable CSV ({exc})", source=str(path),
                           expected="a file written by trainsim sweep --out, or --force") from None
     return [{k: _typed(v) if k in typed else v for k, v in r.items()} for r in rows]
+
+
+def check_columns(path: str | Path, rows: list[dict], columns: Sequence[str]) -> None:
+    """A file to resume holds this study's columns: a CSV header line of exactly ``columns``, JSON
+    rows with exactly those keys (a file of notes beside a copied .study.json is not a results file)."""
+    path = Path(path)
+    if file_format(path) == ".csv":
+        text = read_text(path, MAX_RESULTS_BYTES, what="a results file (.csv or .json)")
+        if not text:   # created, then stopped before its header was written: nothing to keep
+            return
+        first = text.split("\n", 1)[0]
+        try:
+            header = next(csv.reader([first]), [])
+        except csv.Error:
+            header = []
+        if header != list(columns):
+            raise ConfigError(f"its header is not this study's ({len(header)} columns, first {short(','.join(header[:3]))}; "
+                              f"this study writes {len(columns)}, first {','.join(columns[:3])})",
+                              source=str(path), expected="the results file this study wrote, or --force to replace it")
+        return
+    for i, row in enumerate(rows):
+        if list(row) != list(columns):
+            raise ConfigError(f"row {i + 1} does not have this study's columns", source=str(path),
+                              expected="the results file this study wrote, or --force to replace it")
 
 
 def check_prefix(rows: list[dict], labels: Sequence[str], path: str | Path) -> None:

@@ -15,7 +15,7 @@ from simulator.errors import ConfigError
 from simulator.explore.cases import RESULT_COLUMNS, Case, Inputs, Study, evaluate_batch, with_cluster
 from simulator.explore.executors import batch_size, map_ordered, timed, worker_count
 from simulator.explore.progress import progress_bar
-from simulator.explore.results import ResultsFile, check_prefix, check_study, read_rows, write_study
+from simulator.explore.results import ResultsFile, check_columns, check_prefix, check_study, read_rows, write_study
 from simulator.explore.values import Axis, Setting, multiplier, resolve
 
 
@@ -136,6 +136,7 @@ def run_cases(study: Study, cases: Sequence[Case], executor: Executor, *, out: s
         record = study_record(study, cases, meta)
         if resume and Path(out).exists():
             rows = read_rows(out, typed=RESULT_COLUMNS)
+            check_columns(out, rows, sink.columns)
             check_prefix(rows, [c.label for c in cases], out)
             check_study(out, record)
         elif Path(out).exists():

@@ -53,9 +53,14 @@ def band_errors(rows: Sequence[dict], key: str, values: Sequence[float]) -> list
             [max(b[1] - v, 0.0) if b else 0.0 for v, b in zip(values, bands)]]
 
 
+# formats matplotlib lists but writes only through an external program: PGF runs a LaTeX engine
+# (xelatex), which a machine need not have; refused before any work rather than after it
+NEEDS_PROGRAM = ("pgf",)
+
+
 def plot_formats() -> tuple[str, ...]:
-    """File suffixes (without the dot) a chart can be written as: matplotlib's formats."""
-    return tuple(sorted(FigureCanvasAgg.get_supported_filetypes()))
+    """File suffixes (without the dot) a chart can be written as: matplotlib's own formats."""
+    return tuple(sorted(f for f in FigureCanvasAgg.get_supported_filetypes() if f not in NEEDS_PROGRAM))
 
 
 def _value(key: str, v: float, spec: str | None) -> str:
