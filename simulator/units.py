@@ -41,7 +41,8 @@ _TABLES: dict[str, dict[str, float]] = {
         "weeks": 604800.0, "y": 365.25 * 86400.0, "year": 365.25 * 86400.0,
     },
     "count": {"": 1.0, "K": 1e3, "k": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15},
-    "money": {"USD": 1.0, "$": 1.0, "kUSD": 1e3, "MUSD": 1e6},  # US dollars
+    "money": {"USD": 1.0, "$": 1.0, "kUSD": 1e3, "KUSD": 1e3, "MUSD": 1e6, "BUSD": 1e9, "GUSD": 1e9,
+              "TUSD": 1e12},  # US dollars ($2B: billions)
     "energy_price": {  # USD per joule
         "USD/kWh": 1.0 / 3.6e6, "USD/MWh": 1.0 / 3.6e9, "USD/Wh": 1.0 / 3600.0, "USD/J": 1.0,
     },
@@ -91,6 +92,8 @@ def parse(value: object, kind: str) -> float:
     text = value.strip().replace("\u00b7", "")
     if kind == "money" and text.startswith("$"):
         text = text[1:].strip() + " USD"
+    if kind == "money":   # thousands separators: $1,200,000
+        text = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text)
     m = _NUMBER.match(text)
     if not m:
         raise ValueError(f"cannot read {short(value)} as a {kind.replace('_', ' ')}; write e.g. {_EXAMPLES[kind]}")

@@ -159,7 +159,7 @@ def test_sensitivity_tornado(capsys, tmp_path):
     (["compare", W8, "--vary", "efficiency.gemm=x0,x1"], 2, "efficiency.gemm: a fraction of the peak rate"),
     (["sweep", W8, "--grid", "efficiency.gemm=x2"], 2, f"x2 of {DEFAULT.gemm:g} is {2 * DEFAULT.gemm:g}"),
     (["sweep", W8, "--grid", "num_gpus=256", "--seed", "-1"], 2, "--seed: expected a non-negative integer"),
-    (["search", W8, "--gpus", "8", "--tp", "0,1"], 2, "--tp: expected positive integers (got '0,1')"),
+    (["search", W8, "--gpus", "8", "--tp", "0,1"], 2, "--tp: expected positive integers up to 1,000,000,000 (got '0,1')"),
     (["search", W8, "--gpus", "8", "--micro-batch", "0"], 2, "--micro-batch: expected positive integers"),
     (["size", W8, "--deadline", "30d", "--counts", "0,256"], 2, "--counts: expected positive integers"),
     (["size", W8, "--deadline", "nan"], 2, "--deadline: must be a finite, positive amount (got 'nan')"),

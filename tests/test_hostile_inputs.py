@@ -359,3 +359,52 @@ def test_a_chart_format_needing_latex_is_refused_before_any_work(capsys, tmp_pat
     err = _err(capsys, ["compare", W8, str(WORKLOADS / "mixtral-8x7b.yaml"), "--fast", "--replicas", "2",
                         "--plot", str(tmp_path / "c.pgf")])
     assert "unknown chart format" in err and ".pgf" not in err.split("expected")[1]
+
+
+@pytest.mark.parametrize("value", ["x-1", "xinf", "xnan", "x1e400"])
+def test_malformed_multipliers_are_errors_naming_the_axis(capsys, value):
+    """Were taken as literal text ('should be a valid integer'), x1e400 echoed as xinf."""
+    err = _err(capsys, ["compare", W8, "--vary", f"training.global_batch_size={value}", "--fast", "--replicas", "2"])
+    assert err.startswith("error: --vary: training.global_batch_size: not a multiplier") and value in err
+
+
+@pytest.mark.parametrize("key, want", [("training.checkpoint.interval", "did you mean checkpoint.interval?"),
+                                       ("model.num_layers.x", "model.num_layers is a value, not a section")])
+def test_misplaced_grid_keys_are_explained_before_any_case(capsys, key, want):
+    err = _err(capsys, ["sweep", W8, "--grid", f"{key}=1,2", "--fast", "--replicas", "2"])
+    assert err.startswith("error: --grid:") and want in err
+
+
+def test_sensitivity_needs_a_training_length_and_marks_rounded_moves(capsys):
+    err = _err(capsys, ["sensitivity", W8, "--set", "training.train_tokens=null", "--fast", "--replicas", "2"])
+    assert "does not say how long to train" in err
+    assert main(["sensitivity", W8, "--inputs", "gpu_price", "--add", "parallelism.micro_batch_size",
+                 "--fast", "--replicas", "2"]) == 0
+    assert "1 (rounded, +0 %)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text, usd", [("$2B", 2e9), ("$1,200,000", 1.2e6), ("$40M", 4e7), ("1.5 kUSD", 1500.0)])
+def test_money_forms_planners_write(text, usd):
+    from simulator import units
+
+    assert units.parse(text, "money") == usd
+
+
+def test_compare_says_why_a_case_has_no_days(capsys):
+    assert main(["compare", W8, "--vary", "cluster.reliability.gpu_failures_per_gpu_hour=x1,x10000",
+                 "--fast", "--replicas", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "no days to train (–):" in out and "gpu_failures_per_gpu_hour=x10000: does not finish" in out
+
+
+def test_report_charts_have_page_unique_ids(tmp_path):
+    import collections
+    import re
+
+    page = tmp_path / "r.html"
+    assert main(["run", W8, "--fast", "--replicas", "4", "--report", str(page)]) == 0
+    text = page.read_text()
+    ids = collections.Counter(re.findall(r'\bid="([^"]+)"', text))
+    assert ids and max(ids.values()) == 1                    # 101 duplicates before
+    refs = re.findall(r'(?:url\(#|href="#)([^")]+)', text)
+    assert refs and all(r in ids for r in refs)

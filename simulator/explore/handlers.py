@@ -201,10 +201,12 @@ def _ints(text: str | None, flag: str, least: int = 1) -> tuple[int, ...] | None
         values = tuple(int(v) for v in text.split(","))
     except ValueError:
         raise ConfigError("expected comma-separated integers", source=flag, value=text, expected="e.g. 1,2,4,8") from None
-    if any(v < least for v in values):
+    from simulator.limits import MAX_INT
+
+    if any(v < least or v > MAX_INT for v in values):
         what = "positive integers" if least == 1 else f"integers >= {least}"
-        raise ConfigError(f"expected {what}", source=flag, value=text,
-                          expected=f"each value >= {least}" + (", e.g. 1,2,4,8" if least == 1 else ""))
+        raise ConfigError(f"expected {what} up to {MAX_INT:,}", source=flag, value=text,
+                          expected=f"each value from {least} to {MAX_INT:,}" + (", e.g. 1,2,4,8" if least == 1 else ""))
     return values
 
 

@@ -14,6 +14,7 @@ from simulator.errors import ConfigError
 from simulator.explore.cases import Case, Inputs, SimOptions, Study, time_at
 from simulator.explore.sweep import base_efficiency, run_cases
 from simulator.explore.values import base_value, check_key, display, scaled_text
+from simulator.model.training import plan
 
 _RATES = ("gpu_failures_per_gpu_hour", "host_failures_per_node_hour", "network_failures_per_node_hour",
           "software_failures_per_node_hour")
@@ -80,7 +81,10 @@ def _moved(s: Scenario, key: str, factor: float, eff=None) -> tuple[str | None, 
         return None, (key.split(".", 1)[1], value), f"{value:.4g}{bound}"
     integer = isinstance(base, int)
     if integer:
+        exact = value
         value = max(1, round(value))
+        if not bound and value != exact:   # a whole-number key: the move the table shows is not X %
+            bound = f" (rounded, {100 * (value / base - 1):+.3g} %)" if base else " (rounded)"
     return f"{key}={scaled_text(value, kind, integer)}", None, display(value, kind, key) + bound
 
 
@@ -110,6 +114,10 @@ def sensitivity(inputs: Inputs, scenario: Scenario, overrides: tuple[str, ...], 
     """Simulate the base and each factor at 1 - X and 1 + X; order by the larger swing."""
     if not 0 < percent < 100:
         raise ConfigError("must be between 0 and 100", source="--percent", value=percent, expected="e.g. 20")
+    if plan(scenario.workload.training, scenario.workload.model.seq_length) is None:   # as search and size
+        raise ConfigError("the workload does not say how long to train (the swings are in days and dollars "
+                          "of the whole run)", source=inputs.workload_source, path="training.train_tokens",
+                          expected="training.train_tokens or training.train_iters")
     eff = base_efficiency(options.calibration, inputs)
     x = percent / 100.0
     cases, shown = [Case("base", (("input", "base"), ("change", "")), overrides=overrides)], []

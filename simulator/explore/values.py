@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import types
 import typing
 from dataclasses import dataclass
 
@@ -96,28 +97,79 @@ def _model_of(annotation) -> type[BaseModel] | None:
 
 def check_key(key: str, option: str = "--vary") -> None:
     """An unknown key is an input error for the whole study, not one failed case."""
-    from simulator.config.cluster import ClusterConfig
     from simulator.config.errors import suggest
-    from simulator.config.workload import WorkloadConfig
 
     parts = key.split(".")
-    model: type[BaseModel] | None = ClusterConfig if parts[0] == "cluster" else WorkloadConfig
-    for part in parts[1:] if parts[0] == "cluster" else parts:
+    problem = _unknown_part(parts)
+    if problem is None:
+        return
+    i, names = problem
+    if names is None:
+        raise ConfigError(f"unknown key: {'.'.join(parts[:i])} is a value, not a section with keys",
+                          source=option, path=key, expected=f"{'.'.join(parts[:i])} itself")
+    hint = suggest(parts[i], sorted(names))
+    if not hint and i > 0 and _unknown_part(parts[i:]) is None:   # a whole key one section too deep
+        hint = f" (did you mean {'.'.join(parts[i:])}?)"
+    raise ConfigError(f"unknown key{hint}", source=option, path=key)
+
+
+_SCALARS = (int, float, str, bool, type(None))
+
+
+def _scalar(annotation) -> bool:
+    """Whether a field holds a plain value only (a number, text, a flag; Annotated or Optional of one)."""
+    if annotation in _SCALARS:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return True
+    if origin is typing.Annotated:
+        return _scalar(typing.get_args(annotation)[0])
+    args = typing.get_args(annotation)
+    return origin in (typing.Union, types.UnionType) and all(_scalar(a) for a in args)
+
+
+def _unknown_part(parts: list[str]) -> tuple[int, set[str] | None] | None:
+    """(index, the names allowed there) of the first part of a dotted key no config model has, names
+    None where the part is below a plain value; None when every part is known (or below a free-form
+    value, checked when loaded)."""
+    from simulator.config.cluster import ClusterConfig
+    from simulator.config.workload import WorkloadConfig
+
+    cluster = parts[0] == "cluster"
+    model: type[BaseModel] | None = ClusterConfig if cluster else WorkloadConfig
+    for i, part in enumerate(parts):
+        if cluster and i == 0:
+            continue
         if model is None:
-            return      # below a free-form value (e.g. an inline GPU table): checked when loaded
+            return None     # below a free-form value (e.g. an inline GPU table): checked when loaded
         if part.isdigit():
-            continue    # a position in a list (phases.2.num_gpus): the range is checked when applied
+            continue        # a position in a list (phases.2.num_gpus): the range is checked when applied
         fields = model.model_fields
         names = set(fields) | {f.alias for f in fields.values() if isinstance(f.alias, str)}
         if part not in names:
-            raise ConfigError(f"unknown key{suggest(part, sorted(names))}", source=option, path=key)
-        model = _model_of(fields[part].annotation) if part in fields else None
+            return i, names
+        info = fields.get(part)
+        if info is not None and i + 1 < len(parts) and _scalar(info.annotation):
+            return i + 1, None
+        model = _model_of(info.annotation) if info is not None else None
+    return None
 
 
-def multiplier(text: str) -> float | None:
-    """The factor of an ``xF`` value, or None when the value is not a multiplier."""
+# "x" then a sign, a digit, a dot, inf or nan: meant as a multiplier (a text value such as "xlarge" is not)
+_MULTIPLIER_LIKE = re.compile(r"^\s*[x×]\s*([-+.\d]|inf|nan)", re.IGNORECASE)
+
+
+def multiplier(text: str, option: str | None = None, key: str | None = None) -> float | None:
+    """The factor of an ``xF`` value, or None when the value is not a multiplier. A value that looks
+    like one but is not a positive finite factor (x-1, xinf, x1e400) is an error (naming ``option``
+    and ``key`` when given)."""
     m = _MULTIPLIER.match(text)
-    return float(m.group(1)) if m else None
+    factor = float(m.group(1)) if m else None
+    if (m is None and _MULTIPLIER_LIKE.match(text)) or (factor is not None and not math.isfinite(factor)):
+        raise ConfigError("not a multiplier", source=option, path=key, value=text,
+                          expected="x then a positive finite factor, e.g. x0.5 or x2")
+    return factor
 
 
 def _field_value(root: BaseModel, parts: list[str], key: str, option: str) -> tuple[object, str | None]:
@@ -188,7 +240,7 @@ def resolve(axis: Axis, scenario, option: str = "--vary", efficiency: Efficiency
         check_key(axis.key, option)
     out = []
     for text in axis.values:
-        factor = multiplier(text)
+        factor = multiplier(text, option, axis.key)
         if axis.key == "cluster":
             if factor is not None:
                 raise ConfigError("a cluster file cannot be multiplied", source=option, value=text)
@@ -206,7 +258,7 @@ def resolve(axis: Axis, scenario, option: str = "--vary", efficiency: Efficiency
         base, kind = base_value(scenario, axis.key, option)
         integer = isinstance(base, int)
         if not math.isfinite(base * factor):
-            raise ConfigError(f"x{factor:g} of {base} is not a finite number", source=option,
+            raise ConfigError(f"{text.strip()} of {base} is not a finite number", source=option,
                               path=axis.key, value=text, expected="a factor giving a finite value")
         if integer and abs(base * factor - round(base * factor)) > 1e-9:
             raise ConfigError(f"x{factor:g} of {base} is not a whole number", source=option,

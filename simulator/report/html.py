@@ -50,7 +50,7 @@ class Report:
     def add_figure(self, fig, caption: str) -> None:
         from simulator.report.style import svg
 
-        self.figures.append(Chart(caption, svg(fig)))
+        self.figures.append(Chart(caption, svg(fig, prefix=f"c{len(self.figures) + 1}-")))
 
 
 def check_report_path(path: str | Path | None, force: bool, option: str = "--report") -> None:

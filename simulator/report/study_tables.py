@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from simulator.errors import clip
 from simulator.units import fmt_si
 
 DASH = "–"
@@ -121,12 +122,21 @@ def errors(rows: Sequence[dict]) -> list[str]:
             if r.get("status") not in (None, "ok")]
 
 
+def unfinished(rows: Sequence[dict]) -> list[str]:
+    """Why a simulated case shows no days: its campaign's reason (it does not finish, a horizon)."""
+    return [f"  {r.get('case')}: {clip(str(r['time_to_train_reason']), 400)}" for r in rows
+            if r.get("status") in (None, "ok") and r.get("time_to_train_reason")]
+
+
 def compare_text(rows: Sequence[dict]) -> str:
     parts = [results_table(rows), "", "where the step goes (% of step time) and time lost (days, mean):",
              why_table(rows)]
     bad = errors(rows)
     if bad:
         parts += ["", "not simulated:"] + bad
+    slow = unfinished(rows)
+    if slow:
+        parts += ["", "no days to train (" + DASH + "):"] + slow
     parts += ["", "P50/P90: time to train with failures and restarts; $ and MWh over the whole campaign",
               BAND_NOTE + calibration_note(rows)]
     return "\n".join(parts)

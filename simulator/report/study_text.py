@@ -98,7 +98,10 @@ def size_text(res, name: str, days_key: str) -> str:
     lines.append(table(("", "GPUs", "layout", "ideal d", "status", "days", "d P10–P90", "ETTR", "$", "$ P10–P90",
                         "MWh"), body, left=3))
     if res.answer is None:
-        lines += ["", "no candidate count meets the goal (see the table; try --max-gpus, --search or a later deadline)"]
+        later = "a later deadline" if res.settings.deadline_days is not None else ""
+        more = "a larger budget" if res.settings.budget_usd is not None else ""
+        goal = " or ".join(x for x in (later, more) if x)
+        lines += ["", f"no candidate count meets the goal (see the table; try --max-gpus, --search or {goal})"]
         c = res.rows[res.closest] if getattr(res, "closest", None) is not None else None
         if c is not None:
             if c.get("status") == "ok":

@@ -8,6 +8,7 @@ common forms of colour blindness; charts also vary marker and line style so they
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -48,12 +49,25 @@ def save(fig: Figure, path: str | Path) -> Path:
     return write_bytes(path, buf.getvalue())
 
 
-def svg(fig: Figure) -> str:
-    """``fig`` as an inline SVG element (no XML prologue), for an HTML page."""
+_ID = re.compile(r'\bid="([^"]+)"')
+
+
+def svg(fig: Figure, prefix: str = "") -> str:
+    """``fig`` as an inline SVG element (no XML prologue), for an HTML page. With ``prefix`` every
+    element id, and every reference to one (``#id``, ``url(#id)``), starts with it: matplotlib numbers
+    ids from 1 in each figure, so two charts on one page would share ids (invalid HTML, and a
+    clip path of one chart could be taken for the other's)."""
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Date": None})
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    text = text[text.index("<svg"):]
+    if not prefix:
+        return text
+    ids = set(_ID.findall(text))
+    if not ids:
+        return text
+    refs = re.compile(r'(\bid="|#)(' + "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True)) + r')(?=["\)])')
+    return refs.sub(lambda m: m.group(1) + prefix + m.group(2), text)
 
 
 def si_words(x: float, unit: str = "", digits: int = 3) -> str:
