@@ -80,7 +80,7 @@ def phase_lines(phases: list) -> list[str]:
 def summary(r: Result) -> str:
     mem = r.memory_breakdown_gib
     lines = [
-        f"{r.name} on {r.num_gpus} × {r.gpu} ({r.cluster})   {r.layout}, micro batch "
+        f"{r.name} on {r.num_gpus:,} × {r.gpu} ({r.cluster})   {r.layout}, micro batch "
         f"{r.micro_batch_size} × {r.num_microbatches} microbatches, global batch "
         f"{r.global_batch_size} × {r.seq_length}",
         f"parameters       {fmt_si(r.num_parameters, billion='B')}"
