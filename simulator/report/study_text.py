@@ -121,7 +121,7 @@ def size_text(res, name: str, days_key: str) -> str:
               "model's own error)")
     lines.append(BAND_NOTE + f"; the answer meets the goal at {st.confidence}: {within}" + calibration_note(res.rows))
     if hidden:
-        lines.append(f"{hidden} other counts have no valid layout (not shown)")
+        lines.append(f"{hidden} other count{'s have' if hidden != 1 else ' has'} no valid layout (not shown)")
     return "\n".join(lines)
 
 
@@ -135,12 +135,15 @@ def sensitivity_text(res, name: str, days_key: str) -> str:
         for key in (days_key, "cost_usd"):
             for row in (sw.low, sw.high):
                 d = delta(b, row, key)
-                cells.append(DASH if d is None else (f"{d:+.2f}" if key == days_key else f"{d:+,.0f}"))
+                text = DASH if d is None else (f"{d:+.2f}" if key == days_key else f"{d:+,.0f}")
+                cells.append("0" if text.lstrip("+-") in ("0", "0.00") else text)   # never "-0"
         body.append(cells)
     lines.append(table(("input", "low value", "high value", "days -", "days +", "$ -", "$ +"), body))
     lines.append("days -/+ and $ -/+: change from the base when the input is lowered / raised"
                  + ("; (bound): the move was cut at the input's physical bound, so it is smaller than "
-                    f"{res.percent:g}%" if any("(bound)" in f"{sw.low_value}{sw.high_value}" for sw in res.swings) else ""))
+                    f"{res.percent:g}%" if any("(bound)" in f"{sw.low_value}{sw.high_value}" for sw in res.swings) else "")
+                 + ("; (rounded): a whole-number input moved to the nearest integer" if any(
+                     "(rounded" in f"{sw.low_value}{sw.high_value}" for sw in res.swings) else ""))
     failed = [(sw.factor.label, side, row) for sw in res.swings
               for side, row in (("low", sw.low), ("high", sw.high)) if row.get("status") != "ok"]
     for label, side, row in failed:   # why a cell shows a dash
