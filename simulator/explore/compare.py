@@ -13,11 +13,13 @@ from simulator.explore.values import parse_axis
 def workload_cases(paths: Sequence[str], cluster: str | None, overrides: Sequence[str],
                    gpus: int | None) -> tuple[tuple[Inputs, ...], list[Case]]:
     """One case per workload file (each validated first, so a bad file fails before any work)."""
-    inputs, cases, seen = [], [], {}
+    inputs, cases, labels = [], [], set()
     for i, path in enumerate(paths):
         inp, s = read_inputs(path, cluster, list(overrides), gpus)
-        label = s.name if s.name not in seen else f"{s.name} ({Path(path).name})"
-        seen[s.name] = i
+        label = s.name if s.name not in labels else f"{s.name} ({Path(path).name})"
+        if label in labels:   # the same file (or file name) again: numbered by position
+            label = f"{s.name} (#{i + 1}, {Path(path).name})"
+        labels.add(label)
         inputs.append(inp)
         cases.append(Case(label, (("workload", str(path)),), source=i, overrides=tuple(overrides), gpus=gpus))
     return tuple(inputs), cases
