@@ -182,6 +182,13 @@ def sweep_figure(rows: Sequence[dict], axes_keys: Sequence[str], title: str = ""
     style.money_axis(ax1.yaxis)
     ax0.set_title("time to train (shaded / bars: P10-P90 band)")
     ax1.set_title("cost of the campaign")
+    for ax, (key, _) in zip((ax0, ax1), metrics):   # an empty panel says why rather than show a bare axis
+        if not any(num(r.get(key)) is not None for r in ok):
+            why = ("no case ran" if not ok else "no case has a value:\nthe workload sets no training length,\n"
+                   "or no campaign finishes")
+            ax.text(0.5, 0.5, why, transform=ax.transAxes, ha="center", va="center", color=style.BLACK,
+                    fontsize=10)
+            ax.set_yticks([])
     fig.suptitle(f"How do time and cost change across the sweep? {title}".strip())
     return fig
 
