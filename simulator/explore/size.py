@@ -91,8 +91,9 @@ def _resize(s: Scenario, gpus: int) -> tuple[str, ...]:
 
 
 def _bound(inputs: Inputs, overrides: tuple[str, ...], gpus: int, executor: Executor,
-           space: Space | None) -> tuple[float | None, tuple[str, ...], str]:
-    """(closed-form failure-free days, overrides giving the layout, its description) at ``gpus``."""
+           space: Space | None) -> tuple[float | None, tuple[str, ...], str, str]:
+    """(closed-form failure-free days, overrides giving the layout, its description, why it does not
+    fit in memory or "") at ``gpus``."""
     layout_ov, desc = (), ""
     if space is not None:   # the top level's best layout (ranked alone); its phases keep their keys
         from simulator.explore.search import rank_key, schedule_fits, top_level_only
@@ -100,20 +101,37 @@ def _bound(inputs: Inputs, overrides: tuple[str, ...], gpus: int, executor: Exec
             _, _, ranked, _ = rank_all(SearchTask(inputs, tuple(overrides) + top_level_only(inputs), gpus, space),
                                        executor, progress=False)
         except ConfigError:
-            return None, (), ""
+            return None, (), "", ""
         fits = schedule_fits(inputs, tuple(overrides), gpus) or (lambda r: True)
         best = next((r for r in sorted(ranked, key=lambda r: rank_key(r, "time")) if fits(r)), None)
         if best is None:
-            return None, (), ""
+            return None, (), "", ""
         layout_ov, desc = best.layout.overrides(), best.layout.describe()
     try:
         s = scenario_of(inputs, Case("bound", overrides=tuple(overrides) + layout_ov, gpus=gpus))
+        misfit = _misfit(s) if space is None else ""   # the workload's own layout: a bound it never reaches
+        if misfit:
+            return None, (), s.layout.describe(), misfit
         if s.phases:                           # the phases' failure-free days, one after another
             days = [_days(ps, estimate_step(ps).step_time) for _, ps in s.phases]
-            return (None if None in days else sum(days)), layout_ov, desc or s.layout.describe()
-        return _days(s, estimate_step(s).step_time), layout_ov, desc or s.layout.describe()
+            return (None if None in days else sum(days)), layout_ov, desc or s.layout.describe(), ""
+        return _days(s, estimate_step(s).step_time), layout_ov, desc or s.layout.describe(), ""
     except (ConfigError, InfeasibleError):    # a phase the searched layout does not suit
-        return None, (), ""
+        return None, (), "", ""
+
+
+def _misfit(s: Scenario) -> str:
+    """Why the layout does not fit, when the top level or a training phase needs more memory per GPU
+    than the GPU has (the search's layouts are checked when ranked); "" when all fit."""
+    from simulator.simulate import memory_of
+
+    for name, ps in ((None, s), *s.phases):
+        mem = memory_of(ps)
+        if mem.total > ps.gpu.usable_hbm:
+            where = f" in training phase '{name}'" if name else ""
+            return (f"the layout needs {mem.total / 2**30:.1f} GiB per GPU{where}, of the {ps.gpu.usable_hbm / 2**30:.1f} "
+                    "a GPU has (--search re-chooses the layout per count)")
+    return ""
 
 
 def _days(s: Scenario, step_s: float) -> float | None:
@@ -157,8 +175,9 @@ def size(inputs: Inputs, base: Scenario, overrides: tuple[str, ...], st: SizeSet
                       enabled=progress and space is not None) as advance:
         for n in counts:
             ov = tuple(overrides) + _resize(base, n)
-            days, layout_ov, desc = _bound(inputs, ov, n, executor, space)
-            rows.append({"num_gpus": n, "layout": desc, "closed_form_days": days, "status": "not simulated"})
+            days, layout_ov, desc, misfit = _bound(inputs, ov, n, executor, space)
+            rows.append({"num_gpus": n, "layout": desc, "closed_form_days": days,
+                         "status": "does not fit" if misfit else "not simulated", **({"error": misfit} if misfit else {})})
             cases.append(Case(f"{n} GPUs", (("gpus", str(n)),), overrides=ov + layout_ov, gpus=n))
             advance(1)
     todo = [i for i, r in enumerate(rows) if _worth(r, st, base, MARGIN)]

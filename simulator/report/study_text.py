@@ -95,8 +95,15 @@ def size_text(res, name: str, days_key: str) -> str:
                      fmt(r.get("closed_form_days"), "{:.1f}"), str(r.get("status")),
                      fmt(r.get(days_key), "{:.1f}"), days_band(r), fmt(r.get("ettr"), "{:.3f}"),
                      money(r.get("cost_usd")), money_band(r), big(r.get("energy_mwh"))])
-    lines.append(table(("", "GPUs", "layout", "ideal d", "status", "days", "d P10–P90", "ETTR", "$", "$ P10–P90",
-                        "MWh"), body, left=3))
+    lines.append(table(("", "GPUs", "layout", "ideal d", "status", f"{st.confidence} d", "d P10–P90", "ETTR", "$",
+                        "$ P10–P90", "MWh"), body, left=3))
+    misfits = [r for r in res.rows if r.get("status") == "does not fit" and r.get("error")]
+    if misfits:
+        more = len(misfits) - 1
+        lines.append(f"does not fit: at {misfits[0]['num_gpus']:,} GPUs {misfits[0]['error']}"
+                     + (f"; {more} more count{'s' if more > 1 else ''} the same way" if more else ""))
+    at = (f"{st.confidence}" if st.confidence.startswith("band-")
+          else f"{st.confidence} of failures")   # the band's own P10-P90 (model error too) shown beside it
     if res.answer is None:
         later = "a later deadline" if res.settings.deadline_days is not None else ""
         more = "a larger budget" if res.settings.budget_usd is not None else ""
@@ -106,7 +113,7 @@ def size_text(res, name: str, days_key: str) -> str:
         if c is not None:
             if c.get("status") == "ok":
                 lines.append(f"closest: {c['num_gpus']:,} GPUs ({c.get('layout')}): {fmt(c.get(days_key), '{:.1f}')} "
-                             f"days at {st.confidence}, {money(c.get('cost_usd'))}"
+                             f"days at {at}{_with_band(c)}, {money(c.get('cost_usd'))}"
                              + (f" ({c['time_to_train_reason']})" if c.get("time_to_train_reason") else ""))
             else:
                 lines.append(f"closest: {c['num_gpus']:,} GPUs ({c.get('layout')}): at least "
@@ -114,7 +121,7 @@ def size_text(res, name: str, days_key: str) -> str:
     else:
         r = res.rows[res.answer]
         lines += ["", f"answer: {r['num_gpus']:,} GPUs ({r.get('layout')}): {fmt(r.get(days_key), '{:.1f}')} days at "
-                  f"{st.confidence}, {money(r.get('cost_usd'))}, {big(r.get('energy_mwh'))} MWh"]
+                  f"{at}{_with_band(r)}, {money(r.get('cost_usd'))}, {big(r.get('energy_mwh'))} MWh"]
     lines.append("ideal d: closed-form failure-free days (a lower bound); counts it rules out are not simulated")
     within = ("the prediction band's" if st.confidence.startswith("band-") else
               "the failure simulation's spread around the central step time (--confidence band-p90 adds the "
@@ -123,6 +130,12 @@ def size_text(res, name: str, days_key: str) -> str:
     if hidden:
         lines.append(f"{hidden} other count{'s have' if hidden != 1 else ' has'} no valid layout (not shown)")
     return "\n".join(lines)
+
+
+def _with_band(row: dict) -> str:
+    """" (with the model's error: P10-P90 a-b d)" where the row has a prediction band."""
+    band = days_band(row)
+    return "" if band == DASH else f" (with the model's error too: P10–P90 {band} d)"
 
 
 def sensitivity_text(res, name: str, days_key: str) -> str:
