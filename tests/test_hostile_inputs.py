@@ -408,3 +408,24 @@ def test_report_charts_have_page_unique_ids(tmp_path):
     assert ids and max(ids.values()) == 1                    # 101 duplicates before
     refs = re.findall(r'(?:url\(#|href="#)([^")]+)', text)
     assert refs and all(r in ids for r in refs)
+
+
+def test_a_job_shorter_than_a_repair_is_not_judged_by_the_steady_state_spare_pool(capsys):
+    """A 4-minute job on a cluster whose steady state keeps ~77 nodes in repair (1 day each) against
+    16 spares was 'does not finish' up front; it starts with none in repair and sees ~0.2."""
+    r = "cluster.reliability"
+    argv = ["run", W8, "--fast", "--replicas", "4", "--set", f"{r}.host_failures_per_node_hour=0.05",
+            "--set", f"{r}.idle_nodes_as_spares=false"]
+    assert main([*argv, "--set", "training.train_tokens=1B"]) == 0
+    out = capsys.readouterr().out
+    assert "does not finish" not in out and "3.69 min ideal" in out      # minutes, not "0.0 d"
+    assert main(argv) == 0                                                 # the 38-day run still cannot
+    assert "does not finish" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("freq", ["[1, 0, 0, 0, 0, 0, 0, 0]", "20"])
+def test_first_dense_layers_that_cover_every_moe_layer_are_refused(capsys, freq):
+    """Ran silently as the dense model (155 M parameters, the base's step)."""
+    err = _err(capsys, ["run", str(WORKLOADS / "mixtral-8x7b.yaml"), "--fast", "--set", "model.num_layers=8",
+                        "--set", f"model.moe.moe_layer_freq={freq}", "--set", "model.moe.first_k_dense_replace=1"])
+    assert "model.moe.first_k_dense_replace" in err and "no MoE layer after them" in err

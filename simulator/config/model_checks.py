@@ -26,6 +26,13 @@ def check_model_features(m: ModelConfig, where) -> None:
         if moe.first_k_dense_replace >= L:
             _fail(where, "model.moe.first_k_dense_replace", f"leaves no MoE layer of num_layers={L}",
                   moe.first_k_dense_replace, f"fewer than {L}")
+        k, freq = moe.first_k_dense_replace, moe.moe_layer_freq
+        pattern = freq if isinstance(freq, list) else [int(i % freq == 0) for i in range(L)]
+        if k and not any(pattern[k:]):   # the pattern's MoE layers all among the first k dense ones
+            _fail(where, "model.moe.first_k_dense_replace", f"makes the first {k} layers dense, and the layer "
+                  f"pattern (moe_layer_freq {freq if not isinstance(freq, list) else 'list'}) has no MoE layer "
+                  "after them: the model would run as a dense one", k,
+                  "a pattern with an MoE layer after the first k, a smaller first_k_dense_replace, or no model.moe")
         if moe.moe_router_force_load_balancing and moe.moe_expert_load_imbalance != 1.0:
             _fail(where, "model.moe.moe_expert_load_imbalance", "conflicts with moe_router_force_load_balancing: "
                   "true (forced routing is balanced)", moe.moe_expert_load_imbalance, "1.0, or leave it out")

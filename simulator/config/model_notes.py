@@ -46,7 +46,7 @@ Errors (exit 2): an MLA section missing any of its required keys, or combined wi
 `num_query_groups` or `qk_layernorm`; `sliding_window` larger than `seq_length`; `layer_types` or a
 `moe_layer_freq` list whose length is not `num_layers`; `window_attn_skip_freq` / `layer_types`
 without `sliding_window`, or both given; `nope_layer_interval` without `attention_chunk_size`, or chunks
-together with a sliding window; `first_k_dense_replace` leaving no MoE layer; a YaRN key without `position_embedding_type: rope`, or an attention-factor exponent without `yarn_rotary_scaling_factor`; only one of
+together with a sliding window; `first_k_dense_replace` leaving no MoE layer (past the layer count, or past every MoE layer of the pattern); a YaRN key without `position_embedding_type: rope`, or an attention-factor exponent without `yarn_rotary_scaling_factor`; only one of
 `moe_router_num_groups` / `moe_router_group_topk`, groups not dividing the experts or more chosen than exist; a load
 imbalance below 1 or set together with forced balancing; a precision the GPU has no peak for (the
 message names the GPU and the precisions it has); `attention_kernel: flash2` with `use_flash_attn: false`,

@@ -10,7 +10,7 @@ that runs and summarises the replicas is engine/campaign.py; the model is in doc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from simulator.config.scenario import Scenario
 from simulator.engine.checkpointing import CheckpointModel, daly_interval
@@ -230,19 +230,32 @@ def expected_wall_s(p: CampaignParams) -> float:
         rho += (p.save_s + p.restart_s) / p.time_limit_s
     if rho >= 1 or math.isnan(base):
         return math.inf
-    avail = spare_availability(p)
-    return math.inf if avail <= 0 else base / (1.0 - rho) / avail
+    wall = base / (1.0 - rho)
+    avail = spare_availability(p, wall)
+    return math.inf if avail <= 0 else wall / avail
 
 
-def nodes_in_repair(p: CampaignParams) -> float:
-    """Mean nodes in repair: node-taking failures run in wall time (M/M/∞: rate × repair time)."""
-    return sum(c.rate_per_s for c in p.classes if c.takes_node) * p.repair_s
+def wall_without_spare_shortage_s(p: CampaignParams) -> float:
+    """expected_wall_s with a pool that never runs dry: the horizon over which nodes go into repair."""
+    return expected_wall_s(replace(p, spare_nodes=10**9, continue_on_fewer_replicas=False))
 
 
-def spare_availability(p: CampaignParams) -> float:
+def nodes_in_repair(p: CampaignParams, horizon_s: float = math.inf) -> float:
+    """Mean nodes in repair: node-taking failures run in wall time, M/M/∞ with mean repair time R.
+    The job starts with none in repair, so after t seconds the mean is rate × R × (1 − e^(−t/R)): a
+    job much shorter than a repair never sees the steady state rate × R (``horizon_s``: the job's
+    wall time; infinite: the steady state)."""
+    steady = sum(c.rate_per_s for c in p.classes if c.takes_node) * p.repair_s
+    if not math.isfinite(horizon_s) or p.repair_s <= 0:
+        return steady
+    return steady * -math.expm1(-horizon_s / p.repair_s)
+
+
+def spare_availability(p: CampaignParams, horizon_s: float = math.inf) -> float:
     """Share of the time the job has all the nodes it needs: P(nodes in repair ≤ what the pool and
-    continue_on_fewer_replicas can cover), the number in repair being Poisson (M/M/∞)."""
-    m = nodes_in_repair(p)
+    continue_on_fewer_replicas can cover), the number in repair being Poisson (M/M/∞) at the end of
+    a job of ``horizon_s`` wall seconds (its largest value; the steady state when infinite)."""
+    m = nodes_in_repair(p, horizon_s)
     cover = p.spare_nodes
     if p.continue_on_fewer_replicas:
         cover += (p.dp - 1) // max(1, p.dp // p.num_nodes)
@@ -282,8 +295,9 @@ def _why(p: CampaignParams) -> str:
     if ck.interval_s >= mtbf:
         return (f"{_span(ck.interval_s)} of work between checkpoints (a step takes "
                 f"{_span(ck.step_time_s)}) against failures every {_span(mtbf)}")
-    if spare_availability(p) < 0.01:
-        return (f"{nodes_in_repair(p):.3g} nodes in repair on average (node failures every "
+    horizon = wall_without_spare_shortage_s(p)
+    if spare_availability(p, horizon) < 0.01:
+        return (f"{nodes_in_repair(p, horizon):.3g} nodes in repair on average (node failures every "
                 f"{_span(1 / sum(c.rate_per_s for c in p.classes if c.takes_node))} × repair "
                 f"{_span(p.repair_s)}) exceed the pool of {p.spare_nodes} spare nodes")
     if p.time_limit_s is not None and p.time_limit_s <= p.save_s + p.restart_s:

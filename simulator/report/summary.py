@@ -13,11 +13,14 @@ _LABELS = {
 
 
 def fmt_days(days: float) -> str:
-    """Days with one decimal, or years beyond a few thousand days (never nan)."""
+    """Days with one decimal, years beyond a few thousand days, hours or minutes below a twentieth
+    of a day (a short phase or test run read "0.0 d"); never nan."""
     if days is None or days != days:
         return "—"
     if days >= 3650:
         return f"{days / 365.25:,.3g} y"
+    if days < 0.05:
+        return fmt_duration(days * 86400.0)
     return f"{days:,.1f} d"
 
 
