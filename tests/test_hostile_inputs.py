@@ -429,3 +429,12 @@ def test_first_dense_layers_that_cover_every_moe_layer_are_refused(capsys, freq)
     err = _err(capsys, ["run", str(WORKLOADS / "mixtral-8x7b.yaml"), "--fast", "--set", "model.num_layers=8",
                         "--set", f"model.moe.moe_layer_freq={freq}", "--set", "model.moe.first_k_dense_replace=1"])
     assert "model.moe.first_k_dense_replace" in err and "no MoE layer after them" in err
+
+
+def test_the_default_prune_width_on_a_tiny_model_is_a_missing_lever_not_an_error(capsys):
+    """A valid workload narrower than a 128-channel block exited 2 blaming --prune-width, which the
+    user never passed."""
+    tiny = ["--set", "model.hidden_size=64", "--set", "model.ffn_hidden_size=64", "--set", "model.num_attention_heads=1",
+            "--set", "model.num_query_groups=1", "--set", "parallelism.tensor_model_parallel_size=1"]
+    assert main(["levers", W8, *tiny, "--only", "pruned", "--fast", "--replicas", "2"]) == 0
+    assert "nothing to prune" in capsys.readouterr().out

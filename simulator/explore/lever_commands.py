@@ -67,7 +67,7 @@ def register(sub) -> None:
     lv.add_argument("--optimizer", type=_optimizer_preset, default=None, metavar="PRESET",
                     help="optimizer preset of the optimizer lever (default sophia)")
     lv.add_argument("--only", metavar="LEVER,...", help=f"levers to price (default all: {','.join(ALL_LEVERS)})")
-    lv.add_argument("--prune-width", type=_fraction, default=PRUNE_WIDTH,
+    lv.add_argument("--prune-width", type=_fraction, default=None,
                     help=f"pruned model's fraction of the hidden and MLP channels; heads and KV groups are kept, "
                          f"as Minitron-Width (default {PRUNE_WIDTH})")
     lv.add_argument("--prune-depth", type=_fraction, default=1.0,
@@ -112,13 +112,16 @@ def _levers(text: str | None) -> tuple[str, ...]:
 def cmd_levers(args: argparse.Namespace) -> int:
     from simulator.calibration.file import describe
     from simulator.explore.handlers import check_outputs, finite
+    from simulator.explore.lever_names import PRUNE_WIDTH
     from simulator.explore.levers import LeverOptions, evaluate_with
     from simulator.report.lever_table import format_table
 
     check_outputs(args)   # --plot, --report: writable, not the same file
-    opts = LeverOptions(optimizer=args.optimizer or "sophia", prune_width=args.prune_width, prune_depth=args.prune_depth,
-                        retrain_fraction=args.retrain_fraction, distill=not args.no_distill,
-                        levers=_levers(args.only))
+    opts = LeverOptions(optimizer=args.optimizer or "sophia",
+                        prune_width=PRUNE_WIDTH if args.prune_width is None else args.prune_width,
+                        prune_depth=args.prune_depth, retrain_fraction=args.retrain_fraction,
+                        distill=not args.no_distill, levers=_levers(args.only),
+                        given=("--prune-width",) if args.prune_width is not None else ())
     rows, applied = evaluate_with(Path(args.workload), cluster=Path(args.cluster) if args.cluster else None, gpus=args.gpus,
                     overrides=args.overrides, opts=opts, engine="analytical" if args.fast else "des",
                     replicas=args.replicas, seed=args.seed, calibration=args.calibration)

@@ -53,6 +53,7 @@ class LeverOptions:
     retrain_fraction: float = RETRAIN_FRACTION
     distill: bool = True
     levers: tuple[str, ...] = ALL_LEVERS
+    given: tuple[str, ...] = ()    # the flags the user set: a lever they make impossible is an error
 
 
 @dataclass
@@ -148,6 +149,9 @@ def pruned_lever(s: Scenario, width: float, depth: float, fraction: float, disti
     m = s.workload.model
     a = resolve(m)
     narrowest = min(a.hidden, a.ffn, *([m.moe.moe_ffn_hidden_size] if m.moe and m.moe.moe_ffn_hidden_size else []))
+    if narrowest < resize.PRUNE_MULTIPLE:
+        raise ConfigError(f"the model's narrowest width ({narrowest:,} channels) is under one "
+                          f"{resize.PRUNE_MULTIPLE}-channel block: nothing to prune", source="model")
     if narrowest * width < resize.PRUNE_MULTIPLE / 2:   # it would round up to one 128-channel block
         raise ConfigError(f"leaves under half of one {resize.PRUNE_MULTIPLE}-channel block of the narrowest "
                           f"width ({narrowest:,} channels)", source="--prune-width", value=width,
@@ -189,7 +193,7 @@ def lever_set(s: Scenario, opts: LeverOptions) -> list[Lever]:
         try:
             out.append(makers[key]())
         except ConfigError as exc:
-            if (exc.source or "").startswith("--"):   # the user's own flag is wrong: an error, not a missing row
+            if exc.source in opts.given:   # the user's own flag is wrong: an error, not a missing row
                 raise
             out.append(Lever(key, key.replace("_", " "), (), unavailable=str(exc)))
     return out
