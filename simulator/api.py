@@ -154,7 +154,7 @@ def simulate(setup: Setup, *, fast: bool = False, replicas: int = 32, seed: int 
     from simulator.cost.efficiency import DEFAULT
     from simulator.simulate import simulate as run
 
-    from simulator.calibration.bands import band_json, shipped_band
+    from simulator.calibration.bands import band_json, shipped_band_for
     from simulator.calibration.file import describe
 
     applied = setup.inputs.calibration
@@ -162,7 +162,7 @@ def simulate(setup: Setup, *, fast: bool = False, replicas: int = 32, seed: int 
         applied.check(setup.scenario, quiet=True)
     result = run(setup.scenario, engine="analytical" if fast else "des", replicas=replicas, seed=seed,
                  trace=trace, efficiency=DEFAULT if applied is None else applied.efficiencies())
-    band = shipped_band() if applied is None else applied.band
+    band = shipped_band_for(setup.scenario) if applied is None else applied.band
     return Run(result, {"calibration": describe(applied), **band_json(result, band)})
 
 

@@ -96,12 +96,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
                           value="--fast", expected="either --fast or --trace, not both")
     _check_run_outputs(args)
     scenario = load_scenario(args.workload, cluster=args.cluster, overrides=args.overrides, gpus=args.gpus)
-    from simulator.calibration.bands import band_json, band_text, shipped_band
+    from simulator.calibration.bands import band_json, band_text, shipped_band_for
     from simulator.calibration.file import describe, resolve
     from simulator.cost.efficiency import DEFAULT
 
     applied = resolve(args.calibration, scenario)
-    eff, band = (DEFAULT, shipped_band()) if applied is None else (applied.efficiencies(), applied.band)
+    eff, band = (DEFAULT, shipped_band_for(scenario)) if applied is None else (applied.efficiencies(), applied.band)
     if args.workers is None:   # a pool pays for its start-up only with many replicas
         from simulator.explore.executors import default_workers
 

@@ -445,3 +445,18 @@ def test_efficiency_multipliers_apply_to_the_calibrated_values(capsys, tmp_path)
     assert rows[1]["step_time_s"] > rows[0]["step_time_s"]
     code, plain, _ = run(capsys, "run", wl, "--fast", "--json", "--calibration", str(cal))
     assert rows[0]["step_time_s"] == pytest.approx(json.loads(plain)["step_time_s"])
+
+
+def test_a_workload_gets_the_band_of_its_model_class(capsys, scenario):
+    """Dense models get the dense rows' band, MoE models the MoE rows': one band for both covered
+    every held-out dense row and 74 % of the MoE ones (docs/calibration.md)."""
+    from simulator.calibration.bands import shipped_band_for
+    from tests.conftest import WORKLOADS
+
+    dense, moe, every = shipped_band(False), shipped_band(True), shipped_band()
+    assert dense.rows + moe.rows == every.rows
+    assert dense.hi - dense.lo < every.hi - every.lo < moe.hi - moe.lo
+    assert shipped_band_for(scenario("llama3-8b")) is dense
+    assert shipped_band_for(scenario("mixtral-8x7b")) is moe
+    assert main(["run", str(WORKLOADS / "mixtral-8x7b.yaml"), "--fast", "--replicas", "2"]) == 0
+    assert "model error from the shipped validation's MoE rows" in capsys.readouterr().out

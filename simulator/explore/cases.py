@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulator.calibration.bands import BAND_KEYS, band_json, shipped_band
+from simulator.calibration.bands import BAND_KEYS, band_json, shipped_band_for
 from simulator.calibration.file import describe, from_cluster
 from simulator.config.loader import read_yaml
 from simulator.config.overrides import Override, parse_override
@@ -150,7 +150,7 @@ def evaluate(study: Study, case: Case) -> dict:
     except Exception as exc:  # noqa: BLE001 - a bug in one case is that case's row, not a dead study
         return _blank(case, "error", f"internal error (a bug in trainsim, please report it): "
                                      f"{type(exc).__name__}: {clip(str(exc))}")
-    band = shipped_band() if applied is None else applied.band
+    band = shipped_band_for(s) if applied is None else applied.band
     bands = band_json(result, band)
     row = {"case": case.label, **dict(case.params), **flatten(result.to_json()),
            **{k: bands.get(k) for k in BAND_KEYS}, "calibration": describe(applied)}

@@ -221,14 +221,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if base is not None:
         from simulator.report.lever_table import format_table
 
+        from simulator.calibration.bands import shipped_band_for
+        from simulator.calibration.file import describe, resolve
+
         sim = dict(engine="analytical" if args.fast else "des", replicas=args.replicas, seed=args.seed)
+        applied = resolve(args.calibration, base)   # as levers: the calibration's efficiencies and band
+        if applied is not None:
+            sim["efficiency"] = applied.efficiencies()
+        band = shipped_band_for(base) if applied is None else applied.band
         baseline = {"key": "baseline", "label": f"{base.name} (baseline)", "note": "", "error": "",
-                    "overrides": [], "metrics": row_metrics(simulate(base, **sim))}
+                    "overrides": [], "metrics": row_metrics(simulate(base, **sim), band)}
         lever = plan_lever(base, prop, q)
         row = run_lever(Lever("plan", "proposal", lever.overrides, True, lever.note), base, Path(args.workload),
-                        cluster, args.gpus, list(args.overrides), **sim).to_json()
+                        cluster, args.gpus, list(args.overrides), band, **sim).to_json()
         out["rows"] = [baseline, row]
-        lines += ["", format_table([baseline, row])]
+        out["calibration"] = describe(applied)
+        lines += ["", format_table([baseline, row]), f"calibration: {describe(applied)}"]
     from simulator.model.scaling import extrapolated
 
     points = [x for x in (point, prop) if x is not None]

@@ -251,7 +251,7 @@ def evaluate_with(workload: Path, *, cluster: Path | None = None, gpus: int | No
                   engine: str = "des", replicas: int = 32, seed: int = 0,
                   calibration: str | None = None):
     """``evaluate`` and the calibration it used (calibration.file.Applied, or None: shipped)."""
-    from simulator.calibration.bands import shipped_band
+    from simulator.calibration.bands import shipped_band_for
     from simulator.calibration.file import resolve
 
     base_ov = list(overrides or [])
@@ -260,7 +260,7 @@ def evaluate_with(workload: Path, *, cluster: Path | None = None, gpus: int | No
     applied = resolve(calibration, base)
     if applied is not None:
         sim["efficiency"] = applied.efficiencies()
-    band = shipped_band() if applied is None else applied.band
+    band = shipped_band_for(base) if applied is None else applied.band
     baseline = Lever("baseline", "baseline", ())
     rows = [LeverRow(baseline, row_metrics(simulate(base, **sim), band))]
     rows[0].metrics["overrides"] = []
