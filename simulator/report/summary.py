@@ -80,6 +80,15 @@ def phase_lines(phases: list) -> list[str]:
     return out
 
 
+def _checkpoint_load(c, r: Result) -> str:
+    """" (5.68 TB each: 66.4 GB/s to storage)": what the checkpoint interval asks of the storage (an
+    interval of seconds is Daly's optimum for a cheap async snapshot, but every checkpoint is written)."""
+    size, every = getattr(c, "checkpoint_size_bytes", None), c.checkpoint_interval_s
+    if not size or not every or r.train_steps is None or every >= r.ideal_time_to_train_days * 86400.0:
+        return ""
+    return f" ({fmt_si(size, 'B')} each: {fmt_si(size / every, 'B/s')} to storage)"
+
+
 def summary(r: Result) -> str:
     mem = r.memory_breakdown_gib
     lines = [
@@ -90,7 +99,7 @@ def summary(r: Result) -> str:
         + (f" ({fmt_si(r.num_active_parameters, billion='B')} active per token)"
            if r.num_active_parameters != r.num_parameters else ""),
         f"step time        {fmt_duration(r.step_time_s)}    tokens/s {fmt_si(r.tokens_per_s)}    "
-        f"MFU {100 * r.mfu:.1f} % (HFU {100 * r.hfu:.1f} %)    {r.tflops_per_gpu:.0f} model TFLOP/s per GPU",
+        f"MFU {100 * r.mfu:.1f} % of BF16 peak (HFU {100 * r.hfu:.1f} %)    {r.tflops_per_gpu:.0f} model TFLOP/s per GPU",
         f"memory/GPU       {r.memory_per_gpu_gib:.1f} of {r.memory_capacity_gib:.1f} GiB  ({_memory_parts(mem)})",
     ]
     c = r.campaign
@@ -102,12 +111,13 @@ def summary(r: Result) -> str:
         if c.finishes:
             p90 = fmt_days(c.time_to_train_days_p90) if c.time_to_train_days_p90 is not None else "—"
             # P50 / P90 of the failure simulation alone; the model's own error is the prediction band's
+            n = round(c.failures["total"])
             lines.append(head + f"{fmt_days(c.time_to_train_days_p50)} P50 · {p90} P90 of failures "
-                         f"(ETTR {c.ettr:.2f}, {c.failures['total']:.0f} failures)")
+                         f"(ETTR {c.ettr:.2f}, {n:,} failure{'' if n == 1 else 's'})")
         else:
             lines.append(head + f"{c.time_to_train_reason} (ETTR {c.ettr:.2f})")
         lines.append(
-            f"campaign         checkpoint every {fmt_duration(c.checkpoint_interval_s)}, restart "
+            f"campaign         checkpoint every {fmt_duration(c.checkpoint_interval_s)}{_checkpoint_load(c, r)}, restart "
             f"{fmt_duration(c.restart_s)}, job MTBF "
             f"{fmt_duration(c.mtbf_s) if c.mtbf_s != float('inf') else 'none (no failure rates)'}; time lost: "
             + (", ".join(f"{k.replace('_', ' ')} {v / 86400:.1f} d" for v, k in top) or "none")
@@ -124,11 +134,14 @@ def summary(r: Result) -> str:
     e = r.energy
     if e is not None:
         waste = sum(v for k, v in e.cost_by_use_usd.items() if k not in ("productive", "spares", "energy"))
+        spares = e.cost_by_use_usd.get("spares", 0.0)
+        swing = (f" (a step swings {e.step_power_w['min'] / 1e6:.2f}–{e.step_power_w['max'] / 1e6:.2f} MW)"
+                 if r.step_power is not None else " (in-step power needs the step DES)")
         lines.append(
             f"energy           {e.energy_j / 3.6e9:,.0f} MWh · avg {e.avg_power_w / 1e6:.2f} MW · peak "
-            f"{e.peak_power_w / 1e6:.2f} MW (a step swings {e.step_power_w['min'] / 1e6:.2f}–"
-            f"{e.step_power_w['max'] / 1e6:.2f} MW) · {e.co2_kg / 1000:,.0f} tCO2e · "
-            f"$ {fmt_si(e.cost_usd)} (of which failures and checkpoints {100 * waste / e.cost_usd if e.cost_usd else 0.0:.1f} %)")
+            f"{e.peak_power_w / 1e6:.2f} MW{swing} · {e.co2_kg / 1000:,.0f} tCO2e · "
+            f"$ {fmt_si(e.cost_usd)} (of which failures and checkpoints {100 * waste / e.cost_usd if e.cost_usd else 0.0:.1f} %"
+            + (f", spare nodes $ {fmt_si(spares)}" if spares > 0 else "") + ")")
     lines.append(f"where the step goes: {breakdown_line(r.breakdown, r.step_time_s)}")
     lines.append(f"assumptions: {len(r.assumptions)} defaults filled in (see --json \"assumptions\")"
                  f" · engine: {r.engine}")
