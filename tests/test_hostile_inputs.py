@@ -438,3 +438,11 @@ def test_the_default_prune_width_on_a_tiny_model_is_a_missing_lever_not_an_error
             "--set", "model.num_query_groups=1", "--set", "parallelism.tensor_model_parallel_size=1"]
     assert main(["levers", W8, *tiny, "--only", "pruned", "--fast", "--replicas", "2"]) == 0
     assert "nothing to prune" in capsys.readouterr().out
+
+
+def test_yaml_merge_keys_read_and_own_keys_still_must_be_distinct():
+    """`<<: *base` failed with "could not determine a constructor for the tag ...merge"."""
+    assert safe_load("base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  y: 3\n")["c"] == {"x": 1, "y": 3}
+    assert safe_load("b: {<<: [{p: 1}, {q: 2}], r: 3}")["b"] == {"p": 1, "q": 2, "r": 3}
+    with pytest.raises(Exception, match="duplicate key"):
+        safe_load("c: {<<: {x: 1}, x: 2, x: 3}")

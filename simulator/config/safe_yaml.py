@@ -17,6 +17,8 @@ class _StrictSafeLoader(yaml.SafeLoader):
 def _mapping(loader: _StrictSafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":   # `<<: *base`: merged by construct_mapping, where
+            continue                                     # the mapping's own keys win over merged ones
         key = loader.construct_object(key_node, deep=deep)
         try:
             duplicate = key in seen
