@@ -446,3 +446,14 @@ def test_yaml_merge_keys_read_and_own_keys_still_must_be_distinct():
     assert safe_load("b: {<<: [{p: 1}, {q: 2}], r: 3}")["b"] == {"p": 1, "q": 2, "r": 3}
     with pytest.raises(Exception, match="duplicate key"):
         safe_load("c: {<<: {x: 1}, x: 2, x: 3}")
+
+
+def test_a_missing_carbon_profile_is_an_error_before_any_work(capsys, tmp_path):
+    """Was read only after the simulation: a run that did not finish never reported it, and a
+    search marked every layout invalid."""
+    cluster = tmp_path / "c.yaml"
+    cluster.write_text((ROOT / "topologies" / "dgx-h100-superpod.yaml").read_text()
+                       .replace("prices:", "prices:\n  carbon_intensity_profile: nope.csv", 1))
+    assert "carbon_intensity_profile: nope.csv" in cluster.read_text()
+    err = _err(capsys, ["run", W8, "--fast", "--replicas", "2", "--cluster", str(cluster)])
+    assert "prices.carbon_intensity_profile" in err and "nope.csv" in err

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from simulator import catalog
+from simulator.config.carbon_profile import read_profile
 from simulator.config.cluster import ClusterConfig
 from simulator.config.errors import raise_config_error, suggest
 from simulator.config.gpu import GPUSpec, catalog_gpu
@@ -201,6 +202,8 @@ def _finish(wcfg, wraw, craw, workload_source, cluster_source, wl_over, cl_over,
     cwhere = source_finder(cluster_source, cl_over, craw)
     gpu = resolve_gpu(ccfg, cwhere)
     _check_fabric(ccfg, gpu, cwhere)
+    if ccfg.prices.carbon_intensity_profile:   # read now: a bad file is an input error before any work
+        read_profile(Path(cluster_source).parent / ccfg.prices.carbon_intensity_profile)
     num_gpus, layout = derive_layout(wcfg, ccfg, gpu, wwhere, cwhere)
     check_scenario(wcfg, ccfg, wcfg.model.seq_length, wwhere, cwhere)
     assumptions = {**defaults_used(wcfg), **{f"cluster.{k}": v for k, v in defaults_used(ccfg).items()}}

@@ -8,15 +8,11 @@ for the whole campaign. Facility energy = PUE x IT energy.
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from simulator.errors import ConfigError
-from simulator.files import read_text
-from simulator.limits import MAX_CSV_BYTES
+from simulator.config.carbon_profile import read_profile
 
 HOUR = 3600.0
 # evaluation runs forward passes on the GPUs: priced at the step's power (an upper bound)
@@ -54,31 +50,6 @@ def energy_by_use(wall_s: float, lost_s: dict, step_w: float, wait_w: float, idl
     out = {"productive": max(wall_s - overhead, 0.0) * step_w, **out}
     out["spares"] = spares_w * wall_s
     return out
-
-
-def read_profile(path: Path) -> list[float]:
-    """Hourly carbon intensity (kg/kWh) from a CSV: one value per row, last column, header allowed."""
-    text = read_text(path, MAX_CSV_BYTES, what="a CSV of hourly kg/kWh", key="prices.carbon_intensity_profile")
-    values = []
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error as exc:
-        raise ConfigError(f"not a valid CSV ({exc})", source=str(path), path="prices.carbon_intensity_profile",
-                          expected="kg/kWh per hour") from None
-    for i, row in enumerate(rows):
-        if not row:
-            continue
-        try:
-            values.append(float(row[-1]))
-        except ValueError:
-            if i == 0:
-                continue   # header
-            raise ConfigError(f"row {i + 1} is not a number", source=str(path), value=row[-1],
-                              path="prices.carbon_intensity_profile", expected="kg/kWh per hour") from None
-    if not values or any(v < 0 or not math.isfinite(v) for v in values):
-        raise ConfigError("needs at least one non-negative hourly value", source=str(path),
-                          path="prices.carbon_intensity_profile", expected="kg/kWh per hour")
-    return values
 
 
 def carbon_kg(energy_j: float, wall_s: float, intensity_kg_per_j: float,
