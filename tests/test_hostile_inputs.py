@@ -2,6 +2,7 @@
 traceback or a silent wrong value."""
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -457,3 +458,14 @@ def test_a_missing_carbon_profile_is_an_error_before_any_work(capsys, tmp_path):
     assert "carbon_intensity_profile: nope.csv" in cluster.read_text()
     err = _err(capsys, ["run", W8, "--fast", "--replicas", "2", "--cluster", str(cluster)])
     assert "prices.carbon_intensity_profile" in err and "nope.csv" in err
+
+
+def test_a_pcie_scale_up_runs_at_the_host_link_and_has_no_nvls(capsys):
+    """kind: pcie without a bandwidth took the GPU's 450 GB/s NVLink figure; nvls: true was accepted."""
+    base = ["run", W8, "--fast", "--replicas", "2", "--json"]
+    assert main(base) == 0
+    nvswitch = json.loads(capsys.readouterr().out)["step_time_s"]
+    assert main([*base, "--set", "cluster.node.nvlink={kind: pcie}"]) == 0
+    assert json.loads(capsys.readouterr().out)["step_time_s"] > nvswitch
+    err = _err(capsys, ["run", W8, "--fast", "--set", "cluster.node.nvlink={kind: pcie, nvls: true}"])
+    assert "nvls: true needs kind: nvswitch" in err

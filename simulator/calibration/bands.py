@@ -201,8 +201,10 @@ def band_text(result, bands: dict) -> str:
              f"tokens/s {fmt_si(result.tokens_per_s)} ({fmt_si(b['tokens_per_s_p10'])}–{fmt_si(b['tokens_per_s_p90'])})",
              f"MFU {100 * result.mfu:.1f} % ({100 * b['mfu_p10']:.1f}–{100 * b['mfu_p90']:.1f} %)"]
     if "time_to_train_days_band_p10" in b:
-        parts.append(f"time to train P10–P90 {b['time_to_train_days_band_p10']:.1f}–"
-                     f"{b['time_to_train_days_band_p90']:.1f} d (model error and failures)")
+        lo, hi = b["time_to_train_days_band_p10"], b["time_to_train_days_band_p90"]
+        span = (f"{lo:.1f}–{hi:.1f} d" if hi >= 0.05 else   # a run of minutes read "0.0–0.0 d"
+                f"{fmt_duration(lo * 86400.0)}–{fmt_duration(hi * 86400.0)}")
+        parts.append(f"time to train P10–P90 {span} (model error and failures)")
     if "energy_mwh_p10" in b:
         parts.append(f"energy {b['energy_mwh_p10']:,.0f}–{b['energy_mwh_p90']:,.0f} MWh")
         parts.append(f"$ {fmt_si(b['cost_usd_p10'])}–{fmt_si(b['cost_usd_p90'])}")

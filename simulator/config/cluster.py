@@ -23,6 +23,13 @@ class NVLinkConfig(Strict):
     # per GPU per direction: H100, H200, Blackwell); false where NCCL_NVLS_ENABLE=0
     nvls: bool | None = None
 
+    @model_validator(mode="after")
+    def _nvls_needs_a_switch(self):
+        if self.nvls and self.kind != "nvswitch":
+            raise ValueError(f"nvls: true needs kind: nvswitch (NVLink SHARP reduces inside an NVSwitch; "
+                             f"a {self.kind} domain has none)")
+        return self
+
 
 class NodeConfig(Strict):
     # at most 1,024: hosts carry 4-8 GPUs (a rack-scale NVLink domain is nvlink.domain_size, NVL72's

@@ -103,7 +103,10 @@ def fabric_params(cluster: ClusterConfig, gpu: GPUSpec, num_nodes: int | None = 
         oversubscription=_oversubscription(cluster), nodes_per_unit=f.nodes_per_unit,
         torus_dims=_torus_dims(cluster, hosts.num_gpus, num_nodes is not None),
         domain_size=node.nvlink.domain_size or node.gpus_per_node, scale_up_kind=node.nvlink.kind,
-        scale_up_bandwidth=node.nvlink.bandwidth or gpu.nvlink_bandwidth or PCIE_FALLBACK,
+        # a PCIe "scale-up" moves GPU to GPU through the host's PCIe switch: the GPU's host link rate,
+        # not its NVLink figure (which a PCIe card does not use)
+        scale_up_bandwidth=node.nvlink.bandwidth or (gpu.host_bandwidth if node.nvlink.kind == "pcie"
+                                                     else gpu.nvlink_bandwidth) or PCIE_FALLBACK,
         scale_up_latency=node.nvlink.latency)
 
 
