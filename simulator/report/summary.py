@@ -125,6 +125,11 @@ def summary(r: Result) -> str:
                else " (not simulated: decided from arithmetic)"))
         lines.extend(f"warning          {w}" for w in c.warnings)
         lines.extend(phase_lines(r.phases))
+        top = (r.layout, r.seq_length, r.global_batch_size, r.num_gpus)
+        if r.phases and not any((p["layout"], p["seq_length"], p["global_batch_size"], p["num_gpus"]) == top
+                                for p in r.phases):
+            lines.append("note             no training phase runs the top level as written: the step, MFU and "
+                         "band above are its, for reference; the phases' own lines are what runs")
     elif r.train_steps is not None:
         lines.append(
             f"time to train    {fmt_si(r.train_tokens, billion='B')} tokens in {r.train_steps:,} steps: "
