@@ -473,7 +473,7 @@ def test_a_pcie_scale_up_runs_at_the_host_link_and_has_no_nvls(capsys):
 
 def test_a_schedule_whose_phases_all_differ_from_the_top_level_says_so(capsys):
     assert main(["run", W8, "--fast", "--replicas", "2", "--set",
-                 "phases=[{name: longer, seq_length: 16384, global_batch_size: 256, train_tokens: 1B}]"]) == 0
+                 "phases=[{name: longer, seq_length: 16384, global_batch_size: 256}]"]) == 0
     assert "no training phase runs the top level as written" in capsys.readouterr().out
     assert main(["run", str(WORKLOADS / "llama3-405b.yaml"), "--fast", "--replicas", "2"]) == 0
     assert "no training phase runs the top level" not in capsys.readouterr().out
