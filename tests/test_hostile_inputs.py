@@ -477,3 +477,17 @@ def test_a_schedule_whose_phases_all_differ_from_the_top_level_says_so(capsys):
     assert "no training phase runs the top level as written" in capsys.readouterr().out
     assert main(["run", str(WORKLOADS / "llama3-405b.yaml"), "--fast", "--replicas", "2"]) == 0
     assert "no training phase runs the top level" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("peaks, tdp, want", [("{}", "700 W", "needs a bf16 or fp16 peak"),
+                                              ("{bf16: 1 PFLOP/s}", "0 W", "tdp must be above 0 W")])
+def test_inline_gpus_need_a_training_peak_and_a_power(capsys, peaks, tdp, want):
+    gpu = (f"cluster.gpu={{name: g, peak_flops: {peaks}, hbm_capacity: 80 GiB, hbm_bandwidth: 3.35 TB/s, "
+           f"tdp: {tdp}, idle_power: 0 W}}")
+    assert want in _err(capsys, ["run", W8, "--fast", "--set", gpu])
+
+
+def test_search_says_why_no_pipeline_split_fits_a_small_model(capsys):
+    err = _err(capsys, ["search", W8, "--gpus", "7", "--set", "model.num_layers=8", "--fast", "--replicas", "2"],
+               code=3)
+    assert "leave -" not in err and "more than the model has" in err

@@ -56,6 +56,11 @@ class GPUSpec(Strict):
 
     @model_validator(mode="after")
     def _physical(self) -> "GPUSpec":
+        if self.peak_flops.bf16 is None and self.peak_flops.fp16 is None:
+            raise ValueError("peak_flops needs a bf16 or fp16 peak: every training precision's GEMM rate and "
+                             "MFU are counted against it")
+        if self.tdp <= 0:
+            raise ValueError("tdp must be above 0 W (a GPU that draws nothing would make every run's energy 0)")
         if self.idle_power > self.tdp:
             raise ValueError(f"idle_power ({self.idle_power:g} W) exceeds tdp ({self.tdp:g} W); a GPU idles "
                              "below its thermal design power")

@@ -148,8 +148,10 @@ def split_refusal(num_layers: int, pp: int) -> str | None:
         return None
     mid = -(-num_layers // pp)
     if num_layers - mid * (pp - 2) < 2:
-        return (f"PP{pp} does not divide num_layers={num_layers} and {pp - 2} inner stages of {mid} layers "
-                f"leave {num_layers - mid * (pp - 2)} for the first and last stages")
+        rest = num_layers - mid * (pp - 2)
+        return (f"PP{pp} does not divide num_layers={num_layers}, and {pp - 2} inner stages of {mid} layers "
+                + (f"leave {rest} for the first and last stages (they need one each)" if rest >= 0
+                   else f"already take {mid * (pp - 2)}, more than the model has"))
     return None
 
 
