@@ -491,3 +491,10 @@ def test_search_says_why_no_pipeline_split_fits_a_small_model(capsys):
     err = _err(capsys, ["search", W8, "--gpus", "7", "--set", "model.num_layers=8", "--fast", "--replicas", "2"],
                code=3)
     assert "leave -" not in err and "more than the model has" in err
+
+
+def test_fp16_on_a_tpu_is_refused_and_not_listed(capsys):
+    """The bf16 peak stood in for fp16 on TPU v5p, and the error listed fp16 among its precisions."""
+    err = _err(capsys, ["run", W8, "--fast", "--cluster", str(ROOT / "topologies" / "tpu-v5p.yaml"),
+                        "--set", "training.precision=fp16"])
+    assert "has no FP16" in err and err.rstrip().endswith("TPU v5p has: bf16")

@@ -81,8 +81,8 @@ class GPUSpec(Strict):
         precision = TENSOR_FORMAT.get(precision, precision)
         if precision in ("fp8", "mxfp8", "nvfp4", "mxfp4"):
             return getattr(p, precision)
-        if precision == "fp16":
-            return p.fp16 or p.bf16
+        if precision == "fp16":   # the same tensor-core rate on GPUs; a TPU's MXU has no fp16 at all
+            return p.fp16 or (p.bf16 if self.vendor != "google" else None)
         if precision == "bf16":
             return p.bf16 or p.fp16
         return getattr(p, precision, None)
