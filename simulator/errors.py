@@ -32,14 +32,18 @@ def clip(text: str, limit: int = 4 * MAX_ECHO_CHARS) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def unprintable(ch: str) -> bool:
+    """A control character (an escape code, a tab, a newline) or a bidirectional override or isolate,
+    which reorders the text a terminal shows (Trojan Source)."""
+    return unicodedata.category(ch) == "Cc" or "\u202a" <= ch <= "\u202e" or "\u2066" <= ch <= "\u2069"
+
+
 def visible(text: str) -> str:
-    """``text`` safe to print on a terminal: control characters other than newline (an escape code
-    in a name or a flag) and bidirectional overrides written as \\xNN / \\uNNNN."""
+    """``text`` safe to print on a terminal: the unprintable characters other than newline (an escape
+    code in a name or a flag) written as \\xNN / \\uNNNN."""
     if all(ch == "\n" or (" " <= ch < "\x7f") for ch in text):
         return text
-    return "".join(ch if ch == "\n" or not (unicodedata.category(ch) == "Cc" or "\u202a" <= ch <= "\u202e"
-                                             or "\u2066" <= ch <= "\u2069")
-                   else ascii(ch)[1:-1] for ch in text)
+    return "".join(ch if ch == "\n" or not unprintable(ch) else ascii(ch)[1:-1] for ch in text)
 
 
 class TrainsimError(Exception):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from simulator.config.loader import fail as _fail   # the key's source, with a file key's overrides
 from simulator.config.workload import ModelConfig
+from simulator.model.arch import moe_layer_pattern
 from simulator.model.precision import is_low_precision
 
 
@@ -27,8 +28,7 @@ def check_model_features(m: ModelConfig, where) -> None:
             _fail(where, "model.moe.first_k_dense_replace", f"leaves no MoE layer of num_layers={L}",
                   moe.first_k_dense_replace, f"fewer than {L}")
         k, freq = moe.first_k_dense_replace, moe.moe_layer_freq
-        pattern = freq if isinstance(freq, list) else [int(i % freq == 0) for i in range(L)]
-        if k and not any(pattern[k:]):   # the pattern's MoE layers all among the first k dense ones
+        if k and not any(moe_layer_pattern(m)):   # the pattern's MoE layers all among the first k dense ones
             _fail(where, "model.moe.first_k_dense_replace", f"makes the first {k} layers dense, and the layer "
                   f"pattern (moe_layer_freq {freq if not isinstance(freq, list) else 'list'}) has no MoE layer "
                   "after them: the model would run as a dense one", k,

@@ -4,11 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import unicodedata
-
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from simulator import units
+from simulator.errors import unprintable
 from simulator.limits import MAX_INT, MAX_TRAIN_TOKENS
 
 
@@ -49,15 +48,9 @@ Flops = _quantity("flops", (1e18, "1 EFLOP/s", "one GPU's densest peak is ~15 PF
 Duration = _quantity("time", ge=0)
 PositiveDuration = _quantity("time", gt=0)
 Count = _quantity("count", gt=0)
-def _tokens_bound(value: float) -> float:
-    """Tokens of a training run: at most limits.MAX_TRAIN_TOKENS."""
-    if value > MAX_TRAIN_TOKENS:
-        raise ValueError(f"expected at most {MAX_TRAIN_TOKENS:.0e} tokens (today's largest runs train on 15-36T)")
-    return value
-
-
-Tokens = Annotated[float, BeforeValidator(units.parser("count")), Field(gt=0), AfterValidator(_tokens_bound),
-                   Unit("count")]
+# tokens of a training run: at most limits.MAX_TRAIN_TOKENS
+Tokens = _quantity("count", (MAX_TRAIN_TOKENS, f"{MAX_TRAIN_TOKENS:.0e} tokens",
+                             "today's largest runs train on 15-36T"), gt=0)
 Money = _quantity("money", (1e12, "1e12 USD", "a GPU-hour costs a few dollars, a GPU tens of thousands"), ge=0)
 EnergyPrice = _quantity("energy_price", ge=0)
 CarbonIntensity = _quantity("carbon_intensity", ge=0)
@@ -81,14 +74,10 @@ def _int_or_auto(value: object) -> object:
 
 IntOrAuto = Annotated[Any, BeforeValidator(_int_or_auto)]
 
-# bidirectional overrides and isolates: they reorder the text a terminal shows (Trojan Source)
-_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
 def _printable(text: str) -> str:
     """A name is printed in headers, tables, reports and file names: one line, no terminal escape
-    codes or other control characters, no bidirectional overrides."""
-    bad = next((ch for ch in text if unicodedata.category(ch) == "Cc" or ch in _BIDI), None)
+    codes or other control characters, no bidirectional overrides (errors.unprintable)."""
+    bad = next((ch for ch in text if unprintable(ch)), None)
     if bad is not None:
         raise ValueError(f"expected printable text on one line (it holds the control character "
                          f"U+{ord(bad):04X})")

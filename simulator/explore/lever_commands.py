@@ -185,7 +185,7 @@ def _question_flag(q) -> tuple[str, object]:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from simulator.config.scenario import load_scenario
-    from simulator.explore.levers import Lever, run_lever, row_metrics
+    from simulator.explore.levers import Lever, calibrated, run_lever, row_metrics
     from simulator.explore.plan import PlanQuestion, check, plan_lever, proposal_json, propose, workload_point
     from simulator.model.scaling import CHINCHILLA
     from simulator.simulate import simulate
@@ -221,14 +221,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if base is not None:
         from simulator.report.lever_table import format_table
 
-        from simulator.calibration.bands import shipped_band_for
-        from simulator.calibration.file import describe, resolve
+        from simulator.calibration.file import describe
 
         sim = dict(engine="analytical" if args.fast else "des", replicas=args.replicas, seed=args.seed)
-        applied = resolve(args.calibration, base)   # as levers: the calibration's efficiencies and band
-        if applied is not None:
-            sim["efficiency"] = applied.efficiencies()
-        band = shipped_band_for(base) if applied is None else applied.band
+        applied, band = calibrated(args.calibration, base, sim)   # as levers: its efficiencies and band
         baseline = {"key": "baseline", "label": f"{base.name} (baseline)", "note": "", "error": "",
                     "overrides": [], "metrics": row_metrics(simulate(base, **sim), band)}
         lever = plan_lever(base, prop, q)

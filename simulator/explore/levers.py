@@ -246,21 +246,27 @@ def evaluate(workload: Path, *, cluster: Path | None = None, gpus: int | None = 
                          replicas=replicas, seed=seed, calibration=calibration)[0]
 
 
+def calibrated(calibration: str | None, base: Scenario, sim: dict):
+    """(the calibration applied, the band) of pricing levers on ``base``: --calibration or the
+    cluster's, whose efficiencies go into ``sim``; else the shipped band of the workload's class."""
+    from simulator.calibration.bands import shipped_band_for
+    from simulator.calibration.file import resolve
+
+    applied = resolve(calibration, base)
+    if applied is not None:
+        sim["efficiency"] = applied.efficiencies()
+    return applied, (shipped_band_for(base) if applied is None else applied.band)
+
+
 def evaluate_with(workload: Path, *, cluster: Path | None = None, gpus: int | None = None,
                   overrides: list[str] | None = None, opts: LeverOptions = LeverOptions(),
                   engine: str = "des", replicas: int = 32, seed: int = 0,
                   calibration: str | None = None):
     """``evaluate`` and the calibration it used (calibration.file.Applied, or None: shipped)."""
-    from simulator.calibration.bands import shipped_band_for
-    from simulator.calibration.file import resolve
-
     base_ov = list(overrides or [])
     base = load_scenario(workload, cluster=cluster, overrides=base_ov, gpus=gpus)
     sim = dict(engine=engine, replicas=replicas, seed=seed)
-    applied = resolve(calibration, base)
-    if applied is not None:
-        sim["efficiency"] = applied.efficiencies()
-    band = shipped_band_for(base) if applied is None else applied.band
+    applied, band = calibrated(calibration, base, sim)
     baseline = Lever("baseline", "baseline", ())
     rows = [LeverRow(baseline, row_metrics(simulate(base, **sim), band))]
     rows[0].metrics["overrides"] = []

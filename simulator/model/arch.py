@@ -171,7 +171,9 @@ class Arch:
         return sum(self.window(i) for i in range(self.num_layers)) / (self.num_layers * self.seq)
 
 
-def _moe_pattern(m: ModelConfig) -> tuple[bool, ...]:
+def moe_layer_pattern(m: ModelConfig) -> tuple[bool, ...]:
+    """Per layer, whether it is an MoE layer: moe_layer_freq (a list, or a period) with the first
+    first_k_dense_replace layers dense; () for a dense model, or when the period alone places them."""
     moe = m.moe
     if moe is None:
         return ()
@@ -241,7 +243,7 @@ def resolve(m: ModelConfig) -> Arch:
         moe_ffn=(moe.moe_ffn_hidden_size or m.ffn_hidden_size or 4 * m.hidden_size) if moe else 0,
         moe_layer_freq=moe.moe_layer_freq if moe and isinstance(moe.moe_layer_freq, int) else 1,
         shared_expert_ffn=(moe.moe_shared_expert_intermediate_size or 0) if moe else 0,
-        moe_pattern=_moe_pattern(m),
+        moe_pattern=moe_layer_pattern(m),
         grouped_gemm=moe.moe_grouped_gemm if moe else True,
         fused_grouped_mlp=bool(moe) and moe.moe_fused_grouped_mlp,
         load_imbalance=(1.0 if moe.moe_router_force_load_balancing else moe.moe_expert_load_imbalance)
